@@ -1,0 +1,291 @@
+"""The ``mmsold`` command: parse, call the library, print.
+
+No mathematics lives here.  Every user error arrives as a
+:class:`~mmsold_cli.errors.MmsoldError` and leaves as one line on stderr
+with exit code 2 (a traceback only with ``--debug``); Ctrl-C exits 130 and
+SIGTERM 143, in both cases without partial output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import MmsoldError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Generate new samples from a point cloud or latent data set without training a network (MM-SOLD).",
+)
+
+_STATE = {"debug": False}
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler so cleanup runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _fail(msg: str, code: int = 2):
+    sys.stderr.write(f"mmsold: error: {msg}\n")
+    raise typer.Exit(code)
+
+
+def _run(fn):
+    """Run a command body, mapping errors and signals to messages and exit codes."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(f"mmsold: warning: {message}\n")
+
+    warnings.showwarning = show_warning
+    try:
+        return fn()
+    except MmsoldError as exc:
+        if _STATE["debug"]:
+            raise
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("mmsold: interrupted; no output written\n")
+        raise typer.Exit(130)
+    except _Terminated:
+        sys.stderr.write("mmsold: terminated; no output written\n")
+        raise typer.Exit(143)
+    except MemoryError:
+        _fail("out of memory; lower --batch-size or the number of samples", 1)
+
+
+def _emit(payload: dict, as_json: bool, table_title: str | None = None):
+    if as_json:
+        sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=table_title, show_header=True)
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for k, v in payload.items():
+        if isinstance(v, float):
+            v = f"{v:.6g}"
+        elif isinstance(v, (list, dict)):
+            continue
+        table.add_row(k, str(v))
+    Console().print(table)
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+):
+    """Training-free sampling by moment-matched score-smoothed Langevin dynamics."""
+    _STATE["debug"] = debug
+    if version:
+        from . import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+@app.command("fit-moments")
+def fit_moments_cmd(
+    data: str = typer.Argument(..., help="Training set: .npy .npz[:key] .h5[:/dataset] .csv .txt .xyz .ply .obj"),
+    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.h5)."),
+    index: str = typer.Option("auto", "--index", help="Neighbour index: auto, kdtree, brute, nndescent."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Read a training set, compute its moments and neighbour index, save one HDF5 model file."""
+
+    def body():
+        import time
+
+        from .io import check_output_path, read_points
+        from .model import fit_moments
+
+        check_output_path(output, overwrite=overwrite)
+        X = read_points(data)
+        t0 = time.perf_counter()
+        model = fit_moments(X, index=index, name=str(data))
+        model.save(output, overwrite=overwrite, settings={"source": str(data), "index": index})
+        _emit(
+            {
+                "model": str(output),
+                "points": model.n_,
+                "dim": model.d_,
+                "index": model.index_kind_,
+                "spacing": model.spacing_,
+                "jitter": model.jitter_,
+                "fit_seconds": time.perf_counter() - t0,
+            },
+            as_json,
+            "fit-moments",
+        )
+
+    _run(body)
+
+
+def _progress_bar(enabled: bool):
+    """A rich progress bar on a terminal; a no-op otherwise."""
+    if not enabled:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   transient=True)
+    ens = bar.add_task("ensembles", total=None)
+    stp = bar.add_task("steps", total=None)
+
+    def update(done, total, step, steps):
+        bar.update(ens, completed=done, total=total)
+        bar.update(stp, completed=step, total=steps)
+
+    return bar, update
+
+
+@app.command("sample")
+def sample_cmd(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="Model file from fit-moments."),
+    n: int = typer.Option(..., "-n", "--n-samples", help="Number of samples."),
+    output: Path = typer.Option(..., "-o", "--output", help="Samples file: .npy .h5 .csv .txt .xyz .ply"),
+    sampler: str = typer.Option("mmsold", "--sampler", help="mmsold or sold (no moment constraint)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [default: 200]."),
+    eta: Optional[float] = typer.Option(None, "--eta", help="Step factor η in h = η(t²+σ²)/λmax [0.3]."),
+    t: Optional[float] = typer.Option(None, "--t", help="Noise level t [2 × training spacing]."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [2 t]."),
+    draws: Optional[int] = typer.Option(None, "-M", "--draws", help="Draws per score evaluation [4]."),
+    neighbours: Optional[int] = typer.Option(None, "-K", "--neighbours", help="Nearest neighbours per barycentre [16]."),
+    remainder: int = typer.Option(0, "-L", "--remainder", help="Random remainder points per barycentre [0]."),
+    ensemble: Optional[int] = typer.Option(None, "-P", "--ensemble", help="Particles per ensemble [min(n, 1000)]."),
+    integrator: str = typer.Option("lm", "--integrator", help="lm (Leimkuhler–Matthews) or em (Euler–Maruyama)."),
+    init: str = typer.Option("data", "--init", help="data (training point + noise) or gaussian."),
+    target_cov: str = typer.Option("data", "--target-cov", help="data (Σ) or blurred (Σ + t² I)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Particles stepped at once [65536]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (bit-identical results)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Run a sampler on CPU; write the samples and a diagnostics JSON beside them."""
+
+    def body():
+        from .io import atomic_path, check_output_path, write_points
+        from .model import Model
+        from .sampling import resolve_settings, sample
+
+        diag_path = output.with_name(output.stem + ".diagnostics.json")
+        check_output_path(output, overwrite=overwrite)
+        check_output_path(diag_path, overwrite=overwrite)
+        model = Model.load(model_path)
+        opts = dict(sampler=sampler, steps=steps, eta=eta, t=t, sigma=sigma, M=draws, K=neighbours, L=remainder,
+                    P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size)
+        resolve_settings(model, n, **opts)  # fail on bad options before any work
+        from .io import WRITE_EXTENSIONS
+
+        if output.suffix.lower() not in WRITE_EXTENSIONS:
+            raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of {', '.join(WRITE_EXTENSIONS)}")
+        bar, update = _progress_bar(sys.stderr.isatty())
+        if bar is not None:
+            bar.start()
+        try:
+            res = sample(model, n, random_state=seed, progress=update, **opts)
+        finally:
+            if bar is not None:
+                bar.stop()
+        settings = {k: v for k, v in res.settings.items()}
+        settings["model"] = str(model_path)
+        write_points(output, res.samples, overwrite=overwrite)
+        with atomic_path(diag_path, overwrite=overwrite) as tmp:
+            Path(tmp).write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1))
+        d = res.diagnostics
+        _emit(
+            {
+                "output": str(output),
+                "diagnostics": str(diag_path),
+                "samples": int(res.samples.shape[0]),
+                "dim": int(res.samples.shape[1]),
+                "sampler": settings["sampler"],
+                "steps": settings["steps"],
+                "t": settings["t"],
+                "sigma": settings["sigma"],
+                "wall_time_s": d["wall_time"],
+                "particle_steps_per_s": d["particle_steps_per_s"],
+                "final_mean_error": d["mean_error"][-1],
+                "final_cov_error": d["cov_error"][-1],
+            },
+            as_json,
+            "sample",
+        )
+
+    _run(body)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    samples: str = typer.Argument(..., help="Generated samples."),
+    reference: str = typer.Argument(..., help="Reference (held-out) points."),
+    train: Optional[str] = typer.Option(None, "--train", help="Training data or model file, for memorisation."),
+    seed: int = typer.Option(0, "--seed", help="Seed for projections and subsampling."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """Metrics of samples against a reference: moments, W2, sliced W2, MMD², precision/recall, memorisation."""
+
+    def body():
+        from .io import read_points
+        from .metrics import evaluate
+
+        A = read_points(samples)
+        B = read_points(reference)
+        if B.shape[1] != A.shape[1]:
+            raise MmsoldError(f"{reference}: dimension {B.shape[1]} differs from the samples' {A.shape[1]}")
+        model = train_X = None
+        if train is not None:
+            if _is_model_file(train):
+                from .model import Model
+
+                model = Model.load(train)
+                if model.d_ != A.shape[1]:
+                    raise MmsoldError(f"{train}: model dimension {model.d_} differs from the samples' {A.shape[1]}")
+            else:
+                train_X = read_points(train)
+        res = evaluate(A, B, train=train_X, model=model, random_state=seed)
+        _emit(res, as_json, "evaluate")
+
+    _run(body)
+
+
+def _is_model_file(spec: str) -> bool:
+    from .io import split_path_key
+
+    path, key = split_path_key(spec)
+    if key is not None or path.suffix.lower() not in (".h5", ".hdf5") or not path.exists():
+        return False
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return "format" in f.attrs
+    except OSError:
+        return False
+
+
+def run():
+    """Console-script entry point."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    app()
+
+
+if __name__ == "__main__":
+    run()
