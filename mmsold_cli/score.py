@@ -205,11 +205,12 @@ class SmoothedScore:
         if self.L > 0:
             self._logw = np.concatenate([np.zeros(self.K), np.full(self.L, np.log((n - self.K) / self.L))])
 
-    def draws(self, rng, shape):
+    def draws(self, rng, shape, sigma=None):
         """The perturbations u for one step: array of shape (M, *shape)."""
-        if self.sigma == 0:
+        sigma = self.sigma if sigma is None else sigma
+        if sigma == 0:
             return np.zeros((1,) + tuple(shape))
-        return antithetic_draws(rng, self.M, shape, self.sigma)
+        return antithetic_draws(rng, self.M, shape, sigma)
 
     def candidates(self, Q, rng):
         """Neighbour (and remainder) indices of each query: array of shape (m, K+L)."""
@@ -221,9 +222,13 @@ class SmoothedScore:
             idx = np.concatenate([idx, remainder_indices(rng, idx, n, self.L)], axis=1)
         return idx
 
-    def barycentre(self, Z, t, rng):
-        """Mean over the draws of :math:`\\hat b_t(z+u)`: array of shape (m, d)."""
-        U = self.draws(rng, Z.shape)
+    def barycentre(self, Z, t, rng, sigma=None):
+        """Mean over the draws of :math:`\\hat b_t(z+u)`: array of shape (m, d).
+
+        ``sigma`` overrides the smoothing scale for this call (σ-CFDM rescales
+        it with time).
+        """
+        U = self.draws(rng, Z.shape, sigma)
         M, m, d = U.shape
         Q = (Z[None] + U).reshape(M * m, d)
         X = self.X
