@@ -29,14 +29,16 @@ import numpy as np
 from . import defaults, schedules, stiefel
 from .errors import MmsoldError
 from .integrators import get_integrator
-from .samplers import init_data, init_gaussian, sample_mmsold, sample_sold
+from .samplers import init_data, init_gaussian, sample_mmsold, sample_sold, spatial_order
 from .score import SmoothedScore
+from . import cfdm as _cfdm, inits
+from .cfdm import sample_cfdm
 from .validation import check_int, check_positive
 
 __all__ = ["sample", "SampleResult", "SAMPLERS", "INITS", "TARGET_COVS", "ensemble_sizes", "resolve_settings"]
 
-SAMPLERS = ("mmsold", "sold")
-INITS = ("data", "gaussian")
+SAMPLERS = ("mmsold", "sold", "cfdm")
+INITS = ("data", "gaussian", "moments", "gmm")
 TARGET_COVS = ("data", "blurred")
 BATCH_PARTICLES = 65_536
 
@@ -70,8 +72,8 @@ def ensemble_sizes(n: int, P: int, d: int) -> list[int]:
 
 
 def resolve_settings(model, n, *, sampler="mmsold", steps=None, eta=None, t=None, sigma=None, M=None, K=None,
-                     L=0, P=None, integrator="lm", init="data", target_cov="data", batch_size=None,
-                     backend="numba"):
+                     L=0, P=None, integrator=None, init="data", target_cov="data", batch_size=None,
+                     backend="numba", start_time=None):
     """Validate the options and fill the data-scaled defaults (see :mod:`mmsold_cli.defaults`)."""
     n = check_int(n, "number of samples n", low=1)
     d = model.d_
@@ -81,13 +83,19 @@ def resolve_settings(model, n, *, sampler="mmsold", steps=None, eta=None, t=None
         raise MmsoldError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     if target_cov not in TARGET_COVS:
         raise MmsoldError(f"target_cov must be one of {', '.join(TARGET_COVS)}, got {target_cov!r}")
-    get_integrator(integrator)
+    if sampler == "cfdm":
+        steps, sigma, M, start_time, integrator = _cfdm_settings(model, t, steps, sigma, M, start_time, integrator)
+    elif start_time is not None:
+        raise MmsoldError(f"start_time applies to the cfdm sampler only, got start_time = {start_time!r} with {sampler}")
+    else:
+        integrator = "lm" if integrator is None else integrator
+        get_integrator(integrator)
     steps = check_int(defaults.STEPS if steps is None else steps, "steps", low=1)
     eta = check_positive(defaults.ETA if eta is None else eta, "step factor eta")
     t = check_positive(defaults.noise_level(model.spacing_) if t is None else t, "noise t")
     sigma = check_positive(defaults.smoothing(t) if sigma is None else sigma, "smoothing sigma", allow_zero=True)
     M = check_int(defaults.DRAWS if M is None else M, "draws M", low=1)
-    K = check_int(defaults.NEIGHBOURS if K is None else K, "neighbours K", low=1)
+    K = check_int(min(defaults.NEIGHBOURS, model.n_) if K is None else K, "neighbours K", low=1)
     if K > model.n_:
         raise MmsoldError(f"neighbours K must be ≤ the {model.n_} training points, got {K}")
     L = check_int(L, "remainder points L", low=0, high=model.n_ - K)
@@ -99,8 +107,38 @@ def resolve_settings(model, n, *, sampler="mmsold", steps=None, eta=None, t=None
     batch_size = check_int(BATCH_PARTICLES if batch_size is None else batch_size, "batch_size", low=1)
     if backend not in ("numba", "numpy"):
         raise MmsoldError(f"backend must be numba or numpy, got {backend!r}")
-    return dict(sampler=sampler, n=n, steps=steps, eta=eta, t=t, sigma=sigma, M=M, K=K, L=L, P=P,
-                integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size, backend=backend)
+    return dict(sampler=sampler, n=n, steps=steps, eta=eta, t=None if sampler == "cfdm" else t, sigma=sigma, M=M,
+                K=K, L=L, P=P, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
+                backend=backend, start_time=start_time)
+
+
+def _cfdm_settings(model, t, steps, sigma, M, start_time, integrator):
+    """σ-CFDM's own defaults (see :mod:`mmsold_cli.cfdm`); noise t and Langevin integrators do not apply."""
+    if t is not None:
+        raise MmsoldError(f"noise t does not apply to cfdm (it starts at start_time T), got t = {t!r}")
+    if integrator not in (None, "euler"):
+        raise MmsoldError(f"cfdm integrates its flow by Euler; integrator must be euler, got {integrator!r}")
+    T = _cfdm.default_start_time(model.spacing_) if start_time is None else start_time
+    if isinstance(T, bool) or not isinstance(T, (int, float, np.floating)) or not 0 < T < 1:
+        raise MmsoldError(f"start_time T must be a number in (0, 1), got {T!r}")
+    return (_cfdm.STEPS if steps is None else steps, _cfdm.default_sigma(model.spacing_) if sigma is None else sigma,
+            _cfdm.DRAWS if M is None else M, float(T), "euler")
+
+
+def _start(model, st, E, P, mean, chol, rng, constrained, mixture):
+    """A batch's start from :data:`mmsold_cli.inits.STARTS`: Z for cfdm, Y (retracted for MM-SOLD) otherwise."""
+    cf = st["sampler"] == "cfdm"
+    a, s = (st["start_time"], 1.0 - st["start_time"]) if cf else (1.0, st["t"])
+    z = inits.STARTS[st["init"]](model.X_, E * P, a, s, rng=rng, mixture=mixture).reshape(E, P, model.d_)
+    if cf:
+        return z
+    y = stiefel.to_y(z, mean, chol)
+    return stiefel.retract(y) if constrained else y
+
+
+def _cfdm_moments(model, u):
+    """Mean and covariance of σ-CFDM's interpolant at time u: uμ and u²Σ + (1−u)² I."""
+    return u * model.mean_, u * u * model.covariance_ + (1 - u) ** 2 * np.eye(model.d_)
 
 
 def _target(model, settings):
@@ -136,9 +174,11 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, **optio
     progress : callable, optional
         ``progress(ensembles_done, ensembles_total, step, steps)`` after each step.
     **options
-        sampler ("mmsold" | "sold"), steps, eta, t, sigma, M, K, L, P,
-        integrator ("lm" | "em"), init ("data" | "gaussian"),
-        target_cov ("data" | "blurred"), batch_size, backend ("numba" | "numpy").
+        sampler ("mmsold" | "sold" | "cfdm"), steps, eta, t, sigma, M, K, L, P,
+        integrator ("lm" | "em" | "ams" | "ams-tc"; cfdm: Euler only),
+        init ("data" | "gaussian" | "moments" | "gmm", see :mod:`mmsold_cli.inits`),
+        target_cov ("data" | "blurred"), batch_size, backend ("numba" | "numpy"),
+        start_time (cfdm's start time T in (0, 1)).
 
     Returns
     -------
@@ -153,10 +193,14 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, **optio
     d = model.d_
     sizes = ensemble_sizes(st["n"], st["P"], d)
     batches = _batches(sizes, st["batch_size"])
-    sched = schedules.constant(st["steps"], st["t"], st["sigma"], st["eta"], float(np.linalg.eigvalsh(cov)[-1]))
+    cf = st["sampler"] == "cfdm"
+    if cf:
+        sched = schedules.cfdm(st["steps"], st["start_time"])
+    else:
+        sched = schedules.constant(st["steps"], st["t"], st["sigma"], st["eta"], float(np.linalg.eigvalsh(cov)[-1]))
     score = SmoothedScore(model.X_, model.index_, sigma=st["sigma"], M=st["M"], K=st["K"], L=st["L"],
                           backend=st["backend"])
-    integrator = get_integrator(st["integrator"])
+    integrator = None if cf else get_integrator(st["integrator"])
     constrained = st["sampler"] == "mmsold"
     run = sample_mmsold if constrained else sample_sold
     seeds = np.random.SeedSequence(random_state).spawn(len(batches))
@@ -167,16 +211,26 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, **optio
     out = []
     done = 0
     t0 = time.perf_counter()
+    order = spatial_order(model.X_) if st["init"] == "data" else None
+    mixture = None
+    if st["init"] == "gmm":
+        a, s = (st["start_time"], 1.0 - st["start_time"]) if cf else (1.0, st["t"])
+        mix_rng = np.random.default_rng(np.random.SeedSequence(random_state).spawn(len(batches) + 1)[-1])
+        mixture = inits.fit_gmm(model.X_, a, s, rng=mix_rng)
     for (P, E), seed in zip(batches, seeds):
         rng = np.random.default_rng(seed)
-        if st["init"] == "data":
-            y = init_data(model.X_, E, P, st["t"], mean=mean, chol=chol, rng=rng, constrained=constrained)
+        if cf or st["init"] in ("moments", "gmm"):
+            y = _start(model, st, E, P, mean, chol, rng, constrained, mixture)
+        elif st["init"] == "data":
+            y = init_data(model.X_, E, P, st["t"], mean=mean, chol=chol, rng=rng, order=order,
+                          constrained=constrained)
         else:
             y = init_gaussian(E, P, d, rng=rng, constrained=constrained)
 
         def on_step(info, _E=E, _P=P, _done=done):
             i = info["i"]
-            me, ce = stiefel.moment_error(info["z"], mean, cov)
+            me, ce = stiefel.moment_error(info["z"], *(_cfdm_moments(model, info["t"] + info["h"]) if cf
+                                                       else (mean, cov)))
             mean_err[i] = max(mean_err[i], float(me.max()))
             cov_err[i] = max(cov_err[i], float(ce.max()))
             score_norm[i] += float(np.linalg.norm(info["score"], axis=-1).sum())
@@ -185,8 +239,11 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, **optio
             if progress is not None:
                 progress(_done, len(sizes), i + 1, steps)
 
-        y = run(score, y, sched, mean=mean, chol=chol, rng=rng, integrator=integrator, callback=on_step)
-        out.append(stiefel.to_z(y, mean, chol).reshape(-1, d))
+        if cf:
+            y = sample_cfdm(score, y, sched, rng=rng, sigma=st["sigma"], callback=on_step)
+        else:
+            y = run(score, y, sched, mean=mean, chol=chol, rng=rng, integrator=integrator, callback=on_step)
+        out.append((y if cf else stiefel.to_z(y, mean, chol)).reshape(-1, d))
         done += E
         if progress is not None:
             progress(done, len(sizes), steps, steps)

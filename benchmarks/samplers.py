@@ -1,0 +1,290 @@
+"""The related samplers beside MM-SOLD: σ-CFDM, adaptive momentum (AMS), initialization-aware starts.
+
+    python benchmarks/samplers.py                       # all sections, 2-D suite + MNIST PCA-64
+    python benchmarks/samplers.py --sections main --no-mnist
+    python benchmarks/samplers.py --sections sweep      # σ-CFDM defaults
+    python benchmarks/samplers.py --sections ams,inits
+
+Data: the bundled 2-D suite (``sample_data/<name>_train.npy``, 2,000 points, and
+``<name>_test.npy``, 1,000 held-out points) and MNIST projected to 64
+dimensions by PCA fitted on the first 60,000 images (pixels / 255), test set the
+last 10,000 (``../shared/data/mnist.npz``; skipped when absent).
+
+Sections
+--------
+main   one table: sampler × {W2 (exact, 2-D) or sliced W2 (64-D) to held-out data,
+       MMD², precision, recall, memorisation, mean / covariance error, wall
+       time, score (barycentre) evaluations}; "train" is as many training
+       points as samples, the yardstick.
+sweep  σ-CFDM's defaults: σ = cσ·spacing, start blur (1−T)/T = cT·spacing, S
+       steps; W2 / W2(train) per data set and mean, memorisation.
+ams    steps to reach a W2 target from the Gaussian start, per integrator
+       (lm, em, ams, ams-tc) for MM-SOLD and SOLD, and per start for MM-SOLD;
+       target = 1.1 × W2(train subset, test) (never reached: "—").
+inits  σ-CFDM per start: KL(p_T‖q) and MMD² proxies at each start time T,
+       W2 and memorisation at fixed Euler step (1−T)/S = --inits-dt, and the
+       fewest steps reaching W2 ≤ 1.1 × W2(train) with memorisation ≤ fresh
+       points' + 0.03.
+
+Timings are only meaningful when ``uptime`` shows load below ~1.5 (2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mmsold_cli import fit_moments, sample
+from mmsold_cli.datasets import TOY_2D
+from mmsold_cli.metrics import (cov_error, mean_error, memorisation_fraction, mmd2_rbf, precision_recall, sliced_w2,
+                                w2_exact)
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_2d(name):
+    X = np.load(ROOT / "sample_data" / f"{name}_train.npy")
+    T = np.load(ROOT / "sample_data" / f"{name}_test.npy")
+    return X, T
+
+
+def load_mnist_pca(d=64, n_train=60_000):
+    """MNIST pixels / 255, PCA to d dims fitted on the first 60,000; test = last 10,000."""
+    with np.load(MNIST) as f:
+        imgs = f["images"].reshape(len(f["images"]), -1).astype(np.float64) / 255.0
+    tr, te = imgs[:60_000], imgs[-10_000:]
+    mu = tr.mean(axis=0)
+    C = (tr - mu).T @ (tr - mu) / tr.shape[0]
+    w, V = np.linalg.eigh(C)
+    V = V[:, ::-1][:, :d]
+    return ((tr - mu) @ V)[:n_train], (te - mu) @ V
+
+
+def fresh_2d(name, n, seed=99):
+    return TOY_2D[name](n, random_state=np.random.default_rng(seed))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def metrics(S, test, model, exact):
+    out = {"w2": w2_exact(S, test) if exact else sliced_w2(S, test)}
+    out["mmd2"] = mmd2_rbf(S, test)
+    out["prec"], out["rec"] = precision_recall(S, test)
+    out["mem"] = memorisation_fraction(S, model.X_, model.nn_dist_, model.index_)
+    out["mean_err"] = mean_error(S, test)
+    out["cov_err"] = cov_error(S, test)
+    return out
+
+
+def table(rows, cols, title=None):
+    """Print rows (list of dicts) with the given (key, header, format) columns; strings left, numbers right."""
+    if title:
+        print(f"\n## {title}")
+    cells = [[("—" if r.get(k) is None else format(r[k], fmt)) for k, _, fmt in cols] for r in rows]
+    left = [fmt.startswith("<") for _, _, fmt in cols]
+    widths = [max([len(h)] + [len(c[j]) for c in cells]) for j, (_, h, _) in enumerate(cols)]
+    line = lambda vals: "  ".join(v.ljust(w) if lf else v.rjust(w) for v, w, lf in zip(vals, widths, left))  # noqa: E731
+    print(line([h for _, h, _ in cols]))
+    for c in cells:
+        print(line(c))
+
+
+SAMPLERS = {
+    "mmsold": dict(sampler="mmsold"),
+    "mmsold+ams": dict(sampler="mmsold", integrator="ams"),
+    "mmsold+ams-tc": dict(sampler="mmsold", integrator="ams-tc"),
+    "sold": dict(sampler="sold"),
+    "cfdm": dict(sampler="cfdm"),
+    "cfdm σ=0": dict(sampler="cfdm", sigma=0.0),
+    "cfdm init=gmm": dict(sampler="cfdm", init="gmm"),
+}
+
+
+# ---------------------------------------------------------------- sections
+
+
+def section_main(sets, n_samples, seed):
+    rows = []
+    for name, (X, test, exact) in sets.items():
+        model = fit_moments(X)
+        m = min(n_samples, X.shape[0])
+        ref = X[np.random.default_rng(seed).choice(X.shape[0], m, replace=False)]
+        rows.append({"data": name, "sampler": "train", **metrics(ref, test, model, exact)})
+        for label, opts in SAMPLERS.items():
+            t0 = time.perf_counter()
+            res = sample(model, m, random_state=seed, **opts)
+            wall = time.perf_counter() - t0
+            rows.append({"data": name, "sampler": label, **metrics(res.samples, test, model, exact), "time": wall,
+                         "evals": res.diagnostics["score_evals"], "steps": res.settings["steps"]})
+            print(f"  {name} {label}: {wall:.1f}s", flush=True)
+    cols = [("data", "data", "<"), ("sampler", "sampler", "<"), ("w2", "W2/SW2", ".4f"), ("mmd2", "MMD²", ".5f"),
+            ("prec", "prec", ".3f"), ("rec", "recall", ".3f"), ("mem", "memor.", ".3f"),
+            ("mean_err", "mean err", ".4f"), ("cov_err", "cov err", ".4f"), ("steps", "steps", "d"),
+            ("time", "wall s", ".2f"), ("evals", "score evals", ",d")]
+    table(rows, cols, "sampler comparison (W2 exact in 2-D, sliced W2 in 64-D; held-out data)")
+    return rows
+
+
+def section_sweep(names, n_samples, seed, sigma_factors, start_factors, steps_list):
+    from mmsold_cli import cfdm
+
+    base = {}
+    for name in names:
+        X, test = load_2d(name)
+        model = fit_moments(X)
+        ref = X[np.random.default_rng(seed).choice(X.shape[0], n_samples, replace=False)]
+        base[name] = (model, test, w2_exact(ref, test),
+                      memorisation_fraction(fresh_2d(name, n_samples), X, model.nn_dist_, model.index_))
+    rows = []
+    for cs in sigma_factors:
+        for ct in start_factors:
+            for S in steps_list:
+                r = {"cs": cs, "ct": ct, "S": S}
+                ratios, excess, wall = [], [], 0.0
+                for name, (model, test, w2_ref, mem_fresh) in base.items():
+                    T = 1.0 / (1.0 + ct * model.spacing_)
+                    t0 = time.perf_counter()
+                    res = sample(model, n_samples, sampler="cfdm", sigma=cs * model.spacing_, start_time=T, steps=S,
+                                 random_state=seed)
+                    wall += time.perf_counter() - t0
+                    ratios.append(w2_exact(res.samples, test) / w2_ref)
+                    excess.append(memorisation_fraction(res.samples, model.X_, model.nn_dist_, model.index_)
+                                  - mem_fresh)
+                    r[name] = ratios[-1]
+                r.update(mean=float(np.mean(ratios)), worst=float(np.max(ratios)),
+                         mem=float(np.max(excess)), time=wall / len(base))
+                rows.append(r)
+                print(f"  cσ={cs} cT={ct} S={S}: mean {r['mean']:.3f} worst {r['worst']:.3f} mem+ {r['mem']:.3f}",
+                      flush=True)
+    cols = [("cs", "cσ", "g"), ("ct", "cT", "g"), ("S", "S", "d")] + [(n, n[:10], ".3f") for n in names] + [
+        ("mean", "mean", ".3f"), ("worst", "worst", ".3f"), ("mem", "mem-fresh", "+.3f"), ("time", "s/run", ".2f")]
+    table(rows, cols, f"σ-CFDM sweep: W2 / W2(train subset) (defaults: cσ={cfdm.SIGMA_FACTOR:g}, "
+                      f"cT={cfdm.START_FACTOR:g}, S={cfdm.STEPS})")
+    return rows
+
+
+def _steps_to_target(model, n, target, checkpoints, test, seed, **opts):
+    """Run max(checkpoints) steps, W2 at each checkpoint; first checkpoint with W2 ≤ target."""
+    hist = {}
+    want = set(checkpoints)
+
+    def cb(info):
+        k = info["i"] + 1
+        if k in want:
+            hist[k] = w2_exact(info["z"].reshape(-1, model.d_), test)
+
+    sample(model, n, steps=max(checkpoints), random_state=seed, callback=cb, **opts)
+    hit = next((k for k in checkpoints if hist[k] <= target), None)
+    return hit, hist
+
+
+def section_ams(names, n_samples, seed, checkpoints):
+    rows = []
+    for name in names:
+        X, test = load_2d(name)
+        model = fit_moments(X)
+        ref = X[np.random.default_rng(seed).choice(X.shape[0], n_samples, replace=False)]
+        target = 1.1 * w2_exact(ref, test)
+        runs = [(s, i, "gaussian") for s in ("mmsold", "sold") for i in ("lm", "em", "ams", "ams-tc")]
+        runs += [("mmsold", "lm", init) for init in ("moments", "gmm", "data")]
+        for sampler, integ, init in runs:
+            hit, hist = _steps_to_target(model, n_samples, target, checkpoints, test, seed, sampler=sampler,
+                                         integrator=integ, init=init)
+            rows.append({"data": name, "sampler": sampler, "integ": integ, "init": init, "target": target,
+                         "steps": hit, **{f"w{k}": v for k, v in hist.items()}})
+            print(f"  {name} {sampler} {integ} {init}: {hit}", flush=True)
+    cols = [("data", "data", "<"), ("sampler", "sampler", "<"), ("integ", "integ.", "<"), ("init", "init", "<"),
+            ("target", "W2 target", ".4f"), ("steps", "steps", "d")] + [(f"w{k}", f"W2@{k}", ".4f")
+                                                                       for k in checkpoints]
+    table(rows, cols, "steps to reach W2 ≤ 1.1 × W2(train subset, test), checkpoints only")
+    return rows
+
+
+def section_inits(names, n_samples, seed, start_times, dt, L):
+    from mmsold_cli.inits import STARTS, start_divergence
+
+    rows = []
+    for name in names:
+        X, test = load_2d(name)
+        model = fit_moments(X)
+        ref = X[np.random.default_rng(seed).choice(X.shape[0], n_samples, replace=False)]
+        target = 1.1 * w2_exact(ref, test)
+        mem_target = memorisation_fraction(fresh_2d(name, n_samples), X, model.nn_dist_, model.index_) + 0.03
+        for init in STARTS:
+            best = None
+            for T in start_times:
+                S = max(1, math.ceil((1.0 - T) / dt - 1e-9))
+                div = start_divergence(init, X, T, 1.0 - T, m=1000, random_state=seed)
+                t0 = time.perf_counter()
+                res = sample(model, n_samples, sampler="cfdm", init=init, start_time=T, steps=S, L=L,
+                             random_state=seed)
+                wall = time.perf_counter() - t0
+                w2 = w2_exact(res.samples, test)
+                mem = memorisation_fraction(res.samples, X, model.nn_dist_, model.index_)
+                ok = w2 <= target and mem <= mem_target
+                if ok and (best is None or S < best):
+                    best = S
+                rows.append({"data": name, "init": init, "T": T, "S": S, "kl": div["kl"], "mmd2": div["mmd2"],
+                             "w2": w2, "target": target, "mem": mem, "ok": "yes" if ok else "no", "time": wall})
+                print(f"  {name} {init} T={T} S={S}: W2 {w2:.4f} (target {target:.4f}) mem {mem:.3f} "
+                      f"KL {div['kl']:.3f}", flush=True)
+            for r in rows:
+                if r["data"] == name and r["init"] == init:
+                    r["fewest"] = best
+    cols = [("data", "data", "<"), ("init", "init", "<"), ("T", "T", ".3f"), ("S", "S", "d"),
+            ("kl", "KL(p_T‖q)", ".3f"), ("mmd2", "MMD²(q,p_T)", ".5f"), ("w2", "W2", ".4f"), ("target", "target", ".4f"),
+            ("mem", "memor.", ".3f"), ("ok", "ok", "<"), ("fewest", "fewest S", "d"), ("time", "wall s", ".2f")]
+    table(rows, cols, f"σ-CFDM starts: Euler step (1−T)/S ≈ {dt}, K=16, L={L}")
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", default="main,sweep,ams,inits")
+    ap.add_argument("--datasets", default=",".join(TOY_2D))
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-mnist", action="store_true")
+    ap.add_argument("--mnist-samples", type=int, default=1000)
+    ap.add_argument("--sigma-factors", default="0,1,2,4,8")
+    ap.add_argument("--start-factors", default="2,4,8")
+    ap.add_argument("--sweep-steps", default="50,100")
+    ap.add_argument("--checkpoints", default="5,10,20,40,80,160,320")
+    ap.add_argument("--start-times", default="0.2,0.5,0.8,0.9,0.95")
+    ap.add_argument("--inits-dt", type=float, default=0.01)
+    ap.add_argument("--inits-L", type=int, default=64)
+    a = ap.parse_args(argv)
+    names = a.datasets.split(",")
+    sections = a.sections.split(",")
+    floats = lambda s: [float(v) for v in s.split(",")]  # noqa: E731
+    if "main" in sections:
+        sets = {n: (*load_2d(n), True) for n in names}
+        if not a.no_mnist and MNIST.exists():
+            tr, te = load_mnist_pca()
+            sets["mnist-pca64"] = (tr, te, False)
+            print(f"MNIST PCA-64: train {tr.shape}, test {te.shape}")
+        elif not a.no_mnist:
+            print(f"skipping MNIST: {MNIST} not found")
+        section_main({k: v for k, v in sets.items() if k != "mnist-pca64"}, a.samples, a.seed)
+        if "mnist-pca64" in sets:
+            section_main({"mnist-pca64": sets["mnist-pca64"]}, a.mnist_samples, a.seed)
+    if "sweep" in sections:
+        section_sweep(names, a.samples, a.seed, floats(a.sigma_factors), floats(a.start_factors),
+                      [int(v) for v in a.sweep_steps.split(",")])
+    if "ams" in sections:
+        section_ams(names, a.samples, a.seed, [int(v) for v in a.checkpoints.split(",")])
+    if "inits" in sections:
+        section_inits(names, a.samples, a.seed, floats(a.start_times), a.inits_dt, a.inits_L)
+
+
+if __name__ == "__main__":
+    main()

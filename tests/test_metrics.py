@@ -1,0 +1,70 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from mmsold_cli import metrics
+
+
+def test_w2_exact_matches_permutation_search(rng):
+    A, B = rng.standard_normal((6, 2)), rng.standard_normal((6, 2)) + 1
+    C = ((A[:, None] - B[None]) ** 2).sum(-1)
+    best = min(C[np.arange(6), list(p)].mean() for p in itertools.permutations(range(6)))
+    assert metrics.w2_exact(A, B) == pytest.approx(np.sqrt(best), rel=1e-12)
+
+
+def test_w2_unequal_sizes_by_duplication(rng):
+    """W2 with 3 vs 6 points equals W2 with each of the 3 doubled (uniform weights)."""
+    A, B = rng.standard_normal((3, 2)), rng.standard_normal((6, 2))
+    assert metrics.w2_exact(A, B) == pytest.approx(metrics.w2_exact(np.repeat(A, 2, 0), B), rel=1e-9)
+
+
+def test_sliced_w2_in_1d_is_exact(rng):
+    a, b = rng.standard_normal((500, 1)), rng.standard_normal((500, 1)) * 2
+    assert metrics.sliced_w2(a, b, n_projections=4) == pytest.approx(metrics.w2_exact(a, b), rel=1e-9)
+    # unequal sizes
+    c = rng.standard_normal((250, 1))
+    assert metrics.sliced_w2(c, b, n_projections=2) == pytest.approx(metrics.w2_exact(c, b), rel=1e-6)
+
+
+def test_mmd_unbiased_formula(rng):
+    A, B = rng.standard_normal((40, 3)), rng.standard_normal((50, 3)) + 0.5
+    h = 1.3
+    k = lambda x, y: np.exp(-((x - y) ** 2).sum() / (2 * h * h))  # noqa: E731
+    aa = sum(k(A[i], A[j]) for i in range(40) for j in range(40) if i != j) / (40 * 39)
+    bb = sum(k(B[i], B[j]) for i in range(50) for j in range(50) if i != j) / (50 * 49)
+    ab = sum(k(a, b) for a in A for b in B) / (40 * 50)
+    assert metrics.mmd2_rbf(A, B, bandwidth=h) == pytest.approx(aa + bb - 2 * ab, rel=1e-10)
+
+
+def test_precision_recall_brute(rng):
+    A, B = rng.standard_normal((200, 2)), rng.standard_normal((150, 2)) * 1.5
+    def ref(Q, C, k=3):
+        D = np.sqrt(((C[:, None] - C[None]) ** 2).sum(-1))
+        r = np.sort(D, 1)[:, k]
+        E = np.sqrt(((Q[:, None] - C[None]) ** 2).sum(-1))
+        return (E <= r[None]).any(1).mean()
+    p, r = metrics.precision_recall(A, B)
+    assert p == pytest.approx(ref(A, B)) and r == pytest.approx(ref(B, A))
+    assert 0 < p < 1 and 0 < r < 1
+
+
+def test_memorisation_brute(rng):
+    X = rng.standard_normal((300, 2))
+    S = np.concatenate([X[:50] + 1e-4, rng.standard_normal((150, 2))])
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    np.fill_diagonal(D, np.inf)
+    nn = D.min(1)
+    E = np.sqrt(((S[:, None] - X[None]) ** 2).sum(-1))
+    ref = (E < nn[None] / 3).any(1).mean()
+    assert metrics.memorisation_fraction(S, X) == pytest.approx(ref)
+    assert ref >= 50 / 200
+
+
+def test_moment_errors(rng):
+    B = rng.standard_normal((1000, 2)) * [2, 1]
+    C = np.cov(B.T, bias=True)
+    shift = np.array([2.0, 0.0])
+    assert metrics.mean_error(B + shift, B) == pytest.approx(np.sqrt(shift @ np.linalg.solve(C, shift)), rel=1e-9)
+    assert 0.9 < metrics.mean_error(B + shift, B) < 1.1
+    assert metrics.cov_error(B * np.sqrt(2), B) == pytest.approx(1.0, rel=1e-6)

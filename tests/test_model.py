@@ -1,0 +1,52 @@
+import h5py
+import numpy as np
+import pytest
+
+from mmsold_cli import MmsoldError, fit_moments
+from mmsold_cli.model import Model
+
+
+def test_fit_attributes(aniso_rotated):
+    X = aniso_rotated
+    m = fit_moments(X)
+    assert np.allclose(m.mean_, X.mean(0))
+    assert np.allclose(m.covariance_, np.cov(X.T, bias=True))
+    assert np.allclose(m.cholesky_ @ m.cholesky_.T, m.covariance_)
+    # spacing: mean nearest-other-point distance, by brute force
+    D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    np.fill_diagonal(D, np.inf)
+    assert m.spacing_ == pytest.approx(D.min(1).mean(), rel=1e-12)
+    assert np.array_equal(np.sort(m.knn_idx_[:, :3], 1), np.sort(np.argsort(D, 1)[:, :3], 1))
+
+
+def test_init_only_stores():
+    m = Model(index="brute")
+    assert m.index == "brute" and not hasattr(m, "X_")
+
+
+def test_save_load_round_trip(tmp_path, aniso_rotated):
+    m = fit_moments(aniso_rotated)
+    path = m.save(tmp_path / "m.h5")
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "mmsold-model"
+        # only numeric datasets, nothing opaque
+        f.visititems(lambda n, o: isinstance(o, h5py.Dataset) and (o.dtype.kind in "fiu" or pytest.fail(n)))
+    m2 = Model.load(path)
+    for a in ("X_", "mean_", "covariance_", "cholesky_", "knn_idx_"):
+        assert np.array_equal(getattr(m, a), getattr(m2, a))
+    assert m2.index_kind_ == m.index_kind_ and m2.spacing_ == m.spacing_
+
+
+def test_checksum_detects_corruption(tmp_path, aniso_rotated):
+    path = fit_moments(aniso_rotated).save(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as f:
+        f["points"][0, 0] += 1.0
+    with pytest.raises(MmsoldError, match="checksum"):
+        Model.load(path)
+
+
+@pytest.mark.parametrize("kind", ["kdtree", "brute"])
+def test_index_kinds_agree(aniso_rotated, kind):
+    m = fit_moments(aniso_rotated, index=kind)
+    ref = fit_moments(aniso_rotated, index="brute")
+    assert np.array_equal(m.knn_idx_[:, :4], ref.knn_idx_[:, :4])
