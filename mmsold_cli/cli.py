@@ -161,17 +161,25 @@ def sample_cmd(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="Model file from fit-moments."),
     n: int = typer.Option(..., "-n", "--n-samples", help="Number of samples."),
     output: Path = typer.Option(..., "-o", "--output", help="Samples file: .npy .h5 .csv .txt .xyz .ply"),
-    sampler: str = typer.Option("mmsold", "--sampler", help="mmsold or sold (no moment constraint)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [default: 200]."),
+    sampler: str = typer.Option("mmsold", "--sampler",
+                                help="mmsold, sold (no moment constraint) or cfdm (smoothed closed-form diffusion)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [default: 200; cfdm: 100]."),
     eta: Optional[float] = typer.Option(None, "--eta", help="Step factor η in h = η(t²+σ²)/λmax [0.3]."),
-    t: Optional[float] = typer.Option(None, "--t", help="Noise level t [2 × training spacing]."),
-    sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [2 t]."),
-    draws: Optional[int] = typer.Option(None, "-M", "--draws", help="Draws per score evaluation [4]."),
+    t: Optional[float] = typer.Option(None, "--t", help="Noise level t [2 × training spacing]; not for cfdm."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [2 t; cfdm: 4 × training spacing]."),
+    draws: Optional[int] = typer.Option(None, "-M", "--draws", help="Draws per score evaluation [4; cfdm: 10]."),
     neighbours: Optional[int] = typer.Option(None, "-K", "--neighbours", help="Nearest neighbours per barycentre [16]."),
     remainder: int = typer.Option(0, "-L", "--remainder", help="Random remainder points per barycentre [0]."),
     ensemble: Optional[int] = typer.Option(None, "-P", "--ensemble", help="Particles per ensemble [min(n, 1000)]."),
-    integrator: str = typer.Option("lm", "--integrator", help="lm (Leimkuhler–Matthews) or em (Euler–Maruyama)."),
-    init: str = typer.Option("data", "--init", help="data (training point + noise) or gaussian."),
+    integrator: Optional[str] = typer.Option(
+        None, "--integrator",
+        help="lm (Leimkuhler–Matthews), em (Euler–Maruyama), ams (adaptive momentum), ams-tc (temperature-corrected "
+             "AMS) [lm]; cfdm: Euler only."),
+    init: str = typer.Option("data", "--init",
+                             help="data (exact draws of the noised data), gaussian, moments (moment-matched Gaussian) "
+                                  "or gmm (32-component mixture fitted to the noised data)."),
+    start_time: Optional[float] = typer.Option(None, "--start-time",
+                                               help="cfdm start time T in (0, 1) [1/(1 + 4 × training spacing)]."),
     target_cov: str = typer.Option("data", "--target-cov", help="data (Σ) or blurred (Σ + t² I)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Particles stepped at once [65536]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (bit-identical results)."),
@@ -190,7 +198,8 @@ def sample_cmd(
         check_output_path(diag_path, overwrite=overwrite)
         model = Model.load(model_path)
         opts = dict(sampler=sampler, steps=steps, eta=eta, t=t, sigma=sigma, M=draws, K=neighbours, L=remainder,
-                    P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size)
+                    P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
+                    start_time=start_time)
         resolve_settings(model, n, **opts)  # fail on bad options before any work
         from .io import WRITE_EXTENSIONS
 

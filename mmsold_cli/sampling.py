@@ -125,11 +125,11 @@ def _cfdm_settings(model, t, steps, sigma, M, start_time, integrator):
             _cfdm.DRAWS if M is None else M, float(T), "euler")
 
 
-def _start(model, st, E, P, mean, chol, rng, constrained, mixture):
+def _start(model, st, E, P, mean, chol, rng, constrained, mixture, order):
     """A batch's start from :data:`mmsold_cli.inits.STARTS`: Z for cfdm, Y (retracted for MM-SOLD) otherwise."""
     cf = st["sampler"] == "cfdm"
     a, s = (st["start_time"], 1.0 - st["start_time"]) if cf else (1.0, st["t"])
-    z = inits.STARTS[st["init"]](model.X_, E * P, a, s, rng=rng, mixture=mixture).reshape(E, P, model.d_)
+    z = inits.STARTS[st["init"]](model.X_, E * P, a, s, rng=rng, mixture=mixture, order=order).reshape(E, P, model.d_)
     if cf:
         return z
     y = stiefel.to_y(z, mean, chol)
@@ -220,7 +220,7 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, **optio
     for (P, E), seed in zip(batches, seeds):
         rng = np.random.default_rng(seed)
         if cf or st["init"] in ("moments", "gmm"):
-            y = _start(model, st, E, P, mean, chol, rng, constrained, mixture)
+            y = _start(model, st, E, P, mean, chol, rng, constrained, mixture, order)
         elif st["init"] == "data":
             y = init_data(model.X_, E, P, st["t"], mean=mean, chol=chol, rng=rng, order=order,
                           constrained=constrained)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Schedule", "langevin_step_size", "constant", "anneal"]
+__all__ = ["Schedule", "langevin_step_size", "constant", "anneal", "cfdm"]
 
 
 class Schedule(NamedTuple):
@@ -49,3 +49,13 @@ def anneal(steps: int, t: float, t_end: float, n_anneal: int, sigma: float, eta:
     if n_anneal:
         tt[steps - n_anneal :] = np.geomspace(t, t_end, n_anneal)
     return Schedule(tt, langevin_step_size(tt, sigma, eta, lam_max))
+
+
+def cfdm(steps: int, T: float) -> Schedule:
+    """σ-CFDM's Euler grid: ``t_i = T + i (1−T)/steps``, ``h_i = (1−T)/steps``, i = 0 … steps−1.
+
+    The velocity is evaluated at every ``t_i < 1``; the last step ends at t = 1
+    (see :mod:`mmsold_cli.cfdm`).
+    """
+    h = (1.0 - float(T)) / steps
+    return Schedule(float(T) + h * np.arange(steps), np.full(steps, h))
