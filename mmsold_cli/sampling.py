@@ -159,7 +159,7 @@ def _batches(sizes, batch_size):
     return out
 
 
-def sample(model, n, *, random_state=None, callback=None, progress=None, **options) -> SampleResult:
+def sample(model, n, *, random_state=None, callback=None, progress=None, schedule=None, **options) -> SampleResult:
     """Draw n samples from a fitted :class:`~mmsold_cli.model.Model`.
 
     Parameters
@@ -173,6 +173,10 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, **optio
         Passed to the sampler (called each step with ``{x, z, i, t, h, score}``).
     progress : callable, optional
         ``progress(ensembles_done, ensembles_total, step, steps)`` after each step.
+    schedule : callable, optional
+        ``schedule(steps, t, sigma, eta, lam_max) -> Schedule`` replacing the
+        constant one of the Langevin samplers, e.g.
+        ``functools.partial(schedules.anneal, t_end=..., n_anneal=...)``.
     **options
         sampler ("mmsold" | "sold" | "cfdm"), steps, eta, t, sigma, M, K, L, P,
         integrator ("lm" | "em" | "ams" | "ams-tc"; cfdm: Euler only),
@@ -197,7 +201,8 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, **optio
     if cf:
         sched = schedules.cfdm(st["steps"], st["start_time"])
     else:
-        sched = schedules.constant(st["steps"], st["t"], st["sigma"], st["eta"], float(np.linalg.eigvalsh(cov)[-1]))
+        sched = (schedule or schedules.constant)(steps=st["steps"], t=st["t"], sigma=st["sigma"], eta=st["eta"],
+                                                 lam_max=float(np.linalg.eigvalsh(cov)[-1]))
     score = SmoothedScore(model.X_, model.index_, sigma=st["sigma"], M=st["M"], K=st["K"], L=st["L"],
                           backend=st["backend"])
     integrator = None if cf else get_integrator(st["integrator"])
