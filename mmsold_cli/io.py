@@ -3,17 +3,23 @@
 Formats by extension: ``.npy``, ``.npz`` (``file.npz:key``), ``.h5``/``.hdf5``
 (``file.h5:/group/name``), ``.csv``/``.txt``/``.xyz`` (text, one point a row),
 ``.ply`` and ``.obj`` (vertex positions, through trimesh).  Every writer goes
-to a temporary file in the target folder and is moved into place with
-:func:`os.replace` only once complete, so a crash or Ctrl-C never leaves a
-half-written output.  Nothing here unpickles: ``np.load`` runs with
+to a temporary file in the target folder, is flushed to disk and moved into
+place with :func:`os.replace` only once complete, so a crash, Ctrl-C, SIGTERM
+or a full disk never leaves a half-written output or a stray temporary file.
+Several outputs of one command (samples and their diagnostics) are committed
+together by :func:`atomic_paths`, with SIGINT/SIGTERM held back for the
+instant of the renames.  Nothing here unpickles: ``np.load`` runs with
 ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import signal
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +33,10 @@ __all__ = [
     "read_points",
     "read_array",
     "write_points",
+    "save_points",
+    "write_hdf5",
     "atomic_path",
+    "atomic_paths",
     "check_output_path",
 ]
 
@@ -89,9 +98,11 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
         if ext in (".csv", ".txt", ".xyz"):
             return _read_text(path)
         return _read_mesh_vertices(path)
-    except MmsoldError:
+    except (MmsoldError, MemoryError):
         raise
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except PermissionError as exc:
+        raise MmsoldError(f"{path}: file is not readable (permission denied)") from exc
+    except Exception as exc:  # a damaged file can make any reader fail in its own way
         raise MmsoldError(f"{path}: cannot read as {ext[1:]} ({_short(exc)})") from exc
 
 
@@ -99,7 +110,15 @@ def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _magic(path: Path, n: int) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
 def _read_npy(path: Path) -> np.ndarray:
+    # np.load takes anything without the NumPy magic for a pickle: say what it really is
+    if _magic(path, 6) != b"\x93NUMPY":
+        raise MmsoldError(f"{path}: cannot read as npy (no NumPy header: not a .npy file, or damaged)")
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -112,6 +131,8 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 def _read_npz(path: Path, key: str | None) -> np.ndarray:
+    if _magic(path, 2) != b"PK":
+        raise MmsoldError(f"{path}: cannot read as npz (not a zip archive: not a .npz file, or damaged)")
     with np.load(path, allow_pickle=False) as z:
         keys = list(z.files)
         if key is None:
@@ -165,29 +186,70 @@ def _read_h5(path: Path, key: str | None) -> np.ndarray:
         return node[()]
 
 
+def _fields(line: str) -> list[str]:
+    return [f for f in line.replace(",", " ").replace(";", " ").replace("\t", " ").split(" ") if f]
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_text(path: Path) -> np.ndarray:
-    """Parse delimited numbers; a leading header line is skipped."""
+    """Parse delimited numbers, one point a row.
+
+    Fields are separated by commas, semicolons, tabs or spaces; blank lines and
+    lines starting with ``#`` are ignored.  A first line with no number in it
+    (a header such as ``x,y,z``) is skipped; any other non-numeric line, or a
+    row with a different number of values, is an error naming its line.
+    """
+    header_lines = 0
+    first = None
     with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = [ln.strip() for ln in fh]
-    rows: list[list[float]] = []
-    first_data = True
-    for lineno, line in enumerate(lines, 1):
-        if not line or line.startswith("#"):
-            continue
-        fields = [s for s in line.replace(",", " ").replace(";", " ").replace("\t", " ").split(" ") if s]
-        try:
-            vals = [float(s) for s in fields]
-        except ValueError:
-            if first_data and not rows:
-                first_data = False  # a header line such as "x,y,z"
+        for lineno, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
                 continue
-            raise MmsoldError(f"{path}: line {lineno} is not numeric: {line[:60]!r}") from None
-        if rows and len(vals) != len(rows[0]):
-            raise MmsoldError(
-                f"{path}: ragged rows: line {lineno} has {len(vals)} values, expected {len(rows[0])}"
-            )
-        rows.append(vals)
-        first_data = False
+            if first is None and not any(_is_number(f) for f in _fields(line)):
+                header_lines = lineno  # a header: skip it and everything before it
+                first = ""
+                continue
+            first = line
+            break
+    if not first:
+        return np.empty((0, 0))
+    delim = "," if "," in first else ";" if ";" in first else None
+    try:  # fast path: numpy's C parser for files with one delimiter throughout
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data"
+            a = np.loadtxt(path, delimiter=delim, skiprows=header_lines, comments="#", ndmin=2,
+                           dtype=np.float64, encoding="utf-8")
+        return a
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return _read_text_slow(path, header_lines)
+
+
+def _read_text_slow(path: Path, header_lines: int) -> np.ndarray:
+    """Line-by-line parser with mixed delimiters; names the first bad line."""
+    rows: list[list[float]] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if lineno <= header_lines or not line or line.startswith("#"):
+                continue
+            try:
+                vals = [float(f) for f in _fields(line)]
+            except ValueError:
+                raise MmsoldError(f"{path}: line {lineno} is not numeric: {line[:60]!r}") from None
+            if rows and len(vals) != len(rows[0]):
+                raise MmsoldError(
+                    f"{path}: ragged rows: line {lineno} has {len(vals)} values, expected {len(rows[0])}"
+                )
+            rows.append(vals)
     if not rows:
         return np.empty((0, 0))
     return np.asarray(rows, dtype=np.float64)
@@ -219,24 +281,119 @@ def read_points(spec: str | os.PathLike, *, min_points: int = 1) -> np.ndarray:
     return check_points(arr, name=str(spec), min_points=min_points)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    """Flush a file (or folder) to disk; a delayed write error (EIO, ENOSPC) surfaces here."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS):  # no fsync on this file system
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM back for the duration; deliver them afterwards.
+
+    Python runs signal handlers between bytecodes of the main thread, so
+    swapping the handlers for one that only records the signal makes the
+    enclosed renames indivisible.  (Outside the main thread nothing is done.)
+    """
+    pending: list[int] = []
+    old = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
+    except ValueError:  # not the main thread: handlers cannot be set, and none run here
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            signal.raise_signal(sig)
+
+
+def _write_error(targets, exc: OSError) -> MmsoldError:
+    names = ", ".join(str(t) for t in targets)
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        return MmsoldError(f"{names}: cannot write: disk full (no space left on device); no output was written")
+    return MmsoldError(f"{names}: cannot write ({_short(exc)}); no output was written")
+
+
+@contextlib.contextmanager
+def atomic_paths(*targets: str | os.PathLike, overwrite: bool = False):
+    """Yield temporary paths next to ``targets``; move them all into place on success.
+
+    Each temporary file lives in its target's folder (so the final
+    :func:`os.replace` is atomic), carries the target's extension, and is
+    flushed to disk before the renames.  On any exception — a write error,
+    ``KeyboardInterrupt``, SIGTERM — every temporary file is removed and the
+    targets are left as they were; an ``OSError`` is re-raised as
+    :class:`MmsoldError` naming the targets (``disk full`` for ENOSPC).
+    SIGINT and SIGTERM arriving during the renames are delivered right after
+    them, so a signal never leaves one output renamed and the other not.
+
+    Parameters
+    ----------
+    *targets : str or path
+        Final output paths.
+    overwrite : bool
+        Replace existing targets (otherwise refuse them up front).
+
+    Yields
+    ------
+    tmps : list of Path
+        One temporary path per target, in order.
+    """
+    targets = [Path(t) for t in targets]
+    for t in targets:
+        check_output_path(t, overwrite=overwrite)
+    mode = 0o666 & ~_umask()
+    tmps: list[Path] = []
+    try:
+        for t in targets:
+            fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".part" + t.suffix, dir=t.parent)
+            os.close(fd)
+            tmps.append(Path(tmp))
+            os.chmod(tmp, mode)  # mkstemp makes 0600; give the file the usual permissions
+        yield tmps
+        for tmp in tmps:
+            _fsync(tmp)
+        with _signals_held():
+            for tmp, t in zip(tmps, targets):
+                os.replace(tmp, t)
+            tmps = []
+        for parent in {t.parent for t in targets}:
+            with contextlib.suppress(OSError):
+                _fsync(parent)
+    except OSError as exc:
+        raise _write_error(targets, exc) from exc
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, *, overwrite: bool = False):
-    """Yield a temporary path next to ``target``; move it into place on success.
+    """Yield one temporary path next to ``target``; move it into place on success.
 
-    On any exception (including ``KeyboardInterrupt``) the temporary file is
-    removed and ``target`` is left as it was.
+    See :func:`atomic_paths`.  On any exception (including
+    ``KeyboardInterrupt``) the temporary file is removed and ``target`` is left
+    as it was.
     """
-    target = Path(target)
-    check_output_path(target, overwrite=overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix, dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_paths(target, overwrite=overwrite) as (tmp,):
+        yield tmp
 
 
 def check_output_path(target: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -254,6 +411,81 @@ def check_output_path(target: str | os.PathLike, *, overwrite: bool = False) -> 
     return target
 
 
+def _check_write_format(path: Path, X: np.ndarray, fmt: str | None = None) -> str:
+    ext = (fmt or _ext(path)).lower()
+    if ext not in WRITE_EXTENSIONS:
+        raise MmsoldError(
+            f"{path}: unknown output extension {ext or '(none)'!r}; expected one of {', '.join(WRITE_EXTENSIONS)}"
+        )
+    if X.ndim != 2:
+        raise MmsoldError(f"{path}: expected points of shape (n, d), got shape {X.shape}")
+    if ext == ".ply" and X.shape[1] != 3:
+        raise MmsoldError(f"{path}: PLY output needs 3-D points, got shape {X.shape}")
+    return ext
+
+
+def write_hdf5(path: str | os.PathLike, fill) -> None:
+    """Build an HDF5 file in memory with ``fill(h5py.File)``, then write its bytes to ``path``.
+
+    The HDF5 library never touches the disk itself: after a failed write
+    (disk full, file-size limit) it leaves broken objects behind that print
+    errors when collected and can crash the interpreter at exit.  Writing the
+    finished image with plain file I/O turns such a failure into one clean
+    ``OSError``.  Costs one in-memory copy of the file.
+    """
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        fill(f)
+    view = buf.getbuffer()
+    try:
+        with open(path, "wb") as fh:
+            for start in range(0, len(view), 1 << 26):
+                fh.write(view[start : start + (1 << 26)])
+    finally:
+        view.release()
+
+
+def save_points(path: str | os.PathLike, X: np.ndarray, *, fmt: str | None = None, attrs=None) -> None:
+    """Write points to ``path`` directly (not atomically): the writer behind :func:`write_points`.
+
+    Use it inside :func:`atomic_paths` to commit several outputs together.
+
+    Parameters
+    ----------
+    path : str or path
+    X : array of shape (n, d)
+    fmt : str, optional
+        Extension that picks the format (default: ``path``'s own).
+    attrs : dict, optional
+        Extra HDF5 attributes (only for ``.h5``).
+    """
+    path = Path(path)
+    X = np.asarray(X)
+    ext = _check_write_format(path, X, fmt)
+    if ext == ".npy":
+        with open(path, "wb") as fh:
+            np.save(fh, X, allow_pickle=False)
+    elif ext in (".h5", ".hdf5"):
+
+        def fill(f):
+            f.create_dataset("samples", data=X)
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v
+
+        write_hdf5(path, fill)
+    elif ext == ".ply":
+        from .mesh_io import write_ply
+
+        write_ply(path, X)
+    else:
+        delim = "," if ext == ".csv" else " "
+        np.savetxt(path, X, delimiter=delim, fmt="%.17g")
+
+
 def write_points(path: str | os.PathLike, X: np.ndarray, *, overwrite: bool = False, attrs=None) -> Path:
     """Write points atomically, format by extension.
 
@@ -267,35 +499,14 @@ def write_points(path: str | os.PathLike, X: np.ndarray, *, overwrite: bool = Fa
         Replace an existing file.
     attrs : dict, optional
         Extra HDF5 attributes (only for ``.h5``).
+
+    Returns
+    -------
+    path : Path
     """
     path = Path(path)
-    ext = _ext(path)
-    if ext not in WRITE_EXTENSIONS:
-        raise MmsoldError(
-            f"{path}: unknown output extension {ext or '(none)'!r}; expected one of {', '.join(WRITE_EXTENSIONS)}"
-        )
     X = np.asarray(X)
-    if ext == ".ply" and (X.ndim != 2 or X.shape[1] != 3):
-        raise MmsoldError(f"{path}: PLY output needs 3-D points, got shape {X.shape}")
-    try:
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            if ext == ".npy":
-                with open(tmp, "wb") as fh:
-                    np.save(fh, X, allow_pickle=False)
-            elif ext in (".h5", ".hdf5"):
-                import h5py
-
-                with h5py.File(tmp, "w") as f:
-                    f.create_dataset("samples", data=X)
-                    for k, v in (attrs or {}).items():
-                        f.attrs[k] = v
-            elif ext == ".ply":
-                from .mesh_io import write_ply
-
-                write_ply(tmp, X)
-            else:
-                delim = "," if ext == ".csv" else " "
-                np.savetxt(tmp, X, delimiter=delim, fmt="%.17g")
-    except OSError as exc:
-        raise MmsoldError(f"{path}: cannot write ({_short(exc)})") from exc
+    _check_write_format(path, X)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        save_points(tmp, X, fmt=_ext(path), attrs=attrs)
     return path

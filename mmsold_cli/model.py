@@ -9,9 +9,22 @@ A model file is HDF5 with datasets and attributes only (never pickle):
 ``/points``, ``/mean``, ``/covariance``, ``/cholesky``, ``/knn_idx`` and
 ``/knn_sqdist`` (each training point's nearest other points, from which the
 spacing, the memorisation threshold and a pynndescent index are rebuilt
-without a new descent), plus attributes ``format``, ``format_version``,
-``mmsold_version``, ``index``, ``settings`` (JSON) and ``sha256`` of the
-points.
+without a new descent), ``/nn_dist`` (distance to the nearest *distinct*
+training point), plus attributes ``format``, ``format_version``,
+``mmsold_version``, ``index``, ``jitter``, ``settings`` (JSON) and ``sha256`` of
+the points.  Every array dataset carries HDF5's Fletcher-32 checksum, so a
+corrupted file is refused on load rather than sampled from; :meth:`Model.load`
+also checks every shape, dtype and the identity :math:`LL^\top = \Sigma + \delta I`.
+
+Degenerate training sets are handled, not refused, where the method still
+makes sense:
+
+* **singular covariance** (a planar cloud, a constant column, fewer distinct
+  points than d + 1): the documented jitter of :func:`_cholesky` with a
+  :class:`~mmsold_cli.errors.MmsoldWarning`;
+* **exact duplicates**: they keep their weight in the empirical law, while
+  the spacing :math:`\delta` (hence the default t) and the memorisation
+  threshold use each point's nearest *distinct* neighbour, with a warning.
 """
 
 from __future__ import annotations
@@ -25,7 +38,7 @@ import numpy as np
 
 from .errors import MmsoldError, MmsoldWarning
 from .neighbors import INDEX_KINDS, build_index, choose_index, knn_graph
-from .validation import check_points
+from .validation import check_points, check_spread
 
 __all__ = ["Model", "fit_moments", "FORMAT", "FORMAT_VERSION"]
 
@@ -46,19 +59,29 @@ def _checksum(X: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(X, dtype="<f8").tobytes()).hexdigest()
 
 
-def _cholesky(cov: np.ndarray, name: str) -> tuple[np.ndarray, float]:
-    """Cholesky factor, with a documented jitter for singular covariances.
+def _cholesky(cov: np.ndarray, name: str, lam: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    r"""Cholesky factor, with a documented jitter for singular covariances.
 
     A planar point cloud (or duplicated / constant columns) has a singular
-    covariance.  We add :math:`\\delta = 10^{-6}\\,\\lambda_{\\max}` to the
-    diagonal, so the target keeps the data's spread in every direction it
-    has and a negligible one (standard deviation :math:`10^{-3}\\sqrt{\\lambda_{\\max}}`)
-    across the others, and warn.
+    covariance.  When :math:`\lambda_{\min} \le 10^{-10}\lambda_{\max}` we factor
+
+    .. math:: \hat\Sigma = \Sigma + \delta I, \qquad \delta = 10^{-6}\,\lambda_{\max}(\Sigma)
+
+    so the target keeps the data's spread in every direction it has and a
+    negligible one (standard deviation :math:`10^{-3}\sqrt{\lambda_{\max}}`)
+    across the others, and warn.  Every ensemble then matches
+    :math:`\mu` and :math:`\Sigma+\delta I` exactly.
+
+    Returns
+    -------
+    chol : array of shape (d, d)
+        Lower Cholesky factor of :math:`\hat\Sigma`.
+    jitter : float
+        :math:`\delta` (0 for a regular covariance).
     """
-    lam = np.linalg.eigvalsh(cov)
+    if lam is None:
+        lam = np.linalg.eigvalsh(cov)
     lam_max = float(lam[-1])
-    if lam_max <= 0:
-        raise MmsoldError(f"{name}: all points are identical (zero covariance); nothing to sample")
     if lam[0] > 1e-10 * lam_max:
         try:
             return np.linalg.cholesky(cov), 0.0
@@ -73,6 +96,41 @@ def _cholesky(cov: np.ndarray, name: str) -> tuple[np.ndarray, float]:
         stacklevel=3,
     )
     return np.linalg.cholesky(cov + jitter * np.eye(cov.shape[0])), jitter
+
+
+def _distinct_nn(X: np.ndarray, sqdist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, int]:
+    """Distance from each training point to its nearest training point at another location.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    sqdist, idx : arrays of shape (n, k)
+        The training k-NN graph (see :func:`mmsold_cli.neighbors.knn_graph`).
+
+    Returns
+    -------
+    nn_dist : array of shape (n,)
+        Equal to ``sqrt(sqdist[:, 0])`` when there are no duplicates.
+    n_dup : int
+        Number of points that repeat an earlier one (n minus distinct points).
+    """
+    nn = np.sqrt(sqdist[:, 0])
+    # Duplicates are at distance ~0; only then pay for the exact sort.
+    if nn.size == 0 or nn.min() > 1e-6 * max(float(np.median(nn)), 1e-300):
+        return nn, 0
+    uniq, inv = np.unique(X, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    n_dup = X.shape[0] - uniq.shape[0]
+    if n_dup == 0:
+        return nn, 0
+    other = inv[idx] != inv[:, None]  # neighbour sits at a different location
+    has = other.any(axis=1)
+    first = np.argmax(other, axis=1)
+    nn = np.sqrt(np.maximum(sqdist[np.arange(len(nn)), first], 0.0))
+    if not has.all():  # every stored neighbour is a duplicate: search the distinct points
+        d2u, _ = knn_graph(uniq, 1, build_index(uniq, choose_index(*uniq.shape)))
+        nn[~has] = np.sqrt(d2u[inv[~has], 0])
+    return nn, n_dup
 
 
 class Model:
@@ -94,11 +152,12 @@ class Model:
     cholesky_ : array of shape (d, d)
         Lower Cholesky factor of ``covariance_ + jitter_ I``.
     jitter_ : float
-        Diagonal added for a singular covariance (0 when regular).
+        Diagonal added for a singular covariance (0 when regular, see :func:`_cholesky`).
     knn_idx_, knn_sqdist_ : arrays of shape (n, k)
         Each training point's nearest other points.
     nn_dist_ : array of shape (n,)
-        Distance to the nearest other training point.
+        Distance to the nearest training point at another location (exact
+        duplicates skipped).
     spacing_ : float
         Mean of ``nn_dist_``, the length scale the defaults are built on.
     index_ : object
@@ -133,26 +192,25 @@ class Model:
         self.mean_ = X.mean(axis=0)
         Xc = X - self.mean_
         self.covariance_ = (Xc.T @ Xc) / n
-        self.cholesky_, self.jitter_ = _cholesky(self.covariance_, name)
+        del Xc
+        lam = np.linalg.eigvalsh(self.covariance_)
+        check_spread(X, float(lam[-1]), name=name)
+        self.cholesky_, self.jitter_ = _cholesky(self.covariance_, name, lam)
         self.index_kind_ = choose_index(n, d) if self.index == "auto" else self.index
         self.index_ = build_index(X, self.index_kind_)
         sq, idx = knn_graph(X, GRAPH_K, self.index_)
         self.knn_sqdist_, self.knn_idx_ = sq, idx
-        self._set_spacing()
+        self.nn_dist_, n_dup = _distinct_nn(X, sq, idx)
+        if n_dup:
+            warnings.warn(
+                f"{name}: {n_dup} of {n} points are exact duplicates of other points; they keep their weight, "
+                "and the spacing (hence the default t) uses distances between distinct points",
+                MmsoldWarning,
+                stacklevel=2,
+            )
+        self.spacing_ = float(self.nn_dist_.mean())
         self.sha256_ = _checksum(X)
         return self
-
-    def _set_spacing(self):
-        self.nn_dist_ = np.sqrt(self.knn_sqdist_[:, 0])
-        self.spacing_ = float(self.nn_dist_.mean())
-        if self.spacing_ == 0.0:
-            raise MmsoldError("all training points are duplicates of one another; nothing to sample")
-        if np.mean(self.nn_dist_ == 0) > 0.5:
-            warnings.warn(
-                f"{np.mean(self.nn_dist_ == 0):.0%} of training points have an exact duplicate",
-                MmsoldWarning,
-                stacklevel=3,
-            )
 
     @property
     def n_(self) -> int:
@@ -167,81 +225,188 @@ class Model:
             raise MmsoldError("model is not fitted; call fit(X) first")
 
     def save(self, path, *, overwrite: bool = False, settings: dict | None = None) -> Path:
-        """Write the model to one HDF5 file (atomically)."""
-        import h5py
-
-        from .io import atomic_path
+        """Write the model to one HDF5 file, atomically (see :func:`mmsold_cli.io.write_hdf5`)."""
+        from .io import atomic_path, write_hdf5
 
         self._check_fitted()
         path = Path(path)
-        try:
-            with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
-                f.attrs["format"] = FORMAT
-                f.attrs["format_version"] = FORMAT_VERSION
-                f.attrs["mmsold_version"] = _version()
-                f.attrs["index"] = self.index_kind_
-                f.attrs["jitter"] = self.jitter_
-                f.attrs["sha256"] = self.sha256_
-                f.attrs["settings"] = json.dumps(settings or {})
-                f.create_dataset("points", data=self.X_)
-                f.create_dataset("mean", data=self.mean_)
-                f.create_dataset("covariance", data=self.covariance_)
-                f.create_dataset("cholesky", data=self.cholesky_)
-                f.create_dataset("knn_idx", data=self.knn_idx_.astype(np.int32))
-                f.create_dataset("knn_sqdist", data=self.knn_sqdist_)
-                for key, value in getattr(self, "extras_", {}).items():
-                    f.create_dataset(f"extras/{key}", data=value)
-        except OSError as exc:
-            raise MmsoldError(f"{path}: cannot write model ({exc})") from exc
+
+        def put(f, key, data):
+            data = np.asarray(data)
+            if data.ndim == 0 or data.size == 0:  # Fletcher-32 needs a chunked, non-empty dataset
+                f.create_dataset(key, data=data)
+                return
+            row_bytes = data.itemsize * int(np.prod(data.shape[1:]))
+            rows = max(1, min(data.shape[0], (1 << 20) // max(row_bytes, 1)))  # ≤ 1 MB chunks of whole rows
+            rows = -(-data.shape[0] // -(-data.shape[0] // rows))  # equal chunks: no padded tail
+            f.create_dataset(key, data=data, fletcher32=True, chunks=(rows,) + data.shape[1:])
+
+        def fill(f):
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["mmsold_version"] = _version()
+            f.attrs["index"] = self.index_kind_
+            f.attrs["jitter"] = self.jitter_
+            f.attrs["sha256"] = self.sha256_
+            f.attrs["settings"] = json.dumps(settings or {})
+            put(f, "points", self.X_)
+            put(f, "mean", self.mean_)
+            put(f, "covariance", self.covariance_)
+            put(f, "cholesky", self.cholesky_)
+            put(f, "knn_idx", self.knn_idx_.astype(np.int32))
+            put(f, "knn_sqdist", self.knn_sqdist_)
+            put(f, "nn_dist", self.nn_dist_)
+            for key, value in getattr(self, "extras_", {}).items():
+                put(f, f"extras/{key}", value)
+
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            write_hdf5(tmp, fill)
         return path
 
     @classmethod
     def load(cls, path, *, verify: bool = True) -> "Model":
-        """Read a model file written by :meth:`save` and rebuild its index."""
+        """Read a model file written by :meth:`save` and rebuild its index.
+
+        Refused with :class:`MmsoldError`: a missing or empty file, a file that
+        is not HDF5, an HDF5 file from another tool (no ``format`` attribute
+        ``mmsold-model``), a newer format version, a truncated or corrupted
+        file (HDF5 errors, Fletcher-32 or sha256 mismatch, arrays of the wrong
+        shape or dtype, or non-finite values).  Nothing is ever unpickled.
+        """
         import h5py
 
         path = Path(path)
         if not path.exists():
             raise MmsoldError(f"{path}: no such file")
+        if path.is_dir():
+            raise MmsoldError(f"{path}: is a directory, expected a model file")
+        size = path.stat().st_size
+        if size == 0:
+            raise MmsoldError(f"{path}: is empty, expected an mmsold model file")
+        if not _has_hdf5_signature(path, size):
+            raise MmsoldError(
+                f"{path}: not an HDF5 file, so not an mmsold model "
+                "(make one with `mmsold fit-moments DATA -o MODEL.h5`)"
+            )
         try:
             f = h5py.File(path, "r")
-        except OSError as exc:
-            raise MmsoldError(f"{path}: not a readable HDF5 model file (truncated or corrupted?)") from exc
+        except PermissionError as exc:
+            raise MmsoldError(f"{path}: file is not readable (permission denied)") from exc
+        except Exception as exc:
+            raise MmsoldError(f"{path}: damaged HDF5 file, truncated or corrupted ({_short(exc)})") from exc
         try:
             with f:
-                fmt = f.attrs.get("format")
-                if isinstance(fmt, bytes):
-                    fmt = fmt.decode()
+                fmt = _text(f.attrs.get("format"))
                 if fmt != FORMAT:
-                    raise MmsoldError(f"{path}: not an mmsold model file (format attribute {fmt!r}, expected {FORMAT!r})")
+                    raise MmsoldError(
+                        f"{path}: an HDF5 file from another tool, not an mmsold model "
+                        f"(format attribute {fmt!r}, expected {FORMAT!r})"
+                    )
                 version = int(f.attrs.get("format_version", -1))
                 if version > FORMAT_VERSION or version < 1:
                     raise MmsoldError(
-                        f"{path}: model format version {version}; this mmsold {_version()} reads versions 1 to {FORMAT_VERSION}"
+                        f"{path}: model format version {version}; this mmsold {_version()} reads versions "
+                        f"1 to {FORMAT_VERSION}{' (upgrade mmsold)' if version > FORMAT_VERSION else ''}"
                     )
-                m = cls(index=str(f.attrs["index"]))
+                missing = [k for k in ("points", "mean", "covariance", "cholesky", "knn_idx", "knn_sqdist")
+                           if not isinstance(f.get(k), h5py.Dataset)]
+                if missing:
+                    raise MmsoldError(f"{path}: damaged model file: missing dataset(s) {', '.join(missing)}")
+                m = cls(index=_text(f.attrs.get("index")))
                 m.X_ = f["points"][()]
                 m.mean_ = f["mean"][()]
                 m.covariance_ = f["covariance"][()]
                 m.cholesky_ = f["cholesky"][()]
                 m.jitter_ = float(f.attrs.get("jitter", 0.0))
-                m.knn_idx_ = f["knn_idx"][()].astype(np.int64)
+                m.knn_idx_ = f["knn_idx"][()]
                 m.knn_sqdist_ = f["knn_sqdist"][()]
-                m.sha256_ = str(f.attrs["sha256"])
-                m.settings_ = json.loads(f.attrs.get("settings", "{}"))
+                m.nn_dist_ = f["nn_dist"][()] if isinstance(f.get("nn_dist"), h5py.Dataset) else None
+                m.sha256_ = _text(f.attrs.get("sha256"))
+                m.settings_ = json.loads(_text(f.attrs.get("settings", "{}")))
                 m.extras_ = {k: v[()] for k, v in f["extras"].items()} if "extras" in f else {}
-        except MmsoldError:
+        except (MmsoldError, MemoryError):
             raise
-        except (OSError, KeyError, ValueError) as exc:
-            raise MmsoldError(f"{path}: damaged model file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+        except Exception as exc:  # HDF5 read errors, Fletcher-32 mismatch, undecodable attributes
+            if "filter returned failure" in str(exc):
+                raise MmsoldError(f"{path}: damaged model file: a dataset fails its Fletcher-32 checksum "
+                                  "(corrupted bytes)") from exc
+            raise MmsoldError(f"{path}: damaged model file ({_short(exc)})") from exc
+        _check_loaded(m, path)
         if verify and _checksum(m.X_) != m.sha256_:
             raise MmsoldError(f"{path}: checksum mismatch: the stored points are corrupted")
+        m.knn_idx_ = m.knn_idx_.astype(np.int64)
         m.index_kind_ = m.index
-        m.nn_dist_ = np.sqrt(m.knn_sqdist_[:, 0])
+        if m.nn_dist_ is None:  # files written before /nn_dist existed
+            m.nn_dist_ = np.sqrt(m.knn_sqdist_[:, 0])
         m.spacing_ = float(m.nn_dist_.mean())
         graph = m.knn_idx_ if m.index_kind_ == "nndescent" else None
         m.index_ = build_index(m.X_, m.index_kind_, graph=graph)
         return m
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _text(value) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return _text(value.item())
+    raise ValueError(f"expected a text attribute, got {type(value).__name__}")
+
+
+def _has_hdf5_signature(path: Path, size: int) -> bool:
+    """HDF5's 8-byte signature sits at offset 0, 512, 1024, 2048, ... (after a user block)."""
+    sig = b"\x89HDF\r\n\x1a\n"
+    with open(path, "rb") as fh:
+        offset = 0
+        while offset + 8 <= size:
+            fh.seek(offset)
+            if fh.read(8) == sig:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+def _check_loaded(m: "Model", path: Path) -> None:
+    """Shapes, dtypes and finiteness of a loaded model's arrays, and the factor's identity."""
+
+    def bad(what):
+        raise MmsoldError(f"{path}: damaged model file: {what}")
+
+    def arr(name, value, shape, kinds="f"):
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in kinds or value.shape != shape:
+            got = f"dtype {value.dtype}, shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+            bad(f"/{name} should have shape {shape} ({'integers' if kinds == 'iu' else 'floats'}), got {got}")
+        if kinds == "f" and not np.isfinite(value).all():
+            bad(f"/{name} holds NaN or infinity")
+
+    if m.index not in INDEX_KINDS or m.index == "auto":
+        bad(f"unknown index kind {m.index!r}")
+    X = m.X_
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
+        bad(f"/points should be an (n, d) array, got {getattr(X, 'shape', type(X).__name__)}")
+    n, d = X.shape
+    arr("points", X, (n, d))
+    arr("mean", m.mean_, (d,))
+    arr("covariance", m.covariance_, (d, d))
+    arr("cholesky", m.cholesky_, (d, d))
+    k = m.knn_idx_.shape[1] if isinstance(m.knn_idx_, np.ndarray) and m.knn_idx_.ndim == 2 else -1
+    arr("knn_idx", m.knn_idx_, (n, k), "iu")
+    arr("knn_sqdist", m.knn_sqdist_, (n, k))
+    if m.nn_dist_ is not None:
+        arr("nn_dist", m.nn_dist_, (n,))
+    if k < 1 or m.knn_idx_.min() < 0 or m.knn_idx_.max() >= n:
+        bad("/knn_idx holds indices outside the training set")
+    if not np.isfinite(m.jitter_) or m.jitter_ < 0:
+        bad(f"jitter attribute {m.jitter_!r}")
+    target = m.covariance_ + m.jitter_ * np.eye(d)
+    if np.linalg.norm(m.cholesky_ @ m.cholesky_.T - target) > 1e-8 * max(np.linalg.norm(target), 1e-300):
+        bad("/cholesky is not the factor of /covariance")
 
 
 def fit_moments(X, *, index: str = "auto", name: str = "data") -> Model:

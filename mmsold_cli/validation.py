@@ -12,11 +12,44 @@ import numpy as np
 
 from .errors import MmsoldError
 
-__all__ = ["check_points", "check_positive", "check_int", "check_random_state"]
+__all__ = ["check_points", "check_spread", "check_positive", "check_int", "check_random_state", "MAX_ABS"]
+
+#: Largest coordinate magnitude accepted.  Covariance entries are squares of
+#: coordinates and their norms square them again, so coordinates must stay far
+#: below float64's 1.8e308 ** (1/4) ≈ 1e77.
+MAX_ABS = 1e50
+#: Smallest spread accepted, relative to the largest coordinate magnitude: below
+#: it the points differ only in their last few float64 digits.
+MIN_REL_SPREAD = 1e-12
+#: Smallest absolute spread (standard deviation along the widest direction),
+#: the mirror image of :data:`MAX_ABS` (squares of squares must not underflow).
+MIN_SPREAD = 1e-50
+
+
+def _dtype_problem(dtype: np.dtype) -> str | None:
+    kind = dtype.kind
+    if kind in "biuf":
+        return None
+    if kind == "c":
+        return f"expected real numbers, got complex numbers (dtype {dtype})"
+    if kind == "V" and dtype.names:
+        return (f"expected a plain numeric array, got a structured array with fields {', '.join(dtype.names)}; "
+                "stack the coordinate fields into an (n, d) array")
+    if kind in "US":
+        return f"expected numbers, got text (dtype {dtype})"
+    if kind == "O":
+        return "expected numbers, got Python objects (dtype object)"
+    return f"expected numbers, got dtype {dtype}"
 
 
 def check_points(arr, *, name: str = "data", min_points: int = 1, dim: int | None = None) -> np.ndarray:
     """Return ``arr`` as a finite float64 array of shape (n, d) or raise.
+
+    Refused, each with a message naming ``name`` and the problem: non-numeric
+    dtypes (text, objects, complex, structured), arrays that are not 2-D,
+    empty arrays, fewer than ``min_points`` rows, a wrong number of columns,
+    rows with NaN or infinity (counted), and coordinates beyond
+    :data:`MAX_ABS` in magnitude.
 
     Parameters
     ----------
@@ -27,10 +60,15 @@ def check_points(arr, *, name: str = "data", min_points: int = 1, dim: int | Non
         Fewest rows accepted.
     dim : int, optional
         Required number of columns.
+
+    Returns
+    -------
+    X : ndarray of shape (n, d), float64, C-contiguous
     """
     a = np.asarray(arr)
-    if a.dtype.kind not in "biuf":
-        raise MmsoldError(f"{name}: expected numbers, got dtype {a.dtype}")
+    problem = _dtype_problem(a.dtype)
+    if problem:
+        raise MmsoldError(f"{name}: {problem}")
     if a.ndim != 2:
         if a.ndim == 1:
             raise MmsoldError(
@@ -51,7 +89,36 @@ def check_points(arr, *, name: str = "data", min_points: int = 1, dim: int | Non
         bad = int((~finite).sum())
         first = int(np.flatnonzero(~finite)[0])
         raise MmsoldError(f"{name}: {bad} of {n} rows contain NaN or infinity (first at row {first})")
+    big = float(np.abs(a).max())
+    if big > MAX_ABS:
+        raise MmsoldError(
+            f"{name}: coordinates up to {big:.3g} in magnitude; moments (sums of squares of squares) would overflow "
+            f"float64 (limit {MAX_ABS:.0e}); rescale the data"
+        )
     return np.ascontiguousarray(a)
+
+
+def check_spread(X: np.ndarray, lam_max: float, *, name: str = "data") -> None:
+    """Refuse points whose spread float64 cannot resolve.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Checked points (see :func:`check_points`).
+    lam_max : float
+        Largest eigenvalue of their covariance.
+    name : str
+        Used in messages.
+    """
+    if not np.ptp(X, axis=0).any():
+        raise MmsoldError(f"{name}: all {X.shape[0]} points are identical (zero covariance); nothing to sample")
+    spread = float(np.sqrt(max(lam_max, 0.0)))
+    big = float(np.abs(X).max())
+    if spread < MIN_SPREAD or spread < MIN_REL_SPREAD * big:
+        raise MmsoldError(
+            f"{name}: the points spread by {spread:.3g} around coordinates of magnitude {big:.3g}; "
+            "float64 cannot resolve differences that small; centre and rescale the data"
+        )
 
 
 def check_positive(value, name: str, *, allow_zero: bool = False) -> float:

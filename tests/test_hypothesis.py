@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
@@ -34,18 +34,31 @@ from mmsold_cli.stiefel import moment_error  # noqa: E402
 
 EPS = np.finfo(np.float64).eps
 
-elements = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False, width=64),  # anything finite, subnormals included
-    st.floats(-1e3, 1e3, allow_nan=False),
-    st.integers(-3, 3).map(float),  # small integers: duplicates and constant columns
-)
+REGIMES = {
+    "moderate": st.floats(-1e3, 1e3, allow_nan=False),
+    "integers": st.integers(-3, 3).map(float),  # duplicates and constant columns
+    "any": st.floats(allow_nan=False, allow_infinity=False, width=64),  # huge, tiny, subnormal
+}
 
 
 @st.composite
 def point_sets(draw):
+    """An (n, d) array from one value regime, sometimes made degenerate on purpose."""
     d = draw(st.integers(1, 4))
-    n = draw(st.integers(1, 24))
-    return draw(arrays(np.float64, (n, d), elements=elements))
+    n = draw(st.one_of(st.integers(1, d + 1), st.integers(d + 2, 24), st.integers(d + 2, 24)))
+    regime = draw(st.sampled_from(["moderate", "moderate", "moderate", "integers", "integers", "any"]))
+    X = draw(arrays(np.float64, (n, d), elements=REGIMES[regime]))
+    twist = draw(st.sampled_from(["none", "none", "constant column", "planar", "offset", "repeat"]))
+    if twist == "constant column":
+        X[:, draw(st.integers(0, d - 1))] = draw(REGIMES["moderate"])
+    elif twist == "planar" and d >= 2:
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values may overflow: then NaN is refused
+            X[:, -1] = X[:, :-1] @ np.linspace(0.5, 1.5, d - 1)  # on a hyperplane through 0
+    elif twist == "offset":
+        X = X + draw(st.sampled_from([1e6, -1e9, 1e12]))  # far from the origin
+    elif twist == "repeat":
+        X = np.repeat(X, draw(st.integers(2, 4)), axis=0)
+    return X
 
 
 def _ensembles(samples: np.ndarray, P: int, d: int) -> list[np.ndarray]:
@@ -66,6 +79,7 @@ def test_random_arrays_fit_and_sample_exactly_or_exit_2(X, extra, n_ens, seed):
         np.save(tmp / "x.npy", X)
         model_path, out = tmp / "m.h5", tmp / "s.npy"
         res = runner.invoke(app, ["fit-moments", str(tmp / "x.npy"), "-o", str(model_path)])
+        fit_warnings = res.stderr
         if res.exit_code == 0:
             res = runner.invoke(app, ["sample", str(model_path), "-n", str(n_samples), "-o", str(out),
                                       "--steps", "3", "-P", str(P), "--seed", str(seed)])
@@ -77,7 +91,10 @@ def test_random_arrays_fit_and_sample_exactly_or_exit_2(X, extra, n_ens, seed):
             assert len(errors) == 1 and len(errors[0]) > len("mmsold: error: ") + 10, res.stderr
             assert not out.exists()
             assert not list(tmp.glob(".*part*")), list(tmp.iterdir())
+            event("refused: " + "".join(c for c in errors[0].split(": ", 3)[-1][:40] if not c.isdigit()))
             return
+        event("sampled" + (" (singular covariance)" if "singular" in fit_warnings else "")
+              + (" (duplicates)" if "duplicates" in fit_warnings else ""))
         model = Model.load(model_path)
         Z = np.load(out)
         assert Z.shape == (n_samples, d) and np.isfinite(Z).all()
