@@ -8,6 +8,8 @@ SIGTERM 143, in both cases without partial output.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import signal
@@ -18,7 +20,7 @@ from typing import Optional
 
 import typer
 
-from .errors import MmsoldError
+from .errors import MmsoldError, MmsoldWarning
 
 app = typer.Typer(
     add_completion=False,
@@ -43,28 +45,81 @@ def _fail(msg: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def _run(fn):
-    """Run a command body, mapping errors and signals to messages and exit codes."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+def _silence_stdout():
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
-    def show_warning(message, category, filename, lineno, file=None, line=None):
-        sys.stderr.write(f"mmsold: warning: {message}\n")
 
-    warnings.showwarning = show_warning
+def _flush_stdout():
+    """Flush stdout now, so a full disk (``> /dev/full``) is reported, not lost at exit."""
     try:
-        return fn()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _silence_stdout()
+        raise MmsoldError(f"cannot write to standard output ({exc.strerror or exc})") from exc
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(f"mmsold: warning: {message}\n")
+
+
+def _run(fn):
+    """Run a command body, mapping errors and signals to messages and exit codes.
+
+    * :class:`MmsoldError` (bad input) → ``mmsold: error: ...`` on stderr, exit 2
+      (re-raised with ``--debug`` for the traceback);
+    * Ctrl-C (SIGINT) → exit 130, SIGTERM → exit 143; both unwind like an
+      exception, so atomic writers delete their temporary files;
+    * ``MemoryError`` → exit 1; a closed stdout pipe (``... --json | head``) → exit 141;
+    * any other exception is a bug: one line naming it, exit 1 (traceback with ``--debug``).
+
+    Warnings print as ``mmsold: warning: ...`` lines.
+    """
+    import click
+
+    try:
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        old_term = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", MmsoldWarning)
+            warnings.showwarning = _show_warning
+            result = fn()
+            _flush_stdout()
+            return result
     except MmsoldError as exc:
         if _STATE["debug"]:
             raise
         _fail(str(exc))
     except KeyboardInterrupt:
-        sys.stderr.write("mmsold: interrupted; no output written\n")
+        sys.stderr.write("mmsold: interrupted; no partial output left\n")
         raise typer.Exit(130)
     except _Terminated:
-        sys.stderr.write("mmsold: terminated; no output written\n")
+        sys.stderr.write("mmsold: terminated; no partial output left\n")
         raise typer.Exit(143)
     except MemoryError:
         _fail("out of memory; lower --batch-size or the number of samples", 1)
+    except BrokenPipeError:  # stdout's reader has gone (`mmsold ... --json | head`)
+        _silence_stdout()
+        raise typer.Exit(141)
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise
+    except Exception as exc:
+        if _STATE["debug"]:
+            raise
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            _silence_stdout()  # e.g. `--json > /dev/full`; output files are written atomically before this
+            where = exc.filename or "to standard output"
+            _fail(f"cannot write {where}: disk full ({exc.strerror})")
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _fail(f"internal error {type(exc).__name__}: {text} (a bug in mmsold; rerun with --debug and report it)", 1)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def _emit(payload: dict, as_json: bool, table_title: str | None = None):
@@ -142,10 +197,11 @@ def _progress_bar(enabled: bool):
     """A rich progress bar on a terminal; a no-op otherwise."""
     if not enabled:
         return None, None
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   transient=True)
+                   transient=True, console=Console(stderr=True))
     ens = bar.add_task("ensembles", total=None)
     stp = bar.add_task("steps", total=None)
 
@@ -291,9 +347,32 @@ def _is_model_file(spec: str) -> bool:
 
 
 def run():
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    After a signal (exit 130 or 143) the command has already unwound and
+    removed its temporary files; we then leave with :func:`os._exit`, because
+    a normal interpreter shutdown can crash (SIGSEGV) under native threads a
+    signal interrupted, such as scipy's ``cKDTree.query(workers=-1)`` pool.
+    """
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
-    app()
+    signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: SIGTERM while parsing also exits 143
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:
+        sys.stderr.write("mmsold: interrupted\n")
+        code = 130
+    except _Terminated:
+        sys.stderr.write("mmsold: terminated\n")
+        code = 143
+    if code in (130, 143):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
