@@ -8,6 +8,10 @@ Three exact-or-approximate backends behind one interface,
 * ``brute`` — exact search by blocked BLAS: ``‖q‖² + ‖x‖² − 2 q·x`` one
   block of queries at a time, so memory stays bounded.  Beats tree search
   from about ten dimensions up to tens of thousands of points.
+* ``grid`` — a uniform cell grid searched by a numba kernel
+  (:mod:`mmsold_cli.search_numba`): exact, built in milliseconds, and an order
+  of magnitude faster per query than the k-d tree for d ≤ 3.  The smoothed
+  score uses it (fused with the barycentre) whatever the model's index.
 * ``nndescent`` — pynndescent's approximate graph search, for large training
   sets in high dimension.  Its import and numba compilation cost tens of
   seconds in a fresh process, so ``auto`` picks it only where exact search
@@ -24,9 +28,13 @@ import numpy as np
 
 from .errors import MmsoldError
 
-__all__ = ["INDEX_KINDS", "choose_index", "build_index", "knn_graph", "KDTreeIndex", "BruteIndex", "NNDescentIndex"]
+__all__ = ["INDEX_KINDS", "choose_index", "build_index", "knn_graph", "KDTreeIndex", "BruteIndex", "NNDescentIndex",
+           "GridIndex", "GRID_MAX_DIM"]
 
-INDEX_KINDS = ("auto", "kdtree", "brute", "nndescent")
+INDEX_KINDS = ("auto", "kdtree", "brute", "nndescent", "grid")
+
+#: Highest dimension a cell grid is offered for (the block of (2h+1)^d cells grows fast).
+GRID_MAX_DIM = 3
 
 #: Memory budget of one brute-force block of squared distances, in floats.
 _BLOCK_FLOATS = 4_000_000
@@ -75,21 +83,108 @@ class BruteIndex:
         self.sqnorm = np.einsum("ij,ij->i", X, X)
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from .search_numba import topk_rows
+
         n = self.X.shape[0]
+        k = min(k, n)
         m = Q.shape[0]
         out_d = np.empty((m, k))
         out_i = np.empty((m, k), dtype=np.int64)
         step = max(1, _BLOCK_FLOATS // n)
         for s in range(0, m, step):
             q = Q[s : s + step]
-            d2 = self.sqnorm[None, :] - 2.0 * (q @ self.X.T)
-            part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(q), 1))
-            pd = np.take_along_axis(d2, part, axis=1)
-            order = np.argsort(pd, axis=1, kind="stable")
-            out_i[s : s + step] = np.take_along_axis(part, order, axis=1)
-            qn = np.einsum("ij,ij->i", q, q)
-            out_d[s : s + step] = np.maximum(np.take_along_axis(pd, order, axis=1) + qn[:, None], 0.0)
+            d2 = q @ self.X.T
+            d2 *= -2.0
+            d2 += self.sqnorm[None, :]
+            out_d[s : s + step], out_i[s : s + step] = topk_rows(d2, np.einsum("ij,ij->i", q, q), k)
         return out_d, out_i
+
+
+class GridIndex:
+    """Exact search on a uniform cell grid (numba kernel, for d ≤ 3).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    radius : float, optional
+        Typical k-th neighbour distance of the queries to come; the cell side
+        is half of it, so most queries are certified by a block of
+        :math:`5^d` cells.  Estimated from the training points when omitted.
+    k : int
+        The k the radius is estimated for.
+    max_cells : int, optional
+        Cap on the number of cells (memory: 8 bytes each); default
+        ``max(8 n, 65536)``.  A coarser grid stays exact, only slower.
+
+    Attributes
+    ----------
+    Xs : array of shape (n, d)
+        The points sorted cell by cell; ``perm`` maps rows of Xs to rows of X.
+    """
+
+    kind = "grid"
+
+    def __init__(self, X: np.ndarray, radius: float | None = None, k: int = 16, max_cells: int | None = None):
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        n, d = X.shape
+        self.X = X
+        if radius is None or not np.isfinite(radius) or radius <= 0:
+            radius = self.typical_radius(X, X, k)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        span = np.maximum(hi - lo, 1e-300)
+        cap = max(8 * n, 65536) if max_cells is None else int(max_cells)
+        s = 0.5 * radius
+        if s <= 0 or not np.isfinite(s):
+            s = float(span.max())
+        while np.prod(np.floor(span / s) + 1.0) > cap:
+            s *= 1.25
+        dims = (np.floor(span / s) + 1).astype(np.int64)
+        strides = np.ones(d, dtype=np.int64)
+        for k_ in range(1, d):
+            strides[k_] = strides[k_ - 1] * dims[k_ - 1]
+        cells = np.minimum(np.floor((X - lo) / s), dims - 1).astype(np.int64)
+        cid = cells @ strides
+        self.perm = np.argsort(cid, kind="stable")
+        self.Xs = np.ascontiguousarray(X[self.perm])
+        self.starts = np.searchsorted(cid[self.perm], np.arange(int(np.prod(dims)) + 1)).astype(np.int64)
+        self.lo, self.s, self.dims, self.strides = lo, float(s), dims, strides
+        # the kernels see three axes; unused ones have a single cell
+        self.lo3 = np.zeros(3)
+        self.lo3[:d] = lo
+        self.dims3 = np.ones(3, dtype=np.int64)
+        self.dims3[:d] = dims
+        self.strides3 = np.full(3, int(np.prod(dims)), dtype=np.int64)
+        self.strides3[:d] = strides
+        self.h0 = int(max(1, np.ceil(radius / s)))
+
+    @staticmethod
+    def typical_radius(X: np.ndarray, Q: np.ndarray, k: int, sample: int = 256, random_state: int = 0,
+                       index=None) -> float:
+        """Median distance from (a sample of) the rows of Q to their k-th nearest row of X.
+
+        Uses ``index`` when given, else blocked NumPy partitions (no compiled code).
+        """
+        rng = np.random.default_rng(random_state)
+        n = X.shape[0]
+        k = max(1, min(k, n))
+        q = Q[rng.choice(Q.shape[0], size=min(sample, Q.shape[0]), replace=False)]
+        if index is not None:
+            kth = index.query(q, k)[0][:, -1]
+        else:
+            xn = np.einsum("ij,ij->i", X, X)
+            step = max(1, _BLOCK_FLOATS // n)
+            kth = np.concatenate([
+                np.partition(xn[None, :] - 2.0 * (b @ X.T), k - 1, axis=1)[:, k - 1] + np.einsum("ij,ij->i", b, b)
+                for b in (q[s : s + step] for s in range(0, len(q), step))
+            ])
+        return float(np.sqrt(max(np.median(kth), 0.0)))
+
+    def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from .search_numba import grid_knn
+
+        k = min(k, self.X.shape[0])
+        d2, i = grid_knn(self, np.asarray(Q, dtype=np.float64), k)
+        return d2, self.perm[i]
 
 
 class NNDescentIndex:
@@ -128,6 +223,10 @@ def build_index(X: np.ndarray, kind: str = "auto", graph: np.ndarray | None = No
         return KDTreeIndex(X)
     if kind == "brute":
         return BruteIndex(X)
+    if kind == "grid":
+        if X.shape[1] > GRID_MAX_DIM:
+            raise MmsoldError(f"index grid needs dimension ≤ {GRID_MAX_DIM}, got {X.shape[1]}")
+        return GridIndex(X)
     return NNDescentIndex(X, graph=graph)
 
 

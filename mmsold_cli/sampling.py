@@ -30,7 +30,7 @@ from . import defaults, schedules, stiefel
 from .errors import MmsoldError
 from .integrators import get_integrator
 from .samplers import init_data, init_gaussian, sample_mmsold, sample_sold, spatial_order
-from .score import SmoothedScore
+from .score import SEARCHES, SmoothedScore
 from . import cfdm as _cfdm, inits
 from .cfdm import sample_cfdm
 from .validation import check_int, check_positive
@@ -73,7 +73,7 @@ def ensemble_sizes(n: int, P: int, d: int) -> list[int]:
 
 def resolve_settings(model, n, *, sampler="mmsold", steps=None, eta=None, t=None, sigma=None, M=None, K=None,
                      L=0, P=None, integrator=None, init="data", target_cov="data", batch_size=None,
-                     backend="numba", start_time=None):
+                     backend="numba", start_time=None, search="auto"):
     """Validate the options and fill the data-scaled defaults (see :mod:`mmsold_cli.defaults`)."""
     n = check_int(n, "number of samples n", low=1)
     d = model.d_
@@ -107,9 +107,11 @@ def resolve_settings(model, n, *, sampler="mmsold", steps=None, eta=None, t=None
     batch_size = check_int(BATCH_PARTICLES if batch_size is None else batch_size, "batch_size", low=1)
     if backend not in ("numba", "numpy"):
         raise MmsoldError(f"backend must be numba or numpy, got {backend!r}")
+    if search not in SEARCHES:
+        raise MmsoldError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
     return dict(sampler=sampler, n=n, steps=steps, eta=eta, t=None if sampler == "cfdm" else t, sigma=sigma, M=M,
                 K=K, L=L, P=P, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
-                backend=backend, start_time=start_time)
+                backend=backend, start_time=start_time, search=search)
 
 
 def _cfdm_settings(model, t, steps, sigma, M, start_time, integrator):
@@ -204,7 +206,7 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
         sched = (schedule or schedules.constant)(steps=st["steps"], t=st["t"], sigma=st["sigma"], eta=st["eta"],
                                                  lam_max=float(np.linalg.eigvalsh(cov)[-1]))
     score = SmoothedScore(model.X_, model.index_, sigma=st["sigma"], M=st["M"], K=st["K"], L=st["L"],
-                          backend=st["backend"])
+                          backend=st["backend"], search=st["search"], graph=model.knn_idx_)
     integrator = None if cf else get_integrator(st["integrator"])
     constrained = st["sampler"] == "mmsold"
     run = sample_mmsold if constrained else sample_sold

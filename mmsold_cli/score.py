@@ -57,6 +57,7 @@ __all__ = [
     "remainder_indices",
     "barycentre_candidates",
     "SmoothedScore",
+    "SEARCHES",
 ]
 
 _BLOCK_FLOATS = 4_000_000
@@ -166,6 +167,10 @@ def barycentre_candidates(X: np.ndarray, Q: np.ndarray, idx: np.ndarray, t: floa
     return np.einsum("mc,mcd->md", w, C)
 
 
+#: Neighbour-search strategies of :class:`SmoothedScore` (see its Notes).
+SEARCHES = ("auto", "grid", "grid-knn", "index", "pool", "all")
+
+
 class SmoothedScore:
     """The smoothed closed-form score of a fitted model, as a callable.
 
@@ -188,22 +193,91 @@ class SmoothedScore:
     L : int
         Random remainder points per barycentre.
     backend : {"numba", "numpy"}
-        The fused numba kernel or the NumPy reference it must agree with.
+        The fused numba kernels or the NumPy reference they must agree with.
+    search : {"auto", "grid", "grid-knn", "index", "pool", "all"}
+        Which candidates each barycentre is taken over (see Notes).
+    graph : array of shape (n, g), int, optional
+        The training k-NN graph (``Model.knn_idx_``), needed by ``"pool"``.
+    pool : int, optional
+        Tracked neighbours per particle for ``"pool"`` (default 4 K).
+
+    Notes
+    -----
+    * ``"index"``: the K nearest training points of each draw z + u by the
+      model's index, plus L remainder points; the definition above.
+    * ``"grid-knn"``: the same K nearest points, found on a cell grid
+      (:class:`~mmsold_cli.neighbors.GridIndex`, d ≤ 3) by a kernel fused
+      with the softmax and the barycentre (L = 0).
+    * ``"grid"``: every training point of the smallest block of grid cells
+      around z + u whose inscribed ball holds at least K points: a certified
+      superset of the K nearest (typically 2–3 K points), so closer to the
+      exact barycentre than ``"index"``, and cheaper than ``"grid-knn"``
+      because no selection is needed (L = 0).
+    * ``"pool"``: every draw of a particle uses the particle's own c tracked
+      nearest points (:class:`~mmsold_cli.tracking.TrackedNeighbours`),
+      re-ranked each step from last step's and their graph neighbours.  Exact
+      enough only when σ√d is small against the neighbourhood radius (the
+      draws must stay inside the pool); opt-in (L = 0).
+    * ``"all"``: all n points (``K >= n``): the exact barycentre.
+
+    ``"auto"`` is ``"all"`` when K ≥ n, ``"grid"`` for the numba backend,
+    L = 0 and d ≤ 3, and ``"index"`` otherwise.  ``search`` holds the
+    resolved choice.
     """
 
-    def __init__(self, X, index, *, sigma, M=4, K=16, L=0, backend="numba"):
+    def __init__(self, X, index, *, sigma, M=4, K=16, L=0, backend="numba", search="auto", graph=None, pool=None):
+        from .errors import MmsoldError
+        from .neighbors import GRID_MAX_DIM
+
         self.X = X
         self.index = index
         self.sigma = float(sigma)
         self.M = int(M) if sigma > 0 else 1
-        self.K = int(min(K, X.shape[0]))
-        self.L = int(min(L, X.shape[0] - self.K))
+        n, d = X.shape
+        self.K = int(min(K, n))
+        self.L = int(min(L, n - self.K))
         self.backend = backend
         self.n_evals = 0
-        n = X.shape[0]
         self._logw = None
         if self.L > 0:
             self._logw = np.concatenate([np.zeros(self.K), np.full(self.L, np.log((n - self.K) / self.L))])
+        if search not in SEARCHES:
+            raise MmsoldError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+        if self.K >= n:
+            search = "all"
+        elif search == "auto":
+            search = "grid" if backend == "numba" and self.L == 0 and d <= GRID_MAX_DIM else "index"
+        if search in ("grid", "grid-knn"):
+            if d > GRID_MAX_DIM:
+                raise MmsoldError(f"search {search!r} needs dimension ≤ {GRID_MAX_DIM}, got {d}")
+            if backend != "numba":
+                raise MmsoldError(f"search {search!r} needs the numba backend, got {backend!r}")
+        if search in ("grid", "grid-knn", "pool") and self.L > 0:
+            raise MmsoldError(f"search {search!r} takes no remainder points (L = 0), got L = {self.L}")
+        self.search = search
+        self._grid = None
+        self.tracker = None
+        if search == "pool":
+            from .tracking import TrackedNeighbours
+
+            if graph is None:
+                raise MmsoldError("search 'pool' needs the training k-NN graph (graph=model.knn_idx_)")
+            self.tracker = TrackedNeighbours(X, graph, index, 4 * self.K if pool is None else int(pool))
+
+    def grid(self):
+        """The cell grid of the fused paths, built on first use (milliseconds).
+
+        Its cells are sized for the typical K-th neighbour distance of a
+        perturbed query (a training point plus one draw of σ).
+        """
+        if self._grid is None:
+            from .neighbors import GridIndex
+
+            rng = np.random.default_rng(0)
+            X = self.X
+            q = X[rng.integers(0, X.shape[0], 256)] + self.sigma * rng.standard_normal((256, X.shape[1]))
+            self._grid = GridIndex(X, radius=GridIndex.typical_radius(X, q, self.K, index=self.index), k=self.K)
+        return self._grid
 
     def draws(self, rng, shape, sigma=None):
         """The perturbations u for one step: array of shape (M, *shape)."""
@@ -230,10 +304,22 @@ class SmoothedScore:
         """
         U = self.draws(rng, Z.shape, sigma)
         M, m, d = U.shape
-        Q = (Z[None] + U).reshape(M * m, d)
         X = self.X
-        idx = self.candidates(Q, rng)
         self.n_evals += M * m
+        if self.search in ("grid", "grid-knn"):
+            from .search_numba import grid_bary_mean
+
+            return grid_bary_mean(self.grid(), Z, U, self.K, t, exact_k=self.search == "grid-knn")
+        if self.search == "pool":
+            _, pool = self.tracker.query(Z)
+            if self.backend == "numba":
+                from .score_numba import pool_barycentre_mean
+
+                return pool_barycentre_mean(X, Z, U, pool, t)
+            idx = np.broadcast_to(pool, (M,) + pool.shape).reshape(M * m, -1)
+            return barycentre_candidates(X, (Z[None] + U).reshape(M * m, d), idx, t).reshape(M, m, d).mean(axis=0)
+        Q = (Z[None] + U).reshape(M * m, d)
+        idx = self.candidates(Q, rng)
         if self.backend == "numba":
             from .score_numba import barycentre_mean
 

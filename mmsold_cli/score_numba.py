@@ -1,10 +1,12 @@
-"""Fused numba kernel for the smoothed barycentre.
+"""Fused numba kernels for the smoothed barycentre.
 
 One pass per query over its candidate points computes the squared distance,
 the running (online) softmax and the weighted sum, then averages over the M
 draws, all without materialising the (m, c, d) gather that the NumPy
-reference :func:`mmsold_cli.score.barycentre_candidates` builds.  The kernel
-takes plain arrays only, so ``cache=True`` holds across processes.
+reference :func:`mmsold_cli.score.barycentre_candidates` builds.  The kernels
+take plain arrays only, so ``cache=True`` holds across processes; they are
+serial and ``nogil``, and :func:`~mmsold_cli.search_numba.run_rows` spreads
+the particles over threads.
 """
 
 from __future__ import annotations
@@ -17,17 +19,21 @@ numba_cache_dir()
 
 import numba  # noqa: E402
 
-__all__ = ["barycentre_mean"]
+from .search_numba import exp_nonpos, run_rows  # noqa: E402
+
+__all__ = ["barycentre_mean", "pool_barycentre_mean"]
 
 
-@numba.njit(parallel=True, fastmath=False, cache=True, nogil=True)
-def _bary_mean(X, Q, idx, inv2t2, logw, out):
+@numba.njit(cache=True, nogil=True)
+def _bary_mean(X, Q, idx, inv2t2, logw, out, r0, r1):
     M, m, d = Q.shape
     c = idx.shape[2]
     use_logw = logw.shape[0] == c
-    for p in numba.prange(m):
-        acc = np.zeros(d)
-        num = np.empty(d)
+    acc = np.empty(d)
+    num = np.empty(d)
+    for p in range(r0, r1):
+        for k in range(d):
+            acc[k] = 0.0
         for r in range(M):
             mx = -np.inf
             den = 0.0
@@ -44,12 +50,12 @@ def _bary_mean(X, Q, idx, inv2t2, logw, out):
                     lg += logw[j]
                 if lg > mx:
                     # rescale what has been summed so far to the new maximum
-                    sc = np.exp(mx - lg)
+                    sc = exp_nonpos(mx - lg)
                     den *= sc
                     for k in range(d):
                         num[k] *= sc
                     mx = lg
-                w = np.exp(lg - mx)
+                w = exp_nonpos(lg - mx)
                 den += w
                 for k in range(d):
                     num[k] += w * X[xi, k]
@@ -77,6 +83,77 @@ def barycentre_mean(X, Q, idx, t, logw=None):
     M, m, d = Q.shape
     out = np.empty((m, d))
     lw = np.empty(0) if logw is None else np.ascontiguousarray(logw, dtype=np.float64)
-    _bary_mean(np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(Q, dtype=np.float64),
-               np.ascontiguousarray(idx, dtype=np.int64), 1.0 / (2.0 * t * t), lw, out)
+    run_rows(_bary_mean, m, np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(Q, dtype=np.float64),
+             np.ascontiguousarray(idx, dtype=np.int64), 1.0 / (2.0 * t * t), lw, out, min_rows=64)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _pool_bary_mean(X, Z, U, pool, inv2t2, out, r0, r1):
+    M, m, d = U.shape
+    c = pool.shape[1]
+    C = np.empty((c, d))
+    lg = np.empty(c)
+    q = np.empty(d)
+    num = np.empty(d)
+    acc = np.empty(d)
+    for p in range(r0, r1):
+        for j in range(c):  # gather the particle's candidates once for all draws
+            xi = pool[p, j]
+            for k in range(d):
+                C[j, k] = X[xi, k]
+        for k in range(d):
+            acc[k] = 0.0
+        for r in range(M):
+            for k in range(d):
+                q[k] = Z[p, k] + U[r, p, k]
+            mn = np.inf
+            for j in range(c):
+                d2 = 0.0
+                for k in range(d):
+                    t = C[j, k] - q[k]
+                    d2 += t * t
+                lg[j] = d2
+                if d2 < mn:
+                    mn = d2
+            for j in range(c):
+                lg[j] = exp_nonpos((mn - lg[j]) * inv2t2)
+            den = 0.0
+            for k in range(d):
+                num[k] = 0.0
+            for j in range(c):
+                w = lg[j]
+                den += w
+                for k in range(d):
+                    num[k] += w * C[j, k]
+            for k in range(d):
+                acc[k] += num[k] / den
+        for k in range(d):
+            out[p, k] = acc[k] / M
+
+
+def pool_barycentre_mean(X, Z, U, pool, t):
+    r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
+
+    Every draw of particle p uses the same candidates ``pool[p]`` (e.g. its
+    tracked neighbours, :mod:`mmsold_cli.tracking`); the NumPy equivalent is
+    :func:`mmsold_cli.score.barycentre_candidates` with the pool repeated per draw.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    Z : array of shape (m, d)
+    U : array of shape (M, m, d)
+    pool : array of shape (m, c), int64
+    t : float
+
+    Returns
+    -------
+    B : array of shape (m, d)
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    out = np.empty(Z.shape)
+    run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z,
+             np.ascontiguousarray(U, dtype=np.float64), np.ascontiguousarray(pool, dtype=np.int64),
+             1.0 / (2.0 * t * t), out, min_rows=64)
     return out

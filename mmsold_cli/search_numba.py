@@ -1,0 +1,460 @@
+r"""Exact k-nearest-neighbour search on a uniform cell grid, fused with the barycentre.
+
+For low dimension (d ≤ 3) the training points are bucketed into cubic cells
+of side :math:`s` and sorted cell by cell, so every run of cells along the
+first axis is one contiguous block of memory.  A query :math:`q` scans the
+block of :math:`(2h+1)^d` cells around its own cell, keeps the K closest
+points seen, and stops once the K-th distance is certified:
+
+.. math::
+
+    \|q - x\| \ge \beta_h(q) \quad\text{for every } x \text{ outside the block},
+    \qquad \text{exact when } d_{(K)} \le \beta_h(q),
+
+where
+    * :math:`d_{(K)}` is the K-th smallest distance found in the block,
+    * :math:`\beta_h(q)` the distance from q to the nearest face of the block
+      that has cells beyond it (faces at the grid's edge bound nothing).
+
+Otherwise the block grows to the half-width that the found :math:`d_{(K)}`
+certifies and the scan is repeated, so the result is the exact K nearest
+neighbours (ties aside) whatever the query.  The cost is a few dozen
+contiguous distance evaluations per query and no tree walk.
+
+:func:`grid_bary_mean` fuses the search with the softmax and the barycentre of
+:mod:`mmsold_cli.score` (the distances found by the search are the logits) and
+the mean over the M draws, one particle per loop iteration; :func:`run_rows`
+spreads the particles over threads.
+
+Kernels take plain arrays only, so ``cache=True`` holds across processes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._config import numba_cache_dir
+
+numba_cache_dir()
+
+import numba  # noqa: E402
+from llvmlite import ir  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+__all__ = ["grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "topk_rows", "track"]
+
+
+@intrinsic
+def _bits_to_float(typingctx, i):
+    """Reinterpret the 64 bits of an int64 as a float64 (an LLVM bitcast)."""
+    sig = numba.types.float64(numba.types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def exp_nonpos(x):
+    r"""exp(x) for x ≤ 0 to about 1e-15 relative, in plain arithmetic LLVM can vectorise.
+
+    .. math:: e^x = 2^k e^r,\quad k = \mathrm{round}(x/\ln 2),\ |r| \le \tfrac{\ln 2}{2}
+
+    with :math:`e^r` by its Taylor polynomial of degree 12 (truncation
+    :math:`< 2\cdot 10^{-16}`) and :math:`2^k` built from its exponent bits;
+    x below −708 returns :math:`e^{-708}` (a weight 1e-308 of the largest, which is 1).
+    """
+    if x < -708.0:
+        x = -708.0
+    kf = np.floor(x * 1.4426950408889634 + 0.5)
+    r = x - kf * 0.6931471803691238 - kf * 1.9082149292705877e-10
+    p = 2.08767569878681e-09
+    p = p * r + 2.505210838544172e-08
+    p = p * r + 2.755731922398589e-07
+    p = p * r + 2.7557319223985893e-06
+    p = p * r + 2.48015873015873e-05
+    p = p * r + 0.0001984126984126984
+    p = p * r + 0.001388888888888889
+    p = p * r + 0.008333333333333333
+    p = p * r + 0.041666666666666664
+    p = p * r + 0.16666666666666666
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    return p * _bits_to_float((np.int64(kf) + 1023) << 52)
+
+
+@numba.njit(cache=True, nogil=True)
+def _exp_array(x, out):
+    for i in range(x.shape[0]):
+        out[i] = exp_nonpos(x[i])
+
+
+def exp_nonpos_array(x):
+    """:func:`exp_nonpos` over a 1-D array (for tests and checks)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    _exp_array(x, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cell(v, lo, inv_s, g):
+    c = int(np.floor((v - lo) * inv_s))
+    if c < 0:
+        return 0
+    if c > g - 1:
+        return g - 1
+    return c
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scan(Xs, j0, j1, q0, q1, q2, buf_d, buf_j, cnt, dmin):
+    """Squared distances of the sorted points j0..j1-1 into the buffer; returns (count, running minimum)."""
+    d = Xs.shape[1]
+    if d == 2:
+        for j in range(j0, j1):
+            a = Xs[j, 0] - q0
+            b = Xs[j, 1] - q1
+            d2 = a * a + b * b
+            buf_d[cnt] = d2
+            buf_j[cnt] = j
+            cnt += 1
+            if d2 < dmin:
+                dmin = d2
+    elif d == 3:
+        for j in range(j0, j1):
+            a = Xs[j, 0] - q0
+            b = Xs[j, 1] - q1
+            e = Xs[j, 2] - q2
+            d2 = a * a + b * b + e * e
+            buf_d[cnt] = d2
+            buf_j[cnt] = j
+            cnt += 1
+            if d2 < dmin:
+                dmin = d2
+    else:
+        for j in range(j0, j1):
+            a = Xs[j, 0] - q0
+            d2 = a * a
+            buf_d[cnt] = d2
+            buf_j[cnt] = j
+            cnt += 1
+            if d2 < dmin:
+                dmin = d2
+    return cnt, dmin
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _face(beta, q, lo, s, a, b, g):
+    """Shrink beta to the distance from q to the block's faces [a, b] on one axis (grid edges bound nothing)."""
+    if a > 0:
+        f = q - (lo + a * s)
+        if f < beta:
+            beta = f
+    if b < g - 1:
+        f = lo + (b + 1) * s - q
+        if f < beta:
+            beta = f
+    return beta
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _collect(Xs, starts, lo, dims, strides, s, inv_s, q0, q1, q2, K, h0, buf_d, buf_j):
+    """Every point of the smallest block of cells around q's cell (half-width ≥ h0) whose
+    inscribed ball holds at least K points, with its squared distance to q.
+
+    The grid is padded to three axes (unused ones have one cell).  Fills buf_d,
+    buf_j (sorted-point indices) and returns (count, smallest squared distance).
+    """
+    g0, g1, g2 = dims[0], dims[1], dims[2]
+    cx = _cell(q0, lo[0], inv_s, g0)
+    cy = _cell(q1, lo[1], inv_s, g1)
+    cz = _cell(q2, lo[2], inv_s, g2)
+    st1, st2 = strides[1], strides[2]
+    h = h0
+    cnt = 0
+    dmin = np.inf
+    pax = pbx = pay = pby = paz = pbz = 0
+    first = True
+    while True:
+        ax, bx = max(cx - h, 0), min(cx + h, g0 - 1)
+        ay, by = max(cy - h, 0), min(cy + h, g1 - 1)
+        az, bz = max(cz - h, 0), min(cz + h, g2 - 1)
+        beta = _face(np.inf, q0, lo[0], s, ax, bx, g0)
+        beta = _face(beta, q1, lo[1], s, ay, by, g1)
+        beta = _face(beta, q2, lo[2], s, az, bz, g2)
+        for z in range(az, bz + 1):
+            for y in range(ay, by + 1):
+                base = z * st2 + y * st1
+                if not first and pay <= y <= pby and paz <= z <= pbz:
+                    # this row was scanned up to the old block: only its two new ends
+                    cnt, dmin = _scan(Xs, starts[base + ax], starts[base + pax], q0, q1, q2, buf_d, buf_j, cnt, dmin)
+                    cnt, dmin = _scan(Xs, starts[base + pbx + 1], starts[base + bx + 1], q0, q1, q2, buf_d, buf_j,
+                                      cnt, dmin)
+                else:
+                    cnt, dmin = _scan(Xs, starts[base + ax], starts[base + bx + 1], q0, q1, q2, buf_d, buf_j,
+                                      cnt, dmin)
+        if beta == np.inf:  # the block is the whole grid
+            return cnt, dmin
+        b2 = max(beta, 0.0) ** 2
+        inball = 0
+        for j in range(cnt):
+            inball += buf_d[j] <= b2
+        if inball >= K:
+            return cnt, dmin
+        pax, pbx, pay, pby, paz, pbz = ax, bx, ay, by, az, bz
+        first = False
+        h += 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _select(buf_d, buf_j, cnt, K, bd, bi):
+    """The K smallest buffer entries, ascending (insertion into a sorted list)."""
+    for j in range(K):
+        bd[j] = np.inf
+        bi[j] = -1
+    worst = np.inf
+    for j in range(cnt):
+        v = buf_d[j]
+        if v < worst:
+            pos = K - 1
+            while pos > 0 and bd[pos - 1] > v:
+                bd[pos] = bd[pos - 1]
+                bi[pos] = bi[pos - 1]
+                pos -= 1
+            bd[pos] = v
+            bi[pos] = buf_j[j]
+            worst = bd[K - 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_knn(Xs, starts, lo, dims, strides, s, Q, K, h0, out_d, out_i, r0, r1):
+    d = Q.shape[1]
+    n = Xs.shape[0]
+    buf_d = np.empty(n)
+    buf_j = np.empty(n, np.int64)
+    q = np.zeros(3)
+    for p in range(r0, r1):
+        for k in range(d):
+            q[k] = Q[p, k]
+        cnt, _ = _collect(Xs, starts, lo, dims, strides, s, 1.0 / s, q[0], q[1], q[2], K, h0, buf_d, buf_j)
+        _select(buf_d, buf_j, cnt, K, out_d[p], out_i[p])
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_bary(Xs, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, exact_k, out, r0, r1):
+    M, m, d = U.shape
+    n = Xs.shape[0]
+    buf_d = np.empty(n)
+    buf_j = np.empty(n, np.int64)
+    bd = np.empty(K)
+    bi = np.empty(K, np.int64)
+    q = np.zeros(3)
+    acc = np.empty(3)
+    num = np.empty(3)
+    for p in range(r0, r1):
+        for k in range(3):
+            acc[k] = 0.0
+        for r in range(M):
+            for k in range(d):
+                q[k] = Z[p, k] + U[r, p, k]
+            cnt, dmin = _collect(Xs, starts, lo, dims, strides, s, 1.0 / s, q[0], q[1], q[2], K, h0, buf_d, buf_j)
+            if exact_k:  # the K nearest only
+                _select(buf_d, buf_j, cnt, K, bd, bi)
+                for j in range(K):
+                    buf_d[j] = bd[j]
+                    buf_j[j] = bi[j]
+                cnt = K
+            # two passes: the weights (vectorisable exp), then the sums
+            for j in range(cnt):
+                buf_d[j] = exp_nonpos((dmin - buf_d[j]) * inv2t2)
+            den = 0.0
+            for k in range(3):
+                num[k] = 0.0
+            for j in range(cnt):
+                w = buf_d[j]
+                den += w
+                xi = buf_j[j]
+                for k in range(d):
+                    num[k] += w * Xs[xi, k]
+            for k in range(d):
+                acc[k] += num[k] / den
+        for k in range(d):
+            out[p, k] = acc[k] / M
+
+
+_EXECUTOR = None
+
+
+def n_threads() -> int:
+    """Threads the kernels use: ``NUMBA_NUM_THREADS`` if set, else one per core."""
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def run_rows(kernel, m: int, *args, min_rows: int = 256):
+    """Call ``kernel(*args, r0, r1)`` on row ranges covering 0..m, on all threads.
+
+    The kernels are serial ``nogil`` functions; Python threads run them side by
+    side (a parallel numba loop would triple the first-call compile time).
+    Each thread gets a few ranges so uneven rows balance out.
+    """
+    global _EXECUTOR
+    nt = min(n_threads(), max(1, m // min_rows))
+    if nt <= 1:
+        kernel(*args, 0, m)
+        return
+    if _EXECUTOR is None or _EXECUTOR._max_workers < nt:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(max_workers=n_threads(), thread_name_prefix="mmsold")
+    bounds = np.linspace(0, m, 4 * nt + 1).astype(np.int64)
+    futures = [_EXECUTOR.submit(kernel, *args, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    for f in futures:
+        f.result()
+
+
+def grid_knn(grid, Q, k):
+    """Exact k nearest neighbours of the rows of Q on ``grid`` (see :class:`~mmsold_cli.neighbors.GridIndex`).
+
+    Returns
+    -------
+    sqdist : array of shape (m, k), ascending
+    idx : array of shape (m, k), int64, into the grid's sorted points
+    """
+    Q = np.ascontiguousarray(Q, dtype=np.float64)
+    m = Q.shape[0]
+    out_d = np.empty((m, k))
+    out_i = np.empty((m, k), dtype=np.int64)
+    run_rows(_grid_knn, m, grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Q, int(k), grid.h0,
+             out_d, out_i, min_rows=64)
+    return out_d, out_i
+
+
+def grid_bary_mean(grid, Z, U, K, t, exact_k=True):
+    r"""Mean over the draws of the softmax barycentre on the exact K nearest neighbours of z + u.
+
+    Parameters
+    ----------
+    grid : GridIndex
+    Z : array of shape (m, d)
+    U : array of shape (M, m, d), the draws
+    K : int
+    t : float
+
+    Returns
+    -------
+    B : array of shape (m, d), :math:`\frac1M\sum_r \hat b_t(z + u_r)`
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    U = np.ascontiguousarray(U, dtype=np.float64)
+    out = np.empty(Z.shape)
+    run_rows(_grid_bary, Z.shape[0], grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
+             int(K), grid.h0, 1.0 / (2.0 * t * t), bool(exact_k), out, min_rows=64)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _topk_rows(D, add, k, out_d, out_i, r0, r1):
+    """The k smallest of each row of D (plus add[row]), ascending: an insertion list per row."""
+    m, n = D.shape
+    for p in range(r0, r1):
+        bd = out_d[p]
+        bi = out_i[p]
+        for j in range(k):
+            bd[j] = np.inf
+            bi[j] = -1
+        worst = np.inf
+        row = D[p]
+        for j in range(n):
+            v = row[j]
+            if v < worst:
+                pos = k - 1
+                while pos > 0 and bd[pos - 1] > v:
+                    bd[pos] = bd[pos - 1]
+                    bi[pos] = bi[pos - 1]
+                    pos -= 1
+                bd[pos] = v
+                bi[pos] = j
+                worst = bd[k - 1]
+        a = add[p]
+        for j in range(k):
+            v = bd[j] + a
+            bd[j] = v if v > 0.0 else 0.0
+
+
+def topk_rows(D, add, k):
+    """Row-wise k smallest of ``D + add[:, None]`` (clipped at 0), ascending.
+
+    Parameters
+    ----------
+    D : array of shape (m, n)
+    add : array of shape (m,)
+    k : int, at most n
+
+    Returns
+    -------
+    vals : array of shape (m, k)
+    idx : array of shape (m, k), int64
+    """
+    D = np.ascontiguousarray(D, dtype=np.float64)
+    m = D.shape[0]
+    out_d = np.empty((m, k))
+    out_i = np.empty((m, k), dtype=np.int64)
+    run_rows(_topk_rows, m, D, np.ascontiguousarray(add, dtype=np.float64), int(k), out_d, out_i, min_rows=16)
+    return out_d, out_i
+
+
+@numba.njit(cache=True, nogil=True)
+def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
+    m, d = Z.shape
+    n = X.shape[0]
+    c0 = pool.shape[1]
+    g = graph.shape[1]
+    seen = np.zeros(n, np.int64)  # seen[j] == p + 1: j already offered for particle p
+    for p in range(r0, r1):
+        bd = out_d[p]
+        bi = out_i[p]
+        for j in range(c):
+            bd[j] = np.inf
+            bi[j] = -1
+        worst = np.inf
+        tag = p + 1
+        for a in range(c0 * (g + 1)):
+            if a < c0:
+                j = pool[p, a]
+            else:
+                j = graph[pool[p, (a - c0) // g], (a - c0) % g]
+            if seen[j] == tag:
+                continue
+            seen[j] = tag
+            d2 = 0.0
+            for k in range(d):
+                t = X[j, k] - Z[p, k]
+                d2 += t * t
+            if d2 < worst or (d2 == worst and j < bi[c - 1]):
+                pos = c - 1
+                while pos > 0 and (bd[pos - 1] > d2 or (bd[pos - 1] == d2 and bi[pos - 1] > j)):
+                    bd[pos] = bd[pos - 1]
+                    bi[pos] = bi[pos - 1]
+                    pos -= 1
+                bd[pos] = d2
+                bi[pos] = j
+                worst = bd[c - 1]
+
+
+def track(X, graph, Z, pool, c):
+    """Re-rank each particle's previous neighbours and their graph neighbours (see :mod:`mmsold_cli.tracking`).
+
+    Returns
+    -------
+    sqdist : array of shape (m, c), ascending (ties by index)
+    idx : array of shape (m, c), int64
+    """
+    m = Z.shape[0]
+    out_d = np.empty((m, c))
+    out_i = np.empty((m, c), dtype=np.int64)
+    run_rows(_track, m, X, graph, np.ascontiguousarray(Z, dtype=np.float64), np.ascontiguousarray(pool, dtype=np.int64),
+             int(c), out_d, out_i, min_rows=64)
+    return out_d, out_i

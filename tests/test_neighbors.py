@@ -1,0 +1,75 @@
+"""Neighbour indices against scipy's exact k-d tree: the grid, brute-force BLAS and the training graph."""
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from mmsold_cli.datasets import moons
+from mmsold_cli.errors import MmsoldError
+from mmsold_cli.neighbors import BruteIndex, GridIndex, build_index, choose_index, knn_graph
+
+
+def _same_neighbours(d2, idx, X, Q, k):
+    """Distances equal the k-d tree's; every index found is at its stated distance (ties may differ)."""
+    dk, _ = cKDTree(X).query(Q, k)
+    dk = dk.reshape(len(Q), k) ** 2
+    np.testing.assert_allclose(d2, dk, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.sum((X[idx] - Q[:, None, :]) ** 2, axis=-1), d2, rtol=1e-12, atol=1e-12)
+    assert np.all(np.diff(d2, axis=1) >= 0)
+
+
+def _clouds(rng):
+    yield "moons", moons(800, random_state=1)
+    yield "gauss3", rng.standard_normal((1500, 3)) * [2.0, 1.0, 0.3]
+    yield "line1", rng.random((500, 1))
+    yield "flat2", rng.standard_normal((400, 2)) * [1.0, 0.0]  # zero extent along one axis
+    yield "dupes", np.repeat(rng.standard_normal((50, 2)), 6, axis=0)  # many exact ties
+
+
+@pytest.mark.parametrize("k", [1, 7, 16])
+def test_grid_equals_kdtree(rng, k):
+    for name, X in _clouds(rng):
+        d = X.shape[1]
+        Q = np.concatenate([
+            X[rng.integers(0, len(X), 300)] + 0.05 * rng.standard_normal((300, d)),
+            20.0 * rng.standard_normal((20, d)),  # far outside the grid
+        ])
+        g = GridIndex(X, k=k)
+        d2, idx = g.query(Q, k)
+        _same_neighbours(d2, idx, X, Q, k)
+
+
+def test_grid_any_cell_size_is_exact(rng):
+    """Cell size only changes the speed: a grid far too fine or far too coarse is still exact."""
+    X = moons(600, random_state=2)
+    Q = X[:100] + 0.3 * rng.standard_normal((100, 2))
+    for radius in (1e-4, 0.05, 10.0):
+        d2, idx = GridIndex(X, radius=radius, max_cells=10**5).query(Q, 9)
+        _same_neighbours(d2, idx, X, Q, 9)
+
+
+def test_brute_equals_kdtree(rng):
+    X = rng.standard_normal((3000, 6))
+    Q = rng.standard_normal((500, 6))
+    d2, idx = BruteIndex(X).query(Q, 12)
+    _same_neighbours(d2, idx, X, Q, 12)
+
+
+def test_knn_graph_excludes_self_and_is_exact(rng):
+    X = rng.standard_normal((700, 2))
+    for kind in ("kdtree", "brute", "grid"):
+        d2, idx = knn_graph(X, 5, build_index(X, kind))
+        assert not np.any(idx == np.arange(700)[:, None])
+        dk, _ = cKDTree(X).query(X, 6)
+        np.testing.assert_allclose(d2, dk[:, 1:] ** 2, atol=1e-12)
+
+
+def test_grid_refuses_high_dimension(rng):
+    with pytest.raises(MmsoldError, match="dimension"):
+        build_index(rng.standard_normal((50, 5)), "grid")
+
+
+def test_choose_index_by_size_and_dimension():
+    assert choose_index(2000, 2) == "kdtree"
+    assert choose_index(60_000, 64) == "brute"
+    assert choose_index(1_000_000, 64) == "nndescent"

@@ -1,0 +1,152 @@
+"""The fused numba kernels against their NumPy references, and every search strategy against the oracle."""
+
+import numpy as np
+import pytest
+
+from mmsold_cli import fit_moments
+from mmsold_cli.datasets import moons
+from mmsold_cli.errors import MmsoldError
+from mmsold_cli.neighbors import GridIndex
+from mmsold_cli.score import (SmoothedScore, antithetic_draws, barycentre_candidates, barycentre_exact,
+                              remainder_indices, smoothed_score_exact)
+from mmsold_cli.score_numba import barycentre_mean, pool_barycentre_mean
+from mmsold_cli.search_numba import exp_nonpos_array, grid_bary_mean
+
+
+def _job(rng, n=800, m=150):
+    X = moons(n, random_state=3)
+    model = fit_moments(X)
+    t = 2 * model.spacing_
+    Z = X[rng.integers(0, n, m)] + t * rng.standard_normal((m, 2))
+    return model, X, Z, t
+
+
+def test_exp_nonpos_matches_libm():
+    x = -np.concatenate([np.linspace(0, 708, 100_001), np.geomspace(1e-300, 1.0, 1000)])
+    np.testing.assert_allclose(exp_nonpos_array(x), np.exp(x), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(exp_nonpos_array(np.array([-1e6])), np.exp(-708.0), rtol=1e-13)
+
+
+@pytest.mark.parametrize("L", [0, 5])
+def test_numba_kernel_equals_numpy(rng, L):
+    X = rng.standard_normal((500, 3))
+    M, m, K = 4, 60, 12
+    Q = rng.standard_normal((M, m, 3))
+    idx = np.stack([np.argsort(np.sum((X - q) ** 2, 1))[:K] for q in Q.reshape(-1, 3)])
+    logw = None
+    if L:
+        idx = np.concatenate([idx, remainder_indices(rng, idx, 500, L)], axis=1)
+        logw = np.concatenate([np.zeros(K), np.full(L, np.log((500 - K) / L))])
+    for t in (0.05, 0.5, 5.0):  # from one dominant point to a nearly flat softmax
+        ref = barycentre_candidates(X, Q.reshape(-1, 3), idx, t, logw).reshape(M, m, 3).mean(0)
+        out = barycentre_mean(X, Q, idx.reshape(M, m, -1), t, logw)
+        np.testing.assert_allclose(out, ref, rtol=0, atol=1e-10)
+
+
+def test_pool_kernel_equals_numpy(rng):
+    X = rng.standard_normal((400, 4))
+    Z = rng.standard_normal((70, 4))
+    U = antithetic_draws(rng, 4, Z.shape, 0.3)
+    pool = rng.integers(0, 400, (70, 20))
+    ref = np.mean([barycentre_candidates(X, Z + u, pool, 0.4) for u in U], axis=0)
+    np.testing.assert_allclose(pool_barycentre_mean(X, Z, U, pool, 0.4), ref, rtol=0, atol=1e-10)
+
+
+def test_grid_knn_equals_index_search(rng):
+    """search="grid-knn" finds the same K nearest as the k-d tree, so the same barycentres."""
+    model, X, Z, t = _job(rng)
+    for sigma in (0.0, t / 2, 3 * t):
+        a = SmoothedScore(X, model.index_, sigma=sigma, K=16, search="grid-knn")
+        b = SmoothedScore(X, model.index_, sigma=sigma, K=16, backend="numpy", search="index")
+        assert a.search == "grid-knn" and b.search == "index"
+        np.testing.assert_allclose(a(Z, t, np.random.default_rng(1)), b(Z, t, np.random.default_rng(1)),
+                                   rtol=0, atol=1e-10 / t**2)
+
+
+def _block_reference(g, q, K):
+    """NumPy restatement of the grid block: all sorted points in the smallest block around q's cell
+    (half-width ≥ h0) whose inscribed ball holds ≥ K points."""
+    cells = np.minimum(np.floor((g.Xs - g.lo) / g.s), g.dims - 1)
+    c = np.clip(np.floor((q - g.lo) * (1.0 / g.s)), 0, g.dims - 1)
+    d2 = np.sum((g.Xs - q) ** 2, axis=1)
+    h = g.h0
+    while True:
+        a, b = c - h, c + h
+        faces = [q[k] - (g.lo[k] + a[k] * g.s) for k in range(len(q)) if a[k] > 0]
+        faces += [g.lo[k] + (b[k] + 1) * g.s - q[k] for k in range(len(q)) if b[k] < g.dims[k] - 1]
+        inside = np.all((cells >= np.maximum(a, 0)) & (cells <= np.minimum(b, g.dims - 1)), axis=1)
+        beta = max(min(faces), 0.0) if faces else np.inf
+        if not faces or np.sum(d2[inside] <= beta * beta) >= K:
+            return np.flatnonzero(inside)
+        h += 1
+
+
+def test_grid_block_equals_numpy_reference(rng):
+    model, X, Z, t = _job(rng, m=60)
+    sc = SmoothedScore(X, model.index_, sigma=t / 2, K=16)
+    assert sc.search == "grid"
+    g = sc.grid()
+    U = antithetic_draws(rng, 4, Z.shape, t / 2)
+    U[:, :3] *= 40  # a few draws far outside the data
+    ref = np.zeros_like(Z)
+    for u in U:
+        for p, q in enumerate(Z + u):
+            cand = _block_reference(g, q, 16)
+            ref[p] += barycentre_candidates(g.Xs, q[None], cand[None], t)[0] / len(U)
+            # a certified superset of the exact K nearest
+            exact = np.argsort(np.sum((g.Xs - q) ** 2, 1))[:16]
+            assert np.isin(exact, cand).all() or np.sum((g.Xs[exact[-1]] - q) ** 2) == np.sum(
+                (g.Xs[cand] - q) ** 2, 1).max()
+    np.testing.assert_allclose(grid_bary_mean(g, Z, U, 16, t, exact_k=False), ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("search", ["auto", "grid", "grid-knn", "index", "pool"])
+def test_exact_when_k_is_n(rng, search):
+    """K = n, L = 0: every strategy is the exact smoothed score for the same draws (1e-6)."""
+    X = rng.standard_normal((300, 2))
+    model = fit_moments(X)
+    Z = rng.standard_normal((50, 2))
+    t, sigma = 0.3, 0.2
+    est = SmoothedScore(X, model.index_, sigma=sigma, M=4, K=300, L=0, search=search, graph=model.knn_idx_)
+    assert est.search == "all"
+    S = est(Z, t, np.random.default_rng(5))
+    U = est.draws(np.random.default_rng(5), Z.shape)
+    np.testing.assert_allclose(S, smoothed_score_exact(X, Z, t, U), rtol=0, atol=1e-6)
+
+
+def test_block_and_pool_are_closer_to_the_oracle_than_knn(rng):
+    """The grid block (a superset of the K nearest) and a 4K tracked pool beat the K nearest alone."""
+    model, X, Z, t = _job(rng, n=1500, m=300)
+    sigma = t / 2
+    U = antithetic_draws(np.random.default_rng(9), 4, Z.shape, sigma)
+    exact = np.mean([barycentre_exact(X, Z + u, t) for u in U], axis=0)
+    err = {}
+    for search in ("index", "grid", "pool"):
+        est = SmoothedScore(X, model.index_, sigma=sigma, K=16, search=search, graph=model.knn_idx_)
+        B = est.barycentre(Z, t, np.random.default_rng(9))
+        err[search] = np.linalg.norm(B - exact) / np.linalg.norm(exact - Z)
+    assert err["grid"] < 0.5 * err["index"], err
+    assert err["pool"] < 0.5 * err["index"], err
+    assert err["index"] < 0.5, err
+
+
+def test_bad_search_choices(rng):
+    X = rng.standard_normal((100, 5))
+    model = fit_moments(X)
+    with pytest.raises(MmsoldError, match="one of"):
+        SmoothedScore(X, model.index_, sigma=0.1, search="magic")
+    with pytest.raises(MmsoldError, match="dimension"):
+        SmoothedScore(X, model.index_, sigma=0.1, search="grid")
+    with pytest.raises(MmsoldError, match="graph"):
+        SmoothedScore(X, model.index_, sigma=0.1, search="pool")
+    with pytest.raises(MmsoldError, match="L = 0"):
+        SmoothedScore(X[:, :2], model.index_, sigma=0.1, L=3, search="grid")
+    assert SmoothedScore(X, model.index_, sigma=0.1).search == "index"
+
+
+def test_grid_cells_sized_for_perturbed_queries(rng):
+    """The grid is built for the K-th distance of z + u, so most draws need no ring beyond h0."""
+    model, X, Z, t = _job(rng)
+    g = SmoothedScore(X, model.index_, sigma=t / 2, K=16).grid()
+    assert isinstance(g, GridIndex)
+    assert 1 <= g.h0 <= 3
