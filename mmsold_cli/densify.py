@@ -1,0 +1,382 @@
+r"""Densifying a sparse surface point cloud: sample, then put the samples back on the surface.
+
+Langevin samples of the blurred law :math:`p_t` sit off the surface: with
+:math:`t` of the order of the point spacing they spread into a shell of
+thickness about :math:`t` (measured: mean point-to-surface distance
+:math:`\approx 0.8\,t`).  :func:`densify` therefore samples :math:`N` points
+with MM-SOLD at a noise level scaled to the spacing :math:`\delta`, then
+denoises them with one of
+
+* ``"mls"`` (default) — projection on the moving-least-squares surface of the
+  sparse points [1]_, [2]_: around each sample :math:`z`, with weights
+  :math:`w_j = e^{-\|x_j - z\|^2/h^2}` on its :math:`k` nearest sparse points,
+  take the weighted centroid :math:`c` and the weighted covariance's
+  eigenvectors :math:`e_1, e_2` (tangent) and :math:`\nu` (normal, smallest
+  eigenvalue); fit a quadratic height by weighted least squares and move
+  :math:`z` onto it,
+
+  .. math::
+
+      \min_a \sum_j w_j\big(\nu^\top(x_j-c) - f_a(u_j, v_j)\big)^2, \qquad
+      z \leftarrow c + u_z e_1 + v_z e_2 + f_a(u_z, v_z)\,\nu,
+
+  with :math:`(u, v) = (e_1^\top(\cdot - c), e_2^\top(\cdot - c))` and
+  :math:`f_a` a polynomial of degree 2, kept within :math:`h/4` of the
+  neighbours' range of heights (a quadratic over nearly collinear points, on
+  a thin tube or a tip, would otherwise extrapolate far); repeated ``iters``
+  times so the weights centre on the projected point.  Then the share
+  ``reject`` of least trusted points is dropped (they were drawn in excess):
+  first those farther than 2 δ from every input point, then those with the
+  largest fit residual :math:`(\sum_j w_j(\nu^\top(x_j-c)-f_a(u_j,v_j))^2)^{1/2}`
+  — creases and thin parts, where a smooth fit from the sparse points is
+  least accurate;
+* ``"tweedie"`` — one posterior-mean step at a small noise level
+  :math:`t_d`, :math:`z \leftarrow b_{t_d}(z) = \mathbb E[x \mid x + t_d\varepsilon = z]`
+  under the empirical law (the barycentre of :mod:`mmsold_cli.score`) [3]_;
+* ``"anneal"`` — the sampler's noise level falls geometrically to
+  :math:`t_{\text{end}}` over its last steps (:func:`mmsold_cli.schedules.anneal`);
+* ``"none"``.
+
+Defaults, all scaled by the sparse input's spacing :math:`\delta` (mean
+nearest-neighbour distance):
+
+.. math::
+
+    t = 1.5\,\delta,\quad \sigma = 0,\quad h = 1.5\,\delta,\quad k = 24,\quad
+    \text{reject} = 0.08,\quad t_d = 0.5\,\delta,\quad t_{\text{end}} = 0.1\,\delta
+
+where
+    * :math:`t, \sigma` are the sampler's noise level and smoothing,
+    * :math:`h, k` the MLS kernel width and neighbour count, reject the share dropped,
+    * :math:`t_d` the Tweedie step's noise level and :math:`t_{\text{end}}`
+      the annealing's last noise level.
+
+They come from ``benchmarks/densify_meshes.py`` on four meshes; its table and
+what they trade (distance to the surface against coverage) are in the README.
+
+References
+----------
+.. [1] D. Levin, "Mesh-independent surface interpolation", in Geometric
+   Modeling for Scientific Visualization, Springer 2003.
+.. [2] M. Alexa et al., "Computing and rendering point set surfaces",
+   IEEE TVCG 9(1), 2003.
+.. [3] B. Efron, "Tweedie's formula and selection bias", JASA 106, 2011.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import MmsoldError
+from .validation import check_int, check_points, check_positive
+
+__all__ = [
+    "densify",
+    "DensifyResult",
+    "mls_project",
+    "tweedie_step",
+    "trusted",
+    "DENOISERS",
+    "FACTOR",
+    "T_FACTOR",
+    "SIGMA_FACTOR",
+    "STEPS",
+    "MLS_RADIUS",
+    "MLS_NEIGHBOURS",
+    "MLS_ITERS",
+    "REJECT",
+    "TWEEDIE_T",
+    "ANNEAL_T_END",
+    "ANNEAL_STEPS",
+]
+
+DENOISERS = ("mls", "tweedie", "anneal", "none")
+#: Output points per input point when n is not given.
+FACTOR = 20
+#: Sampler noise t = T_FACTOR × spacing.
+T_FACTOR = 1.5
+#: Sampler smoothing σ = SIGMA_FACTOR × t (σ > 0 did not improve coverage at equal distance).
+SIGMA_FACTOR = 0.0
+#: Langevin steps.
+STEPS = 50
+#: MLS kernel width h = MLS_RADIUS × spacing.
+MLS_RADIUS = 1.5
+#: Sparse neighbours per MLS fit.
+MLS_NEIGHBOURS = 24
+#: MLS projection passes.
+MLS_ITERS = 3
+#: Share of MLS-projected points dropped for the largest fit residual (drawn in excess, so n are returned).
+REJECT = 0.08
+#: Points farther than FAR spacings from every input point are the first rejected.
+FAR = 2.0
+#: Tweedie step noise level t_d = TWEEDIE_T × spacing.
+TWEEDIE_T = 0.5
+#: Annealing's last noise level, × spacing.
+ANNEAL_T_END = 0.1
+#: Steps over which the noise level is annealed.
+ANNEAL_STEPS = 20
+
+_MLS_BLOCK = 16_384
+
+
+@dataclass
+class DensifyResult:
+    """Dense points and how they were made.
+
+    Attributes
+    ----------
+    points : array of shape (N, 3)
+    settings : dict
+        Every resolved setting, including ``spacing`` of the input.
+    diagnostics : dict
+        ``sample_time``, ``denoise_time`` (s), ``mean_move`` (mean
+        displacement by the denoising stage, in spacings) and the sampler's
+        own diagnostics under ``sampler``.
+    """
+
+    points: np.ndarray
+    settings: dict
+    diagnostics: dict = field(default_factory=dict)
+
+
+def _quad_basis(u, v):
+    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=-1)
+
+
+def _mls_once(Z, X, idx, d2, h):
+    P = X[idx]  # (m, k, 3)
+    w = np.exp(-(d2 - d2[:, :1]) / (h * h))  # shifted by the nearest: same weights after normalising
+    w /= w.sum(axis=1, keepdims=True)
+    c = np.einsum("mk,mkd->md", w, P)
+    D = P - c[:, None, :]
+    C = np.einsum("mk,mki,mkj->mij", w, D, D)
+    _, vec = np.linalg.eigh(C)  # ascending: normal first
+    nrm, e2, e1 = vec[..., 0], vec[..., 1], vec[..., 2]
+    u = np.einsum("mkd,md->mk", D, e1) / h
+    v = np.einsum("mkd,md->mk", D, e2) / h
+    hgt = np.einsum("mkd,md->mk", D, nrm)
+    A = _quad_basis(u, v)
+    G = np.einsum("mk,mki,mkj->mij", w, A, A) + 1e-6 * np.eye(6)
+    r = np.einsum("mk,mki,mk->mi", w, A, hgt)
+    coef = np.linalg.solve(G, r[..., None])[..., 0]
+    resid = np.sqrt(np.einsum("mk,mk->m", w, (hgt - np.einsum("mki,mi->mk", A, coef)) ** 2))
+    zc = Z - c
+    uz = np.einsum("md,md->m", zc, e1) / h
+    vz = np.einsum("md,md->m", zc, e2) / h
+    f = np.einsum("mi,mi->m", _quad_basis(uz, vz), coef)
+    # stay near the slab the neighbours span along the normal (margin h/4, room for a cap or a peak):
+    # a quadratic fitted to nearly collinear points (a thin tube, a tip) is free across them and can
+    # otherwise extrapolate arbitrarily far (measured: 37 spacings on the cow's tail)
+    f = np.clip(f, hgt.min(axis=1) - 0.25 * h, hgt.max(axis=1) + 0.25 * h)
+    return c + (uz * h)[:, None] * e1 + (vz * h)[:, None] * e2 + f[:, None] * nrm, resid
+
+
+def mls_project(Z, X, radius: float, *, neighbours: int = MLS_NEIGHBOURS, iters: int = MLS_ITERS, tree=None,
+                return_residual: bool = False):
+    r"""Project points on the moving-least-squares surface of X (see the module docstring).
+
+    Parameters
+    ----------
+    Z : array of shape (m, 3)
+        Points to project.
+    X : array of shape (n, 3)
+        The sparse surface points, n ≥ 6.
+    radius : float
+        Kernel width h.
+    neighbours : int
+        Sparse points per fit (at most n).
+    iters : int
+        Projection passes.
+    tree : scipy.spatial.cKDTree, optional
+        A k-d tree over X, if one exists already.
+    return_residual : bool
+        Also return each point's fit residual.
+
+    Returns
+    -------
+    Z_proj : array of shape (m, 3)
+    residual : array of shape (m,), only with ``return_residual``
+        Weighted RMS distance of the sparse neighbours from the last fitted
+        quadratic, :math:`(\sum_j w_j (\nu^\top(x_j-c) - f_a(u_j,v_j))^2)^{1/2}`:
+        large where the surface bends more sharply than a quadratic over the
+        kernel (creases, thin parts), where the projection is least reliable.
+    """
+    from scipy.spatial import cKDTree
+
+    Z = check_points(Z, name="points", dim=3)
+    X = check_points(X, name="surface points", dim=3, min_points=6)
+    radius = check_positive(radius, "MLS radius")
+    k = min(check_int(neighbours, "MLS neighbours", low=6), X.shape[0])
+    iters = check_int(iters, "MLS iterations", low=1)
+    tree = cKDTree(X) if tree is None else tree
+    out = np.empty_like(Z)
+    res = np.empty(Z.shape[0])
+    for s in range(0, Z.shape[0], _MLS_BLOCK):
+        z = Z[s : s + _MLS_BLOCK]
+        for _ in range(iters):
+            d, idx = tree.query(z, k=k, workers=-1)
+            z, r = _mls_once(z, X, idx, d * d, radius)
+        out[s : s + _MLS_BLOCK] = z
+        res[s : s + _MLS_BLOCK] = r
+    return (out, res) if return_residual else out
+
+
+def trusted(P, residual, model, n: int) -> np.ndarray:
+    """Indices (sorted) of the n most trusted MLS-projected points.
+
+    Dropped first: points farther than ``FAR`` spacings from every training
+    point of ``model`` (off the end of a tip, in no sample's neighbourhood);
+    then those with the largest fit residual.
+
+    Parameters
+    ----------
+    P : array of shape (m, 3)
+        Projected points.
+    residual : array of shape (m,)
+        Their fit residuals (:func:`mls_project` with ``return_residual``).
+    model : Model
+        Fitted to the sparse points.
+    n : int
+        Points to keep, at most m.
+
+    Returns
+    -------
+    keep : array of shape (n,), int, increasing
+    """
+    far = np.sqrt(model.index_.query(P, 1)[0][:, 0]) / model.spacing_
+    score = residual / model.spacing_ + 10.0 * np.maximum(far - FAR, 0.0)
+    return np.sort(np.argsort(score, kind="stable")[:n])
+
+
+def tweedie_step(Z, model, t: float, *, neighbours: int = 16, random_state=None):
+    r"""One posterior-mean step :math:`z \leftarrow b_t(z)` on the model's training points.
+
+    Parameters
+    ----------
+    Z : array of shape (m, d)
+    model : Model
+    t : float
+        Noise level of the step.
+    neighbours : int
+        Nearest training points in each barycentre.
+
+    Returns
+    -------
+    array of shape (m, d)
+    """
+    from .score import SmoothedScore
+    from .validation import check_random_state
+
+    t = check_positive(t, "Tweedie noise level")
+    score = SmoothedScore(model.X_, model.index_, sigma=0.0, M=1, K=neighbours, L=0)
+    return score.barycentre(np.ascontiguousarray(Z, dtype=np.float64), t, check_random_state(random_state))
+
+
+def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "mls", random_state=None,
+            t: float | None = None, sigma: float | None = None, steps: int | None = None,
+            sampler: str = "mmsold", mls_radius: float | None = None, mls_neighbours: int = MLS_NEIGHBOURS,
+            mls_iters: int = MLS_ITERS, reject: float = REJECT, tweedie_t: float | None = None, anneal_t_end: float | None = None,
+            anneal_steps: int = ANNEAL_STEPS, model=None, progress=None, **sample_options) -> DensifyResult:
+    """Fit a model to a sparse point cloud, sample N points, denoise them onto the surface.
+
+    Parameters
+    ----------
+    X : array of shape (n_in, 3)
+        The sparse surface points.
+    n : int, optional
+        Output points; default ``round(factor × n_in)``.
+    factor : float
+        Output points per input point when ``n`` is not given.
+    denoise : {"mls", "tweedie", "anneal", "none"}
+        The stage that puts the samples back on the surface (module docstring).
+    random_state : int or None
+    t, sigma, steps : optional
+        Sampler noise level, smoothing and steps; defaults ``T_FACTOR × spacing``,
+        ``SIGMA_FACTOR × t`` and ``STEPS``.
+    sampler : {"mmsold", "sold", "cfdm"}
+    mls_radius : float, optional
+        MLS kernel width; default ``MLS_RADIUS × spacing``.
+    mls_neighbours, mls_iters : int
+    reject : float
+        With MLS, draw ``n / (1 − reject)`` points and drop the share
+        ``reject`` least trusted, keeping n: first points farther than
+        ``FAR`` spacings from every input point, then those whose local
+        quadratic fits the sparse points worst (largest residual: creases,
+        thin parts).  0 keeps every point.
+    tweedie_t : float, optional
+        Tweedie step noise; default ``TWEEDIE_T × spacing``.
+    anneal_t_end : float, optional
+        Annealing's last noise level; default ``ANNEAL_T_END × spacing``.
+    anneal_steps : int
+        Steps of the annealing (at most ``steps``).
+    model : Model, optional
+        A model already fitted to X (skips the fit).
+    progress : callable, optional
+        Passed to :func:`mmsold_cli.sampling.sample`.
+    **sample_options
+        Further options of :func:`mmsold_cli.sampling.sample` (M, K, P, eta, …).
+
+    Returns
+    -------
+    DensifyResult
+    """
+    import functools
+
+    from . import schedules
+    from .model import fit_moments
+    from .sampling import sample
+
+    if denoise not in DENOISERS:
+        raise MmsoldError(f"denoise must be one of {', '.join(DENOISERS)}, got {denoise!r}")
+    X = check_points(X, name="sparse points", min_points=7)
+    if denoise == "mls" and X.shape[1] != 3:
+        raise MmsoldError(f"MLS denoising projects on a surface in 3-D; got {X.shape[1]}-D points "
+                          "(use denoise='tweedie' or 'none')")
+    if n is None:
+        factor = check_positive(factor, "factor")
+        n = max(int(round(factor * X.shape[0])), 1)
+    n = check_int(n, "number of output points n", low=1)
+    if model is None:
+        model = fit_moments(X, name="sparse points")
+    spacing = model.spacing_
+    t = T_FACTOR * spacing if t is None else check_positive(t, "noise t")
+    sigma = SIGMA_FACTOR * t if sigma is None else check_positive(sigma, "smoothing sigma", allow_zero=True)
+    steps = STEPS if steps is None else check_int(steps, "steps", low=1)
+    reject = check_positive(reject, "reject", allow_zero=True)
+    if reject >= 1:
+        raise MmsoldError(f"reject must be in [0, 1), got {reject!r}")
+    n_draw = int(np.ceil(n / (1.0 - reject))) if denoise == "mls" else n
+    schedule = None
+    settings = dict(n=n, denoise=denoise, sampler=sampler, spacing=spacing, t=t, sigma=sigma, steps=steps)
+    if denoise == "anneal":
+        t_end = ANNEAL_T_END * spacing if anneal_t_end is None else check_positive(anneal_t_end, "anneal_t_end")
+        anneal_steps = check_int(anneal_steps, "anneal_steps", low=1)
+        schedule = functools.partial(schedules.anneal, t_end=t_end, n_anneal=min(anneal_steps, steps))
+        settings.update(anneal_t_end=t_end, anneal_steps=min(anneal_steps, steps))
+    t0 = time.perf_counter()
+    res = sample(model, n_draw, random_state=random_state, progress=progress, schedule=schedule, sampler=sampler,
+                 t=None if sampler == "cfdm" else t, sigma=sigma, steps=steps, **sample_options)
+    t1 = time.perf_counter()
+    Z = res.samples
+    if denoise == "mls":
+        radius = MLS_RADIUS * spacing if mls_radius is None else check_positive(mls_radius, "mls_radius")
+        out, resid = mls_project(Z, model.X_, radius, neighbours=mls_neighbours, iters=mls_iters,
+                                 return_residual=True)
+        keep = trusted(out, resid, model, n)
+        out, Z = out[keep], Z[keep]
+        settings.update(mls_radius=radius, mls_neighbours=mls_neighbours, mls_iters=mls_iters, reject=reject,
+                        drawn=n_draw)
+    elif denoise == "tweedie":
+        td = TWEEDIE_T * spacing if tweedie_t is None else check_positive(tweedie_t, "tweedie_t")
+        out = tweedie_step(Z, model, td, random_state=random_state)
+        settings["tweedie_t"] = td
+    else:
+        out = Z
+    t2 = time.perf_counter()
+    settings.update({k: v for k, v in res.settings.items() if k not in settings})
+    diagnostics = dict(sample_time=t1 - t0, denoise_time=t2 - t1,
+                       mean_move=float(np.linalg.norm(out - Z, axis=1).mean() / spacing), sampler=res.diagnostics)
+    return DensifyResult(out, settings, diagnostics)
