@@ -3,17 +3,29 @@ r"""Drawing N samples from a fitted model: ensembles, batches, diagnostics.
 N samples are split into :math:`E=\lceil N/P\rceil` ensembles whose sizes differ
 by at most one, each held at the target moments exactly.  Ensembles of one
 size are stepped together in batches, so one neighbour query serves a whole
-batch while peak memory stays bounded:
+batch while peak memory stays bounded (measured against this bound in
+``benchmarks/large_runs.py memory``; it holds with 10–40 % to spare):
 
 .. math::
 
-    \text{memory} \approx 8\,\big(n d + 3 n k_g\big)
-      + B\,\big(8 M (K+L) + 8 (M+6) d\big)\ \text{bytes}
+    \text{peak memory} \le R_0 + 8\,n\,(2d + 2k_g + 4) + W + 8\,B\,c_B + 16\,N d \ \text{bytes},
+    \qquad c_B = \begin{cases} 16\,d & \text{grid search } (d \le 3)\\
+                 \max\big(16\,d,\ (3M+8)\,d + 2M(K+L)\big) & \text{index search} \end{cases}
 
 where
-    * :math:`n, d` are the training set's size and dimension, :math:`k_g=16` the stored graph width,
-    * :math:`B` the particles per batch (``batch_size``, default 65,536 rounded to whole ensembles),
-    * :math:`M, K, L` the draws, neighbours and remainder points per score evaluation.
+    * :math:`R_0 \approx 256` MiB is the interpreter with NumPy, SciPy, numba and h5py loaded,
+    * :math:`n, d` are the training set's size and dimension and :math:`k_g=16` the stored graph width
+      (points, index copy, k-NN graph),
+    * :math:`W` the neighbour index's fixed working memory (≈ 96 MiB of distance blocks for ``brute``),
+    * :math:`B` the particles stepped at once (``batch_size``, default 65,536, rounded down to whole
+      ensembles): about 16 arrays of shape (B, d) are live in a step — state, noise, score, tangent
+      projections, the retraction's SVD — plus, for an index search, the M perturbed queries and draws
+      and their (M B, K + L) neighbour indices and distances,
+    * :math:`M, K, L` the draws, neighbours and remainder points per score evaluation,
+    * :math:`N` the number of samples (the batches' results and their concatenation).
+
+:func:`memory_estimate` evaluates it.  Memory therefore grows with N only by
+16 bytes per coordinate: ``sample -n 1000000`` in 3-D needs 48 MB for the samples.
 
 Each batch draws from its own child of ``numpy.random.SeedSequence(seed)``,
 so results are reproducible bit for bit for a given seed and batch size.
@@ -35,7 +47,8 @@ from . import cfdm as _cfdm, inits
 from .cfdm import sample_cfdm
 from .validation import check_int, check_positive
 
-__all__ = ["sample", "SampleResult", "SAMPLERS", "INITS", "TARGET_COVS", "ensemble_sizes", "resolve_settings"]
+__all__ = ["sample", "SampleResult", "SAMPLERS", "INITS", "TARGET_COVS", "ensemble_sizes", "resolve_settings",
+           "memory_estimate"]
 
 SAMPLERS = ("mmsold", "sold", "cfdm")
 INITS = ("data", "gaussian", "moments", "gmm")
@@ -148,6 +161,31 @@ def _target(model, settings):
         cov = model.covariance_ + (settings["t"] ** 2 + model.jitter_) * np.eye(model.d_)
         return model.mean_, cov, np.linalg.cholesky(cov)
     return model.mean_, model.covariance_ + model.jitter_ * np.eye(model.d_), model.cholesky_
+
+
+def memory_estimate(model, n, **options) -> int:
+    """The module's bound on peak memory, in bytes, for ``sample(model, n, **options)``.
+
+    Parameters
+    ----------
+    model : Model
+    n : int
+        Number of samples.
+    **options
+        As for :func:`sample` (``batch_size``, ``M``, ``K``, ``L``, ``P``, ``search``, ...).
+    """
+    from .neighbors import GRID_MAX_DIM
+
+    st = resolve_settings(model, n, **options)
+    n_train, d = model.X_.shape
+    sizes = ensemble_sizes(st["n"], st["P"], d)
+    B = max(size * count for size, count in _batches(sizes, st["batch_size"]))
+    grid = (st["search"] in ("grid", "grid-knn") or (st["search"] == "auto" and st["backend"] == "numba"
+                                                      and st["L"] == 0 and d <= GRID_MAX_DIM))
+    c_B = 16 * d if grid else max(16 * d, (3 * st["M"] + 8) * d + 2 * st["M"] * (st["K"] + st["L"]))
+    work = 96 * 2**20 if model.index_kind_ == "brute" and not grid else 0
+    k_g = model.knn_idx_.shape[1]
+    return int(256 * 2**20 + 8 * n_train * (2 * d + 2 * k_g + 4) + work + 8 * B * c_B + 16 * st["n"] * d)
 
 
 def _batches(sizes, batch_size):
