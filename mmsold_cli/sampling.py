@@ -4,18 +4,18 @@ N samples are split into :math:`E=\lceil N/P\rceil` ensembles whose sizes differ
 by at most one, each held at the target moments exactly.  Ensembles of one
 size are stepped together in batches, so one neighbour query serves a whole
 batch while peak memory stays bounded (measured against this bound in
-``benchmarks/large_runs.py memory``; it holds with 10–40 % to spare):
+``benchmarks/large_runs.py memory``; it holds with 15–40 % to spare):
 
 .. math::
 
-    \text{peak memory} \le R_0 + 8\,n\,(2d + 2k_g + 4) + W + 8\,B\,c_B + 16\,N d \ \text{bytes},
+    \text{peak memory} \le R_0 + 8\,n\,(3d + 3k_g + 4) + W + 8\,B\,c_B + 16\,N d \ \text{bytes},
     \qquad c_B = \begin{cases} 16\,d & \text{grid search } (d \le 3)\\
                  \max\big(16\,d,\ (3M+8)\,d + 2M(K+L)\big) & \text{index search} \end{cases}
 
 where
     * :math:`R_0 \approx 256` MiB is the interpreter with NumPy, SciPy, numba and h5py loaded,
     * :math:`n, d` are the training set's size and dimension and :math:`k_g=16` the stored graph width
-      (points, index copy, k-NN graph),
+      (points, index copies, the k-NN graph and its int32 → int64 conversion on load),
     * :math:`W` the neighbour index's fixed working memory (≈ 96 MiB of distance blocks for ``brute``),
     * :math:`B` the particles stepped at once (``batch_size``, default 65,536, rounded down to whole
       ensembles): about 16 arrays of shape (B, d) are live in a step — state, noise, score, tangent
@@ -185,7 +185,7 @@ def memory_estimate(model, n, **options) -> int:
     c_B = 16 * d if grid else max(16 * d, (3 * st["M"] + 8) * d + 2 * st["M"] * (st["K"] + st["L"]))
     work = 96 * 2**20 if model.index_kind_ == "brute" and not grid else 0
     k_g = model.knn_idx_.shape[1]
-    return int(256 * 2**20 + 8 * n_train * (2 * d + 2 * k_g + 4) + work + 8 * B * c_B + 16 * st["n"] * d)
+    return int(256 * 2**20 + 8 * n_train * (3 * d + 3 * k_g + 4) + work + 8 * B * c_B + 16 * st["n"] * d)
 
 
 def _batches(sizes, batch_size):
