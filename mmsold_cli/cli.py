@@ -238,6 +238,10 @@ def sample_cmd(
                                                help="cfdm start time T in (0, 1) [1/(1 + 4 × training spacing)]."),
     target_cov: str = typer.Option("data", "--target-cov", help="data (Σ) or blurred (Σ + t² I)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Particles stepped at once [65536]."),
+    search: str = typer.Option(
+        "auto", "--search",
+        help="Barycentre candidates: auto, grid (cell block ⊇ K nearest, d ≤ 3), grid-knn, index (K nearest + L), "
+             "pool (4K tracked neighbours of the particle), all [auto: grid for d ≤ 3, else index]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (bit-identical results)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -255,7 +259,7 @@ def sample_cmd(
         model = Model.load(model_path)
         opts = dict(sampler=sampler, steps=steps, eta=eta, t=t, sigma=sigma, M=draws, K=neighbours, L=remainder,
                     P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
-                    start_time=start_time)
+                    start_time=start_time, search=search)
         resolve_settings(model, n, **opts)  # fail on bad options before any work
         from .io import WRITE_EXTENSIONS
 

@@ -74,19 +74,40 @@ class KDTreeIndex:
 
 
 class BruteIndex:
-    """Exact search by blocked matrix products."""
+    """Exact search by blocked matrix products.
+
+    From d ≥ 8 the products are float32, tiled so a chunk of training points
+    stays in cache, and the best 2k candidates are re-ranked in float64 with
+    a certified error bound (:func:`~mmsold_cli.search_numba.screened_knn`);
+    the few rows the bound cannot certify are searched again in float64.
+    """
 
     kind = "brute"
 
     def __init__(self, X: np.ndarray):
         self.X = X
         self.sqnorm = np.einsum("ij,ij->i", X, X)
+        self._X32 = None
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n, d = self.X.shape
+        k = min(k, n)
+        Q = np.ascontiguousarray(Q, dtype=np.float64)
+        if d >= 8 and n > 4 * k:
+            from .search_numba import screened_knn
+
+            if self._X32 is None:
+                self._X32 = self.X.astype(np.float32)
+            out_d, out_i, bad = screened_knn(self.X, self._X32, self.sqnorm, Q, k)
+            if bad.size:
+                out_d[bad], out_i[bad] = self._query64(Q[bad], k)
+            return out_d, out_i
+        return self._query64(Q, k)
+
+    def _query64(self, Q, k):
         from .search_numba import topk_rows
 
         n = self.X.shape[0]
-        k = min(k, n)
         m = Q.shape[0]
         out_d = np.empty((m, k))
         out_i = np.empty((m, k), dtype=np.int64)

@@ -60,7 +60,7 @@ __all__ = [
     "SEARCHES",
 ]
 
-_BLOCK_FLOATS = 4_000_000
+_BLOCK_FLOATS = 1_000_000
 
 
 def barycentre_exact(X: np.ndarray, Q: np.ndarray, t: float) -> np.ndarray:
@@ -76,17 +76,19 @@ def barycentre_exact(X: np.ndarray, Q: np.ndarray, t: float) -> np.ndarray:
     -------
     B : array of shape (m, d)
     """
-    Xs = X
-    xn = np.einsum("ij,ij->i", Xs, Xs)
-    out = np.empty_like(Q, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    half_xn = 0.5 * np.einsum("ij,ij->i", X, X)
+    inv_t2 = 1.0 / (t * t)
+    out = np.empty(Q.shape, dtype=np.float64)
     step = max(1, _BLOCK_FLOATS // X.shape[0])
     for s in range(0, Q.shape[0], step):
-        q = Q[s : s + step]
-        logits = (q @ Xs.T - 0.5 * xn[None, :]) / (t * t)  # -‖q-x‖²/2t² up to a per-row constant
-        logits -= logits.max(axis=1, keepdims=True)
-        w = np.exp(logits)
-        w /= w.sum(axis=1, keepdims=True)
-        out[s : s + step] = w @ Xs
+        G = Q[s : s + step] @ X.T  # q·x; the logit −‖q−x‖²/2t² is (q·x − ‖x‖²/2)/t² up to a per-row constant
+        G -= half_xn
+        G *= inv_t2
+        G -= G.max(axis=1, keepdims=True)
+        np.maximum(G, -700.0, out=G)  # weights below e^-700 are 0 to double precision; spares exp's slow tail
+        np.exp(G, out=G)
+        out[s : s + step] = (G @ X) / G.sum(axis=1)[:, None]
     return out
 
 
@@ -218,7 +220,8 @@ class SmoothedScore:
       re-ranked each step from last step's and their graph neighbours.  Exact
       enough only when σ√d is small against the neighbourhood radius (the
       draws must stay inside the pool); opt-in (L = 0).
-    * ``"all"``: all n points (``K >= n``): the exact barycentre.
+    * ``"all"``: all n points (``K >= n``): the exact barycentre by dense
+      matrix products (:func:`barycentre_exact`), the brute-force score.
 
     ``"auto"`` is ``"all"`` when K ≥ n, ``"grid"`` for the numba backend,
     L = 0 and d ≤ 3, and ``"index"`` otherwise.  ``search`` holds the
@@ -319,6 +322,8 @@ class SmoothedScore:
             idx = np.broadcast_to(pool, (M,) + pool.shape).reshape(M * m, -1)
             return barycentre_candidates(X, (Z[None] + U).reshape(M * m, d), idx, t).reshape(M, m, d).mean(axis=0)
         Q = (Z[None] + U).reshape(M * m, d)
+        if self.search == "all" and self.L == 0:  # every point: dense BLAS, as the brute-force score
+            return barycentre_exact(X, Q, t).reshape(M, m, d).mean(axis=0)
         idx = self.candidates(Q, rng)
         if self.backend == "numba":
             from .score_numba import barycentre_mean

@@ -41,7 +41,7 @@ import numba  # noqa: E402
 from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "topk_rows", "track"]
+__all__ = ["grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "topk_rows", "track", "screened_knn"]
 
 
 @intrinsic
@@ -458,3 +458,105 @@ def track(X, graph, Z, pool, c):
     run_rows(_track, m, X, graph, np.ascontiguousarray(Z, dtype=np.float64), np.ascontiguousarray(pool, dtype=np.int64),
              int(c), out_d, out_i, min_rows=64)
     return out_d, out_i
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_screen(G, sqn, col0, best_s, best_i, r0, r1):
+    """Merge one tile of float32 dot products into each row's running list of best screened values.
+
+    The screened value of point j is ``sqn[j] - 2 q·x_j`` (the squared distance minus ‖q‖²).
+    """
+    nc = G.shape[1]
+    kk = best_s.shape[1]
+    for p in range(r0, r1):
+        bd = best_s[p]
+        bi = best_i[p]
+        worst = bd[kk - 1]
+        for j in range(nc):
+            v = sqn[col0 + j] - 2.0 * G[p, j]
+            if v < worst:
+                pos = kk - 1
+                while pos > 0 and bd[pos - 1] > v:
+                    bd[pos] = bd[pos - 1]
+                    bi[pos] = bi[pos - 1]
+                    pos -= 1
+                bd[pos] = v
+                bi[pos] = col0 + j
+                worst = bd[kk - 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _rerank(X, Q, qn, best_s, best_i, eps, k, out_d, out_i, ok, r0, r1):
+    """Exact float64 distances of the screened candidates, the k best, and whether the screen certifies them."""
+    d = X.shape[1]
+    kk = best_s.shape[1]
+    bd = np.empty(k)
+    bi = np.empty(k, np.int64)
+    for p in range(r0, r1):
+        for j in range(k):
+            bd[j] = np.inf
+            bi[j] = -1
+        for a in range(kk):
+            j = best_i[p, a]
+            if j < 0:
+                continue
+            d2 = 0.0
+            for c in range(d):
+                t = X[j, c] - Q[p, c]
+                d2 += t * t
+            if d2 < bd[k - 1]:
+                pos = k - 1
+                while pos > 0 and bd[pos - 1] > d2:
+                    bd[pos] = bd[pos - 1]
+                    bi[pos] = bi[pos - 1]
+                    pos -= 1
+                bd[pos] = d2
+                bi[pos] = j
+        for j in range(k):
+            out_d[p, j] = bd[j]
+            out_i[p, j] = bi[j]
+        # every point left out has screened value ≥ best_s[p, kk-1], hence true value ≥ that − eps
+        ok[p] = best_i[p, kk - 1] < 0 or best_s[p, kk - 1] - eps[p] >= bd[k - 1] - qn[p]
+
+
+def screened_knn(X, X32, sqn, Q, k, margin=None, tile=(1024, 8192)):
+    r"""Exact k nearest neighbours by a float32 screen and a float64 re-rank.
+
+    Dot products in float32 (tiled: one chunk of training points stays in
+    cache while blocks of queries stream past) rank the candidates; the best
+    ``k + margin`` are re-ranked exactly.  With :math:`u = 2^{-24}` the
+    screened value :math:`\|x\|^2 - 2\,\mathrm{fl}_{32}(q\cdot x)` is within
+
+    .. math:: \varepsilon = 2\,(\gamma_d + 2u)\,\|q\|\max_j\|x_j\|, \qquad \gamma_d = \frac{d u}{1 - d u}
+
+    of :math:`\|q-x\|^2 - \|q\|^2`, so the result is exact when the last
+    screened candidate's value minus ε is no below the k-th exact distance
+    minus :math:`\|q\|^2`.  Rows where it is not (near-ties at the margin) are
+    returned in ``bad`` for an exact float64 search.
+
+    Returns
+    -------
+    sqdist : array of shape (m, k)
+    idx : array of shape (m, k), int64
+    bad : array of row indices that need the exact search
+    """
+    n, d = X.shape
+    m = Q.shape[0]
+    kk = min(n, k + (k if margin is None else margin))
+    best_s = np.full((m, kk), np.inf)
+    best_i = np.full((m, kk), -1, dtype=np.int64)
+    Q32 = Q.astype(np.float32)
+    qb, xc = tile
+    for c0 in range(0, n, xc):
+        Xc = X32[c0 : c0 + xc]
+        for r0 in range(0, m, qb):
+            G = Q32[r0 : r0 + qb] @ Xc.T
+            run_rows(_merge_screen, G.shape[0], G, sqn, c0, best_s[r0 : r0 + qb], best_i[r0 : r0 + qb], min_rows=64)
+    qn = np.einsum("ij,ij->i", Q, Q)
+    u = 2.0**-24
+    eps = 2.0 * (d * u / (1 - d * u) + 2 * u) * np.sqrt(qn) * np.sqrt(sqn.max())
+    out_d = np.empty((m, k))
+    out_i = np.empty((m, k), dtype=np.int64)
+    ok = np.empty(m, dtype=np.bool_)
+    run_rows(_rerank, m, X, Q, qn, best_s, best_i, eps, int(k), out_d, out_i, ok, min_rows=64)
+    return out_d, out_i, np.flatnonzero(~ok)

@@ -48,11 +48,26 @@ def test_grid_any_cell_size_is_exact(rng):
         _same_neighbours(d2, idx, X, Q, 9)
 
 
-def test_brute_equals_kdtree(rng):
-    X = rng.standard_normal((3000, 6))
-    Q = rng.standard_normal((500, 6))
+@pytest.mark.parametrize("d", [6, 16])
+def test_brute_equals_kdtree(rng, d):
+    """d = 6: float64 products; d = 16: float32 screen + certified float64 re-rank."""
+    X = rng.standard_normal((3000, d)) * np.linspace(2.0, 0.2, d) + 5.0  # offset: large ‖q‖, ‖x‖
+    Q = np.concatenate([X[:300] + 0.3 * rng.standard_normal((300, d)), 4 * rng.standard_normal((50, d))])
     d2, idx = BruteIndex(X).query(Q, 12)
     _same_neighbours(d2, idx, X, Q, 12)
+
+
+def test_screen_flags_rows_it_cannot_certify(rng):
+    """Exact ties across the screen's margin cannot be certified; those rows are searched in float64."""
+    from mmsold_cli.search_numba import screened_knn
+
+    X = np.repeat(rng.standard_normal((40, 10)), 10, axis=0)  # every point ten times
+    b = BruteIndex(X)
+    Q = X[::10] + 1e-3
+    d2, idx, bad = screened_knn(X, X.astype(np.float32), b.sqnorm, Q, 5, margin=3)
+    assert bad.size == len(Q)  # the 6th..10th copies tie with the 5th
+    d2, idx = b.query(Q, 5)
+    _same_neighbours(d2, idx, X, Q, 5)
 
 
 def test_knn_graph_excludes_self_and_is_exact(rng):
