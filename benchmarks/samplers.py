@@ -12,15 +12,18 @@ last 10,000 (``../shared/data/mnist.npz``; skipped when absent).
 
 Sections
 --------
+temperature  stationary variance on a standard Gaussian per integrator (AMS cools).
 main   one table: sampler × {W2 (exact, 2-D) or sliced W2 (64-D) to held-out data,
        MMD², precision, recall, memorisation, mean / covariance error, wall
        time, score (barycentre) evaluations}; "train" is as many training
        points as samples, the yardstick.
-sweep  σ-CFDM's defaults: σ = cσ·spacing, start blur (1−T)/T = cT·spacing, S
+sweep  σ-CFDM's defaults: σ = cσ·ℓ, start blur (1−T)/T = cT·ℓ (ℓ = mean 16-NN distance × √(2/d)), S
        steps; W2 / W2(train) per data set and mean, memorisation.
 ams    steps to reach a W2 target from the Gaussian start, per integrator
-       (lm, em, ams, ams-tc) for MM-SOLD and SOLD, and per start for MM-SOLD;
-       target = 1.1 × W2(train subset, test) (never reached: "—").
+       (lm, em, ams, ams-tc) for MM-SOLD (η = 0.3 and 0.05) and SOLD, and per
+       start for MM-SOLD; target A = 1.1 × the W2 where plain lm ends (same
+       sampler and η), target B = 1.1 × W2(train subset, test); checkpoints
+       about √2 apart, "—" = never reached.
 inits  σ-CFDM per start: KL(p_T‖q) and MMD² proxies at each start time T,
        W2 and memorisation at fixed Euler step (1−T)/S = --inits-dt, and the
        fewest steps reaching W2 ≤ 1.1 × W2(train) with memorisation ≤ fresh
@@ -112,10 +115,26 @@ SAMPLERS = {
 # ---------------------------------------------------------------- sections
 
 
-def section_main(sets, n_samples, seed):
+def fit_or_load(X, path=None):
+    """fit_moments(X), or a saved model of the same data (``--mnist-model``: the 60,000 × 64 fit takes minutes)."""
+    from mmsold_cli.model import Model
+
+    if path is not None and Path(path).exists():
+        model = Model.load(path)
+        if model.X_.shape == X.shape and np.array_equal(model.X_, X):
+            return model
+    model = fit_moments(X)
+    if path is not None:
+        model.save(path, overwrite=True)
+    return model
+
+
+def section_main(sets, n_samples, seed, model_path=None):
     rows = []
     for name, (X, test, exact) in sets.items():
-        model = fit_moments(X)
+        t0 = time.perf_counter()
+        model = fit_or_load(X, model_path)
+        print(f"  {name}: model ready in {time.perf_counter() - t0:.1f}s", flush=True)
         m = min(n_samples, X.shape[0])
         ref = X[np.random.default_rng(seed).choice(X.shape[0], m, replace=False)]
         rows.append({"data": name, "sampler": "train", **metrics(ref, test, model, exact)})
@@ -151,9 +170,11 @@ def section_sweep(names, n_samples, seed, sigma_factors, start_factors, steps_li
                 r = {"cs": cs, "ct": ct, "S": S}
                 ratios, excess, wall = [], [], 0.0
                 for name, (model, test, w2_ref, mem_fresh) in base.items():
-                    T = 1.0 / (1.0 + ct * model.spacing_)
+                    ell = cfdm.length_scale(model)
+                    T = 1.0 / (1.0 + ct * ell)
                     t0 = time.perf_counter()
-                    res = sample(model, n_samples, sampler="cfdm", sigma=cs * model.spacing_, start_time=T, steps=S,
+                    res = sample(model, n_samples, sampler="cfdm", sigma=cs * ell, start_time=T,
+                                 steps=None if S == "auto" else S,
                                  random_state=seed)
                     wall += time.perf_counter() - t0
                     ratios.append(w2_exact(res.samples, test) / w2_ref)
@@ -165,15 +186,15 @@ def section_sweep(names, n_samples, seed, sigma_factors, start_factors, steps_li
                 rows.append(r)
                 print(f"  cσ={cs} cT={ct} S={S}: mean {r['mean']:.3f} worst {r['worst']:.3f} mem+ {r['mem']:.3f}",
                       flush=True)
-    cols = [("cs", "cσ", "g"), ("ct", "cT", "g"), ("S", "S", "d")] + [(n, n[:10], ".3f") for n in names] + [
+    cols = [("cs", "cσ", "g"), ("ct", "cT", "g"), ("S", "S", "")] + [(n, n[:10], ".3f") for n in names] + [
         ("mean", "mean", ".3f"), ("worst", "worst", ".3f"), ("mem", "mem-fresh", "+.3f"), ("time", "s/run", ".2f")]
     table(rows, cols, f"σ-CFDM sweep: W2 / W2(train subset) (defaults: cσ={cfdm.SIGMA_FACTOR:g}, "
-                      f"cT={cfdm.START_FACTOR:g}, S={cfdm.STEPS})")
+                      f"cT={cfdm.START_FACTOR:g}, S=auto: last step's blur {cfdm.LAST_BLUR:g} × spacing)")
     return rows
 
 
-def _steps_to_target(model, n, target, checkpoints, test, seed, **opts):
-    """Run max(checkpoints) steps, W2 at each checkpoint; first checkpoint with W2 ≤ target."""
+def _w2_trajectory(model, n, checkpoints, test, seed, **opts):
+    """Run max(checkpoints) steps; exact W2 to the test set at each checkpoint."""
     hist = {}
     want = set(checkpoints)
 
@@ -183,8 +204,17 @@ def _steps_to_target(model, n, target, checkpoints, test, seed, **opts):
             hist[k] = w2_exact(info["z"].reshape(-1, model.d_), test)
 
     sample(model, n, steps=max(checkpoints), random_state=seed, callback=cb, **opts)
-    hit = next((k for k in checkpoints if hist[k] <= target), None)
-    return hit, hist
+    return hist
+
+
+def _first_hit(hist, target):
+    return next((k for k in sorted(hist) if hist[k] <= target), None)
+
+
+AMS_RUNS = [("mmsold", i, "gaussian", None) for i in ("lm", "em", "ams", "ams-tc")] + \
+           [("mmsold", i, "gaussian", 0.05) for i in ("lm", "ams", "ams-tc")] + \
+           [("sold", i, "gaussian", None) for i in ("lm", "ams", "ams-tc")] + \
+           [("mmsold", "lm", init, None) for init in ("moments", "gmm", "data")]
 
 
 def section_ams(names, n_samples, seed, checkpoints):
@@ -193,19 +223,54 @@ def section_ams(names, n_samples, seed, checkpoints):
         X, test = load_2d(name)
         model = fit_moments(X)
         ref = X[np.random.default_rng(seed).choice(X.shape[0], n_samples, replace=False)]
-        target = 1.1 * w2_exact(ref, test)
-        runs = [(s, i, "gaussian") for s in ("mmsold", "sold") for i in ("lm", "em", "ams", "ams-tc")]
-        runs += [("mmsold", "lm", init) for init in ("moments", "gmm", "data")]
-        for sampler, integ, init in runs:
-            hit, hist = _steps_to_target(model, n_samples, target, checkpoints, test, seed, sampler=sampler,
-                                         integrator=integ, init=init)
-            rows.append({"data": name, "sampler": sampler, "integ": integ, "init": init, "target": target,
-                         "steps": hit, **{f"w{k}": v for k, v in hist.items()}})
-            print(f"  {name} {sampler} {integ} {init}: {hit}", flush=True)
+        w2_train = w2_exact(ref, test)
+        hists = {}
+        for sampler, integ, init, eta in AMS_RUNS:
+            hists[sampler, integ, init, eta] = _w2_trajectory(model, n_samples, checkpoints, test, seed,
+                                                              sampler=sampler, integrator=integ, init=init, eta=eta)
+            print(f"  {name} {sampler} {integ} {init} eta={eta}: W2@end {hists[sampler, integ, init, eta][max(checkpoints)]:.4f}",
+                  flush=True)
+        for (sampler, integ, init, eta), hist in hists.items():
+            # target: within 10 % of where the plain (lm) run of the same sampler and η ends
+            target = 1.1 * hists[sampler, "lm", "gaussian", eta][max(checkpoints)]
+            rows.append({"data": name, "sampler": sampler, "integ": integ, "init": init,
+                         "eta": 0.3 if eta is None else eta, "target": target, "steps": _first_hit(hist, target),
+                         "train": _first_hit(hist, 1.1 * w2_train), "w2_train": 1.1 * w2_train,
+                         **{f"w{k}": hist[k] for k in checkpoints if k in SHOW}})
     cols = [("data", "data", "<"), ("sampler", "sampler", "<"), ("integ", "integ.", "<"), ("init", "init", "<"),
-            ("target", "W2 target", ".4f"), ("steps", "steps", "d")] + [(f"w{k}", f"W2@{k}", ".4f")
-                                                                       for k in checkpoints]
-    table(rows, cols, "steps to reach W2 ≤ 1.1 × W2(train subset, test), checkpoints only")
+            ("eta", "η", "g"), ("target", "target A", ".4f"), ("steps", "steps→A", "d"), ("w2_train", "target B", ".4f"),
+            ("train", "steps→B", "d")] + [(f"w{k}", f"W2@{k}", ".4f") for k in checkpoints if k in SHOW]
+    table(rows, cols, "steps to reach a W2 target, first checkpoint (A: 1.1 × W2 of plain lm at the last step, same "
+                      "sampler and η; B: 1.1 × W2(train subset, test))")
+    return rows
+
+
+SHOW = {2, 4, 8, 16, 32, 64, 128, 256, 362}
+
+
+def section_temperature(hs=(0.01, 0.05, 0.2), steps=6000, seed=0):
+    """Stationary variance of naive SOLD on the standard Gaussian (score −z), per integrator and step."""
+    from mmsold_cli.integrators import INTEGRATORS
+    from mmsold_cli.samplers import sample_sold
+    from mmsold_cli.schedules import Schedule
+
+    rows = []
+    for h in hs:
+        r = {"h": h}
+        for name, integ in INTEGRATORS.items():
+            rng = np.random.default_rng(seed)
+            acc = []
+
+            def cb(info):
+                if info["i"] >= steps // 3:
+                    acc.append(np.mean(info["z"] ** 2))
+
+            sample_sold(lambda z, t, _r: -z, rng.standard_normal((40, 25, 2)), Schedule(np.ones(steps), np.full(steps, h)),
+                        mean=np.zeros(2), chol=np.eye(2), rng=rng, integrator=integ, callback=cb)
+            r[name] = float(np.mean(acc))
+        rows.append(r)
+    table(rows, [("h", "h", "g")] + [(k, k, ".3f") for k in INTEGRATORS],
+          "stationary variance on N(0, I) (target 1), 40 ensembles × 25 particles × 2-D, last 2/3 of 6,000 steps")
     return rows
 
 
@@ -244,22 +309,39 @@ def section_inits(names, n_samples, seed, start_times, dt, L):
             ("kl", "KL(p_T‖q)", ".3f"), ("mmd2", "MMD²(q,p_T)", ".5f"), ("w2", "W2", ".4f"), ("target", "target", ".4f"),
             ("mem", "memor.", ".3f"), ("ok", "ok", "<"), ("fewest", "fewest S", "d"), ("time", "wall s", ".2f")]
     table(rows, cols, f"σ-CFDM starts: Euler step (1−T)/S ≈ {dt}, K=16, L={L}")
+    summary = []
+    for name in names:
+        mine = [r for r in rows if r["data"] == name]
+        base = next(r["fewest"] for r in mine if r["init"] == "gaussian")
+        for init in STARTS:
+            r0 = [r for r in mine if r["init"] == init]
+            best = r0[0]["fewest"]
+            at = next((r for r in r0 if r["S"] == best), None)
+            summary.append({"data": name, "init": init, "kl95": r0[-1]["kl"], "mmd95": r0[-1]["mmd2"], "fewest": best,
+                            "T": None if at is None else at["T"], "w2": None if at is None else at["w2"],
+                            "mem": None if at is None else at["mem"],
+                            "saved": None if best is None or base is None else base - best})
+    table(summary, [("data", "data", "<"), ("init", "init", "<"), ("kl95", f"KL at T={start_times[-1]}", ".3f"),
+                    ("mmd95", f"MMD² at T={start_times[-1]}", ".5f"), ("fewest", "fewest S", "d"), ("T", "from T", ".2f"),
+                    ("w2", "W2", ".4f"), ("mem", "memor.", ".3f"), ("saved", "saved vs gaussian", "d")],
+          "σ-CFDM starts, summary: fewest steps reaching the W2 and memorisation targets")
     return rows
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", default="main,sweep,ams,inits")
+    ap.add_argument("--sections", default="main,sweep,temperature,ams,inits")
     ap.add_argument("--datasets", default=",".join(TOY_2D))
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-mnist", action="store_true")
     ap.add_argument("--mnist-samples", type=int, default=1000)
-    ap.add_argument("--sigma-factors", default="0,1,2,4,8")
-    ap.add_argument("--start-factors", default="2,4,8")
-    ap.add_argument("--sweep-steps", default="50,100")
-    ap.add_argument("--checkpoints", default="5,10,20,40,80,160,320")
-    ap.add_argument("--start-times", default="0.2,0.5,0.8,0.9,0.95")
+    ap.add_argument("--mnist-model", default=None, help="cache the MNIST PCA-64 model here (HDF5)")
+    ap.add_argument("--sigma-factors", default="0,0.25,0.5,0.75,1,1.5")
+    ap.add_argument("--start-factors", default="1,2")
+    ap.add_argument("--sweep-steps", default="auto", help="comma list of step counts or 'auto' (the default rule)")
+    ap.add_argument("--checkpoints", default="1,2,3,4,6,8,11,16,23,32,45,64,91,128,181,256,362")
+    ap.add_argument("--start-times", default="0.05,0.2,0.5,0.8,0.9,0.95")
     ap.add_argument("--inits-dt", type=float, default=0.01)
     ap.add_argument("--inits-L", type=int, default=64)
     a = ap.parse_args(argv)
@@ -276,12 +358,14 @@ def main(argv=None):
             print(f"skipping MNIST: {MNIST} not found")
         section_main({k: v for k, v in sets.items() if k != "mnist-pca64"}, a.samples, a.seed)
         if "mnist-pca64" in sets:
-            section_main({"mnist-pca64": sets["mnist-pca64"]}, a.mnist_samples, a.seed)
+            section_main({"mnist-pca64": sets["mnist-pca64"]}, a.mnist_samples, a.seed, a.mnist_model)
     if "sweep" in sections:
         section_sweep(names, a.samples, a.seed, floats(a.sigma_factors), floats(a.start_factors),
-                      [int(v) for v in a.sweep_steps.split(",")])
+                      [v if v == "auto" else int(v) for v in a.sweep_steps.split(",")])
     if "ams" in sections:
         section_ams(names, a.samples, a.seed, [int(v) for v in a.checkpoints.split(",")])
+    if "temperature" in sections:
+        section_temperature()
     if "inits" in sections:
         section_inits(names, a.samples, a.seed, floats(a.start_times), a.inits_dt, a.inits_L)
 

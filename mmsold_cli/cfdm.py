@@ -54,10 +54,26 @@ where
 The training mean and covariance are not enforced (σ-CFDM has no moment
 constraint).
 
-Defaults (data-scaled like :mod:`mmsold_cli.defaults`, from the sweep in
-``benchmarks/samplers.py --sweep`` on the 2-D suite, table in the README): with
-:math:`\delta` the training spacing, :math:`\sigma = c_\sigma\,\delta` and a start
-time whose blur :math:`\tau_T = (1-T)/T` is :math:`c_T\,\delta`.
+Defaults are data-scaled like :mod:`mmsold_cli.defaults`, but by a length
+that accounts for dimension: a perturbation :math:`\sigma\varepsilon` has norm
+about :math:`\sigma\sqrt d`, and smoothing helps when it reaches a few
+neighbours of a point, so
+
+.. math::
+
+    \ell = \bar r_{16}\,\sqrt{2/d}, \qquad \sigma = c_\sigma\,\ell, \qquad
+    \tau_T = \frac{1-T}{T} = c_T\,\ell
+
+where :math:`\bar r_{16}` is the mean distance from a training point to its
+16th nearest other training point (the model's k-NN graph).  In 2-D,
+:math:`\ell \approx 4.3\times` the spacing; on MNIST PCA-64 it is 0.24× the
+spacing, where a spacing-scaled σ collapses every sample onto local averages.
+The constants come from ``benchmarks/samplers.py --sections sweep`` on the
+2-D suite (table in the README) and a check on MNIST PCA-64.  The number of
+steps S is set so that the last step's blur :math:`(1-T)/S` is a tenth of the
+training spacing (:func:`default_steps`): with a coarser grid the last Euler
+step itself averages neighbouring training points, so σ = 0 would no longer
+reproduce them.
 
 References
 ----------
@@ -75,30 +91,53 @@ __all__ = [
     "cfdm_score",
     "SIGMA_FACTOR",
     "START_FACTOR",
-    "STEPS",
+    "LAST_BLUR",
+    "STEPS_MIN",
+    "STEPS_MAX",
+    "default_steps",
     "DRAWS",
+    "length_scale",
     "default_sigma",
     "default_start_time",
 ]
 
-#: σ = SIGMA_FACTOR × spacing.
-SIGMA_FACTOR = 4.0
-#: Start blur (1 − T)/T = START_FACTOR × spacing.
-START_FACTOR = 4.0
-#: Euler steps S.
-STEPS = 100
+#: σ = SIGMA_FACTOR × ℓ.
+SIGMA_FACTOR = 0.75
+#: Start blur (1 − T)/T = START_FACTOR × ℓ.
+START_FACTOR = 2.0
+#: Blur of the last Euler step, (1 − T)/S, as a fraction of the training spacing.
+LAST_BLUR = 0.1
+#: Bounds on the default number of Euler steps.
+STEPS_MIN, STEPS_MAX = 10, 1000
 #: Draws M per velocity evaluation (antithetic pairs).
 DRAWS = 10
 
 
-def default_sigma(spacing: float) -> float:
-    """Default σ for a training set of the given spacing."""
-    return SIGMA_FACTOR * spacing
+def length_scale(model) -> float:
+    r""":math:`\ell = \bar r_{16}\sqrt{2/d}` of a fitted model (mean distance to the last stored neighbour)."""
+    r = np.sqrt(model.knn_sqdist_[:, -1]).mean()
+    return float(r * np.sqrt(2.0 / model.d_))
 
 
-def default_start_time(spacing: float) -> float:
-    """Default T: the time whose blur (1 − T)/T is START_FACTOR × spacing."""
-    return 1.0 / (1.0 + START_FACTOR * spacing)
+def default_sigma(model) -> float:
+    """Default σ = SIGMA_FACTOR × ℓ for a fitted model."""
+    return SIGMA_FACTOR * length_scale(model)
+
+
+def default_start_time(model) -> float:
+    """Default T: the time whose blur (1 − T)/T is START_FACTOR × ℓ."""
+    return 1.0 / (1.0 + START_FACTOR * length_scale(model))
+
+
+def default_steps(model, T: float) -> int:
+    """Default S: the last step's blur (1 − T)/S is at most LAST_BLUR × spacing (within [STEPS_MIN, STEPS_MAX]).
+
+    The last Euler step lands on the barycentre at :math:`t_{S-1} = 1 - h`,
+    whose own blur :math:`\tau = h/(1-h) \approx (1-T)/S` would otherwise
+    average neighbouring training points even at σ = 0.
+    """
+    S = int(np.ceil((1.0 - T) / (LAST_BLUR * model.spacing_)))
+    return int(min(max(S, STEPS_MIN), STEPS_MAX))
 
 
 def cfdm_barycentre(score, z, t, rng, sigma):

@@ -219,10 +219,10 @@ def sample_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Samples file: .npy .h5 .csv .txt .xyz .ply"),
     sampler: str = typer.Option("mmsold", "--sampler",
                                 help="mmsold, sold (no moment constraint) or cfdm (smoothed closed-form diffusion)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [default: 200; cfdm: 100]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Steps [100; cfdm: (1 − T)/(0.1 × spacing)]."),
     eta: Optional[float] = typer.Option(None, "--eta", help="Step factor η in h = η(t²+σ²)/λmax [0.3]."),
     t: Optional[float] = typer.Option(None, "--t", help="Noise level t [2 × training spacing]; not for cfdm."),
-    sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [2 t; cfdm: 4 × training spacing]."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [t/2; cfdm: 0.75 ℓ, see mmsold_cli.cfdm]."),
     draws: Optional[int] = typer.Option(None, "-M", "--draws", help="Draws per score evaluation [4; cfdm: 10]."),
     neighbours: Optional[int] = typer.Option(None, "-K", "--neighbours", help="Nearest neighbours per barycentre [16]."),
     remainder: int = typer.Option(0, "-L", "--remainder", help="Random remainder points per barycentre [0]."),
@@ -235,7 +235,7 @@ def sample_cmd(
                              help="data (exact draws of the noised data), gaussian, moments (moment-matched Gaussian) "
                                   "or gmm (32-component mixture fitted to the noised data)."),
     start_time: Optional[float] = typer.Option(None, "--start-time",
-                                               help="cfdm start time T in (0, 1) [1/(1 + 4 × training spacing)]."),
+                                               help="cfdm start time T in (0, 1) [1/(1 + 2 ℓ)]."),
     target_cov: str = typer.Option("data", "--target-cov", help="data (Σ) or blurred (Σ + t² I)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Particles stepped at once [65536]."),
     search: str = typer.Option(

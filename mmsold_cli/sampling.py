@@ -133,10 +133,10 @@ def _cfdm_settings(model, t, steps, sigma, M, start_time, integrator):
         raise MmsoldError(f"noise t does not apply to cfdm (it starts at start_time T), got t = {t!r}")
     if integrator not in (None, "euler"):
         raise MmsoldError(f"cfdm integrates its flow by Euler; integrator must be euler, got {integrator!r}")
-    T = _cfdm.default_start_time(model.spacing_) if start_time is None else start_time
+    T = _cfdm.default_start_time(model) if start_time is None else start_time
     if isinstance(T, bool) or not isinstance(T, (int, float, np.floating)) or not 0 < T < 1:
         raise MmsoldError(f"start_time T must be a number in (0, 1), got {T!r}")
-    return (_cfdm.STEPS if steps is None else steps, _cfdm.default_sigma(model.spacing_) if sigma is None else sigma,
+    return (_cfdm.default_steps(model, T) if steps is None else steps, _cfdm.default_sigma(model) if sigma is None else sigma,
             _cfdm.DRAWS if M is None else M, float(T), "euler")
 
 

@@ -63,7 +63,7 @@ def test_beta_zero_is_euler_maruyama_bit_for_bit(run, ams):
     assert not np.array_equal(a, c)
 
 
-def _stationary_variance(integrator, h=0.01, steps=3000, E=40, P=25, d=2, seed=0):
+def _stationary_variance(integrator, h=0.01, steps=2000, E=20, P=25, d=2, seed=0):
     """Mean of z² over the last two thirds of SOLD on the standard Gaussian (score −z)."""
     rng = np.random.default_rng(seed)
     acc = []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmsold_cli import fit_moments, sample
-from mmsold_cli.cfdm import cfdm_score, default_start_time, sample_cfdm
+from mmsold_cli.cfdm import LAST_BLUR, cfdm_score, default_start_time, default_steps, sample_cfdm
 from mmsold_cli.errors import MmsoldError
 from mmsold_cli.metrics import memorisation_fraction, precision_recall, w2_exact
 from mmsold_cli.neighbors import BruteIndex
@@ -78,15 +78,24 @@ def moons():
 
 
 def test_sigma_zero_memorises(moons):
+    """At the default start and step count, σ = 0 transports p_T back onto the training points."""
     model, _ = moons
-    res = sample(model, 400, sampler="cfdm", sigma=0.0, steps=50, start_time=0.95, random_state=0)
+    res = sample(model, 400, sampler="cfdm", sigma=0.0, random_state=0)
     assert res.settings["M"] == 10 and res.settings["init"] == "data"
-    assert memorisation_fraction(res.samples, model.X_, model.nn_dist_, model.index_) > 0.95
+    assert res.settings["steps"] == default_steps(model, res.settings["start_time"])
+    assert memorisation_fraction(res.samples, model.X_, model.nn_dist_, model.index_) > 0.93
+
+
+def test_default_steps_rule(moons):
+    model, _ = moons
+    T = default_start_time(model)
+    S = default_steps(model, T)
+    assert (1 - T) / S <= LAST_BLUR * model.spacing_ < (1 - T) / (S - 1)
 
 
 def test_sigma_positive_novel_near_data(moons):
     model, test = moons
-    res = sample(model, 400, sampler="cfdm", steps=50, random_state=0)
+    res = sample(model, 400, sampler="cfdm", random_state=0)
     mem = memorisation_fraction(res.samples, model.X_, model.nn_dist_, model.index_)
     prec, rec = precision_recall(res.samples, model.X_)
     assert mem < 0.3
@@ -103,7 +112,7 @@ def test_driver_settings_and_reproducibility(moons):
     assert np.array_equal(a.samples, b.samples)
     st = a.settings
     assert st["t"] is None and st["integrator"] == "euler"
-    assert st["start_time"] == pytest.approx(default_start_time(model.spacing_))
+    assert st["start_time"] == pytest.approx(default_start_time(model))
     assert a.diagnostics["score_evals"] == 50 * 5 * 10
     assert len(a.diagnostics["cov_error"]) == 5
 
