@@ -53,13 +53,8 @@ def _silence_stdout():
 
 def _flush_stdout():
     """Flush stdout now, so a full disk (``> /dev/full``) is reported, not lost at exit."""
-    try:
+    with _stdout_errors():
         sys.stdout.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        _silence_stdout()
-        raise MmsoldError(f"cannot write to standard output ({exc.strerror or exc})") from exc
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -112,9 +107,8 @@ def _run(fn):
         if _STATE["debug"]:
             raise
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            _silence_stdout()  # e.g. `--json > /dev/full`; output files are written atomically before this
-            where = exc.filename or "to standard output"
-            _fail(f"cannot write {where}: disk full ({exc.strerror})")
+            where = f" {exc.filename}" if exc.filename else ""  # e.g. numba's cache: outputs map their own
+            _fail(f"cannot write{where}: disk full ({exc.strerror}); no partial output left")
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         _fail(f"internal error {type(exc).__name__}: {text} (a bug in mmsold; rerun with --debug and report it)", 1)
     finally:
@@ -122,9 +116,24 @@ def _run(fn):
             signal.signal(signal.SIGTERM, old_term)
 
 
+@contextlib.contextmanager
+def _stdout_errors():
+    """Turn a failed write to stdout (``> /dev/full``) into one clear error."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _silence_stdout()
+        why = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "write error"
+        raise MmsoldError(f"cannot write to standard output: {why} ({exc.strerror or exc})") from exc
+
+
 def _emit(payload: dict, as_json: bool, table_title: str | None = None):
     if as_json:
-        sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
+        with _stdout_errors():
+            sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
+            sys.stdout.flush()
         return
     from rich.console import Console
     from rich.table import Table
@@ -138,7 +147,9 @@ def _emit(payload: dict, as_json: bool, table_title: str | None = None):
         elif isinstance(v, (list, dict)):
             continue
         table.add_row(k, str(v))
-    Console().print(table)
+    with _stdout_errors():
+        Console().print(table)
+        sys.stdout.flush()
 
 
 @app.callback()
