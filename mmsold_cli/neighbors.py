@@ -61,10 +61,17 @@ class KDTreeIndex:
     kind = "kdtree"
 
     def __init__(self, X: np.ndarray):
-        from scipy.spatial import cKDTree
-
         self.X = X
-        self.tree = cKDTree(X, balanced_tree=False, compact_nodes=False)
+        self._tree = None
+
+    @property
+    def tree(self):
+        """The cKDTree, built on first use (a sampler on the grid path never needs it)."""
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            self._tree = cKDTree(self.X, balanced_tree=False, compact_nodes=False)
+        return self._tree
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         dist, idx = self.tree.query(Q, k=k, workers=-1)

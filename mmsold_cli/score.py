@@ -279,7 +279,7 @@ class SmoothedScore:
             rng = np.random.default_rng(0)
             X = self.X
             q = X[rng.integers(0, X.shape[0], 256)] + self.sigma * rng.standard_normal((256, X.shape[1]))
-            self._grid = GridIndex(X, radius=GridIndex.typical_radius(X, q, self.K, index=self.index), k=self.K)
+            self._grid = GridIndex(X, radius=GridIndex.typical_radius(X, q, self.K), k=self.K)
         return self._grid
 
     def draws(self, rng, shape, sigma=None):
