@@ -172,6 +172,9 @@ def fit_moments_cmd(
     data: str = typer.Argument(..., help="Training set: .npy .npz[:key] .h5[:/dataset] .csv .txt .xyz .ply .obj"),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.h5)."),
     index: str = typer.Option("auto", "--index", help="Neighbour index: auto, kdtree, brute, nndescent."),
+    pca: Optional[int] = typer.Option(None, "--pca", metavar="K",
+                                      help="DATA is images (N×H×W): fit a K-component PCA basis, store it in the "
+                                           "model and fit the codes; sample then decodes to images."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
@@ -184,23 +187,35 @@ def fit_moments_cmd(
         from .model import fit_moments
 
         check_output_path(output, overwrite=overwrite)
-        X = read_points(data)
-        t0 = time.perf_counter()
+        extras = {}
+        if pca is not None:
+            from . import latent
+            from .io import read_array
+
+            images = latent.images_from_array(read_array(data), name=str(data))
+            t0 = time.perf_counter()
+            basis = latent.fit_pca(images, pca)
+            X = latent.encode(images, basis)
+            extras = latent.to_extras(basis)
+        else:
+            X = read_points(data)
+            t0 = time.perf_counter()
         model = fit_moments(X, index=index, name=str(data))
-        model.save(output, overwrite=overwrite, settings={"source": str(data), "index": index})
-        _emit(
-            {
-                "model": str(output),
-                "points": model.n_,
-                "dim": model.d_,
-                "index": model.index_kind_,
-                "spacing": model.spacing_,
-                "jitter": model.jitter_,
-                "fit_seconds": time.perf_counter() - t0,
-            },
-            as_json,
-            "fit-moments",
-        )
+        model.extras_ = extras
+        model.save(output, overwrite=overwrite, settings={"source": str(data), "index": index, "pca": pca})
+        summary = {
+            "model": str(output),
+            "points": model.n_,
+            "dim": model.d_,
+            "index": model.index_kind_,
+            "spacing": model.spacing_,
+            "jitter": model.jitter_,
+            "fit_seconds": time.perf_counter() - t0,
+        }
+        if pca is not None:
+            summary["pca_components"] = basis.k
+            summary["pca_image_shape"] = "×".join(map(str, basis.shape))
+        _emit(summary, as_json, "fit-moments")
 
     _run(body)
 
@@ -255,20 +270,39 @@ def sample_cmd(
         help="Barycentre candidates: auto, grid (cell block ⊇ K nearest, d ≤ 3), grid-knn, index (K nearest + L), "
              "pool (4K tracked neighbours of the particle), all [auto: grid for d ≤ 3, else index]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (bit-identical results)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the result (.png/.pdf/.svg; needs mmsold[plot])."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
-    """Run a sampler on CPU; write the samples and a diagnostics JSON beside them."""
+    """Run a sampler on CPU; write the samples and a diagnostics JSON beside them.
+
+    With a model fitted by ``fit-moments --pca K`` the samples are codes, and
+    the decoded images are written beside them as OUT.images.npy and a grid
+    of the first 100 as OUT.png.
+    """
 
     def body():
-        from .io import atomic_path, check_output_path, write_points
+        from .io import atomic_paths, check_output_path, save_points
         from .model import Model
         from .sampling import resolve_settings, sample
 
         diag_path = output.with_name(output.stem + ".diagnostics.json")
         check_output_path(output, overwrite=overwrite)
         check_output_path(diag_path, overwrite=overwrite)
+        if plot is not None:
+            from .plots import require_matplotlib
+
+            require_matplotlib()
+            check_output_path(plot, overwrite=overwrite)
         model = Model.load(model_path)
+        from . import latent
+
+        basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
+        extra_paths = []
+        if basis is not None:
+            extra_paths = [output.with_name(output.stem + ".images.npy"), output.with_name(output.stem + ".png")]
+            for p in extra_paths:
+                check_output_path(p, overwrite=overwrite)
         opts = dict(sampler=sampler, steps=steps, eta=eta, t=t, sigma=sigma, M=draws, K=neighbours, L=remainder,
                     P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
                     start_time=start_time, search=search)
@@ -287,9 +321,24 @@ def sample_cmd(
                 bar.stop()
         settings = {k: v for k, v in res.settings.items()}
         settings["model"] = str(model_path)
-        write_points(output, res.samples, overwrite=overwrite)
-        with atomic_path(diag_path, overwrite=overwrite) as tmp:
-            Path(tmp).write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1))
+        # samples and diagnostics appear together or not at all
+        with atomic_paths(output, diag_path, *extra_paths, overwrite=overwrite) as (tmp_out, tmp_diag, *tmp_extra):
+            save_points(tmp_out, res.samples, fmt=output.suffix)
+            tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1))
+            if basis is not None:
+                import numpy as np
+
+                from .plots import png_bytes, tile_images
+
+                with open(tmp_extra[0], "wb") as fh:
+                    np.save(fh, latent.decode(res.samples, basis, as_input=True), allow_pickle=False)
+                tmp_extra[1].write_bytes(png_bytes(tile_images(latent.decode(res.samples[:100], basis), ncol=10)))
+        if plot is not None:
+            from .plots import plot_result
+
+            plot_result(plot, res.samples, model.X_[: max(res.samples.shape[0], 2000)], basis=basis,
+                        title=f"{settings['sampler']}: {res.samples.shape[0]} samples",
+                        reference_label="training")
         d = res.diagnostics
         _emit(
             {
@@ -318,10 +367,18 @@ def evaluate_cmd(
     samples: str = typer.Argument(..., help="Generated samples."),
     reference: str = typer.Argument(..., help="Reference (held-out) points."),
     train: Optional[str] = typer.Option(None, "--train", help="Training data or model file, for memorisation."),
+    mesh: Optional[Path] = typer.Option(None, "--mesh", help="Surface mesh (.obj/.ply) for 3-D clouds: exact "
+                                        "point-to-surface distance and coverage (radius: half the --train spacing)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw samples over the reference (.png/.pdf/.svg; "
+                                        "replaced if it exists; needs mmsold[plot])."),
     seed: int = typer.Option(0, "--seed", help="Seed for projections and subsampling."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """Metrics of samples against a reference: moments, W2, sliced W2, MMD², precision/recall, memorisation."""
+    """Metrics of samples against a reference: moments, W2, sliced W2, MMD², precision/recall, memorisation.
+
+    3-D clouds also get Chamfer and Hausdorff distances on the reference's unit
+    sphere, and with --mesh the exact distance to the surface and coverage.
+    """
 
     def body():
         from .io import read_points
@@ -341,8 +398,117 @@ def evaluate_cmd(
                     raise MmsoldError(f"{train}: model dimension {model.d_} differs from the samples' {A.shape[1]}")
             else:
                 train_X = read_points(train)
+        if plot is not None:
+            from .plots import require_matplotlib
+
+            require_matplotlib()
+        if mesh is not None and A.shape[1] != 3:
+            raise MmsoldError(f"--mesh needs 3-D points; the samples are {A.shape[1]}-D")
         res = evaluate(A, B, train=train_X, model=model, random_state=seed)
+        dist = None
+        if A.shape[1] == 3:
+            from .surface import evaluate_cloud, mean_spacing
+
+            spacing = model.spacing_ if model is not None else mean_spacing(train_X) if train_X is not None else None
+            surf = None
+            if mesh is not None:
+                from .mesh_io import read_mesh
+
+                surf = read_mesh(mesh)
+            res.update(evaluate_cloud(A, B, mesh=surf, spacing=spacing, random_state=seed))
+            if surf is not None and plot is not None:
+                from .surface import point_to_mesh
+
+                dist = point_to_mesh(A, *surf) / res["spacing"]
+        if plot is not None:
+            from . import latent
+            from .plots import plot_result
+
+            basis = latent.from_extras(model.extras_) if model is not None and latent.has_basis(model) else None
+            plot_result(plot, A, B, basis=basis, distances=dist,
+                        value_label="distance to surface / spacing" if dist is not None else "")
+            res["plot"] = str(plot)
         _emit(res, as_json, "evaluate")
+
+    _run(body)
+
+
+@app.command("densify")
+def densify_cmd(
+    sparse: str = typer.Argument(..., help="Sparse surface points: .ply .obj .xyz .csv .txt .npy .npz[:key] .h5[:/name]"),
+    output: Path = typer.Option(..., "-o", "--output", help="Dense cloud to write: .ply .xyz .csv .txt .npy .h5"),
+    factor: float = typer.Option(20.0, "--factor", help="Output points per input point (when -n is not given)."),
+    n: Optional[int] = typer.Option(None, "-n", "--n-points", help="Number of output points."),
+    denoise: str = typer.Option("mls", "--denoise", help="mls (surface projection), tweedie, anneal or none."),
+    t: Optional[float] = typer.Option(None, "--t", help="Sampler noise t [1.5 × input spacing]."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [0]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [50]."),
+    sampler: str = typer.Option("mmsold", "--sampler", help="mmsold, sold or cfdm."),
+    reject: Optional[float] = typer.Option(None, "--reject", help="Share of MLS points with the worst local fit "
+                                           "dropped (drawn in excess) [0.08]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the dense cloud (.png/.pdf/.svg)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Densify a sparse surface point cloud: fit, sample and project back on the surface in one step.
+
+    Defaults scale with the input's point spacing (mean nearest-neighbour distance).
+    """
+
+    def body():
+        from .densify import REJECT, densify
+        from .io import atomic_paths, check_output_path, save_points
+        from .mesh_io import read_point_cloud
+
+        diag_path = output.with_name(output.stem + ".diagnostics.json")
+        check_output_path(output, overwrite=overwrite)
+        check_output_path(diag_path, overwrite=overwrite)
+        if plot is not None:
+            from .plots import require_matplotlib
+
+            require_matplotlib()
+            check_output_path(plot, overwrite=overwrite)
+        from .io import WRITE_EXTENSIONS
+
+        if output.suffix.lower() not in WRITE_EXTENSIONS:
+            raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of {', '.join(WRITE_EXTENSIONS)}")
+        X = read_point_cloud(sparse)
+        bar, update = _progress_bar(sys.stderr.isatty())
+        if bar is not None:
+            bar.start()
+        try:
+            res = densify(X, n, factor=factor, denoise=denoise, t=t, sigma=sigma, steps=steps, sampler=sampler,
+                          reject=REJECT if reject is None else reject, random_state=seed, progress=update)
+        finally:
+            if bar is not None:
+                bar.stop()
+        settings = dict(res.settings, source=str(sparse), random_state=seed)
+        with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
+            save_points(tmp_out, res.points, fmt=output.suffix)
+            tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1, default=float))
+        if plot is not None:
+            from .plots import cloud_views
+            from .surface import nn_distance
+
+            cloud_views(plot, res.points, nn_distance(res.points, X) / res.settings["spacing"],
+                        value_label="distance to nearest input point / spacing",
+                        title=f"{res.points.shape[0]} points from {X.shape[0]}")
+        _emit(
+            {
+                "output": str(output),
+                "input_points": int(X.shape[0]),
+                "output_points": int(res.points.shape[0]),
+                "spacing": res.settings["spacing"],
+                "denoise": denoise,
+                "t": res.settings["t"],
+                "sample_seconds": res.diagnostics["sample_time"],
+                "denoise_seconds": res.diagnostics["denoise_time"],
+                "mean_move_spacings": res.diagnostics["mean_move"],
+            },
+            as_json,
+            "densify",
+        )
 
     _run(body)
 

@@ -108,7 +108,7 @@ MLS_RADIUS = 1.5
 MLS_NEIGHBOURS = 24
 #: MLS projection passes.
 MLS_ITERS = 3
-#: Share of MLS-projected points dropped for the largest fit residual (drawn in excess, so n are returned).
+#: Share of MLS-projected points dropped as least trusted (see :func:`trusted`; drawn in excess, n are returned).
 REJECT = 0.08
 #: Points farther than FAR spacings from every input point are the first rejected.
 FAR = 2.0
@@ -342,6 +342,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     if model is None:
         model = fit_moments(X, name="sparse points")
     spacing = model.spacing_
+    sigma_given = sigma is not None
     t = T_FACTOR * spacing if t is None else check_positive(t, "noise t")
     sigma = SIGMA_FACTOR * t if sigma is None else check_positive(sigma, "smoothing sigma", allow_zero=True)
     steps = STEPS if steps is None else check_int(steps, "steps", low=1)
@@ -349,6 +350,12 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     if reject >= 1:
         raise MmsoldError(f"reject must be in [0, 1), got {reject!r}")
     n_draw = int(np.ceil(n / (1.0 - reject))) if denoise == "mls" else n
+    radius = MLS_RADIUS * spacing if mls_radius is None else check_positive(mls_radius, "mls_radius")
+    mls_neighbours = check_int(mls_neighbours, "MLS neighbours", low=6)
+    mls_iters = check_int(mls_iters, "MLS iterations", low=1)
+    td = TWEEDIE_T * spacing if tweedie_t is None else check_positive(tweedie_t, "tweedie_t")
+    if sampler == "cfdm":  # no noise level t; its own smoothing unless one is given
+        t, sigma = None, sigma if sigma_given else None
     schedule = None
     settings = dict(n=n, denoise=denoise, sampler=sampler, spacing=spacing, t=t, sigma=sigma, steps=steps)
     if denoise == "anneal":
@@ -358,11 +365,11 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
         settings.update(anneal_t_end=t_end, anneal_steps=min(anneal_steps, steps))
     t0 = time.perf_counter()
     res = sample(model, n_draw, random_state=random_state, progress=progress, schedule=schedule, sampler=sampler,
-                 t=None if sampler == "cfdm" else t, sigma=sigma, steps=steps, **sample_options)
+                 t=t, sigma=sigma, steps=steps, **sample_options)
     t1 = time.perf_counter()
+    settings.update(t=res.settings.get("t"), sigma=res.settings.get("sigma"))
     Z = res.samples
     if denoise == "mls":
-        radius = MLS_RADIUS * spacing if mls_radius is None else check_positive(mls_radius, "mls_radius")
         out, resid = mls_project(Z, model.X_, radius, neighbours=mls_neighbours, iters=mls_iters,
                                  return_residual=True)
         keep = trusted(out, resid, model, n)
@@ -370,7 +377,6 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
         settings.update(mls_radius=radius, mls_neighbours=mls_neighbours, mls_iters=mls_iters, reject=reject,
                         drawn=n_draw)
     elif denoise == "tweedie":
-        td = TWEEDIE_T * spacing if tweedie_t is None else check_positive(tweedie_t, "tweedie_t")
         out = tweedie_step(Z, model, td, random_state=random_state)
         settings["tweedie_t"] = td
     else:

@@ -8,8 +8,9 @@ PCA basis always writes its PNG.
 
 Three-dimensional clouds are drawn as three orthographic views, along the
 cloud's principal axes (largest spread first), each point coloured by a value
-such as its distance to the surface; points are drawn far to near so the
-front surface stays visible.
+such as its distance to the surface; only points near the front of their
+pixel cell are drawn (a coarse depth buffer), far to near, so the visible
+surface is what one sees.
 """
 
 from __future__ import annotations
@@ -170,6 +171,18 @@ def _principal_frame(P):
     return c, vec[:, ::-1]  # columns: largest spread first
 
 
+def _visible(uv, depth, resolution: int = 220, tolerance: float = 0.02):
+    """Points on the near side: within ``tolerance`` × extent of the nearest point of their pixel cell."""
+    lo, hi = uv.min(axis=0), uv.max(axis=0)
+    cell = max(float((hi - lo).max()) / resolution, np.finfo(float).tiny)
+    ij = np.floor((uv - lo) / cell).astype(np.int64)
+    key = ij[:, 0] * (resolution + 2) + ij[:, 1]
+    nearest = np.full(key.max() + 1, -np.inf)
+    np.maximum.at(nearest, key, depth)
+    extent = float(np.ptp(depth)) or 1.0
+    return depth >= nearest[key] - tolerance * extent
+
+
 def cloud_views(path, points, values=None, *, value_label: str = "", title: str | None = None,
                 vmax: float | None = None, random_state=0):
     """A 3-D cloud from three orthogonal directions, coloured by ``values``.
@@ -199,14 +212,14 @@ def cloud_views(path, points, values=None, *, value_label: str = "", title: str 
     vmax = vmax if vmax is not None else (float(np.percentile(vals, 99)) if vals is not None and len(vals) else None)
     sc = None
     for ax, ((i, j), k, name) in zip(axes, views):
-        order = np.argsort(Q[:, k])  # far to near
+        vis = np.flatnonzero(_visible(Q[:, [i, j]], Q[:, k]))
+        order = vis[np.argsort(Q[vis, k])]  # far to near, hidden points left out
         if vals is None:
-            ax.scatter(Q[order, i], Q[order, j], s=0.6, c=Q[order, k], cmap="Greys_r", lw=0)
+            ax.scatter(Q[order, i], Q[order, j], s=1.2, c=Q[order, k], cmap="Greys_r", lw=0)
         else:
-            sc = ax.scatter(Q[order, i], Q[order, j], s=0.6, c=vals[order], cmap="viridis", vmin=0, vmax=vmax, lw=0)
+            sc = ax.scatter(Q[order, i], Q[order, j], s=1.2, c=vals[order], cmap="viridis", vmin=0, vmax=vmax, lw=0)
         ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.axis("off")
         ax.set_title(name, fontsize=9)
     if sc is not None:
         cb = fig.colorbar(sc, ax=list(axes), shrink=0.8, pad=0.01)
@@ -230,7 +243,7 @@ def image_panels(path, panels: dict, *, ncol: int = 10, max_images: int = 100, i
 
 
 def plot_result(path, samples, reference=None, *, basis=None, distances=None, value_label="",
-                title: str | None = None):
+                title: str | None = None, reference_label: str = "reference"):
     """Draw whatever suits the data: images (with a PCA basis), 2-D scatter, or 3-D views.
 
     Parameters
@@ -242,6 +255,8 @@ def plot_result(path, samples, reference=None, *, basis=None, distances=None, va
         Decode codes to images.
     distances : array of shape (m,), optional
         Colours of 3-D points (default: distance to the nearest reference point).
+    reference_label : str
+        What the reference is, for legends and titles.
     """
     A = np.asarray(samples, dtype=float)
     if basis is not None:
@@ -249,22 +264,23 @@ def plot_result(path, samples, reference=None, *, basis=None, distances=None, va
 
         panels = {"samples": decode(A[:100], basis)}
         if reference is not None:
-            panels["reference"] = decode(np.asarray(reference, dtype=float)[:100], basis)
+            panels[reference_label] = decode(np.asarray(reference, dtype=float)[:100], basis)
         return image_panels(path, panels)
     d = A.shape[1]
     if d == 2:
-        return scatter_2d(path, A, reference, title=title)
+        return scatter_2d(path, A, reference, title=title, labels=("samples", reference_label))
     if d == 3:
         if distances is None and reference is not None:
             from .surface import nn_distance
 
             distances = nn_distance(A, np.asarray(reference, dtype=float))
-            value_label = value_label or "distance to nearest reference point"
+            value_label = value_label or f"distance to nearest {reference_label} point"
         return cloud_views(path, A, distances, value_label=value_label, title=title)
     if reference is not None and reference.shape[1] == d:
         # any other dimension: the first two principal directions of the reference
         B = np.asarray(reference, dtype=float)
         c, E = np.mean(B, axis=0), np.linalg.svd(B - B.mean(axis=0), full_matrices=False)[2][:2].T
-        return scatter_2d(path, (A - c) @ E, (B - c) @ E, title=title or "first two principal directions")
+        return scatter_2d(path, (A - c) @ E, (B - c) @ E, title=title or "first two principal directions",
+                          labels=("samples", reference_label))
     raise MmsoldError(f"cannot draw {d}-D samples without a reference set or a PCA basis")
 
