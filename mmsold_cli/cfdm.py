@@ -130,7 +130,7 @@ def default_start_time(model) -> float:
 
 
 def default_steps(model, T: float) -> int:
-    """Default S: the last step's blur (1 − T)/S is at most LAST_BLUR × spacing (within [STEPS_MIN, STEPS_MAX]).
+    r"""Default S: the last step's blur (1 − T)/S is at most LAST_BLUR × spacing (within [STEPS_MIN, STEPS_MAX]).
 
     The last Euler step lands on the barycentre at :math:`t_{S-1} = 1 - h`,
     whose own blur :math:`\tau = h/(1-h) \approx (1-T)/S` would otherwise
