@@ -62,6 +62,24 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     sys.stderr.write(f"mmsold: warning: {message}\n")
 
 
+def _cli_exceptions() -> tuple:
+    """Typer's and click's own exit/abort/usage exceptions, which must pass through.
+
+    Recent typer vendors click (``typer._click``) and no longer installs it, so
+    click is only looked at when it happens to be importable.
+    """
+    kinds = [typer.Exit, typer.Abort]
+    if hasattr(typer, "TyperException"):
+        kinds.append(typer.TyperException)
+    try:
+        import click
+
+        kinds += [click.exceptions.Exit, click.exceptions.Abort, click.ClickException]
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
 def _run(fn):
     """Run a command body, mapping errors and signals to messages and exit codes.
 
@@ -74,8 +92,6 @@ def _run(fn):
 
     Warnings print as ``mmsold: warning: ...`` lines.
     """
-    import click
-
     try:
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (embedded use): leave signals alone
@@ -102,7 +118,7 @@ def _run(fn):
     except BrokenPipeError:  # stdout's reader has gone (`mmsold ... --json | head`)
         _silence_stdout()
         raise typer.Exit(141)
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except _cli_exceptions():
         raise
     except Exception as exc:
         if _STATE["debug"]:
