@@ -74,23 +74,24 @@ from .errors import MmsoldError
 from .validation import check_int, check_points, check_positive
 
 __all__ = [
-    "densify",
-    "DensifyResult",
-    "mls_project",
-    "tweedie_step",
-    "trusted",
+    "ANNEAL_STEPS",
+    "ANNEAL_T_END",
     "DENOISERS",
     "FACTOR",
-    "T_FACTOR",
+    "FAR",
+    "MLS_ITERS",
+    "MLS_NEIGHBOURS",
+    "MLS_RADIUS",
+    "REJECT",
     "SIGMA_FACTOR",
     "STEPS",
-    "MLS_RADIUS",
-    "MLS_NEIGHBOURS",
-    "MLS_ITERS",
-    "REJECT",
     "TWEEDIE_T",
-    "ANNEAL_T_END",
-    "ANNEAL_STEPS",
+    "T_FACTOR",
+    "DensifyResult",
+    "densify",
+    "mls_project",
+    "trusted",
+    "tweedie_step",
 ]
 
 DENOISERS = ("mls", "tweedie", "anneal", "none")

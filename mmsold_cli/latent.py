@@ -39,7 +39,7 @@ import numpy as np
 from .errors import MmsoldError
 from .validation import check_int, check_random_state
 
-__all__ = ["PCABasis", "fit_pca", "encode", "decode", "to_extras", "from_extras", "has_basis", "images_from_array"]
+__all__ = ["PCABasis", "decode", "encode", "fit_pca", "from_extras", "has_basis", "images_from_array", "to_extras"]
 
 _EXACT_MAX_DIM = 4096
 
@@ -237,9 +237,8 @@ def from_extras(extras: dict) -> PCABasis:
         raise MmsoldError(f"model has no PCA basis (missing {', '.join(missing)}); fit it with fit-moments --pca K")
     scale, lo, hi = (float(v) for v in np.asarray(extras["pca_meta"]).ravel()[:3])
     dt = extras.get("pca_dtype", b"float64")
-    dt = dt.decode() if isinstance(dt, (bytes, np.bytes_)) else str(np.asarray(dt).item() if np.ndim(dt) == 0 else dt)
-    if isinstance(dt, bytes):
-        dt = dt.decode()
+    dt = np.asarray(dt).item() if isinstance(dt, np.ndarray) else dt  # h5py gives bytes or a 0-d array
+    dt = dt.decode() if isinstance(dt, bytes) else str(dt)
     comps = np.asarray(extras["pca_components"], dtype=np.float64)
     mean = np.asarray(extras["pca_mean"], dtype=np.float64)
     shape = tuple(int(s) for s in np.asarray(extras["pca_shape"]).ravel())

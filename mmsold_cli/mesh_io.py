@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import MmsoldError
 
-__all__ = ["read_vertices", "read_mesh", "read_point_cloud", "write_ply", "PLY_FORMATS", "CLOUD_EXTENSIONS"]
+__all__ = ["CLOUD_EXTENSIONS", "PLY_FORMATS", "read_mesh", "read_point_cloud", "read_vertices", "write_ply"]
 
 #: PLY encodings :func:`write_ply` can write.
 PLY_FORMATS = ("binary_little_endian", "binary_big_endian", "ascii")
@@ -125,7 +125,7 @@ def _obj_vertices(path: Path) -> np.ndarray:
     rows = []
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, raw in enumerate(fh, 1):
-            if raw.startswith("v ") or raw.startswith("v\t"):
+            if raw.startswith(("v ", "v\t")):
                 parts = raw.split()
                 try:
                     rows.append((float(parts[1]), float(parts[2]), float(parts[3])))

@@ -24,15 +24,15 @@ import numpy as np
 from .errors import MmsoldError
 
 __all__ = [
-    "require_matplotlib",
-    "write_png",
-    "png_bytes",
-    "tile_images",
-    "save_image_grid",
-    "scatter_2d",
     "cloud_views",
     "image_panels",
     "plot_result",
+    "png_bytes",
+    "require_matplotlib",
+    "save_image_grid",
+    "scatter_2d",
+    "tile_images",
+    "write_png",
 ]
 
 #: Points drawn per view at most (a random subset beyond that).

@@ -44,17 +44,17 @@ from .errors import MmsoldError
 from .validation import check_points, check_random_state
 
 __all__ = [
-    "normalize_unit_sphere",
-    "nn_distance",
-    "chamfer",
-    "hausdorff",
-    "closest_point_triangles",
-    "MeshDistance",
-    "point_to_mesh",
-    "coverage",
-    "mean_spacing",
-    "evaluate_cloud",
     "COVERAGE_POINTS",
+    "MeshDistance",
+    "chamfer",
+    "closest_point_triangles",
+    "coverage",
+    "evaluate_cloud",
+    "hausdorff",
+    "mean_spacing",
+    "nn_distance",
+    "normalize_unit_sphere",
+    "point_to_mesh",
 ]
 
 #: Uniform surface points the coverage is measured on.

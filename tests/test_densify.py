@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA
 from typer.testing import CliRunner
 
 from mmsold_cli.cli import app
@@ -13,8 +14,6 @@ from mmsold_cli.errors import MmsoldError
 from mmsold_cli.model import fit_moments
 from mmsold_cli.score import barycentre_exact
 from mmsold_cli.surface import MeshDistance, coverage, mean_spacing
-
-from conftest import SAMPLE_DATA
 
 
 def _sphere(n, rng, radius=2.0):
@@ -73,14 +72,14 @@ def torus():
 
 
 def _measure(P, torus):
-    V, F, X, md, S = torus
+    _, _, X, md, S = torus
     delta = mean_spacing(X)
     d = md.query(P)[0] / delta
     return d.mean(), np.percentile(d, 95), coverage(P, S, 0.5 * delta)
 
 
 def test_densify_puts_points_on_the_surface_and_covers_it(torus):
-    V, F, X, md, S = torus
+    X = torus[2]
     res = densify(X, factor=10, steps=20, random_state=0)
     assert res.points.shape == (6000, 3)
     assert res.settings["drawn"] == int(np.ceil(6000 / (1 - REJECT)))
@@ -95,7 +94,7 @@ def test_densify_puts_points_on_the_surface_and_covers_it(torus):
 
 
 def test_denoising_options_trade_distance_and_coverage(torus):
-    V, F, X, md, S = torus
+    X = torus[2]
     out = {}
     for denoise in ("none", "tweedie", "anneal"):
         out[denoise] = _measure(densify(X, factor=5, steps=20, random_state=1, denoise=denoise).points, torus)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import shared_data
 from typer.testing import CliRunner
 
 from mmsold_cli import latent
@@ -11,8 +12,6 @@ from mmsold_cli.cli import app
 from mmsold_cli.errors import MmsoldError
 from mmsold_cli.metrics import kid
 from mmsold_cli.model import Model, fit_moments
-
-from conftest import shared_data
 
 
 @pytest.fixture
@@ -92,7 +91,7 @@ def test_bad_images():
 
 def _kid_slow(a, b):
     d = a.shape[1]
-    k = lambda x, y: (np.dot(x, y) / d + 1) ** 3  # noqa: E731
+    k = lambda x, y: (np.dot(x, y) / d + 1) ** 3
     m = len(a)
     saa = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     sbb = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))

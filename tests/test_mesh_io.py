@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA, shared_data
 
 from mmsold_cli.errors import MmsoldError
 from mmsold_cli.io import read_points, write_points
 from mmsold_cli.mesh_io import read_mesh, read_point_cloud, read_vertices, write_ply
-
-from conftest import SAMPLE_DATA, shared_data
 
 
 @pytest.fixture
@@ -34,8 +33,7 @@ def _ply_with_extras(path, X, fmt):
     with open(path, "wb") as fh:
         fh.write(header.encode())
         if fmt == "ascii":
-            for row in a:
-                fh.write((" ".join(repr(v.item()) for v in row) + "\n").encode())
+            fh.writelines((" ".join(repr(v.item()) for v in row) + "\n").encode() for row in a)
         else:
             fh.write(a.tobytes())
 

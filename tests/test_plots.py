@@ -6,13 +6,12 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA
 from typer.testing import CliRunner
 
 from mmsold_cli import plots
 from mmsold_cli.cli import app
 from mmsold_cli.errors import MmsoldError
-
-from conftest import SAMPLE_DATA
 
 
 def _read_png(data: bytes) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import shared_data
 
 from mmsold_cli.datasets import bumpy_torus, surface_samples
 from mmsold_cli.errors import MmsoldError
@@ -16,8 +17,6 @@ from mmsold_cli.surface import (
     normalize_unit_sphere,
     point_to_mesh,
 )
-
-from conftest import shared_data
 
 
 def _closest_point_slow(p, a, b, c):
@@ -136,7 +135,7 @@ def test_evaluate_cloud_fresh_vs_sparse():
     r_dense = evaluate_cloud(dense, ref, mesh=(V, F), spacing=delta, n_surface=5000)
     r_sparse = evaluate_cloud(sparse, ref, mesh=(V, F), spacing=delta, n_surface=5000)
     assert r_dense["p2s_mean"] < 1e-12 and r_sparse["p2s_p95"] < 1e-12
-    assert r_dense["coverage"] > 0.95 > 0.3 > r_sparse["coverage"] > 0.1
+    assert r_dense["coverage"] > 0.95 and 0.1 < r_sparse["coverage"] < 0.3
     assert r_dense["chamfer"] < r_sparse["chamfer"]
     lifted = dense + 0.2 * delta * np.array([0, 0, 1.0])
     r_lift = evaluate_cloud(lifted, ref, mesh=(V, F), spacing=delta, n_surface=5000)
