@@ -157,7 +157,7 @@ def measure(name, args, work: Path, overhead_mb: float):
 
     model = fit_moments(train)
     kw = {"steps": steps_override} if steps_override else {}
-    res = sample(model, N, random_state=0, **kw)  # warm-up (compilation, caches)
+    sample(model, min(N, 2000), random_state=0, steps=2)  # warm-up (compilation, caches, threads)
     walls = []
     for r in range(args.repeats):
         res = sample(model, N, random_state=r, **kw)
@@ -169,6 +169,12 @@ def measure(name, args, work: Path, overhead_mb: float):
     row["pstep_per_s"] = N * steps / row["wall_s"]
     row["sw2"], row["mmd2"] = quality(res.samples, held)
 
+    rng = np.random.default_rng(0)
+    floor = train[rng.choice(n, min(N, n), replace=False)]
+    row["train_sw2"], row["train_mmd2"] = quality(floor, held)
+    row["load"] = load_avg()
+    if args.no_brute:
+        return row
     # brute force: the same sampler, every training point in every barycentre
     Pb, Sb = min(args.brute_particles, N), args.brute_steps
     tb = time.perf_counter()
@@ -184,9 +190,6 @@ def measure(name, args, work: Path, overhead_mb: float):
         row["brute_sw2"], row["brute_mmd2"] = quality(bq.samples, held)
         ours_small = sample(model, Nq, random_state=0, **kw)
         row["ours_small_sw2"], row["ours_small_mmd2"] = quality(ours_small.samples, held)
-    rng = np.random.default_rng(0)
-    floor = train[rng.choice(n, min(N, n), replace=False)]
-    row["train_sw2"], row["train_mmd2"] = quality(floor, held)
     row["load"] = load_avg()
     return row
 
@@ -224,6 +227,7 @@ def main(argv=None):
     ap.add_argument("--brute-quality-samples", type=per_job, default=per_job("A=2000,B=0,C=500"),
                     help="samples drawn with the brute-force score for its quality figures, per job (0: skip)")
     ap.add_argument("--skip-install", action="store_true", help="skip the empty-cache (fresh install) run")
+    ap.add_argument("--no-brute", action="store_true", help="skip the brute-force figures (e.g. for a 'before' run)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = ap.parse_args(argv)
     rows = []
@@ -263,8 +267,8 @@ def table(rows):
             f(r["fresh_s"], ".2f"),
             f(r["wall_s"], ".2f"),
             f(r["pstep_per_s"], ",.0f"),
-            f(r["brute_pstep_per_s"], ",.0f"),
-            f(r["speedup"], ".0f"),
+            f(r.get("brute_pstep_per_s"), ",.0f"),
+            f(r.get("speedup"), ".0f"),
             f"{r['rss_mb']:.0f} ({r['rss_budget_mb']:.0f})",
             f"{r['sw2']:.4f} ({f(r.get('ours_small_sw2'), '.4f')} vs {f(r.get('brute_sw2'), '.4f')}; "
             f"{r['train_sw2']:.4f})",

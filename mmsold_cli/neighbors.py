@@ -183,7 +183,7 @@ class GridIndex:
         self.dims3[:d] = dims
         self.strides3 = np.full(3, int(np.prod(dims)), dtype=np.int64)
         self.strides3[:d] = strides
-        self.h0 = int(max(1, np.ceil(radius / s)))
+        self.h0 = int(max(1, np.floor(radius / s)))  # rings are added as needed, so start small
 
     @staticmethod
     def typical_radius(X: np.ndarray, Q: np.ndarray, k: int, sample: int = 256, random_state: int = 0,
