@@ -229,11 +229,16 @@ def cloud_views(path, points, values=None, *, value_label: str = "", title: str 
     return _finish(fig, path)
 
 
-def image_panels(path, panels: dict, *, ncol: int = 10, max_images: int = 100, invert: bool = False):
-    """Several labelled image grids side by side, e.g. ``{"MM-SOLD": imgs, "test": imgs}``."""
+def image_panels(path, panels: dict, *, ncol: int = 10, max_images: int = 100, invert: bool = False,
+                 per_row: int = 3):
+    """Several labelled image grids, ``per_row`` to a row, e.g. ``{"MM-SOLD": imgs, "test": imgs}``."""
     plt = require_matplotlib()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5), squeeze=False)
-    for ax, (name, imgs) in zip(axes[0], panels.items()):
+    cols = min(per_row, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.5 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, (name, imgs) in zip(axes.ravel(), panels.items()):
         a = np.asarray(imgs, dtype=np.float32)[:max_images]
         g = tile_images(1.0 - a if invert else a, ncol=min(ncol, len(a)))
         ax.imshow(g, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
