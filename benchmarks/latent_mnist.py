@@ -90,7 +90,7 @@ def predict_proba(net, images):
     return p / p.sum(axis=1, keepdims=True)
 
 
-def draw(method, model, codes_train, n, seed, steps, draws):
+def draw(method, model, codes_train, n, seed, steps, draws, t_factor=None, sigma_ratio=None):
     rng = np.random.default_rng(seed)
     if method == "train":
         return codes_train[rng.choice(len(codes_train), n, replace=False)]
@@ -103,6 +103,10 @@ def draw(method, model, codes_train, n, seed, steps, draws):
     from mmsold_cli.sampling import sample
 
     opts = {k: v for k, v in (("steps", steps), ("M", draws)) if v is not None}
+    if t_factor is not None and method != "cfdm":
+        opts["t"] = t_factor * model.spacing_
+        if sigma_ratio is not None:
+            opts["sigma"] = sigma_ratio * opts["t"]
     return sample(model, n, random_state=seed, sampler=method, **opts).samples
 
 
@@ -112,6 +116,9 @@ def main():
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--steps", type=int, default=None, help="sampler steps [library defaults]")
     ap.add_argument("--draws", type=int, default=None, help="draws M per score evaluation [library defaults]")
+    ap.add_argument("--t-factor", type=float, default=None,
+                    help="noise t = this × the codes' spacing for sold/mmsold [library default]")
+    ap.add_argument("--sigma-ratio", type=float, default=None, help="σ = this × t (with --t-factor) [library default]")
     ap.add_argument("--methods", default="train,gaussian,kde,sold,mmsold,cfdm")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--index", default="auto", help="neighbour index of the model (auto, brute, nndescent)")
@@ -152,13 +159,16 @@ def main():
           f"{time.perf_counter() - t0:.1f} s", flush=True)
     rows, grids = {}, {}
     for method in args.methods.split(","):
-        f = cache / f"samples_{method}_k{args.k}_n{args.n}_s{args.seed}_steps{args.steps}_M{args.draws}_{args.index}.npy"
+        tkey = (args.t_factor, args.sigma_ratio) if method in ("sold", "mmsold") else (None, None)
+        f = cache / (f"samples_{method}_k{args.k}_n{args.n}_s{args.seed}_steps{args.steps}_M{args.draws}"
+                     f"_t{tkey[0]}_r{tkey[1]}_{args.index}.npy")
         t0 = time.perf_counter()
         if f.exists():
             S = np.load(f)
             seconds = float("nan")
         else:
-            S = draw(method, model, codes_tr, args.n, args.seed, args.steps, args.draws)
+            S = draw(method, model, codes_tr, args.n, args.seed, args.steps, args.draws, args.t_factor,
+                     args.sigma_ratio)
             seconds = time.perf_counter() - t0
             np.save(f, S)
         imgs = latent.decode(S, basis, as_input=True)
@@ -189,7 +199,7 @@ def main():
     if args.figure:
         from mmsold_cli.plots import image_panels
 
-        image_panels(args.figure, grids, ncol=10, max_images=100)
+        image_panels(args.figure, grids, ncol=8, max_images=64, dpi=80)
         print(f"\nfigure: {args.figure}")
     if args.json:
         Path(args.json).write_text(json.dumps(dict(test_accuracy=acc, test_accuracy_pca=acc_pca, rows=rows), indent=1))

@@ -133,7 +133,7 @@ def save_image_grid(path, images, *, ncol: int = 10, max_images: int = 100, inve
     return write_png(path, tile_images(a, ncol=min(ncol, len(a)), fill=1.0))
 
 
-def _finish(fig, path):
+def _finish(fig, path, dpi: int = 110):
     from .io import atomic_path
 
     path = Path(path)
@@ -143,7 +143,7 @@ def _finish(fig, path):
     plt = require_matplotlib()
     try:
         with atomic_path(path, overwrite=True) as tmp:
-            fig.savefig(tmp, format=ext[1:], dpi=110, bbox_inches="tight")
+            fig.savefig(tmp, format=ext[1:], dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
@@ -230,7 +230,7 @@ def cloud_views(path, points, values=None, *, value_label: str = "", title: str 
 
 
 def image_panels(path, panels: dict, *, ncol: int = 10, max_images: int = 100, invert: bool = False,
-                 per_row: int = 3):
+                 per_row: int = 3, dpi: int = 110):
     """Several labelled image grids, ``per_row`` to a row, e.g. ``{"MM-SOLD": imgs, "test": imgs}``."""
     plt = require_matplotlib()
     cols = min(per_row, len(panels))
@@ -244,7 +244,7 @@ def image_panels(path, panels: dict, *, ncol: int = 10, max_images: int = 100, i
         ax.imshow(g, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(name, fontsize=10)
         ax.axis("off")
-    return _finish(fig, path)
+    return _finish(fig, path, dpi=dpi)
 
 
 def plot_result(path, samples, reference=None, *, basis=None, distances=None, value_label="",
