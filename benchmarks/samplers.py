@@ -44,8 +44,15 @@ import numpy as np
 
 from mmsold_cli import fit_moments, sample
 from mmsold_cli.datasets import TOY_2D
-from mmsold_cli.metrics import (cov_error, mean_error, memorisation_fraction, mmd2_rbf, precision_recall, sliced_w2,
-                                w2_exact)
+from mmsold_cli.metrics import (
+    cov_error,
+    mean_error,
+    memorisation_fraction,
+    mmd2_rbf,
+    precision_recall,
+    sliced_w2,
+    w2_exact,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
@@ -273,7 +280,7 @@ def section_temperature(hs=(0.01, 0.05, 0.2), steps=6000, seed=0):
             rng = np.random.default_rng(seed)
             acc = []
 
-            def cb(info):
+            def cb(info, acc=acc):
                 if info["i"] >= steps // 3:
                     acc.append(np.mean(info["z"] ** 2))
 

@@ -109,15 +109,15 @@ def _run(fn):
         _fail(str(exc))
     except KeyboardInterrupt:
         sys.stderr.write("mmsold: interrupted; no partial output left\n")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except _Terminated:
         sys.stderr.write("mmsold: terminated; no partial output left\n")
-        raise typer.Exit(143)
+        raise typer.Exit(143) from None
     except MemoryError:
         _fail("out of memory; lower --batch-size or the number of samples", 1)
     except BrokenPipeError:  # stdout's reader has gone (`mmsold ... --json | head`)
         _silence_stdout()
-        raise typer.Exit(141)
+        raise typer.Exit(141) from None
     except _cli_exceptions():
         raise
     except Exception as exc:

@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import defaults, schedules, stiefel
+from . import cfdm as _cfdm
+from . import defaults, inits, schedules, stiefel
+from .cfdm import sample_cfdm
 from .errors import MmsoldError
 from .integrators import get_integrator
 from .samplers import init_data, init_gaussian, sample_mmsold, sample_sold, spatial_order
 from .score import SEARCHES, SmoothedScore
-from . import cfdm as _cfdm, inits
-from .cfdm import sample_cfdm
 from .validation import check_int, check_positive
 
 __all__ = ["sample", "SampleResult", "SAMPLERS", "INITS", "TARGET_COVS", "ensemble_sizes", "resolve_settings",

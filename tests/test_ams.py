@@ -6,13 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsold_cli import fit_moments, sample
-from mmsold_cli.integrators import (AMS_BETA_MAX, adaptive_momentum, adaptive_momentum_tc, ams_beta,
-                                    euler_maruyama, leimkuhler_matthews)
+from mmsold_cli import fit_moments, sample, stiefel
+from mmsold_cli.integrators import (
+    AMS_BETA_MAX,
+    adaptive_momentum,
+    adaptive_momentum_tc,
+    ams_beta,
+    euler_maruyama,
+    leimkuhler_matthews,
+)
 from mmsold_cli.samplers import init_gaussian, sample_mmsold, sample_sold
 from mmsold_cli.schedules import Schedule
 from mmsold_cli.score import SmoothedScore
-from mmsold_cli import stiefel
 
 DATA = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -7,8 +7,16 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from mmsold_cli import fit_moments, sample
-from mmsold_cli.inits import (STARTS, fit_gmm, mixture_logpdf, mixture_sample, moments_gaussian, noised_logpdf,
-                              noised_sample, start_divergence)
+from mmsold_cli.inits import (
+    STARTS,
+    fit_gmm,
+    mixture_logpdf,
+    mixture_sample,
+    moments_gaussian,
+    noised_logpdf,
+    noised_sample,
+    start_divergence,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -91,7 +91,10 @@ def test_bad_images():
 
 def _kid_slow(a, b):
     d = a.shape[1]
-    k = lambda x, y: (np.dot(x, y) / d + 1) ** 3
+
+    def k(x, y):
+        return (np.dot(x, y) / d + 1) ** 3
+
     m = len(a)
     saa = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     sbb = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))

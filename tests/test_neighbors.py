@@ -28,7 +28,7 @@ def _clouds(rng):
 
 @pytest.mark.parametrize("k", [1, 7, 16])
 def test_grid_equals_kdtree(rng, k):
-    for name, X in _clouds(rng):
+    for _name, X in _clouds(rng):
         d = X.shape[1]
         Q = np.concatenate([
             X[rng.integers(0, len(X), 300)] + 0.05 * rng.standard_normal((300, d)),

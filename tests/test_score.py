@@ -7,8 +7,14 @@ from mmsold_cli import fit_moments
 from mmsold_cli.datasets import moons
 from mmsold_cli.errors import MmsoldError
 from mmsold_cli.neighbors import GridIndex
-from mmsold_cli.score import (SmoothedScore, antithetic_draws, barycentre_candidates, barycentre_exact,
-                              remainder_indices, smoothed_score_exact)
+from mmsold_cli.score import (
+    SmoothedScore,
+    antithetic_draws,
+    barycentre_candidates,
+    barycentre_exact,
+    remainder_indices,
+    smoothed_score_exact,
+)
 from mmsold_cli.score_numba import barycentre_mean, pool_barycentre_mean
 from mmsold_cli.search_numba import exp_nonpos_array, grid_bary_mean
 
