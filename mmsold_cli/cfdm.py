@@ -85,6 +85,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .defaults import length_scale
+
 __all__ = [
     "sample_cfdm",
     "cfdm_barycentre",
@@ -111,12 +113,6 @@ LAST_BLUR = 0.1
 STEPS_MIN, STEPS_MAX = 10, 1000
 #: Draws M per velocity evaluation (antithetic pairs).
 DRAWS = 10
-
-
-def length_scale(model) -> float:
-    r""":math:`\ell = \bar r_{16}\sqrt{2/d}` of a fitted model (mean distance to the last stored neighbour)."""
-    r = np.sqrt(model.knn_sqdist_[:, -1]).mean()
-    return float(r * np.sqrt(2.0 / model.d_))
 
 
 def default_sigma(model) -> float:

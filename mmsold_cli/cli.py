@@ -284,7 +284,7 @@ def sample_cmd(
     search: str = typer.Option(
         "auto", "--search",
         help="Barycentre candidates: auto, grid (cell block ⊇ K nearest, d ≤ 3), grid-knn, index (K nearest + L), "
-             "pool (4K tracked neighbours of the particle), all [auto: grid for d ≤ 3, else index]."),
+             "pool (4K tracked neighbours of the particle), all [auto: grid for d ≤ 3, else pool; index for cfdm]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (bit-identical results)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the result (.png/.pdf/.svg; needs mmsold[plot])."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),

