@@ -4,7 +4,7 @@ Jobs (data from ``../shared/data``; B and C are skipped when it is missing):
 
 * A — 2-D moons, 2,000 training points, 10,000 samples.
 * B — 100,000 points on the Stanford bunny's surface (area-weighted), 100,000 samples.
-* C — MNIST PCA-64 codes of the first 60,000 images, 10,000 samples.
+* C — MNIST PCA-64 codes of the 60,000 official training images, 10,000 samples.
 
 For each job, in fresh processes of ``mmsold sample`` (the CLI, as a user runs it):
 
@@ -73,9 +73,13 @@ def job_c(work: Path):
     path = DATA / "mnist.npz"
     if not path.exists():
         return None
+    sys.path.insert(0, str(Path(__file__).parent))
+    from latent_mnist import split  # the file is sorted by label: rebuild the official split per class
+
     with np.load(path) as z:
         images = z["images"].reshape(len(z["images"]), -1).astype(np.float64) / 255.0
-    train, test = images[:60_000], images[60_000:]
+        itr, ite = split(z["labels"])
+    train, test = images[itr], images[ite]
     del images
     mu = train.mean(axis=0)
     # principal axes from the covariance of the training images (784 × 784)
