@@ -255,6 +255,21 @@ def _progress_bar(enabled: bool):
     return bar, update
 
 
+def _check_outputs(output: Path, plot: Optional[Path], overwrite: bool) -> Path:
+    """Refuse unusable outputs before any work: the samples, their diagnostics file and the picture."""
+    from .io import check_output_path
+
+    diag_path = output.with_name(output.stem + ".diagnostics.json")
+    check_output_path(output, overwrite=overwrite)
+    check_output_path(diag_path, overwrite=overwrite)
+    if plot is not None:
+        from .plots import require_matplotlib
+
+        require_matplotlib()
+        check_output_path(plot, overwrite=overwrite)
+    return diag_path
+
+
 @app.command("sample")
 def sample_cmd(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="Model file from fit-moments."),
@@ -302,14 +317,7 @@ def sample_cmd(
         from .model import Model
         from .sampling import resolve_settings, sample
 
-        diag_path = output.with_name(output.stem + ".diagnostics.json")
-        check_output_path(output, overwrite=overwrite)
-        check_output_path(diag_path, overwrite=overwrite)
-        if plot is not None:
-            from .plots import require_matplotlib
-
-            require_matplotlib()
-            check_output_path(plot, overwrite=overwrite)
+        diag_path = _check_outputs(output, plot, overwrite)
         model = Model.load(model_path)
         from . import latent
 
@@ -474,17 +482,10 @@ def densify_cmd(
 
     def body():
         from .densify import REJECT, densify
-        from .io import atomic_paths, check_output_path, save_points
+        from .io import atomic_paths, save_points
         from .mesh_io import read_point_cloud
 
-        diag_path = output.with_name(output.stem + ".diagnostics.json")
-        check_output_path(output, overwrite=overwrite)
-        check_output_path(diag_path, overwrite=overwrite)
-        if plot is not None:
-            from .plots import require_matplotlib
-
-            require_matplotlib()
-            check_output_path(plot, overwrite=overwrite)
+        diag_path = _check_outputs(output, plot, overwrite)
         from .io import WRITE_EXTENSIONS
 
         if output.suffix.lower() not in WRITE_EXTENSIONS:
