@@ -149,12 +149,12 @@ def main():
     label_freq = np.bincount(labels[tr], minlength=10) / len(tr)
     t0 = time.perf_counter()
     mfile = cache / f"model_k{args.k}_{args.index}.h5"
-    if mfile.exists():
-        model = Model.load(mfile)
-    else:
+    model = Model.load(mfile) if mfile.exists() else None
+    if model is None or model.X_.shape != codes_tr.shape or not np.array_equal(model.X_, codes_tr):
+        # no cache, or one fitted on other codes (another split or PCA): refit
         model = fit_moments(codes_tr, index=args.index, name="mnist codes")
         model.extras_ = latent.to_extras(basis)
-        model.save(mfile)
+        model.save(mfile, overwrite=True)
     print(f"model: {model.n_} codes, index {model.index_kind_}, spacing {model.spacing_:.3f}, "
           f"{time.perf_counter() - t0:.1f} s", flush=True)
     rows, grids = {}, {}
