@@ -90,10 +90,6 @@ def predict_proba(net, images):
     return p / p.sum(axis=1, keepdims=True)
 
 
-#: Step factor of the "sold-stable" row: h λmax / t² = η (1 + σ²/t²) = 0.3 < 2 at the latent defaults.
-STABLE_ETA = 0.03
-
-
 def draw(method, model, codes_train, n, seed, steps, draws, t_factor=None, sigma_ratio=None):
     rng = np.random.default_rng(seed)
     if method == "train":
@@ -111,8 +107,6 @@ def draw(method, model, codes_train, n, seed, steps, draws, t_factor=None, sigma
         opts["t"] = t_factor * model.spacing_
         if sigma_ratio is not None:
             opts["sigma"] = sigma_ratio * opts["t"]
-    if method == "sold-stable":  # naive SOLD at a step explicit Euler survives (see benchmarks/samplers.py)
-        method, opts["eta"] = "sold", STABLE_ETA
     return sample(model, n, random_state=seed, sampler=method, **opts).samples
 
 
@@ -125,7 +119,7 @@ def main():
     ap.add_argument("--t-factor", type=float, default=None,
                     help="noise t = this × the codes' spacing for sold/mmsold [library default]")
     ap.add_argument("--sigma-ratio", type=float, default=None, help="σ = this × t (with --t-factor) [library default]")
-    ap.add_argument("--methods", default="train,gaussian,kde,sold,sold-stable,mmsold,cfdm")
+    ap.add_argument("--methods", default="train,gaussian,kde,sold,mmsold,cfdm")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--index", default="auto", help="neighbour index of the model (auto, brute, nndescent)")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "mmsold-latent-cache"))

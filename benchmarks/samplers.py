@@ -129,13 +129,6 @@ SAMPLERS = {
     "cfdm σ=0": dict(sampler="cfdm", sigma=0.0),
     "cfdm init=gmm": dict(sampler="cfdm", init="gmm"),
 }
-# Latent sets only: with t ≪ σ the drift's stiffness is 1/t², not 1/(t² + σ²), so the default step
-# h λmax / t² = η (1 + σ²/t²) = 3 is past explicit Euler's limit of 2 for the unconstrained sampler;
-# these rows show both samplers at a step that is stable for SOLD.
-SAMPLERS_LATENT = {
-    "sold η=0.03": dict(sampler="sold", eta=0.03),
-    "mmsold η=0.03": dict(sampler="mmsold", eta=0.03),
-}
 
 
 # ---------------------------------------------------------------- sections
@@ -164,7 +157,7 @@ def section_main(sets, n_samples, seed, model_path=None):
         m = min(n_samples, X.shape[0])
         ref = X[np.random.default_rng(seed).choice(X.shape[0], m, replace=False)]
         rows.append({"data": name, "sampler": "train", **metrics(ref, test, model, exact)})
-        for label, opts in (SAMPLERS | (SAMPLERS_LATENT if X.shape[1] > 3 else {})).items():
+        for label, opts in SAMPLERS.items():
             t0 = time.perf_counter()
             res = sample(model, m, random_state=seed, **opts)
             wall = time.perf_counter() - t0

@@ -266,8 +266,13 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     if cf:
         sched = schedules.cfdm(st["steps"], st["start_time"])
     else:
+        lam_max = float(np.linalg.eigvalsh(cov)[-1])
         sched = (schedule or schedules.constant)(steps=st["steps"], t=st["t"], sigma=st["sigma"], eta=st["eta"],
-                                                 lam_max=float(np.linalg.eigvalsh(cov)[-1]))
+                                                 lam_max=lam_max)
+        if st["sampler"] == "sold":  # the unconstrained explicit step needs h λmax/t² ≤ 1 (see euler_stable)
+            capped = schedules.euler_stable(sched, lam_max)
+            st["step_capped"] = bool(np.any(capped.h < sched.h))
+            sched = capped
     score = SmoothedScore(model.X_, model.index_, sigma=st["sigma"], M=st["M"], K=st["K"], L=st["L"],
                           backend=st["backend"], search=st["search"], graph=model.knn_idx_)
     integrator = None if cf else get_integrator(st["integrator"])

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Schedule", "langevin_step_size", "constant", "anneal", "cfdm"]
+__all__ = ["EULER_LIMIT", "Schedule", "anneal", "cfdm", "constant", "euler_stable", "langevin_step_size"]
 
 
 class Schedule(NamedTuple):
@@ -34,6 +34,28 @@ class Schedule(NamedTuple):
 def langevin_step_size(t, sigma: float, eta: float, lam_max: float):
     """:math:`h = \\eta (t^2+\\sigma^2)/\\lambda_{\\max}`."""
     return eta * (np.asarray(t, dtype=float) ** 2 + sigma**2) / lam_max
+
+
+#: Largest :math:`h\,\lambda_{\max}/t^2` of :func:`euler_stable` (explicit Euler diverges past 2).
+EULER_LIMIT = 1.0
+
+
+def euler_stable(schedule: Schedule, lam_max: float, limit: float = EULER_LIMIT) -> Schedule:
+    r"""Cap each step at :math:`h \le \text{limit}\; t^2/\lambda_{\max}`: stability of naive SOLD's explicit step.
+
+    The drift :math:`\hat\Sigma\,(\bar b_{\sigma,t}(z) - z)/t^2` keeps the stiffness
+    :math:`\lambda_{\max}/t^2` of its :math:`-z/t^2` term whatever σ is (only the
+    barycentre is smoothed), so :func:`langevin_step_size` — tuned to
+    :math:`1/(t^2+\sigma^2)` — is past explicit Euler's limit
+    :math:`h\lambda_{\max}/t^2 < 2` once :math:`\eta(1 + \sigma^2/t^2) \ge 2`: at
+    the latent defaults (σ = 3t, η = 0.3) it is 3, and naive SOLD on MNIST
+    PCA-64 diverged (sliced W2 0.74 against 0.05 for training codes).  MM-SOLD
+    does not need the cap: the retraction keeps every ensemble on the
+    manifold, and its samples were better at the larger step.  In 2-D
+    (σ = t/2) the default is 0.375 and the cap changes nothing.
+    """
+    t = np.asarray(schedule.t, dtype=float)
+    return Schedule(schedule.t, np.minimum(schedule.h, limit * t * t / lam_max))
 
 
 def constant(steps: int, t: float, sigma: float, eta: float, lam_max: float) -> Schedule:

@@ -80,3 +80,29 @@ def test_stationary_gaussian_target(rng):
     res = sample(model, 800, sampler="sold", steps=80, init="gaussian", random_state=3)
     cov = np.cov(res.samples.T)
     assert np.allclose(np.diag(cov), 1.0 + 0 * cov[0], atol=0.2)
+
+
+def test_sold_step_is_capped_where_explicit_euler_would_diverge(monkeypatch):
+    """At the latent defaults (σ = 3t) naive SOLD's step is capped at h λmax/t² = 1; uncapped it blows up."""
+    from mmsold_cli import fit_moments, sample, schedules
+
+    rng = np.random.default_rng(3)  # 40 clusters in 16-D, like a latent set of classes
+    X = rng.standard_normal((40, 16))[rng.integers(0, 40, 3000)] * 3 + rng.standard_normal((3000, 16))
+    model = fit_moments(X)
+    capped = sample(model, 400, random_state=0, sampler="sold", steps=40)
+    assert capped.settings["step_capped"]
+    monkeypatch.setattr(schedules, "euler_stable", lambda sched, lam_max: sched)
+    free = sample(model, 400, random_state=0, sampler="sold", steps=40)
+    assert capped.diagnostics["cov_error"][-1] < 0.3
+    assert free.diagnostics["cov_error"][-1] > 3 * capped.diagnostics["cov_error"][-1]
+
+
+def test_euler_cap_leaves_point_set_defaults_alone():
+    from mmsold_cli import fit_moments, sample
+    from mmsold_cli.datasets import moons
+    from mmsold_cli.schedules import Schedule, euler_stable
+
+    assert not sample(fit_moments(moons(500, random_state=0)), 200, random_state=0, sampler="sold",
+                      steps=3).settings["step_capped"]
+    s = euler_stable(Schedule(np.array([1.0, 2.0]), np.array([5.0, 0.1])), lam_max=2.0)
+    np.testing.assert_array_equal(s.h, [0.5, 0.1])
