@@ -14,7 +14,8 @@ Two regimes, each from its own sweep:
 
   .. math:: t = c^{\text{lat}}_t\,\ell, \qquad \sigma = c^{\text{lat}}_\sigma\,\ell;
 
-and in both :math:`h = \eta\,(t^2+\sigma^2)/\lambda_{\max}(\hat\Sigma)`.
+and in both :math:`h = \eta\,(t^2+\sigma^2)/\lambda_{\max}(\hat\Sigma)` (for naive
+SOLD capped at :math:`t^2/\lambda_{\max}`, :func:`mmsold_cli.schedules.euler_stable`).
 
 where
     * :math:`\bar r_{16}` is the mean distance from a training point to its
@@ -25,8 +26,8 @@ where
 Why two rules: the noise t blurs every one of the d directions, so the blur's
 norm is :math:`t\sqrt d`.  In 2-D a blur of a few spacings keeps samples on
 the data; in 64-D a spacing-sized t puts them ≈ 8 spacings off the data,
-where p_t is nearly Gaussian (MNIST PCA-64 at t = 2δ: precision 0.05, the
-same as a Gaussian fitted to the codes).  There the blur must be a fraction of
+where p_t is nearly Gaussian (MNIST PCA-64 at t = 2δ, 10 steps: precision
+0.05, the same as a Gaussian fitted to the codes).  There the blur must be a fraction of
 ℓ and the smoothing σ, whose draws reach the next training points, does the
 generalising (as in the authors' latent experiments, where σ ≫ t).
 

@@ -101,3 +101,15 @@ def test_pool_recall_of_the_score_neighbours_in_higher_dimension(rng):
         recs.append(recall(idx, model.index_.query(z, 16)[1]))
     assert min(recs) >= 0.99, recs
     assert tr.n_tracked > tr.n_full
+
+
+def test_defaults_switch_from_spacing_to_length_scale_above_three_dimensions(rng):
+    from mmsold_cli.defaults import length_scale
+
+    model = fit_moments(_latent_like(rng))
+    st = sample(model, 200, random_state=0, steps=1).settings
+    ell = length_scale(model)
+    np.testing.assert_allclose([st["t"], st["sigma"]], [0.25 * ell, 0.75 * ell], rtol=1e-12)
+    m2 = fit_moments(moons(500, random_state=0))
+    st2 = sample(m2, 100, random_state=0, steps=1).settings
+    np.testing.assert_allclose([st2["t"], st2["sigma"]], [2 * m2.spacing_, m2.spacing_], rtol=1e-12)
