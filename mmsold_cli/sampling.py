@@ -134,7 +134,7 @@ def _auto_search(search, sampler, d, n, K, L, backend):
     Langevin particles move a fraction of their neighbourhood per step, so
     re-ranking last step's neighbours and their graph neighbours replaces a
     search over all n points (measured on MNIST PCA-64, 60,000 codes: the same
-    precision, recall and sliced W2, 5 × the throughput; the K = 16 nearest
+    precision, recall and sliced W2, about 4 × the throughput; the K = 16 nearest
     are in the pool at recall 0.996).  σ-CFDM's queries z/t sweep from
     noise to data, so it keeps the index; d ≤ 3 keeps the fused grid (resolved
     in :class:`~mmsold_cli.score.SmoothedScore`).
