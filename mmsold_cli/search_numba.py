@@ -210,6 +210,21 @@ def _collect(Xs, starts, lo, dims, strides, s, inv_s, q0, q1, q2, K, h0, buf_d, 
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _insert(bd, bi, v, j):
+    """Insert (v, j) into the ascending list (bd, bi), dropping its last entry; returns the new last value.
+
+    Call only when v < bd[-1]."""
+    pos = bd.shape[0] - 1
+    while pos > 0 and bd[pos - 1] > v:
+        bd[pos] = bd[pos - 1]
+        bi[pos] = bi[pos - 1]
+        pos -= 1
+    bd[pos] = v
+    bi[pos] = j
+    return bd[bd.shape[0] - 1]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _select(buf_d, buf_j, cnt, K, bd, bi):
     """The K smallest buffer entries, ascending (insertion into a sorted list)."""
     for j in range(K):
@@ -217,16 +232,8 @@ def _select(buf_d, buf_j, cnt, K, bd, bi):
         bi[j] = -1
     worst = np.inf
     for j in range(cnt):
-        v = buf_d[j]
-        if v < worst:
-            pos = K - 1
-            while pos > 0 and bd[pos - 1] > v:
-                bd[pos] = bd[pos - 1]
-                bi[pos] = bi[pos - 1]
-                pos -= 1
-            bd[pos] = v
-            bi[pos] = buf_j[j]
-            worst = bd[K - 1]
+        if buf_d[j] < worst:
+            worst = _insert(bd, bi, buf_d[j], buf_j[j])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -368,16 +375,8 @@ def _topk_rows(D, add, k, out_d, out_i, r0, r1):
         worst = np.inf
         row = D[p]
         for j in range(n):
-            v = row[j]
-            if v < worst:
-                pos = k - 1
-                while pos > 0 and bd[pos - 1] > v:
-                    bd[pos] = bd[pos - 1]
-                    bi[pos] = bi[pos - 1]
-                    pos -= 1
-                bd[pos] = v
-                bi[pos] = j
-                worst = bd[k - 1]
+            if row[j] < worst:
+                worst = _insert(bd, bi, row[j], j)
         a = add[p]
         for j in range(k):
             v = bd[j] + a
