@@ -148,6 +148,8 @@ class GridIndex:
     ----------
     Xs : array of shape (n, d)
         The points sorted cell by cell; ``perm`` maps rows of Xs to rows of X.
+    XT : array of shape (max(d, 2), n)
+        Xs transposed (a zero row appended when d = 1).
     """
 
     kind = "grid"
@@ -174,6 +176,9 @@ class GridIndex:
         cid = cells @ strides
         self.perm = np.argsort(cid, kind="stable")
         self.Xs = np.ascontiguousarray(X[self.perm])
+        # one row per axis (at least two, the second zero in 1-D) for the shared-block kernel's contiguous passes
+        self.XT = np.zeros((max(d, 2), n))
+        self.XT[:d] = self.Xs.T
         self.starts = np.searchsorted(cid[self.perm], np.arange(int(np.prod(dims)) + 1)).astype(np.int64)
         self.lo, self.s, self.dims, self.strides = lo, float(s), dims, strides
         # the kernels see three axes; unused ones have a single cell

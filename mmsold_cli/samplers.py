@@ -54,7 +54,8 @@ def _score_stack(score, Z, t, rng):
     return score(Z.reshape(-1, Z.shape[-1]), t, rng).reshape(Z.shape)
 
 
-def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_matthews, callback=None):
+def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_matthews, callback=None,
+                  manifold_step=stiefel.step):
     """Moment-matched score-smoothed overdamped Langevin dynamics.
 
     Parameters
@@ -71,19 +72,24 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
     integrator : callable
         A step helper from :mod:`mmsold_cli.integrators`.
     callback : callable, optional
+    manifold_step : callable ``(Y, D) -> Y``
+        :math:`R(Y + \\Pi_Y(D))`: :func:`mmsold_cli.stiefel.step` or its fused
+        kernel :func:`mmsold_cli.stiefel_numba.step` (the projection is linear,
+        so drift and noise are projected together).
 
     Returns
     -------
     y : array of shape (E, P, d), on the manifold
     """
     state = None
+    z = stiefel.to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
-        z = stiefel.to_z(y, mean, chol)
         s = _score_stack(score, z, t, rng)
         drift, noise, state = integrator(pullback(s, chol), h, rng, state)
-        y = stiefel.retract(y + stiefel.project_tangent(y, drift) + np.sqrt(2 * h) * stiefel.project_tangent(y, noise))
+        y = manifold_step(y, drift + np.sqrt(2 * h) * noise)
+        z = stiefel.to_z(y, mean, chol)
         if callback is not None:
-            callback({"x": y, "z": stiefel.to_z(y, mean, chol), "i": i, "t": t, "h": h, "score": s})
+            callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
     return y
 
 
@@ -95,13 +101,14 @@ def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_ma
     Parameters and return as for :func:`sample_mmsold`.
     """
     state = None
+    z = stiefel.to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
-        z = stiefel.to_z(y, mean, chol)
         s = _score_stack(score, z, t, rng)
         drift, noise, state = integrator(pullback(s, chol), h, rng, state)
         y = y + drift + np.sqrt(2 * h) * noise
+        z = stiefel.to_z(y, mean, chol)
         if callback is not None:
-            callback({"x": y, "z": stiefel.to_z(y, mean, chol), "i": i, "t": t, "h": h, "score": s})
+            callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
     return y
 
 

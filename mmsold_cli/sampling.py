@@ -171,6 +171,12 @@ def _start(model, st, E, P, mean, chol, rng, constrained, mixture, order):
     return stiefel.retract(y) if constrained else y
 
 
+def _small_dim():
+    from .stiefel_numba import MAX_DIM
+
+    return MAX_DIM
+
+
 def _cfdm_moments(model, u):
     """Mean and covariance of σ-CFDM's interpolant at time u: uμ and u²Σ + (1−u)² I."""
     return u * model.mean_, u * u * model.covariance_ + (1 - u) ** 2 * np.eye(model.d_)
@@ -278,6 +284,14 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     integrator = None if cf else get_integrator(st["integrator"])
     constrained = st["sampler"] == "mmsold"
     run = sample_mmsold if constrained else sample_sold
+    knobs = {}
+    moments = stiefel.moment_error
+    if st["backend"] == "numba" and d <= _small_dim():  # fused kernels for the per-step d × d work
+        from . import stiefel_numba
+
+        moments = stiefel_numba.moment_error
+        if constrained:
+            knobs["manifold_step"] = stiefel_numba.step
     seeds = np.random.SeedSequence(random_state).spawn(len(batches))
     steps = st["steps"]
     mean_err = np.zeros(steps)
@@ -306,11 +320,11 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
 
         def on_step(info, _E=E, _P=P, _done=done):
             i = info["i"]
-            me, ce = stiefel.moment_error(info["z"], *(_cfdm_moments(model, info["t"] + info["h"]) if cf
-                                                       else (mean, cov)))
+            me, ce = moments(info["z"], *(_cfdm_moments(model, info["t"] + info["h"]) if cf else (mean, cov)))
             mean_err[i] = max(mean_err[i], float(me.max()))
             cov_err[i] = max(cov_err[i], float(ce.max()))
-            score_norm[i] += float(np.linalg.norm(info["score"], axis=-1).sum())
+            s = info["score"]
+            score_norm[i] += float(np.sqrt(np.einsum("...k,...k->...", s, s)).sum())
             if callback is not None:
                 callback(info)
             if progress is not None:
@@ -319,7 +333,7 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
         if cf:
             y = sample_cfdm(score, y, sched, rng=rng, sigma=st["sigma"], callback=on_step)
         else:
-            y = run(score, y, sched, mean=mean, chol=chol, rng=rng, integrator=integrator, callback=on_step)
+            y = run(score, y, sched, mean=mean, chol=chol, rng=rng, integrator=integrator, callback=on_step, **knobs)
         out.append((y if cf else stiefel.to_z(y, mean, chol)).reshape(-1, d))
         done += E
         if progress is not None:

@@ -251,7 +251,8 @@ def _grid_knn(Xs, starts, lo, dims, strides, s, Q, K, h0, out_d, out_i, r0, r1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_bary(Xs, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, exact_k, out, r0, r1):
+def _grid_bary(Xs, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, out, r0, r1):
+    """Barycentres over the exact K nearest of each draw (``search="grid-knn"``)."""
     M, m, d = U.shape
     n = Xs.shape[0]
     buf_d = np.empty(n)
@@ -268,12 +269,11 @@ def _grid_bary(Xs, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, exact_k, o
             for k in range(d):
                 q[k] = Z[p, k] + U[r, p, k]
             cnt, dmin = _collect(Xs, starts, lo, dims, strides, s, 1.0 / s, q[0], q[1], q[2], K, h0, buf_d, buf_j)
-            if exact_k:  # the K nearest only
-                _select(buf_d, buf_j, cnt, K, bd, bi)
-                for j in range(K):
-                    buf_d[j] = bd[j]
-                    buf_j[j] = bi[j]
-                cnt = K
+            _select(buf_d, buf_j, cnt, K, bd, bi)
+            for j in range(K):
+                buf_d[j] = bd[j]
+                buf_j[j] = bi[j]
+            cnt = K
             # two passes: the weights (vectorisable exp), then the sums
             for j in range(cnt):
                 buf_d[j] = exp_nonpos((dmin - buf_d[j]) * inv2t2)
@@ -288,6 +288,147 @@ def _grid_bary(Xs, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, exact_k, o
                     num[k] += w * Xs[xi, k]
             for k in range(d):
                 acc[k] += num[k] / den
+        for k in range(d):
+            out[p, k] = acc[k] / M
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2, shift, num):
+    """One pass over the gathered block: softmax sums and the in-ball count of one draw.
+
+    ``den = Σ w_j``, ``num = Σ w_j x_j`` with ``w_j = exp((shift − ‖x_j − q‖²)/2t²)``,
+    and the number of points with ``‖x_j − q‖² ≤ b2``.  Kept a separate
+    (not numba-inlined) function so its fast-math flags, which let LLVM
+    vectorise the reductions, stay on its own loop (the exponential keeps
+    ~1e-14 relative accuracy under them).
+    """
+    den = 0.0
+    n0 = 0.0
+    n1 = 0.0
+    n2 = 0.0
+    cin = 0
+    if D == 2:
+        for j in range(c):
+            a = C0[j] - q0
+            b = C1[j] - q1
+            d2 = a * a + b * b
+            cin += d2 <= b2
+            w = exp_nonpos((shift - d2) * inv2t2)
+            den += w
+            n0 += w * C0[j]
+            n1 += w * C1[j]
+    else:
+        for j in range(c):
+            a = C0[j] - q0
+            b = C1[j] - q1
+            e = C2[j] - q2
+            d2 = a * a + b * b + e * e
+            cin += d2 <= b2
+            w = exp_nonpos((shift - d2) * inv2t2)
+            den += w
+            n0 += w * C0[j]
+            n1 += w * C1[j]
+            n2 += w * C2[j]
+    num[0] = n0
+    num[1] = n1
+    num[2] = n2
+    return den, cin
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _block_nearest(C0, C1, C2, D, c, q0, q1, q2):
+    """Smallest squared distance from q to the gathered block."""
+    mn = np.inf
+    for j in range(c):
+        a = C0[j] - q0
+        b = C1[j] - q1
+        s = a * a + b * b
+        if D == 3:
+            e = C2[j] - q2
+            s += e * e
+        mn = min(mn, s)
+    return mn
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_bary(XT, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, max_spread, out, r0, r1):
+    M, m, d = U.shape
+    D = XT.shape[0]
+    n = XT.shape[1]
+    X0 = XT[0]
+    X1 = XT[1]
+    X2 = XT[D - 1]
+    C0 = np.empty(n)  # the block's points, one array per axis, so the passes run on contiguous memory
+    C1 = np.empty(n)
+    C2 = np.empty(n if D == 3 else 0)
+    Q = np.zeros((M, 3))
+    num = np.zeros(3)
+    acc = np.zeros(3)
+    cmin = np.empty(3, np.int64)
+    cmax = np.empty(3, np.int64)
+    inv_s = 1.0 / s
+    st1, st2 = strides[1], strides[2]
+    for p in range(r0, r1):
+        for r in range(M):
+            for k in range(d):
+                Q[r, k] = Z[p, k] + U[r, p, k]
+        shared = True
+        for k in range(3):
+            cmin[k] = dims[k]
+            cmax[k] = -1
+            for r in range(M):
+                cc = _cell(Q[r, k], lo[k], inv_s, dims[k])
+                cmin[k] = min(cmin[k], cc)
+                cmax[k] = max(cmax[k], cc)
+            if cmax[k] - cmin[k] > max_spread:
+                shared = False
+        for k in range(3):
+            acc[k] = 0.0
+        r = 0
+        while r < M:  # one block for all draws, or (draws spread far apart) one per draw
+            ra, rb = (0, M) if shared else (r, r + 1)
+            if not shared:
+                for k in range(3):
+                    cmin[k] = cmax[k] = _cell(Q[r, k], lo[k], inv_s, dims[k])
+            h = h0
+            while True:
+                ax, bx = max(cmin[0] - h, 0), min(cmax[0] + h, dims[0] - 1)
+                ay, by = max(cmin[1] - h, 0), min(cmax[1] + h, dims[1] - 1)
+                az, bz = max(cmin[2] - h, 0), min(cmax[2] + h, dims[2] - 1)
+                c = 0
+                for z in range(az, bz + 1):
+                    for y in range(ay, by + 1):
+                        base = z * st2 + y * st1
+                        for j in range(starts[base + ax], starts[base + bx + 1]):
+                            C0[c] = X0[j]
+                            C1[c] = X1[j]
+                            if D == 3:
+                                C2[c] = X2[j]
+                            c += 1
+                ok = True
+                a0, a1, a2 = acc[0], acc[1], acc[2]
+                for rr in range(ra, rb):
+                    q0, q1, q2 = Q[rr, 0], Q[rr, 1], Q[rr, 2]
+                    beta = _face(np.inf, q0, lo[0], s, ax, bx, dims[0])
+                    beta = _face(beta, q1, lo[1], s, ay, by, dims[1])
+                    beta = _face(beta, q2, lo[2], s, az, bz, dims[2])
+                    b2 = np.inf if beta == np.inf else max(beta, 0.0) ** 2
+                    # logits shifted by 0 (no max pass): exact unless every point is > 37 t away
+                    den, cin = _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2, 0.0, num)
+                    if cin < K:  # this draw's nearest K are not certified: add a ring of cells
+                        ok = False
+                        break
+                    if not den > 1e-250:
+                        den, cin = _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2,
+                                               _block_nearest(C0, C1, C2, D, c, q0, q1, q2), num)
+                    a0 += num[0] / den
+                    a1 += num[1] / den
+                    a2 += num[2] / den
+                if ok:
+                    acc[0], acc[1], acc[2] = a0, a1, a2
+                    break
+                h += 1
+            r = rb
         for k in range(d):
             out[p, k] = acc[k] / M
 
@@ -340,7 +481,15 @@ def grid_knn(grid, Q, k):
 
 
 def grid_bary_mean(grid, Z, U, K, t, exact_k=True):
-    r"""Mean over the draws of the softmax barycentre on the exact K nearest neighbours of z + u.
+    r"""Mean over the draws of the softmax barycentre of each z + u on the grid.
+
+    ``exact_k=True``: over the exact K nearest neighbours of z + u.
+    ``exact_k=False``: over every point of one block of cells shared by the
+    particle's M draws — the draws' cells plus h rings, with h ≥ ``grid.h0 + 1``
+    the smallest for which each draw's inscribed ball (to the nearest face with
+    cells beyond it) holds ≥ K block points, so the block holds each draw's K
+    nearest.  Draws whose cells spread over more than ``2 (grid.h0 + 1)`` cells
+    on an axis get a block each by the same rule.
 
     Parameters
     ----------
@@ -349,6 +498,7 @@ def grid_bary_mean(grid, Z, U, K, t, exact_k=True):
     U : array of shape (M, m, d), the draws
     K : int
     t : float
+    exact_k : bool
 
     Returns
     -------
@@ -357,8 +507,13 @@ def grid_bary_mean(grid, Z, U, K, t, exact_k=True):
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     U = np.ascontiguousarray(U, dtype=np.float64)
     out = np.empty(Z.shape)
-    run_rows(_grid_bary, Z.shape[0], grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
-             int(K), grid.h0, 1.0 / (2.0 * t * t), bool(exact_k), out, min_rows=64)
+    if exact_k:
+        run_rows(_grid_bary, Z.shape[0], grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
+                 int(K), grid.h0, 1.0 / (2.0 * t * t), out, min_rows=64)
+    else:
+        h = grid.h0 + 1
+        run_rows(_block_bary, Z.shape[0], grid.XT, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
+                 int(K), h, 1.0 / (2.0 * t * t), 2 * h, out, min_rows=64)
     return out
 
 

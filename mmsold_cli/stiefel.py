@@ -34,6 +34,7 @@ __all__ = [
     "centre",
     "project_tangent",
     "retract",
+    "step",
     "uniform",
     "to_y",
     "to_z",
@@ -89,6 +90,19 @@ def retract(Y: np.ndarray) -> np.ndarray:
     C = centre(Y)
     U, _, Vt = np.linalg.svd(C, full_matrices=False)
     return np.sqrt(C.shape[-2]) * np.matmul(U, Vt)
+
+
+def step(Y: np.ndarray, D: np.ndarray) -> np.ndarray:
+    r"""One manifold step :math:`R(Y + \Pi_Y(D))`: array of shape (E, P, d).
+
+    The reference for the fused kernel :func:`mmsold_cli.stiefel_numba.step`.
+
+    Parameters
+    ----------
+    Y : array of shape (E, P, d), on the manifold
+    D : array of shape (E, P, d), the displacement (drift plus scaled noise)
+    """
+    return retract(Y + project_tangent(Y, D))
 
 
 def uniform(E: int, P: int, d: int, rng: np.random.Generator) -> np.ndarray:

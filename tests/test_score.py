@@ -69,20 +69,24 @@ def test_grid_knn_equals_index_search(rng):
                                    rtol=0, atol=1e-10 / t**2)
 
 
-def _block_reference(g, q, K):
-    """NumPy restatement of the grid block: all sorted points in the smallest block around q's cell
-    (half-width ≥ h0) whose inscribed ball holds ≥ K points."""
+def _block_reference(g, Qs, K):
+    """NumPy restatement of the shared grid block of one particle's draws Qs (shape (M, d)): every sorted
+    point in the smallest block spanning the draws' cells plus h ≥ h0 + 1 rings in which each draw's
+    inscribed ball (to the faces with cells beyond) holds ≥ K points."""
     cells = np.minimum(np.floor((g.Xs - g.lo) / g.s), g.dims - 1)
-    c = np.clip(np.floor((q - g.lo) * (1.0 / g.s)), 0, g.dims - 1)
-    d2 = np.sum((g.Xs - q) ** 2, axis=1)
-    h = g.h0
+    c = np.clip(np.floor((Qs - g.lo) * (1.0 / g.s)), 0, g.dims - 1)
+    lo_c, hi_c = c.min(axis=0), c.max(axis=0)
+    h = g.h0 + 1
     while True:
-        a, b = c - h, c + h
-        faces = [q[k] - (g.lo[k] + a[k] * g.s) for k in range(len(q)) if a[k] > 0]
-        faces += [g.lo[k] + (b[k] + 1) * g.s - q[k] for k in range(len(q)) if b[k] < g.dims[k] - 1]
+        a, b = lo_c - h, hi_c + h
         inside = np.all((cells >= np.maximum(a, 0)) & (cells <= np.minimum(b, g.dims - 1)), axis=1)
-        beta = max(min(faces), 0.0) if faces else np.inf
-        if not faces or np.sum(d2[inside] <= beta * beta) >= K:
+        ok = True
+        for q in Qs:
+            faces = [q[k] - (g.lo[k] + a[k] * g.s) for k in range(len(q)) if a[k] > 0]
+            faces += [g.lo[k] + (b[k] + 1) * g.s - q[k] for k in range(len(q)) if b[k] < g.dims[k] - 1]
+            beta = max(min(faces), 0.0) if faces else np.inf
+            ok &= not faces or np.sum(np.sum((g.Xs[inside] - q) ** 2, axis=1) <= beta * beta) >= K
+        if ok:
             return np.flatnonzero(inside)
         h += 1
 
@@ -93,16 +97,23 @@ def test_grid_block_equals_numpy_reference(rng):
     assert sc.search == "grid"
     g = sc.grid()
     U = antithetic_draws(rng, 4, Z.shape, t / 2)
-    U[:, :3] *= 40  # a few draws far outside the data
+    U[:, :3] *= 40  # a few particles whose draws land far apart and outside the data: a block per draw
     ref = np.zeros_like(Z)
-    for u in U:
-        for p, q in enumerate(Z + u):
-            cand = _block_reference(g, q, 16)
+    spread_max = 2 * (g.h0 + 1)
+    n_shared = 0
+    for p in range(len(Z)):
+        Qs = Z[p] + U[:, p]
+        c = np.clip(np.floor((Qs - g.lo) / g.s), 0, g.dims - 1)
+        shared = np.all(c.max(axis=0) - c.min(axis=0) <= spread_max)
+        n_shared += shared
+        for r, q in enumerate(Qs):
+            cand = _block_reference(g, Qs if shared else Qs[r : r + 1], 16)
             ref[p] += barycentre_candidates(g.Xs, q[None], cand[None], t)[0] / len(U)
             # a certified superset of the exact K nearest
             exact = np.argsort(np.sum((g.Xs - q) ** 2, 1))[:16]
             assert np.isin(exact, cand).all() or np.sum((g.Xs[exact[-1]] - q) ** 2) == np.sum(
                 (g.Xs[cand] - q) ** 2, 1).max()
+    assert 40 <= n_shared <= 57  # both branches ran
     np.testing.assert_allclose(grid_bary_mean(g, Z, U, 16, t, exact_k=False), ref, rtol=0, atol=1e-10)
 
 

@@ -54,3 +54,58 @@ def test_y_z_round_trip(rng):
     L = np.linalg.cholesky(cov)
     Z = rng.standard_normal((1, 20, 2))
     assert np.allclose(stiefel.to_z(stiefel.to_y(Z, np.ones(2), L), np.ones(2), L), Z, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 8])
+@pytest.mark.parametrize("size", [0.01, 0.5, 3.0])
+def test_fused_step_equals_numpy_reference(rng, d, size):
+    """The numba step (Newton–Schulz polar factor) equals projection + SVD retraction, small or large steps."""
+    from mmsold_cli import stiefel_numba
+
+    Y = stiefel.uniform(4, 60, d, rng)
+    D = size * rng.standard_normal(Y.shape)
+    got = stiefel_numba.step(Y, D)
+    np.testing.assert_allclose(got, stiefel.step(Y, D), rtol=0, atol=1e-12)
+    G = np.swapaxes(got, 1, 2) @ got
+    assert np.abs(G - 60 * np.eye(d)).max() < 1e-12 * 60
+    assert np.abs(got.sum(axis=1)).max() < 1e-12
+
+
+def test_inverse_square_root_iteration(rng):
+    """H^{-1/2} by the coupled Newton–Schulz iteration; a singular H is refused (the SVD takes over)."""
+    from mmsold_cli import stiefel_numba
+
+    work = [np.empty((3, 3)) for _ in range(5)]
+    for H in (np.eye(3) * 1.02 + 0.01, (lambda A: A @ A.T + 0.05 * np.eye(3))(rng.standard_normal((3, 3)))):
+        w, V = np.linalg.eigh(H)
+        assert stiefel_numba._inv_sqrt(H, *work)
+        np.testing.assert_allclose(work[0], (V / np.sqrt(w)) @ V.T, rtol=0, atol=1e-12 * np.sqrt(w.max() / w.min()))
+    v = rng.standard_normal(3)
+    assert not stiefel_numba._inv_sqrt(np.outer(v, v), *work)
+
+
+def test_fused_step_hands_refused_ensembles_to_the_svd(rng, monkeypatch):
+    from mmsold_cli import stiefel_numba
+
+    real = stiefel_numba._step
+
+    def refuse_second(Y, D, out, ok, e0, e1):
+        real(Y, D, out, ok, e0, e1)
+        out[1] = np.nan
+        ok[1] = False
+
+    monkeypatch.setattr(stiefel_numba, "_step", refuse_second)
+    Y = stiefel.uniform(3, 30, 2, rng)
+    D = 0.3 * rng.standard_normal(Y.shape)
+    np.testing.assert_allclose(stiefel_numba.step(Y, D), stiefel.step(Y, D), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 3, 6])
+def test_fused_moment_error_equals_numpy(rng, d):
+    from mmsold_cli import stiefel_numba
+
+    Z = 2.0 + rng.standard_normal((5, 40, d))
+    A = rng.standard_normal((d, d))
+    cov, mean = A @ A.T + np.eye(d), rng.standard_normal(d)
+    for got, ref in zip(stiefel_numba.moment_error(Z, mean, cov), stiefel.moment_error(Z, mean, cov)):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-15)

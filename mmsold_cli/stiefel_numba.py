@@ -1,0 +1,282 @@
+r"""Fused numba kernels for MM-SOLD's manifold step and its moment check, for small d.
+
+:func:`step` does in one pass per ensemble what :mod:`mmsold_cli.stiefel`
+does in a dozen NumPy calls — centring, tangent projection and polar
+retraction:
+
+.. math::
+
+    Y \leftarrow R\big(Y + \Pi_Y(D)\big), \qquad
+    \Pi_Y(D) = \bar D - Y\,\mathrm{sym}(Y^\top \bar D)/P, \qquad
+    R(\tilde Y) = C\,H^{-1/2},\quad C = \tilde Y - \mathbf 1\mathbf 1^\top\tilde Y/P,\ H = C^\top C/P
+
+where
+    * :math:`D` is the step's displacement (drift plus scaled noise; the
+      projection is linear, so projecting their sum equals summing their projections),
+    * :math:`P` the ensemble size, :math:`\bar D` the centred D.
+
+:math:`H^{-1/2}` of the d × d Gram matrix comes from the coupled Newton–Schulz
+iteration [1]_ (``Y_{k+1} = Y_k T_k``, ``Z_{k+1} = T_k Z_k``,
+``T_k = (3I − Z_k Y_k)/2``, started from :math:`H/c`, :math:`c = \|H\|_F`),
+run to rounding level, and the retraction is applied twice (the second time to
+an almost orthogonal block) so the result sits on the manifold to rounding,
+as the SVD of :func:`mmsold_cli.stiefel.retract` does.  A block too far from
+orthogonal for the iteration (rank-deficient C) is flagged and left to the
+SVD.  The NumPy functions stay the reference the tests compare with.
+
+:func:`moment_error` is :func:`mmsold_cli.stiefel.moment_error` in one pass.
+
+References
+----------
+.. [1] N. J. Higham, "Functions of Matrices: Theory and Computation", SIAM,
+   2008, Sec. 6.3 (the coupled Newton–Schulz iteration for the matrix square root and its inverse).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._config import numba_cache_dir
+
+numba_cache_dir()
+
+import numba  # noqa: E402
+
+__all__ = ["MAX_DIM", "step", "moment_error"]
+
+#: Largest dimension the fused kernels handle (above it the d × d work is better left to LAPACK).
+MAX_DIM = 8
+
+
+@numba.njit(cache=True, nogil=True)
+def _inv_sqrt(H, out, T, Yk, Zk, W):
+    """out = H^{-1/2} for a symmetric positive definite d × d H; returns False if it did not converge."""
+    d = H.shape[0]
+    tr = 0.0
+    fro = 0.0
+    for a in range(d):
+        tr += H[a, a]
+        for b in range(d):
+            fro += H[a, b] * H[a, b]
+    fro = np.sqrt(fro)
+    if not fro > 0.0:
+        return False
+    # scale so the eigenvalues lie in (0, 1]: by the mean eigenvalue when H is near a multiple of I
+    # (the usual case: a few iterations), else by the Frobenius norm (any SPD H converges)
+    c = tr / d
+    dev = 0.0
+    for a in range(d):
+        for b in range(d):
+            v = H[a, b] / c - (1.0 if a == b else 0.0)
+            dev += v * v
+    if not dev < 0.25:
+        c = fro
+    for a in range(d):
+        for b in range(d):
+            Yk[a, b] = H[a, b] / c
+            Zk[a, b] = 1.0 if a == b else 0.0
+    last = False
+    for _ in range(100):
+        err = 0.0
+        for a in range(d):  # T = (3I - Z Y) / 2
+            for b in range(d):
+                s = 0.0
+                for k in range(d):
+                    s += Zk[a, k] * Yk[k, b]
+                e = s - (1.0 if a == b else 0.0)
+                err = max(err, abs(e))
+                T[a, b] = -0.5 * e + (1.0 if a == b else 0.0)
+        for a in range(d):  # Y <- Y T
+            for b in range(d):
+                s = 0.0
+                for k in range(d):
+                    s += Yk[a, k] * T[k, b]
+                W[a, b] = s
+        for a in range(d):
+            for b in range(d):
+                Yk[a, b] = W[a, b]
+        for a in range(d):  # Z <- T Z
+            for b in range(d):
+                s = 0.0
+                for k in range(d):
+                    s += T[a, k] * Zk[k, b]
+                W[a, b] = s
+        for a in range(d):
+            for b in range(d):
+                Zk[a, b] = W[a, b]
+        if last:
+            break
+        last = err < 1e-9  # quadratic convergence: one more iteration reaches rounding level
+    else:
+        return False
+    sc = 1.0 / np.sqrt(c)
+    for a in range(d):  # (H/c)^{-1/2} = sqrt(c) H^{-1/2}
+        for b in range(d):
+            out[a, b] = 0.5 * (Zk[a, b] + Zk[b, a]) * sc
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _centre_gram(C, H):
+    """Centre the (P, d) block C in place; H = CᵀC/P.
+
+    Innermost loops run over the rows with scalar accumulators (an array
+    element accumulated in a loop would go through memory: numba cannot prove
+    it does not alias C).
+    """
+    P, d = C.shape
+    for k in range(d):
+        s = 0.0
+        for i in range(P):
+            s += C[i, k]
+        s /= P
+        for i in range(P):
+            C[i, k] -= s
+    for a in range(d):
+        for b in range(a, d):
+            s = 0.0
+            for i in range(P):
+                s += C[i, a] * C[i, b]
+            H[a, b] = s / P
+            H[b, a] = s / P
+
+
+@numba.njit(cache=True, nogil=True)
+def _apply(C, R, row):
+    """C <- C R, row by row (R is d × d)."""
+    P, d = C.shape
+    for i in range(P):
+        for b in range(d):
+            s = 0.0
+            for k in range(d):
+                s += C[i, k] * R[k, b]
+            row[b] = s
+        for b in range(d):
+            C[i, b] = row[b]
+
+
+@numba.njit(cache=True, nogil=True)
+def _step(Y, D, out, ok, e0, e1):
+    E, P, d = Y.shape
+    mu = np.empty(d)
+    A = np.empty((d, d))
+    H = np.empty((d, d))
+    R = np.empty((d, d))
+    T = np.empty((d, d))
+    Yk = np.empty((d, d))
+    Zk = np.empty((d, d))
+    W = np.empty((d, d))
+    row = np.empty(d)
+    for e in range(e0, e1):
+        y = Y[e]
+        g = D[e]
+        c = out[e]
+        for k in range(d):  # column means of D
+            s = 0.0
+            for i in range(P):
+                s += g[i, k]
+            mu[k] = s / P
+        for a in range(d):  # A = Yᵀ D̄ (Y is centred)
+            for b in range(d):
+                s = 0.0
+                for i in range(P):
+                    s += y[i, a] * g[i, b]
+                A[a, b] = s
+        for a in range(d):  # sym(A)/P
+            for b in range(a, d):
+                v = 0.5 * (A[a, b] + A[b, a]) / P
+                A[a, b] = v
+                A[b, a] = v
+        for i in range(P):  # Ỹ = Y + D̄ − Y sym/P
+            for b in range(d):
+                s = y[i, b] + (g[i, b] - mu[b])
+                for k in range(d):
+                    s -= y[i, k] * A[k, b]
+                c[i, b] = s
+        good = True
+        for _ in range(2):  # retract, then once more to rounding level
+            _centre_gram(c, H)
+            if not _inv_sqrt(H, R, T, Yk, Zk, W):
+                good = False
+                break
+            _apply(c, R, row)
+        ok[e] = good
+
+
+def step(Y, D):
+    """:math:`R(Y + \\Pi_Y(D))` for every ensemble.
+
+    Parameters
+    ----------
+    Y : array of shape (E, P, d), on the manifold
+    D : array of shape (E, P, d), the step's displacement
+
+    Returns
+    -------
+    Y : array of shape (E, P, d), on the manifold; ensembles the iteration
+        could not retract (a rank-deficient block) are retracted by
+        :func:`mmsold_cli.stiefel.retract` (SVD).
+    """
+    from . import stiefel
+    from .search_numba import run_rows
+
+    Y = np.ascontiguousarray(Y, dtype=np.float64)
+    D = np.ascontiguousarray(D, dtype=np.float64)
+    out = np.empty_like(Y)
+    ok = np.zeros(Y.shape[0], dtype=np.bool_)
+    run_rows(_step, Y.shape[0], Y, D, out, ok, min_rows=max(1, 8192 // max(1, Y.shape[1])))
+    if not ok.all():
+        bad = ~ok
+        out[bad] = stiefel.retract(Y[bad] + stiefel.project_tangent(Y[bad], D[bad]))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _moments(Z, mean, cov, me, ce):
+    E, P, d = Z.shape
+    mu = np.empty(d)
+    C = np.empty((d, d))
+    tr = 0.0
+    nc = 0.0
+    for a in range(d):
+        tr += cov[a, a]
+        for b in range(d):
+            nc += cov[a, b] * cov[a, b]
+    for e in range(E):
+        z = Z[e]
+        for k in range(d):
+            mu[k] = 0.0
+        for i in range(P):
+            for k in range(d):
+                mu[k] += z[i, k]
+        for k in range(d):
+            mu[k] /= P
+        for a in range(d):
+            for b in range(d):
+                C[a, b] = 0.0
+        for i in range(P):
+            for a in range(d):
+                va = z[i, a] - mu[a]
+                for b in range(a, d):
+                    C[a, b] += va * (z[i, b] - mu[b])
+        s = 0.0
+        for a in range(d):
+            v = mu[a] - mean[a]
+            s += v * v
+        me[e] = np.sqrt(s / tr)
+        s = 0.0
+        for a in range(d):
+            for b in range(a, d):
+                v = C[a, b] / P - cov[a, b]
+                s += v * v if a == b else 2.0 * v * v
+        ce[e] = np.sqrt(s / nc)
+
+
+def moment_error(Z, mean, cov):
+    """:func:`mmsold_cli.stiefel.moment_error` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    E = Z.shape[0]
+    me = np.empty(E)
+    ce = np.empty(E)
+    _moments(Z, np.ascontiguousarray(mean, dtype=np.float64), np.ascontiguousarray(cov, dtype=np.float64), me, ce)
+    return me, ce
