@@ -1,6 +1,7 @@
 """Process-wide settings that must be in place before numba is imported."""
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -26,3 +27,27 @@ def numba_cache_dir() -> str:
         Path(path).mkdir(parents=True, exist_ok=True)
         os.environ["NUMBA_CACHE_DIR"] = path
     return path
+
+
+def import_numba():
+    """Import numba for the kernels: a writable cache (:func:`numba_cache_dir`), no SciPy BLAS probe.
+
+    Loading the first kernel makes numba import ``numba.np.arraymath``, whose
+    module-level BLAS probe imports ``scipy.linalg`` (0.3 s of a fresh
+    ``mmsold sample``) only to choose how jitted ``np.convolve`` and
+    ``np.correlate`` run; no kernel here uses them, or BLAS at all.  When
+    SciPy's linalg is not loaded yet, that module is imported with
+    ``scipy.linalg`` hidden, so the probe answers at once (jitted
+    convolutions fall back to numba's own loop); ``scipy.linalg`` imports
+    normally afterwards.
+    """
+    numba_cache_dir()
+    import numba
+
+    if "numba.np.arraymath" not in sys.modules and "scipy.linalg" not in sys.modules:
+        sys.modules["scipy.linalg"] = None  # an import of it now raises ImportError at once
+        try:
+            import numba.np.arraymath  # noqa: F401
+        finally:
+            del sys.modules["scipy.linalg"]
+    return numba

@@ -112,11 +112,32 @@ def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_ma
     return y
 
 
-def spatial_order(X: np.ndarray) -> np.ndarray:
-    """A permutation of the training points in k-d tree leaf order (neighbours stay adjacent)."""
-    from scipy.spatial import cKDTree
+def spatial_order(X: np.ndarray, leaf: int = 4) -> np.ndarray:
+    """A permutation of the training points in k-d tree leaf order (neighbours stay adjacent).
 
-    return np.asarray(cKDTree(X, leafsize=4).indices, dtype=np.int64)
+    For d ≤ 3, median splits on each cell's widest axis, one vectorised NumPy
+    pass per tree level (2,000 points: 3 ms, and no SciPy import at start-up);
+    above, scipy's cKDTree (sliding-midpoint splits), which is faster when
+    every level would gather many columns.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    if d > 3:
+        from scipy.spatial import cKDTree
+
+        return np.asarray(cKDTree(X, leafsize=leaf).indices, dtype=np.int64)
+    order = np.arange(n)
+    starts = np.zeros(1, dtype=np.int64)
+    while True:
+        lengths = np.diff(np.append(starts, n))
+        if lengths.max() <= leaf:
+            return order
+        Xo = X[order]
+        spread = np.maximum.reduceat(Xo, starts, axis=0) - np.minimum.reduceat(Xo, starts, axis=0)
+        seg = np.repeat(np.arange(len(starts)), lengths)
+        key = Xo[np.arange(n), np.argmax(spread, axis=1)[seg]]
+        order = order[np.lexsort((key, seg))]  # sorted along its widest axis within each cell
+        starts = np.sort(np.concatenate([starts, (starts + lengths // 2)[lengths > leaf]]))
 
 
 def start_indices(order: np.ndarray, m: int, rng) -> np.ndarray:

@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import numba_cache_dir
+from ._config import import_numba
 
-numba_cache_dir()
+numba = import_numba()
 
-import numba  # noqa: E402
 from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 

@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import numba_cache_dir
+from ._config import import_numba
 
-numba_cache_dir()
+numba = import_numba()
 
-import numba  # noqa: E402
 
 __all__ = ["MAX_DIM", "step", "moment_error"]
 

@@ -106,3 +106,22 @@ def test_euler_cap_leaves_point_set_defaults_alone():
                       steps=3).settings["step_capped"]
     s = euler_stable(Schedule(np.array([1.0, 2.0]), np.array([5.0, 0.1])), lam_max=2.0)
     np.testing.assert_array_equal(s.h, [0.5, 0.1])
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5])
+def test_spatial_order_keeps_neighbours_adjacent(rng, d):
+    """A permutation in which consecutive points are as close as in scipy's k-d tree leaf order."""
+    from scipy.spatial import cKDTree
+
+    from mmsold_cli.samplers import spatial_order
+
+    X = rng.standard_normal((3000, d)) * np.arange(1, d + 1)
+    order = spatial_order(X)
+    assert np.array_equal(np.sort(order), np.arange(3000))
+
+    def gap(o):
+        return np.linalg.norm(np.diff(X[o], axis=0), axis=1).mean()
+
+    ref = np.asarray(cKDTree(X, leafsize=4).indices)
+    assert gap(order) < 1.15 * gap(ref)
+    assert gap(order) < 0.5 * gap(rng.permutation(3000))
