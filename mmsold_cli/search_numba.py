@@ -445,21 +445,33 @@ def run_rows(kernel, m: int, *args, min_rows: int = 256):
 
     The kernels are serial ``nogil`` functions; Python threads run them side by
     side (a parallel numba loop would triple the first-call compile time).
-    Each thread gets a few ranges so uneven rows balance out.
+    The rows are cut into 4 ranges per thread, which the calling thread and
+    the pool's take in turn (uneven rows balance out), so a call costs one
+    hand-off to the pool rather than one per range.
     """
     global _EXECUTOR
     nt = min(n_threads(), max(1, m // min_rows))
     if nt <= 1:
         kernel(*args, 0, m)
         return
-    if _EXECUTOR is None or _EXECUTOR._max_workers < nt:
+    if _EXECUTOR is None or _EXECUTOR._max_workers < nt - 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        _EXECUTOR = ThreadPoolExecutor(max_workers=n_threads(), thread_name_prefix="mmsold")
-    bounds = np.linspace(0, m, 4 * nt + 1).astype(np.int64)
-    futures = [_EXECUTOR.submit(kernel, *args, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    for f in futures:
-        f.result()
+        _EXECUTOR = ThreadPoolExecutor(max_workers=max(1, n_threads() - 1), thread_name_prefix="mmsold")
+    bounds = np.linspace(0, m, 4 * nt + 1).astype(np.int64).tolist()
+    ranges = iter(range(4 * nt))  # next() on it is atomic under the GIL: each range runs once
+
+    def work():
+        for c in ranges:
+            if bounds[c + 1] > bounds[c]:
+                kernel(*args, bounds[c], bounds[c + 1])
+
+    futures = [_EXECUTOR.submit(work) for _ in range(nt - 1)]
+    try:
+        work()
+    finally:
+        for f in futures:
+            f.result()
 
 
 def grid_knn(grid, Q, k):

@@ -223,7 +223,7 @@ def step(Y, D):
     D = np.ascontiguousarray(D, dtype=np.float64)
     out = np.empty_like(Y)
     ok = np.zeros(Y.shape[0], dtype=np.bool_)
-    run_rows(_step, Y.shape[0], Y, D, out, ok, min_rows=max(1, 8192 // max(1, Y.shape[1])))
+    run_rows(_step, Y.shape[0], Y, D, out, ok, min_rows=max(1, 4096 // max(1, Y.shape[1])))
     if not ok.all():
         bad = ~ok
         out[bad] = stiefel.retract(Y[bad] + stiefel.project_tangent(Y[bad], D[bad]))
