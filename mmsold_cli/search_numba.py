@@ -22,8 +22,15 @@ neighbours (ties aside) whatever the query.  The cost is a few dozen
 contiguous distance evaluations per query and no tree walk.
 
 :func:`grid_bary_mean` fuses the search with the softmax and the barycentre of
-:mod:`mmsold_cli.score` (the distances found by the search are the logits) and
-the mean over the M draws, one particle per loop iteration; :func:`run_rows`
+:mod:`mmsold_cli.score` and the mean over the M draws, one particle per loop
+iteration.  With ``exact_k=False`` (``search="grid"``) the particle's M draws
+share one block: the cells of all draws plus h rings, h the smallest (from
+``h0 + 1``) for which every draw's inscribed ball holds K block points.  Its
+points are copied once into one contiguous array per axis, and each draw takes
+a single fast-math pass over them that computes the distance, the in-ball
+count, the weight :math:`e^{-\|x-q\|^2/2t^2}` (no max shift: exact unless every
+point is more than ~37 t away, which is detected and redone with the shift)
+and the weighted sums, with LLVM vectorising the reductions.  :func:`run_rows`
 spreads the particles over threads.
 
 Kernels take plain arrays only, so ``cache=True`` holds across processes.
