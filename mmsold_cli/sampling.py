@@ -171,12 +171,6 @@ def _start(model, st, E, P, mean, chol, rng, constrained, mixture, order):
     return stiefel.retract(y) if constrained else y
 
 
-def _small_dim():
-    from .stiefel_numba import MAX_DIM
-
-    return MAX_DIM
-
-
 def _cfdm_moments(model, u):
     """Mean and covariance of σ-CFDM's interpolant at time u: uμ and u²Σ + (1−u)² I."""
     return u * model.mean_, u * u * model.covariance_ + (1 - u) ** 2 * np.eye(model.d_)
@@ -286,12 +280,13 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     run = sample_mmsold if constrained else sample_sold
     knobs = {}
     moments = stiefel.moment_error
-    if st["backend"] == "numba" and d <= _small_dim():  # fused kernels for the per-step d × d work
+    if st["backend"] == "numba":
         from . import stiefel_numba
 
-        moments = stiefel_numba.moment_error
-        if constrained:
-            knobs["manifold_step"] = stiefel_numba.step
+        if d <= stiefel_numba.MAX_DIM:  # fused kernels for the per-step d × d work
+            moments = stiefel_numba.moment_error
+            if constrained:
+                knobs["manifold_step"] = stiefel_numba.step
     seeds = np.random.SeedSequence(random_state).spawn(len(batches))
     steps = st["steps"]
     mean_err = np.zeros(steps)

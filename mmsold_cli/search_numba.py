@@ -647,14 +647,7 @@ def _merge_screen(G, sqn, col0, best_s, best_i, r0, r1):
         for j in range(nc):
             v = sqn[col0 + j] - 2.0 * G[p, j]
             if v < worst:
-                pos = kk - 1
-                while pos > 0 and bd[pos - 1] > v:
-                    bd[pos] = bd[pos - 1]
-                    bi[pos] = bi[pos - 1]
-                    pos -= 1
-                bd[pos] = v
-                bi[pos] = col0 + j
-                worst = bd[kk - 1]
+                worst = _insert(bd, bi, v, col0 + j)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -677,13 +670,7 @@ def _rerank(X, Q, qn, best_s, best_i, eps, k, out_d, out_i, ok, r0, r1):
                 t = X[j, c] - Q[p, c]
                 d2 += t * t
             if d2 < bd[k - 1]:
-                pos = k - 1
-                while pos > 0 and bd[pos - 1] > d2:
-                    bd[pos] = bd[pos - 1]
-                    bi[pos] = bi[pos - 1]
-                    pos -= 1
-                bd[pos] = d2
-                bi[pos] = j
+                _insert(bd, bi, d2, j)
         for j in range(k):
             out_d[p, j] = bd[j]
             out_i[p, j] = bi[j]
