@@ -54,6 +54,7 @@ __all__ = [
     "score_exact",
     "smoothed_score_exact",
     "antithetic_draws",
+    "antithetic_normals",
     "remainder_indices",
     "barycentre_candidates",
     "SmoothedScore",
@@ -103,16 +104,27 @@ def smoothed_score_exact(X: np.ndarray, Z: np.ndarray, t: float, U: np.ndarray) 
     return (B - Z) / (t * t)
 
 
+def antithetic_normals(rng: np.random.Generator, M: int, shape: tuple) -> tuple[np.ndarray, int]:
+    """Standard normals for M draws in antithetic pairs, without the mirrored half.
+
+    Returns ``(G, n_pairs)``: G of shape (M − M // 2, *shape); the draws are
+    ``G[r]`` for every r and ``−G[r]`` for r < n_pairs = M // 2 (an odd M's
+    last row is unpaired).
+    """
+    half = rng.standard_normal((M // 2,) + tuple(shape))
+    if M % 2:
+        return np.concatenate([half, rng.standard_normal((1,) + tuple(shape))]), M // 2
+    return half, M // 2
+
+
 def antithetic_draws(rng: np.random.Generator, M: int, shape: tuple, sigma: float) -> np.ndarray:
     """M Gaussian draws of standard deviation sigma in pairs (u, −u): shape (M, *shape).
 
-    An odd M gets one unpaired draw at the end.
+    The pairs first, then (odd M) the unpaired draw; the same random stream as
+    :func:`antithetic_normals`.
     """
-    half = rng.standard_normal((M // 2,) + tuple(shape)) * sigma
-    parts = [half, -half]
-    if M % 2:
-        parts.append(rng.standard_normal((1,) + tuple(shape)) * sigma)
-    return np.concatenate(parts, axis=0)
+    G, k = antithetic_normals(rng, M, shape)
+    return np.concatenate([sigma * G[:k], -sigma * G[:k], sigma * G[k:]], axis=0)
 
 
 def remainder_indices(rng: np.random.Generator, nn_idx: np.ndarray, n: int, L: int) -> np.ndarray:
@@ -310,14 +322,19 @@ class SmoothedScore:
         ``sigma`` overrides the smoothing scale for this call (σ-CFDM rescales
         it with time).
         """
+        if self.search in ("grid", "grid-knn"):
+            from .search_numba import grid_bary_mean
+
+            sigma = self.sigma if sigma is None else sigma
+            # the kernel mirrors the pairs itself: half the normals, no (M, m, d) array
+            G, k = antithetic_normals(rng, self.M, Z.shape) if sigma != 0 else (np.zeros((1,) + Z.shape), 0)
+            self.n_evals += (len(G) + k) * Z.shape[0]
+            return grid_bary_mean(self.grid(), Z, G, self.K, t, exact_k=self.search == "grid-knn",
+                                  sigma=sigma, n_pairs=k)
         U = self.draws(rng, Z.shape, sigma)
         M, m, d = U.shape
         X = self.X
         self.n_evals += M * m
-        if self.search in ("grid", "grid-knn"):
-            from .search_numba import grid_bary_mean
-
-            return grid_bary_mean(self.grid(), Z, U, self.K, t, exact_k=self.search == "grid-knn")
         if self.search == "pool":
             _, pool = self.tracker.query(Z)
             if self.backend == "numba":

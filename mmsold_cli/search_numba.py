@@ -47,7 +47,10 @@ numba = import_numba()
 from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "topk_rows", "track", "screened_knn"]
+__all__ = [
+    "grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "exp32", "exp32_array", "topk_rows", "track",
+    "screened_knn",
+]
 
 
 @intrinsic
@@ -102,6 +105,66 @@ def exp_nonpos_array(x):
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
     _exp_array(x, out)
+    return out
+
+
+@intrinsic
+def _bits_to_float32(typingctx, i):
+    """Reinterpret the 32 bits of an int32 as a float32 (an LLVM bitcast)."""
+    sig = numba.types.float32(numba.types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+_F32 = numba.float32
+# fast-math without 'nnan'/'ninf': reductions may be reassociated (so LLVM vectorises them)
+# while the kernels' comparisons with inf stay meaningful
+FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def exp32(x):
+    r"""Single-precision exp(x) for x ≤ 0, to about 2e-7 relative; 0 below −87.
+
+    .. math:: e^x = 2^k e^r,\quad k = \mathrm{round}(x/\ln 2),\ |r| \le \tfrac{\ln 2}{2}
+
+    with :math:`e^r` by its Taylor polynomial of degree 7 (truncation
+    :math:`< 10^{-8}`) and :math:`2^k` from its exponent bits, all in float32 so
+    that LLVM fills 8 lanes of an AVX2 register.  Below −87 (beyond float32's
+    normal range) the result is exactly 0, which also makes padding points
+    placed far away weigh nothing.
+    """
+    tiny = x < _F32(-87.0)
+    if tiny:
+        x = _F32(-87.0)
+    kf = np.floor(x * _F32(1.4426950408889634) + _F32(0.5))
+    r = x - kf * _F32(0.693145751953125) - kf * _F32(1.428606765330187e-06)
+    p = _F32(1.0 / 5040.0)
+    p = p * r + _F32(1.0 / 720.0)
+    p = p * r + _F32(1.0 / 120.0)
+    p = p * r + _F32(1.0 / 24.0)
+    p = p * r + _F32(1.0 / 6.0)
+    p = p * r + _F32(0.5)
+    p = p * r + _F32(1.0)
+    p = p * r + _F32(1.0)
+    w = p * _bits_to_float32((np.int32(kf) + np.int32(127)) << np.int32(23))
+    return _F32(0.0) if tiny else w
+
+
+@numba.njit(cache=True, nogil=True)
+def _exp32_array(x, out):
+    for i in range(x.shape[0]):
+        out[i] = exp32(x[i])
+
+
+def exp32_array(x):
+    """:func:`exp32` over a 1-D array (for tests and checks)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    _exp32_array(x, out)
     return out
 
 
@@ -298,28 +361,27 @@ def _grid_bary(Xs, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, out, r0, r
             out[p, k] = acc[k] / M
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=FAST)
 def _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2, shift, num):
     """One pass over the gathered block: softmax sums and the in-ball count of one draw.
 
-    ``den = Σ w_j``, ``num = Σ w_j x_j`` with ``w_j = exp((shift − ‖x_j − q‖²)/2t²)``,
-    and the number of points with ``‖x_j − q‖² ≤ b2``.  Kept a separate
-    (not numba-inlined) function so its fast-math flags, which let LLVM
-    vectorise the reductions, stay on its own loop (the exponential keeps
-    ~1e-14 relative accuracy under them).
+    ``den = Σ w_j``, ``num = Σ w_j x_j`` with ``w_j = exp((shift − ‖x_j − q‖²)/2t²)``
+    and the number of points with ``‖x_j − q‖² ≤ b2``, all in float32 over
+    coordinates taken relative to the particle (c is a multiple of 8; padding
+    points far away weigh 0 and lie outside every ball).
     """
-    den = 0.0
-    n0 = 0.0
-    n1 = 0.0
-    n2 = 0.0
-    cin = 0
+    den = _F32(0.0)
+    n0 = _F32(0.0)
+    n1 = _F32(0.0)
+    n2 = _F32(0.0)
+    cin = _F32(0.0)  # a float count keeps every lane 32 bits wide
     if D == 2:
         for j in range(c):
             a = C0[j] - q0
             b = C1[j] - q1
             d2 = a * a + b * b
-            cin += d2 <= b2
-            w = exp_nonpos((shift - d2) * inv2t2)
+            cin += _F32(1.0) if d2 <= b2 else _F32(0.0)
+            w = exp32((shift - d2) * inv2t2)
             den += w
             n0 += w * C0[j]
             n1 += w * C1[j]
@@ -329,8 +391,8 @@ def _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2, shift, num):
             b = C1[j] - q1
             e = C2[j] - q2
             d2 = a * a + b * b + e * e
-            cin += d2 <= b2
-            w = exp_nonpos((shift - d2) * inv2t2)
+            cin += _F32(1.0) if d2 <= b2 else _F32(0.0)
+            w = exp32((shift - d2) * inv2t2)
             den += w
             n0 += w * C0[j]
             n1 += w * C1[j]
@@ -341,10 +403,10 @@ def _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2, shift, num):
     return den, cin
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=FAST)
 def _block_nearest(C0, C1, C2, D, c, q0, q1, q2):
     """Smallest squared distance from q to the gathered block."""
-    mn = np.inf
+    mn = _F32(np.inf)
     for j in range(c):
         a = C0[j] - q0
         b = C1[j] - q1
@@ -356,28 +418,41 @@ def _block_nearest(C0, C1, C2, D, c, q0, q1, q2):
     return mn
 
 
-@numba.njit(cache=True, nogil=True)
-def _block_bary(XT, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, max_spread, out, r0, r1):
-    M, m, d = U.shape
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _block_bary(XT, starts, lo, dims, strides, s, Z, G, sigma, n_pairs, K, h0, inv2t2, max_spread, out, r0, r1):
+    Mg, m, d = G.shape
+    M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
     D = XT.shape[0]
     n = XT.shape[1]
     X0 = XT[0]
     X1 = XT[1]
     X2 = XT[D - 1]
-    C0 = np.empty(n)  # the block's points, one array per axis, so the passes run on contiguous memory
-    C1 = np.empty(n)
-    C2 = np.empty(n if D == 3 else 0)
+    # the block's points relative to the particle in units of the cell side (so float32 neither overflows
+    # nor loses the small offsets), one array per axis (contiguous 8-lane passes), padded to a multiple
+    # of 8 with points far away
+    C0 = np.empty(n + 8, np.float32)
+    C1 = np.empty(n + 8, np.float32)
+    C2 = np.empty(n + 8 if D == 3 else 0, np.float32)
     Q = np.zeros((M, 3))
-    num = np.zeros(3)
-    acc = np.zeros(3)
+    Uo = np.zeros((M, 3), np.float32)
+    num = np.zeros(3, np.float32)
     cmin = np.empty(3, np.int64)
     cmax = np.empty(3, np.int64)
     inv_s = 1.0 / s
     st1, st2 = strides[1], strides[2]
+    i2 = _F32(inv2t2 * s * s)
+    Kf = _F32(K)
+    far = _F32(1e18)
     for p in range(r0, r1):
+        z0 = Z[p, 0]
+        z1 = Z[p, 1] if d > 1 else 0.0
+        z2 = Z[p, 2] if d > 2 else 0.0
         for r in range(M):
+            g, sg = (r, sigma) if r < Mg else (r - Mg, -sigma)
             for k in range(d):
-                Q[r, k] = Z[p, k] + U[r, p, k]
+                u = sg * G[g, p, k]
+                Q[r, k] = Z[p, k] + u
+                Uo[r, k] = u * inv_s
         shared = True
         for k in range(3):
             cmin[k] = dims[k]
@@ -388,8 +463,9 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, max_sprea
                 cmax[k] = max(cmax[k], cc)
             if cmax[k] - cmin[k] > max_spread:
                 shared = False
-        for k in range(3):
-            acc[k] = 0.0
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
         r = 0
         while r < M:  # one block for all draws, or (draws spread far apart) one per draw
             ra, rb = (0, M) if shared else (r, r + 1)
@@ -402,41 +478,50 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, max_sprea
                 ay, by = max(cmin[1] - h, 0), min(cmax[1] + h, dims[1] - 1)
                 az, bz = max(cmin[2] - h, 0), min(cmax[2] + h, dims[2] - 1)
                 c = 0
-                for z in range(az, bz + 1):
+                for zz in range(az, bz + 1):
                     for y in range(ay, by + 1):
-                        base = z * st2 + y * st1
+                        base = zz * st2 + y * st1
                         for j in range(starts[base + ax], starts[base + bx + 1]):
-                            C0[c] = X0[j]
-                            C1[c] = X1[j]
+                            C0[c] = (X0[j] - z0) * inv_s
+                            C1[c] = (X1[j] - z1) * inv_s
                             if D == 3:
-                                C2[c] = X2[j]
+                                C2[c] = (X2[j] - z2) * inv_s
                             c += 1
+                while c % 8:
+                    C0[c] = far
+                    C1[c] = far
+                    if D == 3:
+                        C2[c] = far
+                    c += 1
                 ok = True
-                a0, a1, a2 = acc[0], acc[1], acc[2]
+                b0, b1, b2_ = a0, a1, a2
                 for rr in range(ra, rb):
-                    q0, q1, q2 = Q[rr, 0], Q[rr, 1], Q[rr, 2]
-                    beta = _face(np.inf, q0, lo[0], s, ax, bx, dims[0])
-                    beta = _face(beta, q1, lo[1], s, ay, by, dims[1])
-                    beta = _face(beta, q2, lo[2], s, az, bz, dims[2])
-                    b2 = np.inf if beta == np.inf else max(beta, 0.0) ** 2
-                    # logits shifted by 0 (no max pass): exact unless every point is > 37 t away
-                    den, cin = _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2, 0.0, num)
-                    if cin < K:  # this draw's nearest K are not certified: add a ring of cells
+                    q0, q1, q2 = Uo[rr, 0], Uo[rr, 1], Uo[rr, 2]
+                    beta = _face(np.inf, Q[rr, 0], lo[0], s, ax, bx, dims[0])
+                    beta = _face(beta, Q[rr, 1], lo[1], s, ay, by, dims[1])
+                    beta = _face(beta, Q[rr, 2], lo[2], s, az, bz, dims[2])
+                    b2 = _F32(np.inf if beta == np.inf else (max(beta, 0.0) * inv_s) ** 2)
+                    # logits shifted by 0 (no max pass): exact unless every point is > 13 t away
+                    den, cin = _block_sums(C0, C1, C2, D, c, q0, q1, q2, i2, b2, _F32(0.0), num)
+                    if cin < Kf:  # this draw's nearest K are not certified: add a ring of cells
                         ok = False
                         break
-                    if not den > 1e-250:
-                        den, cin = _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2,
+                    if not den > _F32(1e-30):
+                        den, cin = _block_sums(C0, C1, C2, D, c, q0, q1, q2, i2, b2,
                                                _block_nearest(C0, C1, C2, D, c, q0, q1, q2), num)
-                    a0 += num[0] / den
-                    a1 += num[1] / den
-                    a2 += num[2] / den
+                    b0 += num[0] / den
+                    b1 += num[1] / den
+                    b2_ += num[2] / den
                 if ok:
-                    acc[0], acc[1], acc[2] = a0, a1, a2
+                    a0, a1, a2 = b0, b1, b2_
                     break
                 h += 1
             r = rb
-        for k in range(d):
-            out[p, k] = acc[k] / M
+        out[p, 0] = z0 + a0 * (s / M)
+        if d > 1:
+            out[p, 1] = z1 + a1 * (s / M)
+        if d > 2:
+            out[p, 2] = z2 + a2 * (s / M)
 
 
 _EXECUTOR = None
@@ -465,7 +550,7 @@ def run_rows(kernel, m: int, *args, min_rows: int = 256):
         from concurrent.futures import ThreadPoolExecutor
 
         _EXECUTOR = ThreadPoolExecutor(max_workers=max(1, n_threads() - 1), thread_name_prefix="mmsold")
-    bounds = np.linspace(0, m, 4 * nt + 1).astype(np.int64).tolist()
+    bounds = [m * i // (4 * nt) for i in range(4 * nt + 1)]
     ranges = iter(range(4 * nt))  # next() on it is atomic under the GIL: each range runs once
 
     def work():
@@ -498,40 +583,49 @@ def grid_knn(grid, Q, k):
     return out_d, out_i
 
 
-def grid_bary_mean(grid, Z, U, K, t, exact_k=True):
+def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0):
     r"""Mean over the draws of the softmax barycentre of each z + u on the grid.
 
-    ``exact_k=True``: over the exact K nearest neighbours of z + u.
+    The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
+    for r < ``n_pairs`` (antithetic pairs without materialising them; the
+    defaults take ``G`` as the draws themselves).
+
+    ``exact_k=True``: over the exact K nearest neighbours of z + u (float64).
     ``exact_k=False``: over every point of one block of cells shared by the
     particle's M draws — the draws' cells plus h rings, with h ≥ ``grid.h0 + 1``
     the smallest for which each draw's inscribed ball (to the nearest face with
     cells beyond it) holds ≥ K block points, so the block holds each draw's K
     nearest.  Draws whose cells spread over more than ``2 (grid.h0 + 1)`` cells
-    on an axis get a block each by the same rule.
+    on an axis get a block each by the same rule.  Distances, weights and sums
+    are float32 over coordinates relative to the particle (weights to ~1e-6
+    relative, barycentres to ~1e-6 t), the mean over draws float64.
 
     Parameters
     ----------
     grid : GridIndex
     Z : array of shape (m, d)
-    U : array of shape (M, m, d), the draws
+    G : array of shape (Mg, m, d)
     K : int
     t : float
     exact_k : bool
+    sigma : float
+    n_pairs : int, at most Mg
 
     Returns
     -------
-    B : array of shape (m, d), :math:`\frac1M\sum_r \hat b_t(z + u_r)`
+    B : array of shape (m, d), :math:`\frac1M\sum_r \hat b_t(z + u_r)`, M = Mg + n_pairs
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
-    U = np.ascontiguousarray(U, dtype=np.float64)
+    G = np.ascontiguousarray(G, dtype=np.float64)
     out = np.empty(Z.shape)
     if exact_k:
+        U = sigma * G if n_pairs == 0 else np.concatenate([sigma * G, -sigma * G[:n_pairs]])
         run_rows(_grid_bary, Z.shape[0], grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
                  int(K), grid.h0, 1.0 / (2.0 * t * t), out, min_rows=64)
     else:
         h = grid.h0 + 1
-        run_rows(_block_bary, Z.shape[0], grid.XT, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
-                 int(K), h, 1.0 / (2.0 * t * t), 2 * h, out, min_rows=64)
+        run_rows(_block_bary, Z.shape[0], grid.XT, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, G,
+                 float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h, out, min_rows=64)
     return out
 
 

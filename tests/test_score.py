@@ -10,13 +10,14 @@ from mmsold_cli.neighbors import GridIndex
 from mmsold_cli.score import (
     SmoothedScore,
     antithetic_draws,
+    antithetic_normals,
     barycentre_candidates,
     barycentre_exact,
     remainder_indices,
     smoothed_score_exact,
 )
 from mmsold_cli.score_numba import barycentre_mean, pool_barycentre_mean
-from mmsold_cli.search_numba import exp_nonpos_array, grid_bary_mean
+from mmsold_cli.search_numba import exp32_array, exp_nonpos_array, grid_bary_mean
 
 
 def _job(rng, n=800, m=150):
@@ -31,6 +32,12 @@ def test_exp_nonpos_matches_libm():
     x = -np.concatenate([np.linspace(0, 708, 100_001), np.geomspace(1e-300, 1.0, 1000)])
     np.testing.assert_allclose(exp_nonpos_array(x), np.exp(x), rtol=1e-13, atol=0)
     np.testing.assert_allclose(exp_nonpos_array(np.array([-1e6])), np.exp(-708.0), rtol=1e-13)
+
+
+def test_exp32_matches_libm():
+    x = np.concatenate([-np.geomspace(1e-8, 86.9, 20001), [0.0, -1e-30]]).astype(np.float32)
+    np.testing.assert_allclose(exp32_array(x), np.exp(x.astype(np.float64)), rtol=3e-7, atol=0)
+    assert np.all(exp32_array(np.array([-87.5, -1e6, -np.inf], dtype=np.float32)) == 0)
 
 
 @pytest.mark.parametrize("L", [0, 5])
@@ -114,7 +121,23 @@ def test_grid_block_equals_numpy_reference(rng):
             assert np.isin(exact, cand).all() or np.sum((g.Xs[exact[-1]] - q) ** 2) == np.sum(
                 (g.Xs[cand] - q) ** 2, 1).max()
     assert 40 <= n_shared <= 57  # both branches ran
-    np.testing.assert_allclose(grid_bary_mean(g, Z, U, 16, t, exact_k=False), ref, rtol=0, atol=1e-10)
+    # float32 distances and weights relative to the particle: barycentres to ~1e-6 t
+    got = grid_bary_mean(g, Z, U, 16, t, exact_k=False)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * t)
+
+
+@pytest.mark.parametrize("M", [4, 5])
+def test_grid_block_mirrors_pairs(rng, M):
+    """Passing half the normals with n_pairs gives the same mean as passing all M draws."""
+    model, X, Z, t = _job(rng, m=200)
+    g = SmoothedScore(X, model.index_, sigma=t / 2, K=16).grid()
+    G, k = antithetic_normals(np.random.default_rng(3), M, Z.shape)
+    U = antithetic_draws(np.random.default_rng(3), M, Z.shape, t / 2)
+    assert k == M // 2 and len(G) == M - k
+    for exact in (False, True):
+        a = grid_bary_mean(g, Z, G, 16, t, exact, sigma=t / 2, n_pairs=k)
+        b = grid_bary_mean(g, Z, U, 16, t, exact)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 if exact else 1e-6 * t)
 
 
 @pytest.mark.parametrize("search", ["auto", "grid", "grid-knn", "index", "pool"])
