@@ -56,7 +56,8 @@ def _version() -> str:
 
 
 def _checksum(X: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(X, dtype="<f8").tobytes()).hexdigest()
+    # through a memoryview: tobytes() would copy the training set once more
+    return hashlib.sha256(memoryview(np.ascontiguousarray(X, dtype="<f8")).cast("B")).hexdigest()
 
 
 def _cholesky(cov: np.ndarray, name: str, lam: np.ndarray | None = None) -> tuple[np.ndarray, float]:

@@ -86,10 +86,12 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
         drift, noise, state = integrator(pullback(s, chol), h, rng, state)
-        y = manifold_step(y, drift + np.sqrt(2 * h) * noise)
+        y = manifold_step(y, drift + np.sqrt(2 * h) * noise)  # (not in place: AMS keeps its drift)
+        del drift, noise
         z = stiefel.to_z(y, mean, chol)
         if callback is not None:
             callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
+        del s  # no (B, d) array of this step outlives it but y, z and the integrator's state
     return y
 
 
@@ -106,36 +108,36 @@ def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_ma
         s = _score_stack(score, z, t, rng)
         drift, noise, state = integrator(pullback(s, chol), h, rng, state)
         y = y + drift + np.sqrt(2 * h) * noise
+        del drift, noise
         z = stiefel.to_z(y, mean, chol)
         if callback is not None:
             callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
+        del s
     return y
 
 
 def spatial_order(X: np.ndarray, leaf: int = 4) -> np.ndarray:
     """A permutation of the training points in k-d tree leaf order (neighbours stay adjacent).
 
-    For d ≤ 3, median splits on each cell's widest axis, one vectorised NumPy
-    pass per tree level (2,000 points: 3 ms, and no SciPy import at start-up);
-    above, scipy's cKDTree (sliding-midpoint splits), which is faster when
-    every level would gather many columns.
+    Median splits on each cell's widest axis, one vectorised NumPy pass per
+    tree level, a column at a time (2,000 × 2 points: 3 ms; 60,000 × 64:
+    about 1 s), with no SciPy import (23 MB of resident memory) and no copy
+    of X.
     """
     X = np.asarray(X, dtype=np.float64)
     n, d = X.shape
-    if d > 3:
-        from scipy.spatial import cKDTree
-
-        return np.asarray(cKDTree(X, leafsize=leaf).indices, dtype=np.int64)
     order = np.arange(n)
     starts = np.zeros(1, dtype=np.int64)
     while True:
         lengths = np.diff(np.append(starts, n))
         if lengths.max() <= leaf:
             return order
-        Xo = X[order]
-        spread = np.maximum.reduceat(Xo, starts, axis=0) - np.minimum.reduceat(Xo, starts, axis=0)
+        spread = np.empty((len(starts), d))
+        for k in range(d):
+            col = X[order, k]
+            spread[:, k] = np.maximum.reduceat(col, starts) - np.minimum.reduceat(col, starts)
         seg = np.repeat(np.arange(len(starts)), lengths)
-        key = Xo[np.arange(n), np.argmax(spread, axis=1)[seg]]
+        key = X[order, np.argmax(spread, axis=1)[seg]]
         order = order[np.lexsort((key, seg))]  # sorted along its widest axis within each cell
         starts = np.sort(np.concatenate([starts, (starts + lengths // 2)[lengths > leaf]]))
 

@@ -322,13 +322,18 @@ class SmoothedScore:
         ``sigma`` overrides the smoothing scale for this call (σ-CFDM rescales
         it with time).
         """
-        if self.search in ("grid", "grid-knn"):
-            from .search_numba import grid_bary_mean
-
+        if self.search in ("grid", "grid-knn") or (self.search == "pool" and self.backend == "numba"):
             sigma = self.sigma if sigma is None else sigma
-            # the kernel mirrors the pairs itself: half the normals, no (M, m, d) array
+            # the kernels mirror the pairs themselves: half the normals, no (M, m, d) array
             G, k = antithetic_normals(rng, self.M, Z.shape) if sigma != 0 else (np.zeros((1,) + Z.shape), 0)
             self.n_evals += (len(G) + k) * Z.shape[0]
+            if self.search == "pool":
+                from .score_numba import pool_barycentre_mean
+
+                _, pool = self.tracker.query(Z)
+                return pool_barycentre_mean(self.X, Z, G, pool, t, sigma=sigma, n_pairs=k)
+            from .search_numba import grid_bary_mean
+
             return grid_bary_mean(self.grid(), Z, G, self.K, t, exact_k=self.search == "grid-knn",
                                   sigma=sigma, n_pairs=k)
         U = self.draws(rng, Z.shape, sigma)
@@ -337,10 +342,6 @@ class SmoothedScore:
         self.n_evals += M * m
         if self.search == "pool":
             _, pool = self.tracker.query(Z)
-            if self.backend == "numba":
-                from .score_numba import pool_barycentre_mean
-
-                return pool_barycentre_mean(X, Z, U, pool, t)
             idx = np.broadcast_to(pool, (M,) + pool.shape).reshape(M * m, -1)
             return barycentre_candidates(X, (Z[None] + U).reshape(M * m, d), idx, t).reshape(M, m, d).mean(axis=0)
         Q = (Z[None] + U).reshape(M * m, d)

@@ -88,8 +88,9 @@ def barycentre_mean(X, Q, idx, t, logw=None):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pool_bary_mean(X, Z, U, pool, inv2t2, out, r0, r1):
-    M, m, d = U.shape
+def _pool_bary_mean(X, Z, G, sigma, n_pairs, pool, inv2t2, out, r0, r1):
+    Mg, m, d = G.shape
+    M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
     c = pool.shape[1]
     C = np.empty((c, d))
     lg = np.empty(c)
@@ -104,8 +105,9 @@ def _pool_bary_mean(X, Z, U, pool, inv2t2, out, r0, r1):
         for k in range(d):
             acc[k] = 0.0
         for r in range(M):
+            g, sg = (r, sigma) if r < Mg else (r - Mg, -sigma)
             for k in range(d):
-                q[k] = Z[p, k] + U[r, p, k]
+                q[k] = Z[p, k] + sg * G[g, p, k]
             mn = np.inf
             for j in range(c):
                 d2 = 0.0
@@ -131,8 +133,12 @@ def _pool_bary_mean(X, Z, U, pool, inv2t2, out, r0, r1):
             out[p, k] = acc[k] / M
 
 
-def pool_barycentre_mean(X, Z, U, pool, t):
+def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0):
     r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
+
+    The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
+    for r < ``n_pairs`` (antithetic pairs mirrored here, not stored; the
+    defaults take ``G`` as the draws themselves).
 
     Every draw of particle p uses the same candidates ``pool[p]`` (e.g. its
     tracked neighbours, :mod:`mmsold_cli.tracking`); the NumPy equivalent is
@@ -142,9 +148,11 @@ def pool_barycentre_mean(X, Z, U, pool, t):
     ----------
     X : array of shape (n, d)
     Z : array of shape (m, d)
-    U : array of shape (M, m, d)
+    G : array of shape (Mg, m, d)
     pool : array of shape (m, c), int64
     t : float
+    sigma : float
+    n_pairs : int, at most Mg
 
     Returns
     -------
@@ -153,6 +161,6 @@ def pool_barycentre_mean(X, Z, U, pool, t):
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     out = np.empty(Z.shape)
     run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z,
-             np.ascontiguousarray(U, dtype=np.float64), np.ascontiguousarray(pool, dtype=np.int64),
-             1.0 / (2.0 * t * t), out, min_rows=64)
+             np.ascontiguousarray(G, dtype=np.float64), float(sigma), int(n_pairs),
+             np.ascontiguousarray(pool, dtype=np.int64), 1.0 / (2.0 * t * t), out, min_rows=64)
     return out

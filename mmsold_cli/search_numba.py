@@ -772,7 +772,7 @@ def _rerank(X, Q, qn, best_s, best_i, eps, k, out_d, out_i, ok, r0, r1):
         ok[p] = best_i[p, kk - 1] < 0 or best_s[p, kk - 1] - eps[p] >= bd[k - 1] - qn[p]
 
 
-def screened_knn(X, X32, sqn, Q, k, margin=None, tile=(1024, 8192)):
+def screened_knn(X, X32, sqn, Q, k, margin=None, tile=(256, 8192)):
     r"""Exact k nearest neighbours by a float32 screen and a float64 re-rank.
 
     Dot products in float32 (tiled: one chunk of training points stays in

@@ -102,7 +102,7 @@ class TrackedNeighbours:
 
     def reset(self):
         """Forget all particles (the next query is a full one)."""
-        self.sqdist = self.idx = self._anchor = self._radius = None
+        self.idx = self._anchor = self._radius = None
 
     def _full(self, Z):
         d2, idx = self.index.query(Z, self.c)
@@ -135,5 +135,5 @@ class TrackedNeighbours:
                 d2[rows], idx[rows] = self._full(Z[rows])
                 self._anchor[rows] = Z[rows]
                 self._radius[rows] = np.sqrt(d2[rows, -1])
-        self.sqdist, self.idx = d2, idx
+        self.idx = idx  # the distances go to the caller only (a (B, c) array less between steps)
         return d2, idx

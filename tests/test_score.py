@@ -138,6 +138,9 @@ def test_grid_block_mirrors_pairs(rng, M):
         a = grid_bary_mean(g, Z, G, 16, t, exact, sigma=t / 2, n_pairs=k)
         b = grid_bary_mean(g, Z, U, 16, t, exact)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 if exact else 1e-6 * t)
+    pool = np.argsort(((Z[:, None] - X[None]) ** 2).sum(-1), axis=1)[:, :32]
+    np.testing.assert_allclose(pool_barycentre_mean(X, Z, G, pool, t, sigma=t / 2, n_pairs=k),
+                               pool_barycentre_mean(X, Z, U, pool, t), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("search", ["auto", "grid", "grid-knn", "index", "pool"])
