@@ -164,6 +164,9 @@ class Model:
     index_ : object
         The search structure (rebuilt on load, never stored as an object).
     index_kind_ : str
+    grids_ : dict
+        Cell grids of the fused score (d ≤ 3) built by earlier ``sample``
+        calls, keyed by (σ, K), so a warm process builds each once.
     """
 
     def __init__(self, index: str = "auto"):
@@ -211,6 +214,7 @@ class Model:
             )
         self.spacing_ = float(self.nn_dist_.mean())
         self.sha256_ = _checksum(X)
+        self.grids_ = {}
         return self
 
     @property
@@ -340,6 +344,7 @@ class Model:
         if m.nn_dist_ is None:  # files written before /nn_dist existed
             m.nn_dist_ = np.sqrt(m.knn_sqdist_[:, 0])
         m.spacing_ = float(m.nn_dist_.mean())
+        m.grids_ = {}
         graph = m.knn_idx_ if m.index_kind_ == "nndescent" else None
         m.index_ = build_index(m.X_, m.index_kind_, graph=graph)
         return m

@@ -105,7 +105,9 @@ def _pool_bary_mean(X, Z, G, sigma, n_pairs, pool, inv2t2, out, r0, r1):
         for k in range(d):
             acc[k] = 0.0
         for r in range(M):
-            g, sg = (r, sigma) if r < Mg else (r - Mg, -sigma)
+            # the order of antithetic_draws: the pairs' + halves, their − halves, the unpaired draw
+            g = r if r < n_pairs else r - n_pairs
+            sg = -sigma if n_pairs <= r < 2 * n_pairs else sigma
             for k in range(d):
                 q[k] = Z[p, k] + sg * G[g, p, k]
             mn = np.inf
@@ -137,7 +139,7 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0):
     r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
-    for r < ``n_pairs`` (antithetic pairs mirrored here, not stored; the
+    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.antithetic_draws` (antithetic pairs mirrored here, not stored; the
     defaults take ``G`` as the draws themselves).
 
     Every draw of particle p uses the same candidates ``pool[p]`` (e.g. its

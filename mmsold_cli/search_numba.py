@@ -24,14 +24,17 @@ contiguous distance evaluations per query and no tree walk.
 :func:`grid_bary_mean` fuses the search with the softmax and the barycentre of
 :mod:`mmsold_cli.score` and the mean over the M draws, one particle per loop
 iteration.  With ``exact_k=False`` (``search="grid"``) the particle's M draws
-share one block: the cells of all draws plus h rings, h the smallest (from
-``h0 + 1``) for which every draw's inscribed ball holds K block points.  Its
-points are copied once into one contiguous array per axis, and each draw takes
-a single fast-math pass over them that computes the distance, the in-ball
-count, the weight :math:`e^{-\|x-q\|^2/2t^2}` (no max shift: exact unless every
-point is more than ~37 t away, which is detected and redone with the shift)
-and the weighted sums, with LLVM vectorising the reductions.  :func:`run_rows`
-spreads the particles over threads.
+share one block: the cells of all draws plus h rings, h starting at
+``h0 + 1``; the draws take turns, and when a draw's inscribed ball holds
+fewer than K block points the block gains a ring (the draws already done keep
+their smaller block, each one certified).  The block's points are copied into
+one contiguous float32 array per axis, relative to the particle and in units
+of the cell side, padded to a multiple of 8, and each draw takes a single pass
+over them that computes the distance, the in-ball count, the weight
+:math:`e^{-\|x-q\|^2/2t^2}` (:func:`exp32`; no max shift: exact unless every
+point is more than ~13 t away, which is detected and redone with the shift)
+and the weighted sums, with LLVM filling 8 lanes per instruction.
+:func:`run_rows` spreads the particles over threads.
 
 Kernels take plain arrays only, so ``cache=True`` holds across processes.
 """
@@ -443,18 +446,22 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, sigma, n_pairs, K, h0, i
     i2 = _F32(inv2t2 * s * s)
     Kf = _F32(K)
     far = _F32(1e18)
+    for k in range(d, 3):  # axes the data lacks have one cell
+        cmin[k] = cmax[k] = 0
     for p in range(r0, r1):
         z0 = Z[p, 0]
         z1 = Z[p, 1] if d > 1 else 0.0
         z2 = Z[p, 2] if d > 2 else 0.0
         for r in range(M):
-            g, sg = (r, sigma) if r < Mg else (r - Mg, -sigma)
+            # the order of antithetic_draws: the pairs' + halves, their − halves, the unpaired draw
+            g = r if r < n_pairs else r - n_pairs
+            sg = -sigma if n_pairs <= r < 2 * n_pairs else sigma
             for k in range(d):
                 u = sg * G[g, p, k]
                 Q[r, k] = Z[p, k] + u
                 Uo[r, k] = u * inv_s
         shared = True
-        for k in range(3):
+        for k in range(d):
             cmin[k] = dims[k]
             cmax[k] = -1
             for r in range(M):
@@ -470,9 +477,10 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, sigma, n_pairs, K, h0, i
         while r < M:  # one block for all draws, or (draws spread far apart) one per draw
             ra, rb = (0, M) if shared else (r, r + 1)
             if not shared:
-                for k in range(3):
+                for k in range(d):
                     cmin[k] = cmax[k] = _cell(Q[r, k], lo[k], inv_s, dims[k])
             h = h0
+            rr = ra
             while True:
                 ax, bx = max(cmin[0] - h, 0), min(cmax[0] + h, dims[0] - 1)
                 ay, by = max(cmin[1] - h, 0), min(cmax[1] + h, dims[1] - 1)
@@ -493,29 +501,28 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, sigma, n_pairs, K, h0, i
                     if D == 3:
                         C2[c] = far
                     c += 1
-                ok = True
-                b0, b1, b2_ = a0, a1, a2
-                for rr in range(ra, rb):
+                while rr < rb:
                     q0, q1, q2 = Uo[rr, 0], Uo[rr, 1], Uo[rr, 2]
                     beta = _face(np.inf, Q[rr, 0], lo[0], s, ax, bx, dims[0])
-                    beta = _face(beta, Q[rr, 1], lo[1], s, ay, by, dims[1])
-                    beta = _face(beta, Q[rr, 2], lo[2], s, az, bz, dims[2])
+                    if d > 1:
+                        beta = _face(beta, Q[rr, 1], lo[1], s, ay, by, dims[1])
+                    if d > 2:
+                        beta = _face(beta, Q[rr, 2], lo[2], s, az, bz, dims[2])
                     b2 = _F32(np.inf if beta == np.inf else (max(beta, 0.0) * inv_s) ** 2)
                     # logits shifted by 0 (no max pass): exact unless every point is > 13 t away
                     den, cin = _block_sums(C0, C1, C2, D, c, q0, q1, q2, i2, b2, _F32(0.0), num)
                     if cin < Kf:  # this draw's nearest K are not certified: add a ring of cells
-                        ok = False
                         break
                     if not den > _F32(1e-30):
                         den, cin = _block_sums(C0, C1, C2, D, c, q0, q1, q2, i2, b2,
                                                _block_nearest(C0, C1, C2, D, c, q0, q1, q2), num)
-                    b0 += num[0] / den
-                    b1 += num[1] / den
-                    b2_ += num[2] / den
-                if ok:
-                    a0, a1, a2 = b0, b1, b2_
+                    a0 += num[0] / den
+                    a1 += num[1] / den
+                    a2 += num[2] / den
+                    rr += 1
+                if rr == rb:
                     break
-                h += 1
+                h += 1  # the draws already certified keep their (smaller) block
             r = rb
         out[p, 0] = z0 + a0 * (s / M)
         if d > 1:
@@ -587,16 +594,17 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0):
     r"""Mean over the draws of the softmax barycentre of each z + u on the grid.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
-    for r < ``n_pairs`` (antithetic pairs without materialising them; the
+    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.antithetic_draws` (antithetic pairs without materialising them; the
     defaults take ``G`` as the draws themselves).
 
     ``exact_k=True``: over the exact K nearest neighbours of z + u (float64).
-    ``exact_k=False``: over every point of one block of cells shared by the
-    particle's M draws — the draws' cells plus h rings, with h ≥ ``grid.h0 + 1``
-    the smallest for which each draw's inscribed ball (to the nearest face with
-    cells beyond it) holds ≥ K block points, so the block holds each draw's K
-    nearest.  Draws whose cells spread over more than ``2 (grid.h0 + 1)`` cells
-    on an axis get a block each by the same rule.  Distances, weights and sums
+    ``exact_k=False``: over every point of a block of cells shared by the
+    particle's M draws — the draws' cells plus h rings, h from ``grid.h0 + 1``;
+    taking the draws in turn, each uses the first h (never smaller than the
+    previous draw's) at which its inscribed ball (to the nearest face with
+    cells beyond it) holds ≥ K block points, so its block holds its K nearest.
+    Draws whose cells spread over more than ``2 (grid.h0 + 1)`` cells on an
+    axis get a block each by the same rule.  Distances, weights and sums
     are float32 over coordinates relative to the particle (weights to ~1e-6
     relative, barycentres to ~1e-6 t), the mean over draws float64.
 
