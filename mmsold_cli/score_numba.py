@@ -139,8 +139,9 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0):
     r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
-    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.antithetic_draws` (antithetic pairs mirrored here, not stored; the
-    defaults take ``G`` as the draws themselves).
+    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.antithetic_draws`
+    (antithetic pairs mirrored here, not stored; the defaults take ``G`` as the
+    draws themselves).
 
     Every draw of particle p uses the same candidates ``pool[p]`` (e.g. its
     tracked neighbours, :mod:`mmsold_cli.tracking`); the NumPy equivalent is

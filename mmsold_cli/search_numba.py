@@ -594,8 +594,9 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0):
     r"""Mean over the draws of the softmax barycentre of each z + u on the grid.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
-    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.antithetic_draws` (antithetic pairs without materialising them; the
-    defaults take ``G`` as the draws themselves).
+    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.antithetic_draws`
+    (antithetic pairs without materialising them; the defaults take ``G`` as
+    the draws themselves).
 
     ``exact_k=True``: over the exact K nearest neighbours of z + u (float64).
     ``exact_k=False``: over every point of a block of cells shared by the
