@@ -273,14 +273,12 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
             capped = schedules.euler_stable(sched, lam_max)
             st["step_capped"] = bool(np.any(capped.h < sched.h))
             sched = capped
+    grids = model.__dict__.setdefault("grids_", {})  # a grid depends on (X, σ, K) only: one per model and key
+    key = (float(st["sigma"]), int(st["K"]))
     score = SmoothedScore(model.X_, model.index_, sigma=st["sigma"], M=st["M"], K=st["K"], L=st["L"],
-                          backend=st["backend"], search=st["search"], graph=model.knn_idx_)
-    if score.search in ("grid", "grid-knn"):  # the grid depends on (X, σ, K) only: build it once per model
-        grids = model.__dict__.setdefault("grids_", {})
-        key = (float(score.sigma), int(score.K))
-        if key not in grids:
-            grids[key] = score.grid()
-        score._grid = grids[key]
+                          backend=st["backend"], search=st["search"], graph=model.knn_idx_, grid=grids.get(key))
+    if score.search in ("grid", "grid-knn"):
+        grids[key] = score.grid()
     integrator = None if cf else get_integrator(st["integrator"])
     constrained = st["sampler"] == "mmsold"
     run = sample_mmsold if constrained else sample_sold

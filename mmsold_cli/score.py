@@ -214,6 +214,9 @@ class SmoothedScore:
         The training k-NN graph (``Model.knn_idx_``), needed by ``"pool"``.
     pool : int, optional
         Tracked neighbours per particle for ``"pool"`` (default 4 K).
+    grid : GridIndex, optional
+        A cell grid built earlier by :meth:`grid` for the same X, σ and K
+        (reused instead of built again).
 
     Notes
     -----
@@ -245,7 +248,8 @@ class SmoothedScore:
     resolved choice.
     """
 
-    def __init__(self, X, index, *, sigma, M=4, K=16, L=0, backend="numba", search="auto", graph=None, pool=None):
+    def __init__(self, X, index, *, sigma, M=4, K=16, L=0, backend="numba", search="auto", graph=None, pool=None,
+                 grid=None):
         from .errors import MmsoldError
         from .neighbors import GRID_MAX_DIM
 
@@ -275,7 +279,7 @@ class SmoothedScore:
         if search in ("grid", "grid-knn", "pool") and self.L > 0:
             raise MmsoldError(f"search {search!r} takes no remainder points (L = 0), got L = {self.L}")
         self.search = search
-        self._grid = None
+        self._grid = grid
         self.tracker = None
         if search == "pool":
             from .tracking import TrackedNeighbours

@@ -47,6 +47,21 @@ __all__ = ["MAX_DIM", "step", "moment_error"]
 MAX_DIM = 8
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _product_into(A, B, W, out):
+    """out ← A B for d × d blocks, through the scratch W (out may be A or B)."""
+    d = A.shape[0]
+    for a in range(d):
+        for b in range(d):
+            s = 0.0
+            for k in range(d):
+                s += A[a, k] * B[k, b]
+            W[a, b] = s
+    for a in range(d):
+        for b in range(d):
+            out[a, b] = W[a, b]
+
+
 @numba.njit(cache=True, nogil=True)
 def _inv_sqrt(H, out, T, Yk, Zk, W):
     """out = H^{-1/2} for a symmetric positive definite d × d H; returns False if it did not converge."""
@@ -85,24 +100,8 @@ def _inv_sqrt(H, out, T, Yk, Zk, W):
                 e = s - (1.0 if a == b else 0.0)
                 err = max(err, abs(e))
                 T[a, b] = -0.5 * e + (1.0 if a == b else 0.0)
-        for a in range(d):  # Y <- Y T
-            for b in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += Yk[a, k] * T[k, b]
-                W[a, b] = s
-        for a in range(d):
-            for b in range(d):
-                Yk[a, b] = W[a, b]
-        for a in range(d):  # Z <- T Z
-            for b in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += T[a, k] * Zk[k, b]
-                W[a, b] = s
-        for a in range(d):
-            for b in range(d):
-                Zk[a, b] = W[a, b]
+        _product_into(Yk, T, W, Yk)  # Y <- Y T
+        _product_into(T, Zk, W, Zk)  # Z <- T Z
         if last:
             break
         last = err < 1e-9  # quadratic convergence: one more iteration reaches rounding level
