@@ -226,9 +226,10 @@ class SmoothedScore:
       (:class:`~mmsold_cli.neighbors.GridIndex`, d ≤ 3) by a kernel fused
       with the softmax and the barycentre (L = 0).
     * ``"grid"``: every training point of one block of grid cells shared by
-      the particle's M draws — their cells plus the fewest rings for which each
-      draw's inscribed ball holds at least K block points: a certified superset
-      of every draw's K nearest (about 4 K points), so closer to the exact
+      the particle's M draws — their cells plus rings, added while the draws
+      take turns until each one's inscribed ball holds at least K block points
+      (a draw keeps the block it was certified on): a certified superset of
+      every draw's K nearest (about 4 K points), so closer to the exact
       barycentre than ``"index"`` (0.4 % from it on the 2-D moons at the
       defaults, the K nearest 4 %), and cheaper than ``"grid-knn"`` because
       no selection is needed and the block is gathered once for all draws (L = 0).
