@@ -86,8 +86,7 @@ ENSEMBLE = 1000
 
 def length_scale(model) -> float:
     r""":math:`\ell = \bar r_{16}\sqrt{2/d}` of a fitted model (mean distance to the last stored neighbour)."""
-    r = np.sqrt(model.knn_sqdist_[:, -1]).mean()
-    return float(r * np.sqrt(2.0 / model.d_))
+    return float(model.kth_dist_ * np.sqrt(2.0 / model.d_))
 
 
 def noise_level(model) -> float:

@@ -94,7 +94,6 @@ class BruteIndex:
     def __init__(self, X: np.ndarray):
         self.X = X
         self.sqnorm = np.einsum("ij,ij->i", X, X)
-        self._X32 = None
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         n, d = self.X.shape
@@ -103,9 +102,7 @@ class BruteIndex:
         if d >= 8 and n > 4 * k:
             from .search_numba import screened_knn
 
-            if self._X32 is None:
-                self._X32 = self.X.astype(np.float32)
-            out_d, out_i, bad = screened_knn(self.X, self._X32, self.sqnorm, Q, k)
+            out_d, out_i, bad = screened_knn(self.X, None, self.sqnorm, Q, k)  # float32 chunks made on the fly
             if bad.size:
                 out_d[bad], out_i[bad] = self._query64(Q[bad], k)
             return out_d, out_i
@@ -141,15 +138,16 @@ class GridIndex:
     k : int
         The k the radius is estimated for.
     max_cells : int, optional
-        Cap on the number of cells (memory: 8 bytes each); default
+        Cap on the number of cells (memory: 4 bytes each); default
         ``max(8 n, 65536)``.  A coarser grid stays exact, only slower.
 
     Attributes
     ----------
-    Xs : array of shape (n, d)
-        The points sorted cell by cell; ``perm`` maps rows of Xs to rows of X.
     XT : array of shape (max(d, 2), n)
-        Xs transposed (a zero row appended when d = 1).
+        The points sorted cell by cell, one row per axis (a zero row appended
+        when d = 1); ``perm`` (int32) maps its columns to rows of X.
+    Xs : array of shape (n, d)
+        The same points row by row, made on first use (the ``grid-knn`` kernels).
     """
 
     kind = "grid"
@@ -172,14 +170,24 @@ class GridIndex:
         strides = np.ones(d, dtype=np.int64)
         for k_ in range(1, d):
             strides[k_] = strides[k_ - 1] * dims[k_ - 1]
-        cells = np.minimum(np.floor((X - lo) / s), dims - 1).astype(np.int64)
-        cid = cells @ strides
-        self.perm = np.argsort(cid, kind="stable")
-        self.Xs = np.ascontiguousarray(X[self.perm])
+        cid = np.zeros(n, dtype=np.int64)
+        for k_ in range(d):  # a column at a time: no (n, d) temporaries
+            c = np.floor((X[:, k_] - lo[k_]) / s)
+            np.minimum(c, dims[k_] - 1, out=c)
+            cid += c.astype(np.int64) * strides[k_]
+        del c
+        perm = np.argsort(cid, kind="stable")
+        cid = cid[perm]
+        self.perm = perm.astype(np.int32) if n < 2**31 else perm
+        del perm
         # one row per axis (at least two, the second zero in 1-D) for the shared-block kernel's contiguous passes
         self.XT = np.zeros((max(d, 2), n))
-        self.XT[:d] = self.Xs.T
-        self.starts = np.searchsorted(cid[self.perm], np.arange(int(np.prod(dims)) + 1)).astype(np.int64)
+        for k_ in range(d):
+            np.take(X[:, k_], self.perm, out=self.XT[k_])
+        # int32 offsets: the table has a row per cell, and a surface in 3-D leaves most cells empty
+        self.starts = np.searchsorted(cid, np.arange(int(np.prod(dims)) + 1)).astype(self.perm.dtype)
+        del cid
+        self._Xs = None
         self.lo, self.s, self.dims, self.strides = lo, float(s), dims, strides
         # the kernels see three axes; unused ones have a single cell
         self.lo3 = np.zeros(3)
@@ -189,6 +197,12 @@ class GridIndex:
         self.strides3 = np.full(3, int(np.prod(dims)), dtype=np.int64)
         self.strides3[:d] = strides
         self.h0 = int(max(1, np.floor(radius / s)))  # rings are added as needed, so start small
+
+    @property
+    def Xs(self) -> np.ndarray:
+        if self._Xs is None:
+            self._Xs = np.ascontiguousarray(self.XT[: self.X.shape[1]].T)
+        return self._Xs
 
     @staticmethod
     def typical_radius(X: np.ndarray, Q: np.ndarray, k: int, sample: int = 256, random_state: int = 0,
@@ -205,11 +219,15 @@ class GridIndex:
             kth = index.query(q, k)[0][:, -1]
         else:
             xn = np.einsum("ij,ij->i", X, X)
-            step = max(1, _BLOCK_FLOATS // n)
-            kth = np.concatenate([
-                np.partition(xn[None, :] - 2.0 * (b @ X.T), k - 1, axis=1)[:, k - 1] + np.einsum("ij,ij->i", b, b)
-                for b in (q[s : s + step] for s in range(0, len(q), step))
-            ])
+            step = max(1, (1 << 17) // n)  # blocks of ≤ 1 MB, worked in place: no transient of tens of MB
+            kth = np.empty(len(q))
+            for s in range(0, len(q), step):
+                b = q[s : s + step]
+                G = b @ X.T
+                G *= -2.0
+                G += xn
+                G.partition(k - 1, axis=1)
+                kth[s : s + step] = G[:, k - 1] + np.einsum("ij,ij->i", b, b)
         return float(np.sqrt(max(np.median(kth), 0.0)))
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

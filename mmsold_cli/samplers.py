@@ -49,6 +49,13 @@ def pullback(S: np.ndarray, chol: np.ndarray) -> np.ndarray:
     return np.matmul(S, chol)
 
 
+def _displacement(drift, noise, h):
+    """``drift + sqrt(2h) noise``, built in the noise array (an integrator hands over a fresh one each step)."""
+    noise *= np.sqrt(2 * h)
+    noise += drift
+    return noise
+
+
 def _score_stack(score, Z, t, rng):
     """Evaluate ``score`` on a stack of ensembles (E, P, d) in one call."""
     return score(Z.reshape(-1, Z.shape[-1]), t, rng).reshape(Z.shape)
@@ -85,13 +92,14 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
     z = stiefel.to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
+        del z  # (B, d) arrays are dropped as soon as they are used: live memory is a few batches, not a dozen
         drift, noise, state = integrator(pullback(s, chol), h, rng, state)
-        y = manifold_step(y, drift + np.sqrt(2 * h) * noise)  # (not in place: AMS keeps its drift)
+        y = manifold_step(y, _displacement(drift, noise, h))
         del drift, noise
         z = stiefel.to_z(y, mean, chol)
         if callback is not None:
             callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
-        del s  # no (B, d) array of this step outlives it but y, z and the integrator's state
+        del s
     return y
 
 
@@ -106,8 +114,9 @@ def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_ma
     z = stiefel.to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
+        del z
         drift, noise, state = integrator(pullback(s, chol), h, rng, state)
-        y = y + drift + np.sqrt(2 * h) * noise
+        y = y + _displacement(drift, noise, h)
         del drift, noise
         z = stiefel.to_z(y, mean, chol)
         if callback is not None:
@@ -126,7 +135,7 @@ def spatial_order(X: np.ndarray, leaf: int = 4) -> np.ndarray:
     """
     X = np.asarray(X, dtype=np.float64)
     n, d = X.shape
-    order = np.arange(n)
+    order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
     starts = np.zeros(1, dtype=np.int64)
     while True:
         lengths = np.diff(np.append(starts, n))

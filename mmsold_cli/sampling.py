@@ -33,6 +33,7 @@ so results are reproducible bit for bit for a given seed and batch size.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -194,6 +195,7 @@ def memory_estimate(model, n, **options) -> int:
     **options
         As for :func:`sample` (``batch_size``, ``M``, ``K``, ``L``, ``P``, ``search``, ...).
     """
+    from .model import GRAPH_K
     from .neighbors import GRID_MAX_DIM
 
     st = resolve_settings(model, n, **options)
@@ -209,7 +211,7 @@ def memory_estimate(model, n, **options) -> int:
     else:
         c_B = max(16 * d, (3 * st["M"] + 8) * d + 2 * st["M"] * (st["K"] + st["L"]))
     work = 96 * 2**20 if model.index_kind_ == "brute" and not grid else 0
-    k_g = model.knn_idx_.shape[1]
+    k_g = GRAPH_K if st["search"] == "pool" else 0  # a loaded model reads its graph for the pool only
     return int(256 * 2**20 + 8 * n_train * (3 * d + 3 * k_g + 4) + work + 8 * B * c_B + 16 * st["n"] * d)
 
 
@@ -235,7 +237,8 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     random_state : int or None
         Seed; the same seed and options give bit-identical samples.
     callback : callable, optional
-        Passed to the sampler (called each step with ``{x, z, i, t, h, score}``).
+        Passed to the sampler (called each step with ``{x, z, i, t, h, score}``);
+        MM-SOLD's ``x`` is updated in place by the next step (copy it to keep it).
     progress : callable, optional
         ``progress(ensembles_done, ensembles_total, step, steps)`` after each step.
     schedule : callable, optional
@@ -276,13 +279,15 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     grids = model.__dict__.setdefault("grids_", {})  # a grid depends on (X, σ, K) only: one per model and key
     key = (float(st["sigma"]), int(st["K"]))
     score = SmoothedScore(model.X_, model.index_, sigma=st["sigma"], M=st["M"], K=st["K"], L=st["L"],
-                          backend=st["backend"], search=st["search"], graph=model.knn_idx_, grid=grids.get(key))
+                          backend=st["backend"], search=st["search"], grid=grids.get(key),
+                          graph=model.knn_idx_ if st["search"] == "pool" else None)
     if score.search in ("grid", "grid-knn"):
         grids[key] = score.grid()
     integrator = None if cf else get_integrator(st["integrator"])
     constrained = st["sampler"] == "mmsold"
     run = sample_mmsold if constrained else sample_sold
-    knobs = {}
+    # the state is updated in its own array: one (B, d) array for the whole run, the start included
+    knobs = {"manifold_step": functools.partial(stiefel.step, overwrite_y=True)} if constrained else {}
     moments = stiefel.moment_error
     if st["backend"] == "numba":
         from . import stiefel_numba
@@ -290,13 +295,13 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
         if d <= stiefel_numba.MAX_DIM:  # fused kernels for the per-step d × d work
             moments = stiefel_numba.moment_error
             if constrained:
-                knobs["manifold_step"] = stiefel_numba.step
+                knobs["manifold_step"] = functools.partial(stiefel_numba.step, overwrite_y=True)
     seeds = np.random.SeedSequence(random_state).spawn(len(batches))
     steps = st["steps"]
     mean_err = np.zeros(steps)
     cov_err = np.zeros(steps)
     score_norm = np.zeros(steps)
-    out = []
+    samples, filled = None, 0
     done = 0
     t0 = time.perf_counter()
     order = spatial_order(model.X_) if st["init"] == "data" else None
@@ -333,11 +338,18 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
             y = sample_cfdm(score, y, sched, rng=rng, sigma=st["sigma"], callback=on_step)
         else:
             y = run(score, y, sched, mean=mean, chol=chol, rng=rng, integrator=integrator, callback=on_step, **knobs)
-        out.append((y if cf else stiefel.to_z(y, mean, chol)).reshape(-1, d))
+        y = (y if cf else stiefel.to_z(y, mean, chol)).reshape(-1, d)
+        if len(batches) == 1:
+            samples = y
+        else:  # filled batch by batch: no list of results and their concatenation (2 N d floats)
+            if samples is None:
+                samples = np.empty((st["n"], d))
+            samples[filled : filled + len(y)] = y
+            filled += len(y)
+        del y
         done += E
         if progress is not None:
             progress(done, len(sizes), steps, steps)
-    samples = np.concatenate(out, axis=0)
     wall = time.perf_counter() - t0
     diagnostics = {
         "wall_time": wall,

@@ -304,12 +304,28 @@ class SmoothedScore:
             self._grid = GridIndex(X, radius=GridIndex.typical_radius(X, q, self.K), k=self.K)
         return self._grid
 
+    def _row_blocks(self, m, d):
+        """Row ranges whose normals take ≤ 1 MB: the draws are made block by block, in this order."""
+        rows = max(1, (1 << 17) // max(1, (self.M - self.M // 2) * d))
+        return [(s, min(s + rows, m)) for s in range(0, m, rows)]
+
     def draws(self, rng, shape, sigma=None):
-        """The perturbations u for one step: array of shape (M, *shape)."""
+        """The perturbations u for one step: array of shape (M, *shape).
+
+        Drawn by blocks of rows (:meth:`_row_blocks`), the random stream the
+        kernels use when they take their normals block by block.
+        """
         sigma = self.sigma if sigma is None else sigma
         if sigma == 0:
             return np.zeros((1,) + tuple(shape))
-        return antithetic_draws(rng, self.M, shape, sigma)
+        m, d = shape
+        blocks = self._row_blocks(m, d)
+        if len(blocks) == 1:
+            return antithetic_draws(rng, self.M, shape, sigma)
+        U = np.empty((self.M, m, d))
+        for a, b in blocks:
+            U[:, a:b] = antithetic_draws(rng, self.M, (b - a, d), sigma)
+        return U
 
     def candidates(self, Q, rng):
         """Neighbour (and remainder) indices of each query: array of shape (m, K+L)."""
@@ -329,18 +345,28 @@ class SmoothedScore:
         """
         if self.search in ("grid", "grid-knn") or (self.search == "pool" and self.backend == "numba"):
             sigma = self.sigma if sigma is None else sigma
-            # the kernels mirror the pairs themselves: half the normals, no (M, m, d) array
-            G, k = antithetic_normals(rng, self.M, Z.shape) if sigma != 0 else (np.zeros((1,) + Z.shape), 0)
-            self.n_evals += (len(G) + k) * Z.shape[0]
+            # The kernels mirror the pairs themselves (half the normals, no (M, m, d) array) and take
+            # the normals a block of rows at a time: at most 1 MB of them, not M/2 arrays of the batch.
             if self.search == "pool":
                 from .score_numba import pool_barycentre_mean
 
-                _, pool = self.tracker.query(Z)
-                return pool_barycentre_mean(self.X, Z, G, pool, t, sigma=sigma, n_pairs=k)
-            from .search_numba import grid_bary_mean
+                _, pool = self.tracker.query(Z, distances=False)
+                kernel = lambda z, G, k, out, a, b: pool_barycentre_mean(  # noqa: E731
+                    self.X, z, G, pool[a:b], t, sigma=sigma, n_pairs=k, out=out)
+            else:
+                from .search_numba import grid_bary_mean
 
-            return grid_bary_mean(self.grid(), Z, G, self.K, t, exact_k=self.search == "grid-knn",
-                                  sigma=sigma, n_pairs=k)
+                grid = self.grid()
+                kernel = lambda z, G, k, out, a, b: grid_bary_mean(  # noqa: E731
+                    grid, z, G, self.K, t, exact_k=self.search == "grid-knn", sigma=sigma, n_pairs=k, out=out)
+            Z = np.ascontiguousarray(Z, dtype=np.float64)
+            B = np.empty(Z.shape)
+            for a, b in self._row_blocks(*Z.shape):
+                G, k = antithetic_normals(rng, self.M, (b - a, Z.shape[1])) if sigma != 0 else \
+                    (np.zeros((1, b - a, Z.shape[1])), 0)
+                self.n_evals += (len(G) + k) * (b - a)
+                kernel(Z[a:b], G, k, B[a:b], a, b)
+            return B
         U = self.draws(rng, Z.shape, sigma)
         M, m, d = U.shape
         X = self.X
@@ -362,4 +388,7 @@ class SmoothedScore:
         return B.reshape(M, m, d).mean(axis=0)
 
     def __call__(self, Z, t, rng):
-        return (self.barycentre(Z, t, rng) - Z) / (t * t)
+        S = self.barycentre(Z, t, rng)
+        S -= Z  # in place: (b − z)/t² without two more (m, d) temporaries
+        S /= t * t
+        return S

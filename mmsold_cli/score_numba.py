@@ -135,7 +135,7 @@ def _pool_bary_mean(X, Z, G, sigma, n_pairs, pool, inv2t2, out, r0, r1):
             out[p, k] = acc[k] / M
 
 
-def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0):
+def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None):
     r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
@@ -152,18 +152,21 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0):
     X : array of shape (n, d)
     Z : array of shape (m, d)
     G : array of shape (Mg, m, d)
-    pool : array of shape (m, c), int64
+    pool : array of shape (m, c), int32 or int64
     t : float
     sigma : float
     n_pairs : int, at most Mg
+    out : array of shape (m, d), optional
+        Written in place (a C-contiguous float64 array).
 
     Returns
     -------
     B : array of shape (m, d)
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
-    out = np.empty(Z.shape)
+    out = np.empty(Z.shape) if out is None else out
     run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z,
              np.ascontiguousarray(G, dtype=np.float64), float(sigma), int(n_pairs),
-             np.ascontiguousarray(pool, dtype=np.int64), 1.0 / (2.0 * t * t), out, min_rows=64)
+             np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64), 1.0 / (2.0 * t * t),
+             out, min_rows=64)
     return out

@@ -590,7 +590,7 @@ def grid_knn(grid, Q, k):
     return out_d, out_i
 
 
-def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0):
+def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=None):
     r"""Mean over the draws of the softmax barycentre of each z + u on the grid.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
@@ -626,7 +626,7 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0):
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     G = np.ascontiguousarray(G, dtype=np.float64)
-    out = np.empty(Z.shape)
+    out = np.empty(Z.shape) if out is None else out  # (m, d), C-contiguous float64
     if exact_k:
         U = sigma * G if n_pairs == 0 else np.concatenate([sigma * G, -sigma * G[:n_pairs]])
         run_rows(_grid_bary, Z.shape[0], grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
@@ -688,8 +688,9 @@ def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
     c0 = pool.shape[1]
     g = graph.shape[1]
     seen = np.zeros(n, np.int64)  # seen[j] == p + 1: j already offered for particle p
+    bd = np.empty(c)
+    keep_d = out_d.shape[0] > 0  # an empty out_d: the caller wants the indices only
     for p in range(r0, r1):
-        bd = out_d[p]
         bi = out_i[p]
         for j in range(c):
             bd[j] = np.inf
@@ -717,22 +718,25 @@ def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
                 bd[pos] = d2
                 bi[pos] = j
                 worst = bd[c - 1]
+        if keep_d:
+            for j in range(c):
+                out_d[p, j] = bd[j]
 
 
-def track(X, graph, Z, pool, c):
+def track(X, graph, Z, pool, c, *, distances=True):
     """Re-rank each particle's previous neighbours and their graph neighbours (see :mod:`mmsold_cli.tracking`).
 
     Returns
     -------
-    sqdist : array of shape (m, c), ascending (ties by index)
-    idx : array of shape (m, c), int64
+    sqdist : array of shape (m, c), ascending (ties by index); None when ``distances`` is False
+    idx : array of shape (m, c), of pool's integer type (int32 or int64)
     """
     m = Z.shape[0]
-    out_d = np.empty((m, c))
-    out_i = np.empty((m, c), dtype=np.int64)
-    run_rows(_track, m, X, graph, np.ascontiguousarray(Z, dtype=np.float64), np.ascontiguousarray(pool, dtype=np.int64),
-             int(c), out_d, out_i, min_rows=64)
-    return out_d, out_i
+    pool = np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64)
+    out_d = np.empty((m, c) if distances else (0, c))
+    out_i = np.empty((m, c), dtype=pool.dtype)
+    run_rows(_track, m, X, graph, np.ascontiguousarray(Z, dtype=np.float64), pool, int(c), out_d, out_i, min_rows=64)
+    return (out_d if distances else None), out_i
 
 
 @numba.njit(cache=True, nogil=True)
@@ -781,7 +785,7 @@ def _rerank(X, Q, qn, best_s, best_i, eps, k, out_d, out_i, ok, r0, r1):
         ok[p] = best_i[p, kk - 1] < 0 or best_s[p, kk - 1] - eps[p] >= bd[k - 1] - qn[p]
 
 
-def screened_knn(X, X32, sqn, Q, k, margin=None, tile=(256, 8192)):
+def screened_knn(X, X32, sqn, Q, k, margin=None, tile=None):
     r"""Exact k nearest neighbours by a float32 screen and a float64 re-rank.
 
     Dot products in float32 (tiled: one chunk of training points stays in
@@ -796,6 +800,12 @@ def screened_knn(X, X32, sqn, Q, k, margin=None, tile=(256, 8192)):
     minus :math:`\|q\|^2`.  Rows where it is not (near-ties at the margin) are
     returned in ``bad`` for an exact float64 search.
 
+    ``X32`` (X in float32) may be None: each chunk of training points is then
+    converted as it is used (3 ms for 60,000 × 64 points per call), so the
+    index holds no second copy of the training set.  ``tile`` = (query rows,
+    training points) per product; by default 256 rows and as many points as
+    keep the product and the chunk at ≤ 2 MB each (at least 2,048).
+
     Returns
     -------
     sqdist : array of shape (m, k)
@@ -808,9 +818,10 @@ def screened_knn(X, X32, sqn, Q, k, margin=None, tile=(256, 8192)):
     best_s = np.full((m, kk), np.inf)
     best_i = np.full((m, kk), -1, dtype=np.int64)
     Q32 = Q.astype(np.float32)
-    qb, xc = tile
+    # the product and the float32 chunk of X stay at ≤ 2 MB each (few rows: wider chunks, fewer hand-offs)
+    qb, xc = (256, max(2048, min((1 << 19) // max(1, min(m, 256)), (1 << 19) // d))) if tile is None else tile
     for c0 in range(0, n, xc):
-        Xc = X32[c0 : c0 + xc]
+        Xc = X32[c0 : c0 + xc] if X32 is not None else X[c0 : c0 + xc].astype(np.float32)
         for r0 in range(0, m, qb):
             G = Q32[r0 : r0 + qb] @ Xc.T
             run_rows(_merge_screen, G.shape[0], G, sqn, c0, best_s[r0 : r0 + qb], best_i[r0 : r0 + qb], min_rows=64)

@@ -91,7 +91,7 @@ def retract(Y: np.ndarray) -> np.ndarray:
     return np.sqrt(C.shape[-2]) * np.matmul(U, Vt)
 
 
-def step(Y: np.ndarray, D: np.ndarray) -> np.ndarray:
+def step(Y: np.ndarray, D: np.ndarray, *, overwrite_y: bool = False) -> np.ndarray:
     r"""One manifold step :math:`R(Y + \Pi_Y(D))`: array of shape (E, P, d).
 
     The reference for the fused kernel :func:`mmsold_cli.stiefel_numba.step`.
@@ -100,8 +100,26 @@ def step(Y: np.ndarray, D: np.ndarray) -> np.ndarray:
     ----------
     Y : array of shape (E, P, d), on the manifold
     D : array of shape (E, P, d), the displacement (drift plus scaled noise)
+    overwrite_y : bool
+        Write the result into Y, one ensemble at a time, using D as workspace
+        (both C-contiguous float64 arrays of one shape): no temporary larger
+        than (P, d).  The same formulas; results differ from the default by
+        rounding only.
     """
-    return retract(Y + project_tangent(Y, D))
+    ok = all(isinstance(A, np.ndarray) and A.flags.c_contiguous and A.dtype == np.float64 for A in (Y, D))
+    if not (overwrite_y and ok and D.shape == Y.shape):
+        return retract(Y + project_tangent(Y, D))
+    P = Y.shape[-2]
+    for y, g in zip(Y.reshape(-1, *Y.shape[-2:]), D.reshape(-1, *D.shape[-2:])):
+        g -= g.mean(axis=0)  # Ḡ
+        A = y.T @ g
+        g -= y @ ((0.5 / P) * (A + A.T))  # Π_Y(G)
+        g += y
+        g -= g.mean(axis=0)  # C of the retraction
+        U, _, Vt = np.linalg.svd(g, full_matrices=False)
+        np.matmul(U, Vt, out=y)
+        y *= np.sqrt(P)
+    return Y
 
 
 def uniform(E: int, P: int, d: int, rng: np.random.Generator) -> np.ndarray:

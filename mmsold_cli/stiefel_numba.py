@@ -165,10 +165,10 @@ def _step(Y, D, out, ok, e0, e1):
     Zk = np.empty((d, d))
     W = np.empty((d, d))
     row = np.empty(d)
+    c = np.empty((P, d))  # built here, copied out on success: out may be Y, and a refused ensemble keeps Y[e]
     for e in range(e0, e1):
         y = Y[e]
         g = D[e]
-        c = out[e]
         for k in range(d):  # column means of D
             s = 0.0
             for i in range(P):
@@ -199,15 +199,21 @@ def _step(Y, D, out, ok, e0, e1):
                 break
             _apply(c, R, row)
         ok[e] = good
+        if good:
+            out[e] = c
 
 
-def step(Y, D):
+def step(Y, D, *, overwrite_y=False):
     """:math:`R(Y + \\Pi_Y(D))` for every ensemble.
 
     Parameters
     ----------
     Y : array of shape (E, P, d), on the manifold
     D : array of shape (E, P, d), the step's displacement
+    overwrite_y : bool
+        Write the result into Y (a C-contiguous float64 array): the state
+        keeps one array for the whole run, and a caller's reference to the
+        start costs no memory.  D is left unchanged either way.
 
     Returns
     -------
@@ -218,9 +224,10 @@ def step(Y, D):
     from . import stiefel
     from .search_numba import run_rows
 
+    overwrite_y = overwrite_y and isinstance(Y, np.ndarray) and Y.flags.c_contiguous and Y.dtype == np.float64
     Y = np.ascontiguousarray(Y, dtype=np.float64)
     D = np.ascontiguousarray(D, dtype=np.float64)
-    out = np.empty_like(Y)
+    out = Y if overwrite_y else np.empty_like(Y)
     ok = np.zeros(Y.shape[0], dtype=np.bool_)
     run_rows(_step, Y.shape[0], Y, D, out, ok, min_rows=max(1, 4096 // max(1, Y.shape[1])))
     if not ok.all():

@@ -92,7 +92,9 @@ class TrackedNeighbours:
 
     def __init__(self, X, graph, index, c: int, stale: float = 0.5):
         self.X = np.ascontiguousarray(X, dtype=np.float64)
-        self.graph = np.ascontiguousarray(graph, dtype=np.int64)
+        # int32 graph and neighbour lists (as stored): half the memory of int64
+        self._int = np.int32 if X.shape[0] < 2**31 else np.int64
+        self.graph = np.ascontiguousarray(graph, dtype=self._int)
         self.index = index
         self.c = int(min(c, X.shape[0]))
         self.stale = float(stale)
@@ -104,12 +106,25 @@ class TrackedNeighbours:
         """Forget all particles (the next query is a full one)."""
         self.idx = self._anchor = self._radius = None
 
-    def _full(self, Z):
-        d2, idx = self.index.query(Z, self.c)
-        self.n_full += Z.shape[0]
-        return np.ascontiguousarray(d2), np.ascontiguousarray(idx, dtype=np.int64)
+    def _full(self, Z, distances):
+        """Full queries, 2,048 rows at a time (an exact search's working lists are ~2c values per row).
 
-    def query(self, Z: np.ndarray):
+        Returns (sqdist or None, idx, distance to the c-th neighbour).
+        """
+        m = Z.shape[0]
+        d2 = np.empty((m, self.c)) if distances else None
+        idx = np.empty((m, self.c), dtype=self._int)
+        radius = np.empty(m)
+        for a in range(0, m, 2048):
+            b = min(a + 2048, m)
+            d2_b, idx[a:b] = self.index.query(Z[a:b], self.c)
+            radius[a:b] = np.sqrt(d2_b[:, -1])
+            if distances:
+                d2[a:b] = d2_b
+        self.n_full += m
+        return d2, idx, radius
+
+    def query(self, Z: np.ndarray, *, distances: bool = True):
         """The c nearest training points of each row of Z, tracked from the previous call.
 
         Rows are matched to the previous call's rows by position; a call with a
@@ -117,23 +132,29 @@ class TrackedNeighbours:
 
         Returns
         -------
-        sqdist : array of shape (m, c), ascending
-        idx : array of shape (m, c), int64
+        sqdist : array of shape (m, c), ascending; None if ``distances`` is False
+            (rows re-ranked from the pool then keep no (m, c) distance array)
+        idx : array of shape (m, c), int32 (int64 beyond 2³¹ training points)
         """
         Z = np.ascontiguousarray(Z, dtype=np.float64)
         if self.idx is None or self.idx.shape[0] != Z.shape[0]:
-            d2, idx = self._full(Z)
-            self._anchor, self._radius = Z.copy(), np.sqrt(d2[:, -1])
+            d2, idx, self._radius = self._full(Z, distances)
+            # float32 anchors: the staleness test compares a distance with half a neighbour radius
+            self._anchor = Z.astype(np.float32)
         else:
             from .search_numba import track
 
-            d2, idx = track(self.X, self.graph, Z, self.idx, self.c)
+            d2, idx = track(self.X, self.graph, Z, self.idx, self.c, distances=distances)
             self.n_tracked += Z.shape[0]
-            moved = np.sqrt(np.sum((Z - self._anchor) ** 2, axis=1))
+            moved = np.empty(Z.shape[0])
+            for s in range(0, Z.shape[0], 4096):  # in row blocks: no (m, d) temporaries
+                diff = Z[s : s + 4096] - self._anchor[s : s + 4096]
+                moved[s : s + 4096] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             rows = np.flatnonzero(moved > self.stale * self._radius)
             if rows.size:
-                d2[rows], idx[rows] = self._full(Z[rows])
+                d2_rows, idx[rows], self._radius[rows] = self._full(Z[rows], distances)
+                if distances:
+                    d2[rows] = d2_rows
                 self._anchor[rows] = Z[rows]
-                self._radius[rows] = np.sqrt(d2[rows, -1])
         self.idx = idx  # the distances go to the caller only (a (B, c) array less between steps)
         return d2, idx

@@ -50,3 +50,30 @@ def test_index_kinds_agree(aniso_rotated, kind):
     m = fit_moments(aniso_rotated, index=kind)
     ref = fit_moments(aniso_rotated, index="brute")
     assert np.array_equal(m.knn_idx_[:, :4], ref.knn_idx_[:, :4])
+
+
+def test_loaded_graph_is_read_on_first_use(tmp_path, aniso_rotated):
+    """A loaded model keeps its k-NN graph in the file until asked; a file changed since the load is refused."""
+    m = fit_moments(aniso_rotated)
+    path = m.save(tmp_path / "m.h5")
+    m2 = Model.load(path)
+    assert "_knn_idx" not in m2.__dict__ and "_knn_sqdist" not in m2.__dict__
+    assert m2.kth_dist_ == pytest.approx(np.sqrt(m.knn_sqdist_[:, -1]).mean(), rel=1e-12)
+    assert m2.kth_dist_ == pytest.approx(m.kth_dist_, rel=1e-12)
+    np.testing.assert_array_equal(m2.knn_idx_, m.knn_idx_)
+    assert m2.knn_idx_.dtype == np.int32
+    np.testing.assert_array_equal(m2.knn_sqdist_, m.knn_sqdist_)
+    m3 = Model.load(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["settings"] = "{}  "
+    with pytest.raises(MmsoldError, match="changed after it was loaded"):
+        m3.knn_idx_
+
+
+def test_graph_out_of_range_refused_on_load(tmp_path, aniso_rotated):
+    """The graph is checked in full at load time, block by block, though it is not kept."""
+    path = fit_moments(aniso_rotated).save(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as f:
+        f["knn_idx"][len(aniso_rotated) - 1, 3] = len(aniso_rotated)
+    with pytest.raises(MmsoldError, match="outside the training set"):
+        Model.load(path)

@@ -88,3 +88,20 @@ def test_choose_index_by_size_and_dimension():
     assert choose_index(2000, 2) == "kdtree"
     assert choose_index(60_000, 64) == "brute"
     assert choose_index(1_000_000, 64) == "nndescent"
+
+
+def test_screen_without_a_float32_copy_is_the_same_search(rng):
+    """screened_knn converting X chunk by chunk (X32=None) equals the run with a stored float32 copy."""
+    from mmsold_cli.search_numba import screened_knn
+
+    X = rng.standard_normal((5000, 16))
+    sqn = np.einsum("ij,ij->i", X, X)
+    for m in (3, 700):
+        Q = rng.standard_normal((m, 16))
+        a = screened_knn(X, X.astype(np.float32), sqn, Q, 8, tile=(256, 2048))
+        b = screened_knn(X, None, sqn, Q, 8, tile=(256, 2048))
+        c = screened_knn(X, None, sqn, Q, 8)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a[1][np.setdiff1d(np.arange(m), a[2])],
+                                      c[1][np.setdiff1d(np.arange(m), c[2])])

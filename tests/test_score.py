@@ -196,3 +196,29 @@ def test_grid_cells_sized_for_perturbed_queries(rng):
     g = SmoothedScore(X, model.index_, sigma=t / 2, K=16).grid()
     assert isinstance(g, GridIndex)
     assert 1 <= g.h0 <= 3
+
+
+@pytest.mark.parametrize("search", ["grid", "pool"])
+def test_kernel_draws_by_row_blocks_equal_numpy(rng, search):
+    """Kernels take their normals a block of rows at a time; draws() follows the same stream (several blocks)."""
+    d = 2 if search == "grid" else 64
+    X = rng.standard_normal((1500, d))
+    model = fit_moments(X)
+    Z = X[rng.integers(0, 1500, 2600)] + 0.05 * rng.standard_normal((2600, d))
+    t = 0.5 if d == 64 else 0.1
+    kw = dict(sigma=t / 2, M=4, K=16, search=search, graph=model.knn_idx_)
+    fast = SmoothedScore(X, model.index_, backend="numba", **kw)
+    blocks = fast._row_blocks(*Z.shape)
+    if search == "pool":
+        assert len(blocks) >= 3
+        ref = SmoothedScore(X, model.index_, backend="numpy", **kw)
+        np.testing.assert_allclose(fast(Z, t, np.random.default_rng(1)), ref(Z, t, np.random.default_rng(1)),
+                                   rtol=0, atol=1e-9 / t)
+    else:  # one block at this size: force several; the blocks' normals assembled give the same barycentres
+        fast._row_blocks = lambda m, d: [(a, min(a + 700, m)) for a in range(0, m, 700)]
+        r = np.random.default_rng(1)
+        G = np.concatenate([antithetic_normals(r, 4, (b - a, d))[0] for a, b in fast._row_blocks(*Z.shape)], axis=1)
+        np.testing.assert_array_equal(fast.barycentre(Z, t, np.random.default_rng(1)),
+                                      grid_bary_mean(fast.grid(), Z, G, 16, t, False, sigma=t / 2, n_pairs=2))
+        U = fast.draws(np.random.default_rng(1), Z.shape)
+        np.testing.assert_array_equal(U, np.concatenate([t / 2 * G, -t / 2 * G]))

@@ -71,6 +71,28 @@ def test_fused_step_equals_numpy_reference(rng, d, size):
     assert np.abs(got.sum(axis=1)).max() < 1e-12
 
 
+@pytest.mark.parametrize("d", [3, 64])
+def test_step_in_place_equals_reference(rng, d):
+    """overwrite_y: the result lands in Y's array (numba: D untouched; NumPy: D is workspace), same values."""
+    from mmsold_cli import stiefel_numba
+
+    Y = stiefel.uniform(3, 200, d, rng)
+    D = 0.3 * rng.standard_normal(Y.shape)
+    ref = stiefel.step(Y, D)
+    steps = [stiefel.step] + ([stiefel_numba.step] if d <= stiefel_numba.MAX_DIM else [])
+    for step in steps:
+        y, g = Y.copy(), D.copy()
+        out = step(y, g, overwrite_y=True)
+        assert out is y
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-11)
+        if step is stiefel_numba.step:
+            np.testing.assert_array_equal(g, D)
+    y = np.asfortranarray(Y)  # not C-contiguous: a new array, Y untouched
+    out = stiefel.step(y, D.copy(), overwrite_y=True)
+    assert out is not y and np.array_equal(y, Y)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-11)
+
+
 def test_inverse_square_root_iteration(rng):
     """H^{-1/2} by the coupled Newton–Schulz iteration; a singular H is refused (the SVD takes over)."""
     from mmsold_cli import stiefel_numba

@@ -113,3 +113,16 @@ def test_defaults_switch_from_spacing_to_length_scale_above_three_dimensions(rng
     m2 = fit_moments(moons(500, random_state=0))
     st2 = sample(m2, 100, random_state=0, steps=1).settings
     np.testing.assert_allclose([st2["t"], st2["sigma"]], [2 * m2.spacing_, m2.spacing_], rtol=1e-12)
+
+
+def test_indices_only_query_matches(rng):
+    """distances=False gives the same int32 neighbour lists, through full queries and re-ranks alike."""
+    model, Zs = _trajectory(steps=8)
+    a = TrackedNeighbours(model.X_, model.knn_idx_, model.index_, 24, stale=0.05)
+    b = TrackedNeighbours(model.X_, model.knn_idx_, model.index_, 24, stale=0.05)
+    for z in Zs:
+        d2, ia = a.query(z)
+        none, ib = b.query(z, distances=False)
+        assert none is None and ib.dtype == np.int32
+        np.testing.assert_array_equal(ia, ib)
+    assert b.n_full > len(Zs[0])  # some rows went stale and were searched again
