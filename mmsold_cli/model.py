@@ -465,10 +465,10 @@ def _scan_graph(f, n: int, path: Path, *, want_first: bool = False):
     def bad(what):
         raise MmsoldError(f"{path}: damaged model file: {what}")
 
-    k = _graph_shape(f, n, bad)
+    _graph_shape(f, n, bad)
     kth = 0.0
     first = np.empty(n) if want_first else None
-    for s, block in _blocks(f["knn_idx"]):
+    for _, block in _blocks(f["knn_idx"]):
         if block.min() < 0 or block.max() >= n:
             bad("/knn_idx holds indices outside the training set")
     for s, block in _blocks(f["knn_sqdist"]):

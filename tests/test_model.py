@@ -67,7 +67,7 @@ def test_loaded_graph_is_read_on_first_use(tmp_path, aniso_rotated):
     with h5py.File(path, "r+") as f:
         f.attrs["settings"] = "{}  "
     with pytest.raises(MmsoldError, match="changed after it was loaded"):
-        m3.knn_idx_
+        _ = m3.knn_idx_
 
 
 def test_graph_out_of_range_refused_on_load(tmp_path, aniso_rotated):
