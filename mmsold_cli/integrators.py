@@ -4,9 +4,11 @@ Each integrator maps the current drift :math:`G` (the score pulled back to the
 sampler's coordinates), the step size :math:`h` and its own state to a drift
 displacement, a unit-variance noise increment :math:`\bar\xi` and the new
 state; the sampler then moves by ``drift + sqrt(2h) * noise`` (projected, for
-MM-SOLD).  The noise array is a new one each step, not referenced by the
-state, so the sampler may build the displacement in it.  Integrators are
-chosen by module-level functions, not flags.
+MM-SOLD).  Arrays change hands: an integrator may return G itself, scaled
+in place, as the drift (the sampler passes a new G each step), and the
+noise array is a new one each step, not referenced by the state, so the
+sampler may build the displacement in it.  Integrators are chosen by
+module-level functions, not flags.
 
 Leimkuhler–Matthews [1]_ (the default): :math:`\bar\xi_k = (\xi_k+\xi_{k+1})/2`,
 one fresh Gaussian a step, second-order accurate for the invariant measure.
@@ -61,18 +63,21 @@ AMS_BETA_MAX = 1.0 - 1e-4
 
 
 def leimkuhler_matthews(G, h, rng, state):
-    """Drift ``h G`` and noise ``(ξ_prev + ξ)/2``; the state is ξ_prev (None at the start), its array reused for the noise."""
+    """Drift ``h G`` (G scaled in place) and noise ``(ξ_prev + ξ)/2``; the state is ξ_prev (None at the start),
+    its array reused for the noise."""
     if state is None:
         state = rng.standard_normal(G.shape)
     xi = rng.standard_normal(G.shape)
     state += xi  # ξ_prev is not needed past this step: the noise is built in its array
     state *= 0.5
-    return h * G, state, xi
+    G *= h
+    return G, state, xi
 
 
 def euler_maruyama(G, h, rng, state):
-    """Drift ``h G`` and noise ``ξ``; no state."""
-    return h * G, rng.standard_normal(G.shape), None
+    """Drift ``h G`` (G scaled in place) and noise ``ξ``; no state."""
+    G *= h
+    return G, rng.standard_normal(G.shape), None
 
 
 def _ensemble_mean_norm(A):

@@ -4,28 +4,36 @@ N samples are split into :math:`E=\lceil N/P\rceil` ensembles whose sizes differ
 by at most one, each held at the target moments exactly.  Ensembles of one
 size are stepped together in batches, so one neighbour query serves a whole
 batch while peak memory stays bounded (measured against this bound in
-``benchmarks/large_runs.py memory``; it holds with 15–40 % to spare):
+``benchmarks/large_runs.py memory``):
 
 .. math::
 
-    \text{peak memory} \le R_0 + 8\,n\,(3d + 3k_g + 4) + W + 8\,B\,c_B + 16\,N d \ \text{bytes},
-    \qquad c_B = \begin{cases} 16\,d & \text{grid search } (d \le 3)\\
+    \text{peak memory} \le R_0 + 8\,n\,(d + a) + 4\,n\,k_g + W + 8\,B\,c_B + 8\,N d \ \text{bytes},
+    \qquad c_B = \begin{cases} 6\,d & \text{grid search } (d \le 3)\\
+                 6\,d + c + d/2 & \text{tracked pool}\\
                  \max\big(16\,d,\ (3M+8)\,d + 2M(K+L)\big) & \text{index search} \end{cases}
 
 where
-    * :math:`R_0 \approx 256` MiB is the interpreter with NumPy, SciPy, numba and h5py loaded,
-    * :math:`n, d` are the training set's size and dimension and :math:`k_g=16` the stored graph width
-      (points, index copies, the k-NN graph and its int32 → int64 conversion on load),
-    * :math:`W` the neighbour index's fixed working memory (≈ 96 MiB of distance blocks for ``brute``),
+    * :math:`R_0 = 200` MiB is the interpreter with NumPy, numba, h5py and the loaded kernels
+      (``mmsold sample`` on a tiny job: 176–177 MiB; SciPy's k-d tree adds 23 MiB when it is used),
+    * :math:`n, d` are the training set's size and dimension; :math:`a = d + 6` for the grid (its
+      per-axis copy of the points, ≤ 8 int32 cell offsets per point, the permutation) and
+      :math:`2d + 2` for an index (a k-d tree's copy; squared norms and spacings),
+    * :math:`k_g = 16` the stored graph width, read (int32) for the tracked pool only, 0 otherwise
+      (a pynndescent index: :math:`6 k_g`, its own graphs),
+    * :math:`W` the index's working memory for a search (16 MiB for ``brute``: distance blocks and
+      screening tiles; the pool's full queries go by 2,048 rows),
     * :math:`B` the particles stepped at once (``batch_size``, default 65,536, rounded down to whole
-      ensembles): about 16 arrays of shape (B, d) are live in a step — state, noise, score, tangent
-      projections, the retraction's SVD — plus, for an index search, the M perturbed queries and draws
-      and their (M B, K + L) neighbour indices and distances,
+      ensembles).  A step keeps the state, the integrator's noise, the positions (replaced by their
+      score), the pulled-back drift and a fresh noise as (B, d) arrays, each updated in place, and the
+      draws' normals by blocks of ≤ 1 MB; the pool adds each particle's c = 4K int32 neighbours twice
+      (old and re-ranked) and a float32 anchor; an index search holds the M perturbed queries and
+      draws and their (M B, K + L) neighbour indices and distances,
     * :math:`M, K, L` the draws, neighbours and remainder points per score evaluation,
-    * :math:`N` the number of samples (the batches' results and their concatenation).
+    * :math:`N` the number of samples (filled batch by batch; one batch is returned as it is).
 
 :func:`memory_estimate` evaluates it.  Memory therefore grows with N only by
-16 bytes per coordinate: ``sample -n 1000000`` in 3-D needs 48 MB for the samples.
+8 bytes per coordinate: ``sample -n 1000000`` in 3-D needs 24 MB for the samples.
 
 Each batch draws from its own child of ``numpy.random.SeedSequence(seed)``,
 so results are reproducible bit for bit for a given seed and batch size.
@@ -205,14 +213,15 @@ def memory_estimate(model, n, **options) -> int:
     grid = (st["search"] in ("grid", "grid-knn") or (st["search"] == "auto" and st["backend"] == "numba"
                                                       and st["L"] == 0 and d <= GRID_MAX_DIM))
     if grid:
-        c_B = 16 * d
-    elif st["search"] == "pool":  # M draws and their sum, plus each particle's 4K tracked (sqdist, idx) and anchor
-        c_B = max(16 * d, (3 * st["M"] + 9) * d + 2 * 4 * st["K"])
+        c_B, a, k_g = 6 * d, d + 6, 0
+    elif st["search"] == "pool":
+        c_B, a, k_g = 6 * d + 4 * st["K"] + d / 2, 2 * d + 2, GRAPH_K
     else:
-        c_B = max(16 * d, (3 * st["M"] + 8) * d + 2 * st["M"] * (st["K"] + st["L"]))
-    work = 96 * 2**20 if model.index_kind_ == "brute" and not grid else 0
-    k_g = GRAPH_K if st["search"] == "pool" else 0  # a loaded model reads its graph for the pool only
-    return int(256 * 2**20 + 8 * n_train * (3 * d + 3 * k_g + 4) + work + 8 * B * c_B + 16 * st["n"] * d)
+        c_B, a, k_g = max(16 * d, (3 * st["M"] + 8) * d + 2 * st["M"] * (st["K"] + st["L"])), 2 * d + 2, 0
+    if model.index_kind_ == "nndescent":
+        k_g = 6 * GRAPH_K
+    work = 16 * 2**20 if model.index_kind_ == "brute" and not grid else 0
+    return int(200 * 2**20 + 8 * n_train * (d + a) + 4 * n_train * k_g + work + 8 * B * c_B + 8 * st["n"] * d)
 
 
 def _batches(sizes, batch_size):
@@ -336,8 +345,9 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
 
         if cf:
             y = sample_cfdm(score, y, sched, rng=rng, sigma=st["sigma"], callback=on_step)
-        else:
-            y = run(score, y, sched, mean=mean, chol=chol, rng=rng, integrator=integrator, callback=on_step, **knobs)
+        else:  # the Langevin samplers make a new z each step and need it no more once its score is taken
+            y = run(functools.partial(score, overwrite_z=True), y, sched, mean=mean, chol=chol, rng=rng,
+                    integrator=integrator, callback=on_step, **knobs)
         y = (y if cf else stiefel.to_z(y, mean, chol)).reshape(-1, d)
         if len(batches) == 1:
             samples = y

@@ -337,11 +337,13 @@ class SmoothedScore:
             idx = np.concatenate([idx, remainder_indices(rng, idx, n, self.L)], axis=1)
         return idx
 
-    def barycentre(self, Z, t, rng, sigma=None):
+    def barycentre(self, Z, t, rng, sigma=None, *, into_z=False):
         """Mean over the draws of :math:`\\hat b_t(z+u)`: array of shape (m, d).
 
         ``sigma`` overrides the smoothing scale for this call (σ-CFDM rescales
-        it with time).
+        it with time).  ``into_z`` (the fused kernels only; Z a C-contiguous
+        float64 array): return the score :math:`(\\hat b - z)/t^2` written
+        over Z instead.
         """
         if self.search in ("grid", "grid-knn") or (self.search == "pool" and self.backend == "numba"):
             sigma = self.sigma if sigma is None else sigma
@@ -360,13 +362,19 @@ class SmoothedScore:
                 kernel = lambda z, G, k, out, a, b: grid_bary_mean(  # noqa: E731
                     grid, z, G, self.K, t, exact_k=self.search == "grid-knn", sigma=sigma, n_pairs=k, out=out)
             Z = np.ascontiguousarray(Z, dtype=np.float64)
-            B = np.empty(Z.shape)
-            for a, b in self._row_blocks(*Z.shape):
+            blocks = self._row_blocks(*Z.shape)
+            # into_z: each block's score replaces its rows of Z (no (m, d) result array)
+            B = np.empty((blocks[0][1], Z.shape[1]) if into_z else Z.shape)
+            for a, b in blocks:
                 G, k = antithetic_normals(rng, self.M, (b - a, Z.shape[1])) if sigma != 0 else \
                     (np.zeros((1, b - a, Z.shape[1])), 0)
                 self.n_evals += (len(G) + k) * (b - a)
-                kernel(Z[a:b], G, k, B[a:b], a, b)
-            return B
+                out = B[: b - a] if into_z else B[a:b]
+                kernel(Z[a:b], G, k, out, a, b)
+                if into_z:
+                    np.subtract(out, Z[a:b], out=Z[a:b])
+                    Z[a:b] /= t * t
+            return Z if into_z else B
         U = self.draws(rng, Z.shape, sigma)
         M, m, d = U.shape
         X = self.X
@@ -387,7 +395,11 @@ class SmoothedScore:
         B = barycentre_candidates(X, Q, idx, t, self._logw)
         return B.reshape(M, m, d).mean(axis=0)
 
-    def __call__(self, Z, t, rng):
+    def __call__(self, Z, t, rng, *, overwrite_z=False):
+        """The score at the rows of Z; ``overwrite_z``: written over Z (a sampler's Z is not needed after it)."""
+        fused = self.search in ("grid", "grid-knn") or (self.search == "pool" and self.backend == "numba")
+        if overwrite_z and fused and isinstance(Z, np.ndarray) and Z.flags.c_contiguous and Z.dtype == np.float64:
+            return self.barycentre(Z, t, rng, into_z=True)
         S = self.barycentre(Z, t, rng)
         S -= Z  # in place: (b − z)/t² without two more (m, d) temporaries
         S /= t * t

@@ -803,8 +803,8 @@ def screened_knn(X, X32, sqn, Q, k, margin=None, tile=None):
     ``X32`` (X in float32) may be None: each chunk of training points is then
     converted as it is used (3 ms for 60,000 × 64 points per call), so the
     index holds no second copy of the training set.  ``tile`` = (query rows,
-    training points) per product; by default 256 rows and as many points as
-    keep the product and the chunk at ≤ 2 MB each (at least 2,048).
+    training points) per product; by default 64 rows and as many points as
+    keep the float32 chunk at ≤ 2 MB (at most 8,192 points, at least 1,024).
 
     Returns
     -------
@@ -818,8 +818,8 @@ def screened_knn(X, X32, sqn, Q, k, margin=None, tile=None):
     best_s = np.full((m, kk), np.inf)
     best_i = np.full((m, kk), -1, dtype=np.int64)
     Q32 = Q.astype(np.float32)
-    # the product and the float32 chunk of X stay at ≤ 2 MB each (few rows: wider chunks, fewer hand-offs)
-    qb, xc = (256, max(2048, min((1 << 19) // max(1, min(m, 256)), (1 << 19) // d))) if tile is None else tile
+    # 64 rows × 8,192 points: the product and the float32 chunk of X at ≤ 2 MB each, as fast as 8 MB tiles
+    qb, xc = (64, max(1024, min(8192, (1 << 19) // d))) if tile is None else tile
     for c0 in range(0, n, xc):
         Xc = X32[c0 : c0 + xc] if X32 is not None else X[c0 : c0 + xc].astype(np.float32)
         for r0 in range(0, m, qb):

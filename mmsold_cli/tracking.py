@@ -147,9 +147,9 @@ class TrackedNeighbours:
             d2, idx = track(self.X, self.graph, Z, self.idx, self.c, distances=distances)
             self.n_tracked += Z.shape[0]
             moved = np.empty(Z.shape[0])
-            for s in range(0, Z.shape[0], 4096):  # in row blocks: no (m, d) temporaries
-                diff = Z[s : s + 4096] - self._anchor[s : s + 4096]
-                moved[s : s + 4096] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            for s in range(0, Z.shape[0], 1024):  # in row blocks: no (m, d) temporaries
+                diff = Z[s : s + 1024] - self._anchor[s : s + 1024]
+                moved[s : s + 1024] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             rows = np.flatnonzero(moved > self.stale * self._radius)
             if rows.size:
                 d2_rows, idx[rows], self._radius[rows] = self._full(Z[rows], distances)
