@@ -49,6 +49,17 @@ def pullback(S: np.ndarray, chol: np.ndarray) -> np.ndarray:
     return np.matmul(S, chol)
 
 
+def _ensemble_chunks(shape):
+    """Ranges of whole ensembles of about 1 MB: the integrator and the manifold step go chunk by chunk.
+
+    The noise is drawn chunk by chunk in this order; an ensemble's step only
+    involves its own rows, so the chunks change the memory, not the maths.
+    """
+    E, P, d = shape
+    per = max(1, (1 << 20) // (8 * P * d))
+    return [(a, min(a + per, E)) for a in range(0, E, per)]
+
+
 def _displacement(drift, noise, h):
     """``drift + sqrt(2h) noise``, built in the noise array (an integrator hands over a fresh one each step)."""
     noise *= np.sqrt(2 * h)
@@ -88,14 +99,24 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
     -------
     y : array of shape (E, P, d), on the manifold
     """
-    state = None
+    chunks = _ensemble_chunks(y.shape)
+    states = [None] * len(chunks)
     z = stiefel.to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
-        del z  # (B, d) arrays are dropped as soon as they are used: live memory is a few batches, not a dozen
-        drift, noise, state = integrator(pullback(s, chol), h, rng, state)
-        y = manifold_step(y, _displacement(drift, noise, h))
-        del drift, noise
+        del z  # live memory: the state, its noise, the score and ~1 MB chunks, not a dozen (E, P, d) arrays
+        y_next = None  # a step that does not write into Y (the default) builds the next state here
+        for c, (a, b) in enumerate(chunks):
+            drift, noise, states[c] = integrator(pullback(s[a:b], chol), h, rng, states[c])
+            ya = y[a:b]
+            out = manifold_step(ya, _displacement(drift, noise, h))
+            del drift, noise
+            if out is not ya and y_next is None:
+                y_next = y.copy() if c else np.empty_like(y)  # chunks before c were written into y
+            if y_next is not None:
+                y_next[a:b] = out
+        if y_next is not None:
+            y = y_next
         z = stiefel.to_z(y, mean, chol)
         if callback is not None:
             callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
@@ -110,14 +131,18 @@ def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_ma
     coordinates (``Z = mean + Y Lᵀ``) without projection or retraction.
     Parameters and return as for :func:`sample_mmsold`.
     """
-    state = None
+    chunks = _ensemble_chunks(y.shape)
+    states = [None] * len(chunks)
     z = stiefel.to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
         del z
-        drift, noise, state = integrator(pullback(s, chol), h, rng, state)
-        y = y + _displacement(drift, noise, h)
-        del drift, noise
+        y_next = np.empty_like(y)
+        for c, (a, b) in enumerate(chunks):
+            drift, noise, states[c] = integrator(pullback(s[a:b], chol), h, rng, states[c])
+            np.add(y[a:b], _displacement(drift, noise, h), out=y_next[a:b])
+            del drift, noise
+        y = y_next
         z = stiefel.to_z(y, mean, chol)
         if callback is not None:
             callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})

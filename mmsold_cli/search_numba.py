@@ -689,9 +689,9 @@ def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
     g = graph.shape[1]
     seen = np.zeros(n, np.int64)  # seen[j] == p + 1: j already offered for particle p
     bd = np.empty(c)
+    bi = np.empty(c, out_i.dtype)  # built here, then copied: out_i may be the pool itself
     keep_d = out_d.shape[0] > 0  # an empty out_d: the caller wants the indices only
     for p in range(r0, r1):
-        bi = out_i[p]
         for j in range(c):
             bd[j] = np.inf
             bi[j] = -1
@@ -718,13 +718,17 @@ def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
                 bd[pos] = d2
                 bi[pos] = j
                 worst = bd[c - 1]
+        for j in range(c):
+            out_i[p, j] = bi[j]
         if keep_d:
             for j in range(c):
                 out_d[p, j] = bd[j]
 
 
-def track(X, graph, Z, pool, c, *, distances=True):
+def track(X, graph, Z, pool, c, *, distances=True, overwrite_pool=False):
     """Re-rank each particle's previous neighbours and their graph neighbours (see :mod:`mmsold_cli.tracking`).
+
+    ``overwrite_pool``: write the new lists over ``pool`` (same width c, C-contiguous int32/int64).
 
     Returns
     -------
@@ -732,9 +736,10 @@ def track(X, graph, Z, pool, c, *, distances=True):
     idx : array of shape (m, c), of pool's integer type (int32 or int64)
     """
     m = Z.shape[0]
+    given = pool
     pool = np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64)
     out_d = np.empty((m, c) if distances else (0, c))
-    out_i = np.empty((m, c), dtype=pool.dtype)
+    out_i = pool if overwrite_pool and pool is given and pool.shape[1] == c else np.empty((m, c), dtype=pool.dtype)
     run_rows(_track, m, X, graph, np.ascontiguousarray(Z, dtype=np.float64), pool, int(c), out_d, out_i, min_rows=64)
     return (out_d if distances else None), out_i
 
@@ -804,7 +809,7 @@ def screened_knn(X, X32, sqn, Q, k, margin=None, tile=None):
     converted as it is used (3 ms for 60,000 × 64 points per call), so the
     index holds no second copy of the training set.  ``tile`` = (query rows,
     training points) per product; by default 64 rows and as many points as
-    keep the float32 chunk at ≤ 2 MB (at most 8,192 points, at least 1,024).
+    keep the float32 chunk at ≤ 1 MB (at most 4,096 points, at least 1,024).
 
     Returns
     -------
@@ -818,8 +823,8 @@ def screened_knn(X, X32, sqn, Q, k, margin=None, tile=None):
     best_s = np.full((m, kk), np.inf)
     best_i = np.full((m, kk), -1, dtype=np.int64)
     Q32 = Q.astype(np.float32)
-    # 64 rows × 8,192 points: the product and the float32 chunk of X at ≤ 2 MB each, as fast as 8 MB tiles
-    qb, xc = (64, max(1024, min(8192, (1 << 19) // d))) if tile is None else tile
+    # 64 rows × 4,096 points: the product and the float32 chunk of X at ≤ 1 MB each
+    qb, xc = (64, max(1024, min(4096, (1 << 18) // d))) if tile is None else tile
     for c0 in range(0, n, xc):
         Xc = X32[c0 : c0 + xc] if X32 is not None else X[c0 : c0 + xc].astype(np.float32)
         for r0 in range(0, m, qb):

@@ -107,7 +107,7 @@ class TrackedNeighbours:
         self.idx = self._anchor = self._radius = None
 
     def _full(self, Z, distances):
-        """Full queries, 2,048 rows at a time (an exact search's working lists are ~2c values per row).
+        """Full queries, 1,024 rows at a time (an exact search's working lists are ~2c values per row).
 
         Returns (sqdist or None, idx, distance to the c-th neighbour).
         """
@@ -115,8 +115,8 @@ class TrackedNeighbours:
         d2 = np.empty((m, self.c)) if distances else None
         idx = np.empty((m, self.c), dtype=self._int)
         radius = np.empty(m)
-        for a in range(0, m, 2048):
-            b = min(a + 2048, m)
+        for a in range(0, m, 1024):
+            b = min(a + 1024, m)
             d2_b, idx[a:b] = self.index.query(Z[a:b], self.c)
             radius[a:b] = np.sqrt(d2_b[:, -1])
             if distances:
@@ -134,7 +134,8 @@ class TrackedNeighbours:
         -------
         sqdist : array of shape (m, c), ascending; None if ``distances`` is False
             (rows re-ranked from the pool then keep no (m, c) distance array)
-        idx : array of shape (m, c), int32 (int64 beyond 2³¹ training points)
+        idx : array of shape (m, c), int32 (int64 beyond 2³¹ training points); the next call
+            re-ranks it in place (copy it to keep it)
         """
         Z = np.ascontiguousarray(Z, dtype=np.float64)
         if self.idx is None or self.idx.shape[0] != Z.shape[0]:
@@ -144,7 +145,8 @@ class TrackedNeighbours:
         else:
             from .search_numba import track
 
-            d2, idx = track(self.X, self.graph, Z, self.idx, self.c, distances=distances)
+            # the new lists replace the old in their array (the caller's copy from the last call included)
+            d2, idx = track(self.X, self.graph, Z, self.idx, self.c, distances=distances, overwrite_pool=True)
             self.n_tracked += Z.shape[0]
             moved = np.empty(Z.shape[0])
             for s in range(0, Z.shape[0], 1024):  # in row blocks: no (m, d) temporaries
