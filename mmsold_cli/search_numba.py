@@ -184,6 +184,7 @@ def _cell(v, lo, inv_s, g):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _scan(Xs, j0, j1, q0, q1, q2, buf_d, buf_j, cnt, dmin):
     """Squared distances of the sorted points j0..j1-1 into the buffer; returns (count, running minimum)."""
+    j0, j1 = np.int64(j0), np.int64(j1)  # int64 loop bounds from the int32 cell table (as fast as int64 offsets)
     d = Xs.shape[1]
     if d == 2:
         for j in range(j0, j1):
@@ -489,7 +490,8 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, sigma, n_pairs, K, h0, i
                 for zz in range(az, bz + 1):
                     for y in range(ay, by + 1):
                         base = zz * st2 + y * st1
-                        for j in range(starts[base + ax], starts[base + bx + 1]):
+                        # int64 bounds: an int32 induction variable made this gather 3 % slower
+                        for j in range(np.int64(starts[base + ax]), np.int64(starts[base + bx + 1])):
                             C0[c] = (X0[j] - z0) * inv_s
                             C1[c] = (X1[j] - z1) * inv_s
                             if D == 3:
