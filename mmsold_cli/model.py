@@ -157,8 +157,9 @@ class Model:
     knn_idx_, knn_sqdist_ : arrays of shape (n, k)
         Each training point's nearest other points (int32 indices).  A loaded
         model reads them from its file on first use: only the tracked pool
-        (``search="pool"``) and a pynndescent index need them, and they weigh
-        as much as the points at d = 8 (checked in full on load all the same).
+        (``search="pool"``) and a pynndescent index need them, and at 192
+        bytes a point they outweigh the points below d = 24 (checked in full
+        on load all the same).
     kth_dist_ : float
         Mean distance from a training point to its k-th stored neighbour.
     nn_dist_ : array of shape (n,)
@@ -373,7 +374,7 @@ class Model:
         if verify and _checksum(m.X_) != m.sha256_:
             raise MmsoldError(f"{path}: checksum mismatch: the stored points are corrupted")
         st = path.stat()
-        m.__dict__["_graph_source"] = (path, st.st_mtime_ns, st.st_size, m.n_)
+        m.__dict__["_graph_source"] = (path.resolve(), st.st_mtime_ns, st.st_size, m.n_)
         m.index_kind_ = m.index
         if m.nn_dist_ is None:  # files written before /nn_dist existed
             m.nn_dist_ = np.sqrt(first)

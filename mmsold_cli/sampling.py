@@ -4,7 +4,7 @@ N samples are split into :math:`E=\lceil N/P\rceil` ensembles whose sizes differ
 by at most one, each held at the target moments exactly.  Ensembles of one
 size are stepped together in batches, so one neighbour query serves a whole
 batch while peak memory stays bounded (measured against this bound in
-``benchmarks/large_runs.py memory``):
+``benchmarks/large_runs.py memory``; it holds with 11–27 % to spare):
 
 .. math::
 
@@ -22,7 +22,7 @@ where
     * :math:`k_g = 16` the stored graph width, read (int32) for the tracked pool only, 0 otherwise
       (a pynndescent index: :math:`6 k_g`, its own graphs),
     * :math:`W` the index's working memory for a search (16 MiB for ``brute``: distance blocks and
-      screening tiles; the pool's full queries go by 2,048 rows),
+      screening tiles; the pool's full queries go by 1,024 rows),
     * :math:`B` the particles stepped at once (``batch_size``, default 65,536, rounded down to whole
       ensembles).  A step keeps the state, the integrator's noise, the positions (replaced by their
       score), the pulled-back drift and a fresh noise as (B, d) arrays, each updated in place, and the

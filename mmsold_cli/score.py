@@ -375,6 +375,8 @@ class SmoothedScore:
                     np.subtract(out, Z[a:b], out=Z[a:b])
                     Z[a:b] /= t * t
             return Z if into_z else B
+        if into_z:
+            raise ValueError(f"into_z needs a fused kernel (search grid, grid-knn or numba pool), got {self.search!r}")
         U = self.draws(rng, Z.shape, sigma)
         M, m, d = U.shape
         X = self.X
