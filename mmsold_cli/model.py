@@ -225,22 +225,6 @@ class Model:
         return self
 
     # The k-NN graph of a loaded model stays in its file until first read (see the Attributes).
-    @property
-    def knn_idx_(self) -> np.ndarray:
-        return self._graph_array("knn_idx")
-
-    @knn_idx_.setter
-    def knn_idx_(self, value):
-        self.__dict__["_knn_idx"] = value
-
-    @property
-    def knn_sqdist_(self) -> np.ndarray:
-        return self._graph_array("knn_sqdist")
-
-    @knn_sqdist_.setter
-    def knn_sqdist_(self, value):
-        self.__dict__["_knn_sqdist"] = value
-
     def _graph_array(self, key: str) -> np.ndarray:
         value = self.__dict__.get("_" + key)
         if value is None:
@@ -250,6 +234,11 @@ class Model:
             value = _read_graph(source, key)
             self.__dict__["_" + key] = value
         return value
+
+    knn_idx_ = property(lambda self: self._graph_array("knn_idx"),
+                        lambda self, value: self.__dict__.__setitem__("_knn_idx", value))
+    knn_sqdist_ = property(lambda self: self._graph_array("knn_sqdist"),
+                           lambda self, value: self.__dict__.__setitem__("_knn_sqdist", value))
 
     @property
     def n_(self) -> int:

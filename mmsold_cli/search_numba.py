@@ -103,12 +103,17 @@ def _exp_array(x, out):
         out[i] = exp_nonpos(x[i])
 
 
+def _over_array(kernel, x, dtype):
+    """Run an elementwise ``kernel(x, out)`` over a 1-D copy of x in ``dtype``."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    out = np.empty_like(x)
+    kernel(x, out)
+    return out
+
+
 def exp_nonpos_array(x):
     """:func:`exp_nonpos` over a 1-D array (for tests and checks)."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    _exp_array(x, out)
-    return out
+    return _over_array(_exp_array, x, np.float64)
 
 
 @intrinsic
@@ -165,10 +170,7 @@ def _exp32_array(x, out):
 
 def exp32_array(x):
     """:func:`exp32` over a 1-D array (for tests and checks)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    out = np.empty_like(x)
-    _exp32_array(x, out)
-    return out
+    return _over_array(_exp32_array, x, np.float32)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
