@@ -7,8 +7,9 @@ state; the sampler then moves by ``drift + sqrt(2h) * noise`` (projected, for
 MM-SOLD).  Arrays change hands: an integrator may return G itself, scaled
 in place, as the drift (the sampler passes a new G each step), and the
 noise array is a new one each step, not referenced by the state, so the
-sampler may build the displacement in it.  Integrators are chosen by
-module-level functions, not flags.
+sampler may build the displacement in it.  The Gaussians come from
+:func:`mmsold_cli.normals.standard_normal` (counter-based, made on all
+threads).  Integrators are chosen by module-level functions, not flags.
 
 Leimkuhler–Matthews [1]_ (the default): :math:`\bar\xi_k = (\xi_k+\xi_{k+1})/2`,
 one fresh Gaussian a step, second-order accurate for the invariant measure.
@@ -55,6 +56,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .normals import standard_normal
+
 __all__ = ["INTEGRATORS", "leimkuhler_matthews", "euler_maruyama", "adaptive_momentum",
            "adaptive_momentum_tc", "ams_beta", "AMS_BETA_MAX", "get_integrator"]
 
@@ -66,8 +69,8 @@ def leimkuhler_matthews(G, h, rng, state):
     """Drift ``h G`` (G scaled in place) and noise ``(ξ_prev + ξ)/2``; the state is ξ_prev (None at the start),
     its array reused for the noise."""
     if state is None:
-        state = rng.standard_normal(G.shape)
-    xi = rng.standard_normal(G.shape)
+        state = standard_normal(rng, G.shape)
+    xi = standard_normal(rng, G.shape)
     state += xi  # ξ_prev is not needed past this step: the noise is built in its array
     state *= 0.5
     G *= h
@@ -77,7 +80,7 @@ def leimkuhler_matthews(G, h, rng, state):
 def euler_maruyama(G, h, rng, state):
     """Drift ``h G`` (G scaled in place) and noise ``ξ``; no state."""
     G *= h
-    return G, rng.standard_normal(G.shape), None
+    return G, standard_normal(rng, G.shape), None
 
 
 def _ensemble_mean_norm(A):
@@ -110,7 +113,7 @@ def ams_beta(dg, dx, a, beta_max=AMS_BETA_MAX):
 
 
 def _ams(G, h, rng, state, beta_max, corrected):
-    xi = rng.standard_normal(G.shape)
+    xi = standard_normal(rng, G.shape)
     if state is None:
         beta = np.zeros(_ensemble_mean_norm(G).shape)
         m = G

@@ -73,7 +73,7 @@ def _score_stack(score, Z, t, rng):
 
 
 def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_matthews, callback=None,
-                  manifold_step=stiefel.step):
+                  manifold_step=stiefel.step, to_z=stiefel.to_z):
     """Moment-matched score-smoothed overdamped Langevin dynamics.
 
     Parameters
@@ -94,6 +94,8 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
         :math:`R(Y + \\Pi_Y(D))`: :func:`mmsold_cli.stiefel.step` or its fused
         kernel :func:`mmsold_cli.stiefel_numba.step` (the projection is linear,
         so drift and noise are projected together).
+    to_z : callable ``(Y, mean, chol) -> Z``
+        :func:`mmsold_cli.stiefel.to_z` or :func:`mmsold_cli.stiefel_numba.to_z`.
 
     Returns
     -------
@@ -101,7 +103,7 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
     """
     chunks = _ensemble_chunks(y.shape)
     states = [None] * len(chunks)
-    z = stiefel.to_z(y, mean, chol)
+    z = to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
         del z  # live memory: the state, its noise, the score and ~1 MB chunks, not a dozen (E, P, d) arrays
@@ -117,23 +119,24 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
                 y_next[a:b] = out
         if y_next is not None:
             y = y_next
-        z = stiefel.to_z(y, mean, chol)
+        z = to_z(y, mean, chol)
         if callback is not None:
             callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
         del s
     return y
 
 
-def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_matthews, callback=None):
+def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_matthews, callback=None,
+                to_z=stiefel.to_z):
     """Naive score-smoothed overdamped Langevin dynamics (no moment constraint).
 
     Same preconditioning and noise as :func:`sample_mmsold`, state in Y
     coordinates (``Z = mean + Y Lᵀ``) without projection or retraction.
-    Parameters and return as for :func:`sample_mmsold`.
+    Parameters and return as for :func:`sample_mmsold` (no ``manifold_step``).
     """
     chunks = _ensemble_chunks(y.shape)
     states = [None] * len(chunks)
-    z = stiefel.to_z(y, mean, chol)
+    z = to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
         del z
@@ -143,7 +146,7 @@ def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_ma
             np.add(y[a:b], _displacement(drift, noise, h), out=y_next[a:b])
             del drift, noise
         y = y_next
-        z = stiefel.to_z(y, mean, chol)
+        z = to_z(y, mean, chol)
         if callback is not None:
             callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
         del s

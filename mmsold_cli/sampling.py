@@ -297,12 +297,14 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     run = sample_mmsold if constrained else sample_sold
     # the state is updated in its own array: one (B, d) array for the whole run, the start included
     knobs = {"manifold_step": functools.partial(stiefel.step, overwrite_y=True)} if constrained else {}
-    moments = stiefel.moment_error
+    moments, to_z = stiefel.moment_error, stiefel.to_z
     if st["backend"] == "numba":
         from . import stiefel_numba
 
         if d <= stiefel_numba.MAX_DIM:  # fused kernels for the per-step d × d work
-            moments = stiefel_numba.moment_error
+            moments, to_z = stiefel_numba.moment_error, stiefel_numba.to_z
+            if not cf:
+                knobs["to_z"] = to_z
             if constrained:
                 knobs["manifold_step"] = functools.partial(stiefel_numba.step, overwrite_y=True)
     seeds = np.random.SeedSequence(random_state).spawn(len(batches))
@@ -337,7 +339,7 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
             mean_err[i] = max(mean_err[i], float(me.max()))
             cov_err[i] = max(cov_err[i], float(ce.max()))
             s = info["score"]
-            score_norm[i] += float(np.sqrt(np.einsum("...k,...k->...", s, s)).sum())
+            score_norm[i] += float(np.sqrt(np.square(s).reshape(-1, d) @ np.ones(d)).sum())
             if callback is not None:
                 callback(info)
             if progress is not None:
@@ -348,7 +350,7 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
         else:  # the Langevin samplers make a new z each step and need it no more once its score is taken
             y = run(functools.partial(score, overwrite_z=True), y, sched, mean=mean, chol=chol, rng=rng,
                     integrator=integrator, callback=on_step, **knobs)
-        y = (y if cf else stiefel.to_z(y, mean, chol)).reshape(-1, d)
+        y = (y if cf else to_z(y, mean, chol)).reshape(-1, d)
         if len(batches) == 1:
             samples = y
         else:  # filled batch by batch: no list of results and their concatenation (2 N d floats)

@@ -109,12 +109,11 @@ def antithetic_normals(rng: np.random.Generator, M: int, shape: tuple) -> tuple[
 
     Returns ``(G, n_pairs)``: G of shape (M − M // 2, *shape); the draws are
     ``G[r]`` for every r and ``−G[r]`` for r < n_pairs = M // 2 (an odd M's
-    last row is unpaired).
+    last row is unpaired).  One call of :func:`mmsold_cli.normals.standard_normal`.
     """
-    half = rng.standard_normal((M // 2,) + tuple(shape))
-    if M % 2:
-        return np.concatenate([half, rng.standard_normal((1,) + tuple(shape))]), M // 2
-    return half, M // 2
+    from .normals import standard_normal
+
+    return standard_normal(rng, (M - M // 2,) + tuple(shape)), M // 2
 
 
 def antithetic_draws(rng: np.random.Generator, M: int, shape: tuple, sigma: float) -> np.ndarray:

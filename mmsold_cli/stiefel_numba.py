@@ -24,7 +24,9 @@ as the SVD of :func:`mmsold_cli.stiefel.retract` does.  A block too far from
 orthogonal for the iteration (rank-deficient C) is flagged and left to the
 SVD.  The NumPy functions stay the reference the tests compare with.
 
-:func:`moment_error` is :func:`mmsold_cli.stiefel.moment_error` in one pass.
+:func:`moment_error` is :func:`mmsold_cli.stiefel.moment_error` in one pass, and
+:func:`to_z` is :func:`mmsold_cli.stiefel.to_z` row by row (NumPy's batched
+matrix product spends 5 µs per 1,000 rows on a 2 × 2 factor).
 
 References
 ----------
@@ -41,7 +43,7 @@ from ._config import import_numba
 numba = import_numba()
 
 
-__all__ = ["MAX_DIM", "step", "moment_error"]
+__all__ = ["MAX_DIM", "step", "moment_error", "to_z"]
 
 #: Largest dimension the fused kernels handle (above it the d × d work is better left to LAPACK).
 MAX_DIM = 8
@@ -237,7 +239,7 @@ def step(Y, D, *, overwrite_y=False):
 
 
 @numba.njit(cache=True, nogil=True)
-def _moments(Z, mean, cov, me, ce):
+def _moments(Z, mean, cov, me, ce, e0, e1):
     E, P, d = Z.shape
     mu = np.empty(d)
     C = np.empty((d, d))
@@ -247,7 +249,7 @@ def _moments(Z, mean, cov, me, ce):
         tr += cov[a, a]
         for b in range(d):
             nc += cov[a, b] * cov[a, b]
-    for e in range(E):
+    for e in range(e0, e1):
         z = Z[e]
         for k in range(d):
             mu[k] = 0.0
@@ -279,9 +281,36 @@ def _moments(Z, mean, cov, me, ce):
 
 def moment_error(Z, mean, cov):
     """:func:`mmsold_cli.stiefel.moment_error` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
+    from .search_numba import run_rows
+
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     E = Z.shape[0]
     me = np.empty(E)
     ce = np.empty(E)
-    _moments(Z, np.ascontiguousarray(mean, dtype=np.float64), np.ascontiguousarray(cov, dtype=np.float64), me, ce)
+    run_rows(_moments, E, Z, np.ascontiguousarray(mean, dtype=np.float64), np.ascontiguousarray(cov, dtype=np.float64),
+             me, ce, min_rows=max(1, 4096 // max(1, Z.shape[1])))
     return me, ce
+
+
+@numba.njit(cache=True, nogil=True)
+def _affine(A, M, shift, out, r0, r1):
+    d = A.shape[1]
+    e = M.shape[1]
+    for i in range(r0, r1):
+        for b in range(e):
+            s = shift[b]
+            for k in range(d):
+                s += A[i, k] * M[k, b]
+            out[i, b] = s
+
+
+def to_z(Y, mean, chol):
+    """:func:`mmsold_cli.stiefel.to_z`, :math:`Z = \\mathbf 1\\mu^\\top + Y L^\\top`: array of the shape of Y."""
+    from .search_numba import run_rows
+
+    Y = np.ascontiguousarray(Y, dtype=np.float64)
+    A = Y.reshape(-1, Y.shape[-1])
+    out = np.empty_like(A)
+    run_rows(_affine, A.shape[0], A, np.ascontiguousarray(np.asarray(chol, dtype=np.float64).T),
+             np.ascontiguousarray(mean, dtype=np.float64), out, min_rows=8192)
+    return out.reshape(Y.shape)

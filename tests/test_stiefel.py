@@ -131,3 +131,18 @@ def test_fused_moment_error_equals_numpy(rng, d):
     cov, mean = A @ A.T + np.eye(d), rng.standard_normal(d)
     for got, ref in zip(stiefel_numba.moment_error(Z, mean, cov), stiefel.moment_error(Z, mean, cov)):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+def test_fused_to_z_and_moments_on_all_threads_equal_numpy(rng, d):
+    from mmsold_cli import stiefel_numba
+
+    # 6,000 ensembles of 4: enough rows that both kernels split the work over threads
+    Y = rng.standard_normal((6000, 4, d))
+    A = rng.standard_normal((d, d))
+    cov = A @ A.T + d * np.eye(d)
+    chol, mean = np.linalg.cholesky(cov), rng.standard_normal(d)
+    Z = stiefel_numba.to_z(Y, mean, chol)
+    np.testing.assert_allclose(Z, stiefel.to_z(Y, mean, chol), rtol=1e-13, atol=1e-13)
+    for got, want in zip(stiefel_numba.moment_error(Z, mean, cov), stiefel.moment_error(Z, mean, cov)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)

@@ -1,0 +1,140 @@
+"""The numba kernel of :mod:`mmsold_cli.normals`: Philox4x64-10 words turned into ziggurat normals.
+
+Philox's 64 × 64 → 128-bit products are one LLVM ``i128`` multiply (one
+``mul`` instruction on x86-64) instead of four 32-bit products.  The
+kernel is serial and ``nogil``; :func:`fill` spreads ranges of the output over
+threads with :func:`~mmsold_cli.search_numba.run_rows`.  Plain arrays only,
+so ``cache=True`` holds across processes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._config import import_numba
+
+numba = import_numba()
+
+from llvmlite import ir  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+from .normals import _F, _K, _W, ZIGGURAT_R  # noqa: E402
+from .search_numba import run_rows  # noqa: E402
+
+__all__ = ["fill", "philox_block"]
+
+_M0 = np.uint64(0xD2E7470EE14C6C93)
+_M1 = np.uint64(0xCA5A826395121157)
+_W0 = np.uint64(0x9E3779B97F4A7C15)
+_W1 = np.uint64(0xBB67AE8584CAA73B)
+_U8 = np.uint64(8)
+_U11 = np.uint64(11)
+_U255 = np.uint64(255)
+_U1 = np.uint64(1)
+_INV_MANT = 1.0 / 2.0**53
+
+
+@intrinsic
+def _mulhilo(typingctx, a, b):
+    """(high, low) 64-bit halves of the 128-bit product of two uint64."""
+    u64 = numba.types.uint64
+    sig = numba.types.UniTuple(u64, 2)(u64, u64)
+
+    def codegen(context, builder, signature, args):
+        i128 = ir.IntType(128)
+        p = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        lo = builder.trunc(p, ir.IntType(64))
+        hi = builder.trunc(builder.lshr(p, ir.Constant(i128, 64)), ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, (hi, lo))
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def philox_block(c0, c1, c2, c3, k0, k1):
+    """Philox4x64-10 of the counter (c0, c1, c2, c3) under the key (k0, k1): four uint64 words."""
+    for _ in range(10):
+        h0, l0 = _mulhilo(_M0, c0)
+        h1, l1 = _mulhilo(_M1, c2)
+        c0, c1, c2, c3 = h1 ^ c1 ^ k0, l1, h0 ^ c3 ^ k1, l0
+        k0 = k0 + _W0
+        k1 = k1 + _W1
+    return c0, c1, c2, c3
+
+
+@numba.njit(cache=True, nogil=True)
+def _slow(W, K, F, k0, k1, j, u):
+    """Normal j whose first word u missed the fast path: the tail, the wedge test, retries."""
+    buf = np.empty(4, dtype=np.uint64)
+    b = np.uint64(0)
+    pos = 4
+    jj = np.uint64(j)
+    one = np.uint64(1)
+    zero = np.uint64(0)
+    while True:
+        i = np.intp(u & _U255)
+        neg = (u >> _U8) & _U1
+        m = np.int64(u >> _U11)
+        x = np.float64(m) * W[i]
+        if m < K[i]:
+            break
+        if i == 0:
+            while True:
+                if pos == 4:
+                    buf[0], buf[1], buf[2], buf[3] = philox_block(b, jj, one, zero, k0, k1)
+                    b += one
+                    pos = 0
+                a = -np.log(1.0 - np.float64(buf[pos] >> _U11) * _INV_MANT) / ZIGGURAT_R
+                pos += 1
+                if pos == 4:
+                    buf[0], buf[1], buf[2], buf[3] = philox_block(b, jj, one, zero, k0, k1)
+                    b += one
+                    pos = 0
+                e = -np.log(1.0 - np.float64(buf[pos] >> _U11) * _INV_MANT)
+                pos += 1
+                if 2.0 * e > a * a:
+                    break
+            x = ZIGGURAT_R + a
+            break
+        if pos == 4:
+            buf[0], buf[1], buf[2], buf[3] = philox_block(b, jj, one, zero, k0, k1)
+            b += one
+            pos = 0
+        y = F[i] + np.float64(buf[pos] >> _U11) * _INV_MANT * (F[i + 1] - F[i])
+        pos += 1
+        if y < np.exp(-0.5 * x * x):
+            break
+        if pos == 4:
+            buf[0], buf[1], buf[2], buf[3] = philox_block(b, jj, one, zero, k0, k1)
+            b += one
+            pos = 0
+        u = buf[pos]
+        pos += 1
+    return -x if neg else x
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill(W, K, F, k0, k1, out, r0, r1):
+    zero = np.uint64(0)
+    # Pass 1, branch-free: the fast path for every word (a branch on the sign or on the fast test would be
+    # mispredicted often enough to double the cost); NaN marks the 1.2 % that need more.
+    for c in range(r0 // 4, (r1 + 3) // 4):
+        ws = philox_block(np.uint64(c), zero, zero, zero, k0, k1)
+        for w in range(4):
+            j = 4 * c + w
+            u = ws[w]
+            i = np.intp(u & _U255)
+            m = np.int64(u >> _U11)
+            x = np.float64(m) * W[i] * np.float64(1 - 2 * np.int64((u >> _U8) & _U1))
+            if r0 <= j < r1:
+                out[j] = x if m < K[i] else np.nan
+    # Pass 2: the tail, the wedge test and retries
+    for j in range(r0, r1):
+        if np.isnan(out[j]):
+            ws = philox_block(np.uint64(j // 4), zero, zero, zero, k0, k1)
+            out[j] = _slow(W, K, F, k0, k1, j, ws[j % 4])
+
+
+def fill(key, out):
+    """Write normals 0, 1, … of ``key`` into the 1-D float64 array ``out``, on all threads."""
+    run_rows(_fill, out.shape[0], _W, _K, _F, np.uint64(key[0]), np.uint64(key[1]), out, min_rows=4096)

@@ -1,0 +1,76 @@
+"""The counter-based normals: the numba kernel against NumPy's Philox, and their law."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mmsold_cli import normals
+from mmsold_cli.normals_numba import _fill, fill, philox_block
+
+
+def test_philox_block_matches_numpy():
+    key = np.array([0x0123456789ABCDEF, 42], dtype=np.uint64)
+    for block in [(0, 0, 0, 0), (5, 7, 1, 0), (2**64 - 1, 3, 0, 9)]:
+        want = normals._philox_from(key, block).random_raw(4)
+        got = philox_block(*(np.uint64(c) for c in block), key[0], key[1])
+        assert [int(w) for w in got] == [int(w) for w in want], block
+
+
+@pytest.mark.parametrize("n", [1, 7, 4096, 100_003])
+def test_kernel_equals_reference_bit_for_bit(n):
+    key = np.array([123, 456], dtype=np.uint64)
+    ref = normals.standard_normal_reference(key, n)
+    out = np.empty(n)
+    fill(key, out)
+    np.testing.assert_array_equal(out, ref)
+    if n == 100_003:  # the slow paths are in the comparison: the tail, the wedges
+        assert (np.abs(ref) > normals.ZIGGURAT_R).sum() > 10
+        i = (normals._philox_from(key, (0, 0, 0, 0)).random_raw(n) & np.uint64(255)).astype(int)
+        m = (normals._philox_from(key, (0, 0, 0, 0)).random_raw(n) >> np.uint64(11)).astype(np.int64)
+        assert ((m >= normals._K[i]) & (i > 0)).sum() > 500
+
+
+def test_any_split_of_the_range_gives_the_same_numbers():
+    key = np.array([9, 10], dtype=np.uint64)
+    n = 50_001
+    whole = np.empty(n)
+    _fill(normals._W, normals._K, normals._F, key[0], key[1], whole, 0, n)
+    parts = np.empty(n)
+    cuts = [0, 1, 6, 4099, 30_000, 30_003, n]
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        _fill(normals._W, normals._K, normals._F, key[0], key[1], parts, a, b)
+    np.testing.assert_array_equal(parts, whole)
+
+
+def test_law_is_standard_normal():
+    x = normals.standard_normal(np.random.default_rng(3), (1000, 1000))
+    assert x.shape == (1000, 1000)
+    assert stats.kstest(x.ravel(), "norm").pvalue > 1e-3
+    assert abs(x.mean()) < 5e-3 and abs(x.var() - 1) < 5e-3
+    # beyond the base strip's edge r the tail sampler alone makes the draws: its mass must be right
+    p = 2 * stats.norm.sf(normals.ZIGGURAT_R)
+    k = (np.abs(x) > normals.ZIGGURAT_R).sum()
+    assert abs(k - p * x.size) < 5 * np.sqrt(p * x.size), (k, p * x.size)
+    assert abs(np.corrcoef(x.ravel()[:-1], x.ravel()[1:])[0, 1]) < 5e-3
+
+
+def test_reproducible_from_the_generator_and_fresh_per_call():
+    a = normals.standard_normal(np.random.default_rng(5), (3, 4))
+    b = normals.standard_normal(np.random.default_rng(5), (3, 4))
+    np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(5)
+    first, second = normals.standard_normal(rng, 12), normals.standard_normal(rng, 12)
+    np.testing.assert_array_equal(first, a.ravel())
+    assert not np.array_equal(first, second)
+    out = np.empty((3, 4))
+    assert normals.standard_normal(np.random.default_rng(5), (3, 4), out=out) is out
+    np.testing.assert_array_equal(out, a)
+
+
+def test_tables_have_equal_layer_areas():
+    w, fy = normals._W * 2.0**53, normals._F
+    x = np.append(w, 0.0)
+    areas = x[1:-1] * (fy[2:] - fy[1:-1])  # layers 1 … N−1: width x_i, heights f(x_i) … f(x_{i+1})
+    v = normals.ZIGGURAT_R * fy[1] + np.sqrt(np.pi / 2) * stats.norm.sf(normals.ZIGGURAT_R) * 2
+    np.testing.assert_allclose(areas, v, rtol=1e-6)
+    np.testing.assert_allclose(x[0] * fy[1], v, rtol=1e-12)  # the base strip's pseudo-width: v / f(r)
