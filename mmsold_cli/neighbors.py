@@ -219,7 +219,7 @@ class GridIndex:
             kth = index.query(q, k)[0][:, -1]
         else:
             xn = np.einsum("ij,ij->i", X, X)
-            step = max(1, (1 << 17) // n)  # blocks of ≤ 1 MB, worked in place: no transient of tens of MB
+            step = max(1, (1 << 15) // n)  # blocks of ≤ 256 KB (one row if larger), worked in place
             kth = np.empty(len(q))
             for s in range(0, len(q), step):
                 b = q[s : s + step]

@@ -52,7 +52,7 @@ import math
 
 import numpy as np
 
-__all__ = ["standard_normal", "standard_normal_reference", "new_key", "ZIGGURAT_R"]
+__all__ = ["standard_normal", "from_key", "standard_normal_reference", "new_key", "ZIGGURAT_R"]
 
 #: Right edge of the ziggurat's base strip for 256 layers.
 ZIGGURAT_R = 3.6541528853610088
@@ -146,8 +146,27 @@ def standard_normal_reference(key, n: int) -> np.ndarray:
     return x
 
 
+def from_key(key, shape, start=0, out=None) -> np.ndarray:
+    """Normals ``start, start + 1, …`` of ``key`` in an array of the given shape (C order).
+
+    Parameters
+    ----------
+    key : array of shape (2,), uint64
+    shape : tuple of int
+    start : int
+        Index of the first normal: a range of rows of a larger draw gets the numbers the whole draw
+        would give it.
+    out : float64 C-contiguous array of that shape, optional
+    """
+    from .normals_numba import fill
+
+    out = np.empty(shape) if out is None else out
+    fill(key, out.reshape(-1), start)
+    return out
+
+
 def standard_normal(rng, shape, out=None) -> np.ndarray:
-    """Standard normals of the given shape, one key drawn from ``rng`` per call.
+    """Standard normals of the given shape, one key drawn from ``rng`` per call (:func:`new_key`).
 
     Parameters
     ----------
@@ -159,9 +178,4 @@ def standard_normal(rng, shape, out=None) -> np.ndarray:
     -------
     array of shape ``shape``
     """
-    from .normals_numba import fill
-
-    key = new_key(rng)
-    out = np.empty(shape) if out is None else out
-    fill(key, out.reshape(-1))
-    return out
+    return from_key(new_key(rng), shape, out=out)

@@ -19,9 +19,8 @@ from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
 from .normals import _F, _K, _W, ZIGGURAT_R  # noqa: E402
-from .search_numba import run_rows  # noqa: E402
 
-__all__ = ["fill", "philox_block"]
+__all__ = ["fill", "normals_at", "philox_block", "source"]
 
 _M0 = np.uint64(0xD2E7470EE14C6C93)
 _M1 = np.uint64(0xCA5A826395121157)
@@ -113,15 +112,16 @@ def _slow(W, K, F, k0, k1, j, u):
     return -x if neg else x
 
 
-@numba.njit(cache=True, nogil=True)
-def _fill(W, K, F, k0, k1, out, r0, r1):
+@numba.njit(cache=True, nogil=True, inline="always")
+def normals_at(W, K, F, k0, k1, j0, out, r0, r1):
+    """``out[j] =`` normal number ``j0 + j`` of the key (k0, k1), for j in [r0, r1)."""
     zero = np.uint64(0)
     # Pass 1, branch-free: the fast path for every word (a branch on the sign or on the fast test would be
     # mispredicted often enough to double the cost); NaN marks the 1.2 % that need more.
-    for c in range(r0 // 4, (r1 + 3) // 4):
+    for c in range((j0 + r0) // 4, (j0 + r1 + 3) // 4):
         ws = philox_block(np.uint64(c), zero, zero, zero, k0, k1)
         for w in range(4):
-            j = 4 * c + w
+            j = 4 * c + w - j0
             u = ws[w]
             i = np.intp(u & _U255)
             m = np.int64(u >> _U11)
@@ -131,10 +131,23 @@ def _fill(W, K, F, k0, k1, out, r0, r1):
     # Pass 2: the tail, the wedge test and retries
     for j in range(r0, r1):
         if np.isnan(out[j]):
-            ws = philox_block(np.uint64(j // 4), zero, zero, zero, k0, k1)
-            out[j] = _slow(W, K, F, k0, k1, j, ws[j % 4])
+            ws = philox_block(np.uint64((j0 + j) // 4), zero, zero, zero, k0, k1)
+            out[j] = _slow(W, K, F, k0, k1, j0 + j, ws[(j0 + j) % 4])
 
 
-def fill(key, out):
-    """Write normals 0, 1, … of ``key`` into the 1-D float64 array ``out``, on all threads."""
-    run_rows(_fill, out.shape[0], _W, _K, _F, np.uint64(key[0]), np.uint64(key[1]), out, min_rows=4096)
+@numba.njit(cache=True, nogil=True)
+def _fill(W, K, F, k0, k1, j0, out, r0, r1):
+    normals_at(W, K, F, k0, k1, j0, out, r0, r1)
+
+
+def fill(key, out, start=0):
+    """Write normals ``start, start + 1, …`` of ``key`` into the 1-D float64 array ``out``, on all threads."""
+    from .search_numba import run_rows  # that module's kernels draw with normals_at: imported here, not at the top
+
+    run_rows(_fill, out.shape[0], _W, _K, _F, np.uint64(key[0]), np.uint64(key[1]), np.int64(start), out,
+             min_rows=4096)
+
+
+def source(key, start=0):
+    """The key source the fused kernels draw from: ``(W, K, F, k0, k1, j0)``, normal j0 first."""
+    return (_W, _K, _F, np.uint64(key[0]), np.uint64(key[1]), np.int64(start))

@@ -107,13 +107,17 @@ def smoothed_score_exact(X: np.ndarray, Z: np.ndarray, t: float, U: np.ndarray) 
 def antithetic_normals(rng: np.random.Generator, M: int, shape: tuple) -> tuple[np.ndarray, int]:
     """Standard normals for M draws in antithetic pairs, without the mirrored half.
 
-    Returns ``(G, n_pairs)``: G of shape (M − M // 2, *shape); the draws are
+    Returns ``(G, n_pairs)``: G of shape (M − M // 2, m, d) for shape (m, d); the draws are
     ``G[r]`` for every r and ``−G[r]`` for r < n_pairs = M // 2 (an odd M's
-    last row is unpaired).  One call of :func:`mmsold_cli.normals.standard_normal`.
+    last row is unpaired).  One key from ``rng``
+    (:func:`mmsold_cli.normals.new_key`), its normals taken particle-major,
+    ``G[r, p] =`` normals ``(p Mg + r) d …`` — the numbers the fused kernels
+    draw themselves from the same key.
     """
-    from .normals import standard_normal
+    from .normals import from_key, new_key
 
-    return standard_normal(rng, (M - M // 2,) + tuple(shape)), M // 2
+    m, d = shape
+    return np.moveaxis(from_key(new_key(rng), (m, M - M // 2, d)), 1, 0), M // 2
 
 
 def antithetic_draws(rng: np.random.Generator, M: int, shape: tuple, sigma: float) -> np.ndarray:
@@ -303,28 +307,16 @@ class SmoothedScore:
             self._grid = GridIndex(X, radius=GridIndex.typical_radius(X, q, self.K), k=self.K)
         return self._grid
 
-    def _row_blocks(self, m, d):
-        """Row ranges whose normals take ≤ 1 MB: the draws are made block by block, in this order."""
-        rows = max(1, (1 << 17) // max(1, (self.M - self.M // 2) * d))
-        return [(s, min(s + rows, m)) for s in range(0, m, rows)]
-
     def draws(self, rng, shape, sigma=None):
         """The perturbations u for one step: array of shape (M, *shape).
 
-        Drawn by blocks of rows (:meth:`_row_blocks`), the random stream the
-        kernels use when they take their normals block by block.
+        One key from ``rng``: the draws the fused kernels make themselves
+        (:func:`antithetic_normals`).
         """
         sigma = self.sigma if sigma is None else sigma
         if sigma == 0:
             return np.zeros((1,) + tuple(shape))
-        m, d = shape
-        blocks = self._row_blocks(m, d)
-        if len(blocks) == 1:
-            return antithetic_draws(rng, self.M, shape, sigma)
-        U = np.empty((self.M, m, d))
-        for a, b in blocks:
-            U[:, a:b] = antithetic_draws(rng, self.M, (b - a, d), sigma)
-        return U
+        return antithetic_draws(rng, self.M, shape, sigma)
 
     def candidates(self, Q, rng):
         """Neighbour (and remainder) indices of each query: array of shape (m, K+L)."""
@@ -345,35 +337,26 @@ class SmoothedScore:
         over Z instead.
         """
         if self.search in ("grid", "grid-knn") or (self.search == "pool" and self.backend == "numba"):
+            from .normals import new_key
+
             sigma = self.sigma if sigma is None else sigma
-            # The kernels mirror the pairs themselves (half the normals, no (M, m, d) array) and take
-            # the normals a block of rows at a time: at most 1 MB of them, not M/2 arrays of the batch.
+            # The kernels draw their normals from the key and mirror the pairs themselves: no array of normals.
+            Z = np.ascontiguousarray(Z, dtype=np.float64)
+            m = Z.shape[0]
+            G, key, n_pairs = (np.zeros((1, m, Z.shape[1])), None, 0) if sigma == 0 else \
+                (None, new_key(rng), self.M // 2)
+            Mg = 1 if sigma == 0 else self.M - self.M // 2
+            self.n_evals += (Mg + n_pairs) * m
+            # into_z: the kernels write the score over Z (no (m, d) result array)
+            kw = dict(sigma=sigma, n_pairs=n_pairs, key=key, n_normals=Mg, score=into_z, out=Z if into_z else None)
             if self.search == "pool":
                 from .score_numba import pool_barycentre_mean
 
                 _, pool = self.tracker.query(Z, distances=False)
-                kernel = lambda z, G, k, out, a, b: pool_barycentre_mean(  # noqa: E731
-                    self.X, z, G, pool[a:b], t, sigma=sigma, n_pairs=k, out=out)
-            else:
-                from .search_numba import grid_bary_mean
+                return pool_barycentre_mean(self.X, Z, G, pool, t, **kw)
+            from .search_numba import grid_bary_mean
 
-                grid = self.grid()
-                kernel = lambda z, G, k, out, a, b: grid_bary_mean(  # noqa: E731
-                    grid, z, G, self.K, t, exact_k=self.search == "grid-knn", sigma=sigma, n_pairs=k, out=out)
-            Z = np.ascontiguousarray(Z, dtype=np.float64)
-            blocks = self._row_blocks(*Z.shape)
-            # into_z: each block's score replaces its rows of Z (no (m, d) result array)
-            B = np.empty((blocks[0][1], Z.shape[1]) if into_z else Z.shape)
-            for a, b in blocks:
-                G, k = antithetic_normals(rng, self.M, (b - a, Z.shape[1])) if sigma != 0 else \
-                    (np.zeros((1, b - a, Z.shape[1])), 0)
-                self.n_evals += (len(G) + k) * (b - a)
-                out = B[: b - a] if into_z else B[a:b]
-                kernel(Z[a:b], G, k, out, a, b)
-                if into_z:
-                    np.subtract(out, Z[a:b], out=Z[a:b])
-                    Z[a:b] /= t * t
-            return Z if into_z else B
+            return grid_bary_mean(self.grid(), Z, G, self.K, t, exact_k=self.search == "grid-knn", **kw)
         if into_z:
             raise ValueError(f"into_z needs a fused kernel (search grid, grid-knn or numba pool), got {self.search!r}")
         U = self.draws(rng, Z.shape, sigma)

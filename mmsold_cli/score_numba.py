@@ -18,6 +18,7 @@ from ._config import import_numba
 numba = import_numba()
 
 
+from .normals_numba import normals_at, source  # noqa: E402
 from .search_numba import exp_nonpos, run_rows  # noqa: E402
 
 __all__ = ["barycentre_mean", "pool_barycentre_mean"]
@@ -88,16 +89,21 @@ def barycentre_mean(X, Q, idx, t, logw=None):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pool_bary_mean(X, Z, G, sigma, n_pairs, pool, inv2t2, out, r0, r1):
-    Mg, m, d = G.shape
+def _pool_bary_mean(X, Z, G, nz, Mg, sigma, n_pairs, pool, inv2t2, score_scale, out, r0, r1):
+    m, d = Z.shape
     M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
+    gen = G.shape[0] == 0  # no array: the particle's normals come from the key source nz
     c = pool.shape[1]
     C = np.empty((c, d))
     lg = np.empty(c)
     q = np.empty(d)
     num = np.empty(d)
     acc = np.empty(d)
+    gb = np.empty(Mg * d if gen else 0)
+    W, K, F, k0, k1, j0 = nz
     for p in range(r0, r1):
+        if gen:  # normals j0 + p Mg d … of the key, particle-major
+            normals_at(W, K, F, k0, k1, j0 + p * Mg * d, gb, 0, Mg * d)
         for j in range(c):  # gather the particle's candidates once for all draws
             xi = pool[p, j]
             for k in range(d):
@@ -109,7 +115,7 @@ def _pool_bary_mean(X, Z, G, sigma, n_pairs, pool, inv2t2, out, r0, r1):
             g = r if r < n_pairs else r - n_pairs
             sg = -sigma if n_pairs <= r < 2 * n_pairs else sigma
             for k in range(d):
-                q[k] = Z[p, k] + sg * G[g, p, k]
+                q[k] = Z[p, k] + sg * (gb[g * d + k] if gen else G[g, p, k])
             mn = np.inf
             for j in range(c):
                 d2 = 0.0
@@ -131,11 +137,11 @@ def _pool_bary_mean(X, Z, G, sigma, n_pairs, pool, inv2t2, out, r0, r1):
                     num[k] += w * C[j, k]
             for k in range(d):
                 acc[k] += num[k] / den
-        for k in range(d):
-            out[p, k] = acc[k] / M
+        for k in range(d):  # the barycentre, or (score_scale = 1/t²) the score (b − z)/t²; out may be Z
+            out[p, k] = acc[k] / M if score_scale == 0.0 else (acc[k] / M - Z[p, k]) * score_scale
 
 
-def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None):
+def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, key=None, n_normals=0, score=False):
     r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
@@ -151,13 +157,17 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None):
     ----------
     X : array of shape (n, d)
     Z : array of shape (m, d)
-    G : array of shape (Mg, m, d)
+    G : array of shape (Mg, m, d), or None with ``key``
     pool : array of shape (m, c), int32 or int64
     t : float
     sigma : float
     n_pairs : int, at most Mg
     out : array of shape (m, d), optional
-        Written in place (a C-contiguous float64 array).
+        Written in place (a C-contiguous float64 array); may be Z itself when ``score`` is set.
+    key : array of shape (2,), uint64, optional
+        Draw G in the kernel, as :func:`mmsold_cli.search_numba.grid_bary_mean` does (Mg = ``n_normals``).
+    score : bool
+        Return the score :math:`(\bar b - z)/t^2` instead of the barycentre :math:`\bar b`.
 
     Returns
     -------
@@ -165,8 +175,13 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None):
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     out = np.empty(Z.shape) if out is None else out
-    run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z,
-             np.ascontiguousarray(G, dtype=np.float64), float(sigma), int(n_pairs),
+    if key is None:
+        G = np.ascontiguousarray(G, dtype=np.float64)
+        n_normals, nz = G.shape[0], source((0, 0))
+    else:
+        G, nz = np.empty((0, 0, 0)), source(key)
+    run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z, G, nz, int(n_normals),
+             float(sigma), int(n_pairs),
              np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64), 1.0 / (2.0 * t * t),
-             out, min_rows=64)
+             1.0 / (t * t) if score else 0.0, out, min_rows=64)
     return out

@@ -50,6 +50,8 @@ numba = import_numba()
 from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
+from .normals_numba import normals_at, source  # noqa: E402
+
 __all__ = [
     "grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "exp32", "exp32_array", "topk_rows", "track",
     "screened_knn",
@@ -424,10 +426,19 @@ def _block_nearest(C0, C1, C2, D, c, q0, q1, q2):
     return mn
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _draws_of(nz, p, n, buf):
+    """Particle p's n normals from the key source ``nz`` = (W, K, F, k0, k1, j0): numbers j0 + p n … j0 + (p+1) n − 1."""
+    W, K, F, k0, k1, j0 = nz
+    normals_at(W, K, F, k0, k1, j0 + p * n, buf, 0, n)
+
+
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
-def _block_bary(XT, starts, lo, dims, strides, s, Z, G, sigma, n_pairs, K, h0, inv2t2, max_spread, out, r0, r1):
-    Mg, m, d = G.shape
+def _block_bary(XT, starts, lo, dims, strides, s, Z, G, nz, Mg, sigma, n_pairs, K, h0, inv2t2, max_spread,
+                score_scale, out, r0, r1):
+    d = Z.shape[1]
     M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
+    gen = G.shape[0] == 0  # no array: the particle's normals come from the key (nz), see _draws_of
     D = XT.shape[0]
     n = XT.shape[1]
     X0 = XT[0]
@@ -451,16 +462,19 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, sigma, n_pairs, K, h0, i
     far = _F32(1e18)
     for k in range(d, 3):  # axes the data lacks have one cell
         cmin[k] = cmax[k] = 0
+    gb = np.empty(Mg * d if gen else 0)
     for p in range(r0, r1):
         z0 = Z[p, 0]
         z1 = Z[p, 1] if d > 1 else 0.0
         z2 = Z[p, 2] if d > 2 else 0.0
+        if gen:
+            _draws_of(nz, p, Mg * d, gb)
         for r in range(M):
             # the order of antithetic_draws: the pairs' + halves, their − halves, the unpaired draw
             g = r if r < n_pairs else r - n_pairs
             sg = -sigma if n_pairs <= r < 2 * n_pairs else sigma
             for k in range(d):
-                u = sg * G[g, p, k]
+                u = sg * (gb[g * d + k] if gen else G[g, p, k])
                 Q[r, k] = Z[p, k] + u
                 Uo[r, k] = u * inv_s
         shared = True
@@ -528,11 +542,19 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, sigma, n_pairs, K, h0, i
                     break
                 h += 1  # the draws already certified keep their (smaller) block
             r = rb
-        out[p, 0] = z0 + a0 * (s / M)
-        if d > 1:
-            out[p, 1] = z1 + a1 * (s / M)
-        if d > 2:
-            out[p, 2] = z2 + a2 * (s / M)
+        # the barycentre z + mean offset, or (score_scale = 1/t²) the score (b − z)/t²; out may be Z
+        if score_scale == 0.0:
+            out[p, 0] = z0 + a0 * (s / M)
+            if d > 1:
+                out[p, 1] = z1 + a1 * (s / M)
+            if d > 2:
+                out[p, 2] = z2 + a2 * (s / M)
+        else:
+            out[p, 0] = a0 * (s / M) * score_scale
+            if d > 1:
+                out[p, 1] = a1 * (s / M) * score_scale
+            if d > 2:
+                out[p, 2] = a2 * (s / M) * score_scale
 
 
 _EXECUTOR = None
@@ -594,7 +616,8 @@ def grid_knn(grid, Q, k):
     return out_d, out_i
 
 
-def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=None):
+def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=None, key=None, n_normals=0,
+                   score=False):
     r"""Mean over the draws of the softmax barycentre of each z + u on the grid.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
@@ -617,28 +640,49 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
     ----------
     grid : GridIndex
     Z : array of shape (m, d)
-    G : array of shape (Mg, m, d)
+    G : array of shape (Mg, m, d), or None with ``key``
     K : int
     t : float
     exact_k : bool
     sigma : float
     n_pairs : int, at most Mg
+    out : array of shape (m, d), optional
+        C-contiguous float64; may be Z itself when ``score`` is set.
+    key : array of shape (2,), uint64, optional
+        Draw G in the kernel instead: ``G[r, p] =`` normals ``(p Mg + r) d … (p Mg + r + 1) d − 1``
+        of the key (:func:`mmsold_cli.normals.from_key` of shape (m, Mg, d), particle-major), Mg = ``n_normals``.
+    score : bool
+        Return the score :math:`(\bar b - z)/t^2` instead of the barycentre :math:`\bar b`.
 
     Returns
     -------
-    B : array of shape (m, d), :math:`\frac1M\sum_r \hat b_t(z + u_r)`, M = Mg + n_pairs
+    B : array of shape (m, d), :math:`\bar b = \frac1M\sum_r \hat b_t(z + u_r)`, M = Mg + n_pairs
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
-    G = np.ascontiguousarray(G, dtype=np.float64)
     out = np.empty(Z.shape) if out is None else out  # (m, d), C-contiguous float64
+    if key is not None and exact_k:  # this kernel takes its draws as an array
+        from .normals import from_key
+
+        G, key = np.moveaxis(from_key(key, (Z.shape[0], n_normals, Z.shape[1])), 1, 0), None
     if exact_k:
+        G = np.ascontiguousarray(G, dtype=np.float64)
         U = sigma * G if n_pairs == 0 else np.concatenate([sigma * G, -sigma * G[:n_pairs]])
+        B = np.empty(Z.shape) if score else out  # out may be Z: the kernel must not write over it
         run_rows(_grid_bary, Z.shape[0], grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
-                 int(K), grid.h0, 1.0 / (2.0 * t * t), out, min_rows=64)
+                 int(K), grid.h0, 1.0 / (2.0 * t * t), B, min_rows=64)
+        if score:
+            np.subtract(B, Z, out=out)
+            out /= t * t
     else:
         h = grid.h0 + 1
+        if key is None:
+            G = np.ascontiguousarray(G, dtype=np.float64)
+            n_normals, nz = G.shape[0], source((0, 0))
+        else:
+            G, nz = np.empty((0, 0, 0)), source(key)
         run_rows(_block_bary, Z.shape[0], grid.XT, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, G,
-                 float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h, out, min_rows=64)
+                 nz, int(n_normals), float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h,
+                 1.0 / (t * t) if score else 0.0, out, min_rows=64)
     return out
 
 

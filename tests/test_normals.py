@@ -34,12 +34,14 @@ def test_any_split_of_the_range_gives_the_same_numbers():
     key = np.array([9, 10], dtype=np.uint64)
     n = 50_001
     whole = np.empty(n)
-    _fill(normals._W, normals._K, normals._F, key[0], key[1], whole, 0, n)
+    _fill(normals._W, normals._K, normals._F, key[0], key[1], 0, whole, 0, n)
     parts = np.empty(n)
     cuts = [0, 1, 6, 4099, 30_000, 30_003, n]
     for a, b in zip(cuts[:-1], cuts[1:]):
-        _fill(normals._W, normals._K, normals._F, key[0], key[1], parts, a, b)
+        _fill(normals._W, normals._K, normals._F, key[0], key[1], 0, parts, a, b)
     np.testing.assert_array_equal(parts, whole)
+    # and a range of the stream by its offset
+    np.testing.assert_array_equal(normals.from_key(key, (3, 7), start=1001), whole[1001:1022].reshape(3, 7))
 
 
 def test_law_is_standard_normal():

@@ -199,8 +199,9 @@ def test_grid_cells_sized_for_perturbed_queries(rng):
 
 
 @pytest.mark.parametrize("search", ["grid", "pool"])
-def test_kernel_draws_by_row_blocks_equal_numpy(rng, search):
-    """Kernels take their normals a block of rows at a time; draws() follows the same stream (several blocks)."""
+def test_kernels_draw_from_the_key_what_draws_gives_numpy(rng, search):
+    """The fused kernels make their normals from one key, particle by particle on both threads; the same key's
+    normals as an array (antithetic_normals, draws()) give the same barycentres, and the score over Z agrees."""
     d = 2 if search == "grid" else 64
     X = rng.standard_normal((1500, d))
     model = fit_moments(X)
@@ -208,17 +209,18 @@ def test_kernel_draws_by_row_blocks_equal_numpy(rng, search):
     t = 0.5 if d == 64 else 0.1
     kw = dict(sigma=t / 2, M=4, K=16, search=search, graph=model.knn_idx_)
     fast = SmoothedScore(X, model.index_, backend="numba", **kw)
-    blocks = fast._row_blocks(*Z.shape)
+    B = fast.barycentre(Z, t, np.random.default_rng(1))
+    G, k = antithetic_normals(np.random.default_rng(1), 4, Z.shape)
+    assert k == 2 and G.shape == (2, 2600, d)
+    U = fast.draws(np.random.default_rng(1), Z.shape)
+    np.testing.assert_array_equal(U, np.concatenate([t / 2 * G, -t / 2 * G]))
     if search == "pool":
-        assert len(blocks) >= 3
+        fast.tracker.reset()
         ref = SmoothedScore(X, model.index_, backend="numpy", **kw)
-        np.testing.assert_allclose(fast(Z, t, np.random.default_rng(1)), ref(Z, t, np.random.default_rng(1)),
-                                   rtol=0, atol=1e-9 / t)
-    else:  # one block at this size: force several; the blocks' normals assembled give the same barycentres
-        fast._row_blocks = lambda m, d: [(a, min(a + 700, m)) for a in range(0, m, 700)]
-        r = np.random.default_rng(1)
-        G = np.concatenate([antithetic_normals(r, 4, (b - a, d))[0] for a, b in fast._row_blocks(*Z.shape)], axis=1)
-        np.testing.assert_array_equal(fast.barycentre(Z, t, np.random.default_rng(1)),
-                                      grid_bary_mean(fast.grid(), Z, G, 16, t, False, sigma=t / 2, n_pairs=2))
-        U = fast.draws(np.random.default_rng(1), Z.shape)
-        np.testing.assert_array_equal(U, np.concatenate([t / 2 * G, -t / 2 * G]))
+        np.testing.assert_allclose(B, ref.barycentre(Z, t, np.random.default_rng(1)), rtol=0, atol=1e-9)
+    else:
+        np.testing.assert_array_equal(B, grid_bary_mean(fast.grid(), Z, G, 16, t, False, sigma=t / 2, n_pairs=2))
+    Zc = Z.copy()
+    S = fast(Zc, t, np.random.default_rng(1), overwrite_z=True)
+    assert S is Zc
+    np.testing.assert_allclose(S, (B - Z) / t**2, rtol=1e-12, atol=1e-9)
