@@ -72,8 +72,26 @@ def _score_stack(score, Z, t, rng):
     return score(Z.reshape(-1, Z.shape[-1]), t, rng).reshape(Z.shape)
 
 
+def _chunked_step(y, s, h, chol, rng, states, chunks, integrator, manifold_step):
+    """One MM-SOLD step chunk by chunk: integrator, displacement, manifold step; returns the new state array.
+
+    ``states`` holds each chunk's integrator state and is updated.
+    """
+    y_next = None  # a step that does not write into Y (the default) builds the next state here
+    for c, (a, b) in enumerate(chunks):
+        drift, noise, states[c] = integrator(pullback(s[a:b], chol), h, rng, states[c])
+        ya = y[a:b]
+        out = manifold_step(ya, _displacement(drift, noise, h))
+        del drift, noise
+        if out is not ya and y_next is None:
+            y_next = y.copy() if c else np.empty_like(y)  # chunks before c were written into y
+        if y_next is not None:
+            y_next[a:b] = out
+    return y if y_next is None else y_next
+
+
 def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_matthews, callback=None,
-                  manifold_step=stiefel.step, to_z=stiefel.to_z):
+                  manifold_step=stiefel.step, to_z=stiefel.to_z, fused_step=None):
     """Moment-matched score-smoothed overdamped Langevin dynamics.
 
     Parameters
@@ -96,6 +114,10 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
         so drift and noise are projected together).
     to_z : callable ``(Y, mean, chol) -> Z``
         :func:`mmsold_cli.stiefel.to_z` or :func:`mmsold_cli.stiefel_numba.to_z`.
+    fused_step : callable ``(Y, S, h, chol, rng, state) -> state``, optional
+        Integrator and manifold step in one kernel that updates Y in place
+        (:func:`mmsold_cli.stiefel_numba.langevin_step`); it replaces
+        ``integrator`` and ``manifold_step``.
 
     Returns
     -------
@@ -107,18 +129,10 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
         del z  # live memory: the state, its noise, the score and ~1 MB chunks, not a dozen (E, P, d) arrays
-        y_next = None  # a step that does not write into Y (the default) builds the next state here
-        for c, (a, b) in enumerate(chunks):
-            drift, noise, states[c] = integrator(pullback(s[a:b], chol), h, rng, states[c])
-            ya = y[a:b]
-            out = manifold_step(ya, _displacement(drift, noise, h))
-            del drift, noise
-            if out is not ya and y_next is None:
-                y_next = y.copy() if c else np.empty_like(y)  # chunks before c were written into y
-            if y_next is not None:
-                y_next[a:b] = out
-        if y_next is not None:
-            y = y_next
+        if fused_step is not None:
+            states[0] = fused_step(y, s, h, chol, rng, states[0])
+        else:
+            y = _chunked_step(y, s, h, chol, rng, states, chunks, integrator, manifold_step)
         z = to_z(y, mean, chol)
         if callback is not None:
             callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})

@@ -307,6 +307,8 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
                 knobs["to_z"] = to_z
             if constrained:
                 knobs["manifold_step"] = functools.partial(stiefel_numba.step, overwrite_y=True)
+                if st["integrator"] in ("lm", "em"):  # integrator and manifold step in one pass, no temporaries
+                    knobs["fused_step"] = functools.partial(stiefel_numba.langevin_step, lm=st["integrator"] == "lm")
     seeds = np.random.SeedSequence(random_state).spawn(len(batches))
     steps = st["steps"]
     mean_err = np.zeros(steps)

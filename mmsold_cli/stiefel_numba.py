@@ -42,8 +42,10 @@ from ._config import import_numba
 
 numba = import_numba()
 
+from .normals_numba import normals_at, source  # noqa: E402
 
-__all__ = ["MAX_DIM", "step", "moment_error", "to_z"]
+
+__all__ = ["MAX_DIM", "step", "langevin_step", "moment_error", "to_z"]
 
 #: Largest dimension the fused kernels handle (above it the d × d work is better left to LAPACK).
 MAX_DIM = 8
@@ -156,53 +158,81 @@ def _apply(C, R, row):
 
 
 @numba.njit(cache=True, nogil=True)
-def _step(Y, D, out, ok, e0, e1):
-    E, P, d = Y.shape
-    mu = np.empty(d)
-    A = np.empty((d, d))
-    H = np.empty((d, d))
-    R = np.empty((d, d))
-    T = np.empty((d, d))
-    Yk = np.empty((d, d))
-    Zk = np.empty((d, d))
-    W = np.empty((d, d))
-    row = np.empty(d)
-    c = np.empty((P, d))  # built here, copied out on success: out may be Y, and a refused ensemble keeps Y[e]
-    for e in range(e0, e1):
-        y = Y[e]
-        g = D[e]
-        for k in range(d):  # column means of D
+def _retract_step(y, g, c, mu, A, H, R, T, Yk, Zk, W, row):
+    """c ← R(y + Π_y(g)) for one ensemble (y, g, c of shape (P, d)); False if the iteration cannot retract."""
+    P, d = y.shape
+    for k in range(d):  # column means of g
+        s = 0.0
+        for i in range(P):
+            s += g[i, k]
+        mu[k] = s / P
+    for a in range(d):  # A = yᵀ ḡ (y is centred)
+        for b in range(d):
             s = 0.0
             for i in range(P):
-                s += g[i, k]
-            mu[k] = s / P
-        for a in range(d):  # A = Yᵀ D̄ (Y is centred)
+                s += y[i, a] * g[i, b]
+            A[a, b] = s
+    for a in range(d):  # sym(A)/P
+        for b in range(a, d):
+            v = 0.5 * (A[a, b] + A[b, a]) / P
+            A[a, b] = v
+            A[b, a] = v
+    for i in range(P):  # ỹ = y + ḡ − y sym/P
+        for b in range(d):
+            s = y[i, b] + (g[i, b] - mu[b])
+            for k in range(d):
+                s -= y[i, k] * A[k, b]
+            c[i, b] = s
+    for _ in range(2):  # retract, then once more to rounding level
+        _centre_gram(c, H)
+        if not _inv_sqrt(H, R, T, Yk, Zk, W):
+            return False
+        _apply(c, R, row)
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _step(Y, D, out, ok, e0, e1):
+    E, P, d = Y.shape
+    mu, row = np.empty(d), np.empty(d)
+    A, H, R, T = np.empty((d, d)), np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
+    Yk, Zk, W = np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
+    c = np.empty((P, d))  # built here, copied out on success: out may be Y, and a refused ensemble keeps Y[e]
+    for e in range(e0, e1):
+        ok[e] = _retract_step(Y[e], D[e], c, mu, A, H, R, T, Yk, Zk, W, row)
+        if ok[e]:
+            out[e] = c
+
+
+@numba.njit(cache=True, nogil=True)
+def _langevin_step(Y, S, L, h, Xi, src, ok, e0, e1):
+    E, P, d = Y.shape
+    lm = Xi.shape[0] > 0  # Leimkuhler–Matthews: Xi holds the previous step's ξ, replaced by this step's
+    mu, row = np.empty(d), np.empty(d)
+    A, H, R, T = np.empty((d, d)), np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
+    Yk, Zk, W = np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
+    c = np.empty((P, d))
+    g = np.empty((P, d))
+    xb = np.empty(P * d)
+    Wz, Kz, Fz, k0, k1, _ = src
+    sq = np.sqrt(2.0 * h)
+    for e in range(e0, e1):
+        # this ensemble's normals: numbers e P d … (e + 1) P d − 1 of the key, as from_key of shape (E, P, d)
+        normals_at(Wz, Kz, Fz, k0, k1, e * P * d, xb, 0, P * d)
+        for i in range(P):
             for b in range(d):
                 s = 0.0
-                for i in range(P):
-                    s += y[i, a] * g[i, b]
-                A[a, b] = s
-        for a in range(d):  # sym(A)/P
-            for b in range(a, d):
-                v = 0.5 * (A[a, b] + A[b, a]) / P
-                A[a, b] = v
-                A[b, a] = v
-        for i in range(P):  # Ỹ = Y + D̄ − Y sym/P
-            for b in range(d):
-                s = y[i, b] + (g[i, b] - mu[b])
                 for k in range(d):
-                    s -= y[i, k] * A[k, b]
-                c[i, b] = s
-        good = True
-        for _ in range(2):  # retract, then once more to rounding level
-            _centre_gram(c, H)
-            if not _inv_sqrt(H, R, T, Yk, Zk, W):
-                good = False
-                break
-            _apply(c, R, row)
-        ok[e] = good
-        if good:
-            out[e] = c
+                    s += S[e, i, k] * L[k, b]
+                xi = (Xi[e, i, b] + xb[i * d + b]) * 0.5 if lm else xb[i * d + b]
+                g[i, b] = xi * sq + s * h  # the displacement: the integrator's noise and drift (G = S L)
+        ok[e] = _retract_step(Y[e], g, c, mu, A, H, R, T, Yk, Zk, W, row)
+        if ok[e]:
+            Y[e] = c
+            if lm:
+                for i in range(P):
+                    for b in range(d):
+                        Xi[e, i, b] = xb[i * d + b]
 
 
 def step(Y, D, *, overwrite_y=False):
@@ -236,6 +266,58 @@ def step(Y, D, *, overwrite_y=False):
         bad = ~ok
         out[bad] = stiefel.retract(Y[bad] + stiefel.project_tangent(Y[bad], D[bad]))
     return out
+
+
+def langevin_step(Y, S, h, chol, rng, state, *, lm=True):
+    r"""One MM-SOLD step with the Leimkuhler–Matthews (``lm``) or Euler–Maruyama noise, fused, in place.
+
+    For every ensemble, in one pass and without (E, P, d) temporaries:
+
+    .. math::
+
+        D = h\,S L + \sqrt{2h}\,\bar\xi, \qquad Y \leftarrow R\big(Y + \Pi_Y(D)\big)
+
+    with :math:`\bar\xi = (\xi_{k} + \xi_{k+1})/2` (LM) or :math:`\xi_{k+1}` (EM), :math:`\xi_{k+1}`
+    made in the kernel from one key (:mod:`mmsold_cli.normals`).  Same numbers as
+    :func:`mmsold_cli.integrators.leimkuhler_matthews` / ``euler_maruyama`` followed by :func:`step`
+    on one chunk holding every ensemble.
+
+    Parameters
+    ----------
+    Y : array of shape (E, P, d), C-contiguous float64, on the manifold; updated in place
+    S : array of shape (E, P, d), the scores at Z = mean + Y Lᵀ
+    h : float
+    chol : array of shape (d, d), L
+    rng : numpy.random.Generator
+    state : array of shape (E, P, d) or None
+        LM: the previous step's ξ (None at the start), overwritten by this step's and returned.
+    lm : bool
+
+    Returns
+    -------
+    state : the LM state, or None (EM)
+    """
+    from . import stiefel
+    from .normals import from_key, new_key, standard_normal
+    from .search_numba import run_rows
+
+    E, P, d = Y.shape
+    if lm and state is None:
+        state = standard_normal(rng, Y.shape)
+    key = new_key(rng)
+    S = np.ascontiguousarray(S, dtype=np.float64)
+    L = np.ascontiguousarray(chol, dtype=np.float64)
+    ok = np.zeros(E, dtype=np.bool_)
+    run_rows(_langevin_step, E, Y, S, L, float(h), state if lm else np.empty((0, 0, 0)), source(key), ok,
+             min_rows=max(1, 4096 // max(1, P)))
+    for e in np.flatnonzero(~ok):  # a rank-deficient block: the SVD retraction (rare); its state is still ξ_k
+        xi = from_key(key, (P, d), start=e * P * d)
+        noise = (state[e] + xi) * 0.5 if lm else xi
+        D = noise * np.sqrt(2.0 * h) + (S[e] @ L) * h
+        Y[e] = stiefel.retract(Y[e] + stiefel.project_tangent(Y[e], D))
+        if lm:
+            state[e] = xi
+    return state if lm else None
 
 
 @numba.njit(cache=True, nogil=True)

@@ -146,3 +146,52 @@ def test_fused_to_z_and_moments_on_all_threads_equal_numpy(rng, d):
     np.testing.assert_allclose(Z, stiefel.to_z(Y, mean, chol), rtol=1e-13, atol=1e-13)
     for got, want in zip(stiefel_numba.moment_error(Z, mean, cov), stiefel.moment_error(Z, mean, cov)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+
+
+def _unfused_steps(Y, S_list, h, L, rng, lm):
+    from mmsold_cli.integrators import euler_maruyama, leimkuhler_matthews
+
+    integrator = leimkuhler_matthews if lm else euler_maruyama
+    state = None
+    for S in S_list:
+        drift, noise, state = integrator(S @ L, h, rng, state)
+        Y = stiefel.step(Y, drift + np.sqrt(2 * h) * noise)
+    return Y, state
+
+
+@pytest.mark.parametrize("lm", [True, False])
+@pytest.mark.parametrize("refuse", [False, True])
+def test_fused_langevin_step_equals_integrator_then_step(rng, monkeypatch, lm, refuse):
+    """One kernel for drift, noise (its normals made inside from one key) and manifold step: the same numbers
+    as the integrator helper plus the NumPy step; a block the iteration refuses goes to the SVD."""
+    from mmsold_cli import stiefel_numba
+
+    if refuse:
+        real = stiefel_numba._langevin_step
+
+        def refuse_second(Y, S, L, h, Xi, src, ok, e0, e1):
+            keep = (Y[1].copy(), Xi[1].copy() if Xi.shape[0] else None)
+            real(Y, S, L, h, Xi, src, ok, e0, e1)
+            if e0 <= 1 < e1:  # as the kernel leaves a refused block: Y and the LM state untouched
+                Y[1] = keep[0]
+                if keep[1] is not None:
+                    Xi[1] = keep[1]
+                ok[1] = False
+
+        monkeypatch.setattr(stiefel_numba, "_langevin_step", refuse_second)
+    E, P, d = 300, 20, 3  # 300 ensembles: the kernel runs on both threads
+    Y0 = stiefel.uniform(E, P, d, rng)
+    A = rng.standard_normal((d, d))
+    L = np.linalg.cholesky(A @ A.T + np.eye(d))
+    S_list = [rng.standard_normal((E, P, d)) for _ in range(3)]
+    h = 0.01
+    want, want_state = _unfused_steps(Y0.copy(), S_list, h, L, np.random.default_rng(7), lm)
+    Y, state, r = Y0.copy(), None, np.random.default_rng(7)
+    for S in S_list:
+        state = stiefel_numba.langevin_step(Y, S, h, L, r, state, lm=lm)
+    np.testing.assert_allclose(Y, want, rtol=0, atol=1e-12)
+    if lm:
+        np.testing.assert_array_equal(state, want_state)
+    else:
+        assert state is None
+    np.testing.assert_allclose(np.swapaxes(Y, 1, 2) @ Y / P, np.broadcast_to(np.eye(d), (E, d, d)), atol=1e-13)
