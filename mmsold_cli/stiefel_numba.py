@@ -44,7 +44,6 @@ numba = import_numba()
 
 from .normals_numba import normals_at, source  # noqa: E402
 
-
 __all__ = ["MAX_DIM", "step", "langevin_step", "moment_error", "to_z"]
 
 #: Largest dimension the fused kernels handle (above it the d × d work is better left to LAPACK).
