@@ -427,10 +427,11 @@ def _block_nearest(C0, C1, C2, D, c, q0, q1, q2):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _draws_of(nz, p, n, buf):
-    """Particle p's n normals from the key source ``nz`` = (W, K, F, k0, k1, j0): numbers j0 + p n … j0 + (p+1) n − 1."""
+def _draws_of(nz, p0, m, n, buf):
+    """The n normals each of particles p0 … p0 + m − 1 from the key source ``nz`` = (W, K, F, k0, k1, j0):
+    numbers j0 + p0 n … j0 + (p0 + m) n − 1, particle-major."""
     W, K, F, k0, k1, j0 = nz
-    normals_at(W, K, F, k0, k1, j0 + p * n, buf, 0, n)
+    normals_at(W, K, F, k0, k1, j0 + p0 * n, buf, 0, m * n)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
@@ -462,19 +463,20 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, nz, Mg, sigma, n_pairs, 
     far = _F32(1e18)
     for k in range(d, 3):  # axes the data lacks have one cell
         cmin[k] = cmax[k] = 0
-    gb = np.empty(Mg * d if gen else 0)
+    # the range's normals in one call (a call per particle costs twice as much a normal)
+    gb = np.empty((r1 - r0) * Mg * d if gen else 0)
+    if gen:
+        _draws_of(nz, r0, r1 - r0, Mg * d, gb)
     for p in range(r0, r1):
         z0 = Z[p, 0]
         z1 = Z[p, 1] if d > 1 else 0.0
         z2 = Z[p, 2] if d > 2 else 0.0
-        if gen:
-            _draws_of(nz, p, Mg * d, gb)
         for r in range(M):
             # the order of antithetic_draws: the pairs' + halves, their − halves, the unpaired draw
             g = r if r < n_pairs else r - n_pairs
             sg = -sigma if n_pairs <= r < 2 * n_pairs else sigma
             for k in range(d):
-                u = sg * (gb[g * d + k] if gen else G[g, p, k])
+                u = sg * (gb[((p - r0) * Mg + g) * d + k] if gen else G[g, p, k])
                 Q[r, k] = Z[p, k] + u
                 Uo[r, k] = u * inv_s
         shared = True
