@@ -24,6 +24,11 @@ as the SVD of :func:`mmsold_cli.stiefel.retract` does.  A block too far from
 orthogonal for the iteration (rank-deficient C) is flagged and left to the
 SVD.  The NumPy functions stay the reference the tests compare with.
 
+:func:`langevin_step` goes one step further for the LM and EM integrators: the
+drift :math:`hSL`, the noise (its normals made in the kernel,
+:mod:`mmsold_cli.normals`) and the step above in one pass per ensemble, with
+no (E, P, d) temporaries.
+
 :func:`moment_error` is :func:`mmsold_cli.stiefel.moment_error` in one pass, and
 :func:`to_z` is :func:`mmsold_cli.stiefel.to_z` row by row (NumPy's batched
 matrix product spends 5 µs per 1,000 rows on a 2 × 2 factor).
