@@ -61,15 +61,17 @@ def philox_block(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _extra_word(k0, k1, j, n):
+    """Extra word n of normal j: word n mod 4 of block (n div 4, j, 1, 0) (a block per word: the slow path is rare)."""
+    ws = philox_block(np.uint64(n // 4), np.uint64(j), np.uint64(1), np.uint64(0), k0, k1)
+    return ws[n % 4]
+
+
 @numba.njit(cache=True, nogil=True)
 def _slow(W, K, F, k0, k1, j, u):
-    """Normal j whose first word u missed the fast path: the tail, the wedge test, retries."""
-    buf = np.empty(4, dtype=np.uint64)
-    b = np.uint64(0)
-    pos = 4
-    jj = np.uint64(j)
-    one = np.uint64(1)
-    zero = np.uint64(0)
+    """Normal j whose first word u missed the fast path: the tail, the wedge test, retries (no allocation)."""
+    n = 0  # extra words used so far
     while True:
         i = np.intp(u & _U255)
         neg = (u >> _U8) & _U1
@@ -79,36 +81,19 @@ def _slow(W, K, F, k0, k1, j, u):
             break
         if i == 0:
             while True:
-                if pos == 4:
-                    buf[0], buf[1], buf[2], buf[3] = philox_block(b, jj, one, zero, k0, k1)
-                    b += one
-                    pos = 0
-                a = -np.log(1.0 - np.float64(buf[pos] >> _U11) * _INV_MANT) / ZIGGURAT_R
-                pos += 1
-                if pos == 4:
-                    buf[0], buf[1], buf[2], buf[3] = philox_block(b, jj, one, zero, k0, k1)
-                    b += one
-                    pos = 0
-                e = -np.log(1.0 - np.float64(buf[pos] >> _U11) * _INV_MANT)
-                pos += 1
+                a = -np.log(1.0 - np.float64(_extra_word(k0, k1, j, n) >> _U11) * _INV_MANT) / ZIGGURAT_R
+                e = -np.log(1.0 - np.float64(_extra_word(k0, k1, j, n + 1) >> _U11) * _INV_MANT)
+                n += 2
                 if 2.0 * e > a * a:
                     break
             x = ZIGGURAT_R + a
             break
-        if pos == 4:
-            buf[0], buf[1], buf[2], buf[3] = philox_block(b, jj, one, zero, k0, k1)
-            b += one
-            pos = 0
-        y = F[i] + np.float64(buf[pos] >> _U11) * _INV_MANT * (F[i + 1] - F[i])
-        pos += 1
+        y = F[i] + np.float64(_extra_word(k0, k1, j, n) >> _U11) * _INV_MANT * (F[i + 1] - F[i])
+        n += 1
         if y < np.exp(-0.5 * x * x):
             break
-        if pos == 4:
-            buf[0], buf[1], buf[2], buf[3] = philox_block(b, jj, one, zero, k0, k1)
-            b += one
-            pos = 0
-        u = buf[pos]
-        pos += 1
+        u = _extra_word(k0, k1, j, n)
+        n += 1
     return -x if neg else x
 
 
