@@ -52,7 +52,7 @@ import math
 
 import numpy as np
 
-__all__ = ["standard_normal", "from_key", "standard_normal_reference", "new_key", "ZIGGURAT_R"]
+__all__ = ["standard_normal", "from_key", "mean_of_two", "standard_normal_reference", "new_key", "ZIGGURAT_R"]
 
 #: Right edge of the ziggurat's base strip for 256 layers.
 ZIGGURAT_R = 3.6541528853610088
@@ -162,6 +162,19 @@ def from_key(key, shape, start=0, out=None) -> np.ndarray:
 
     out = np.empty(shape) if out is None else out
     fill(key, out.reshape(-1), start)
+    return out
+
+
+def mean_of_two(key_a, key_b, shape, start=0, out=None) -> np.ndarray:
+    """``(a + b) / 2`` for the normals a of ``key_a`` and b of ``key_b`` (numbers ``start, start + 1, …``).
+
+    Same numbers as ``(from_key(key_a, ...) + from_key(key_b, ...)) * 0.5`` without the second array:
+    the Leimkuhler–Matthews noise when the state is the previous step's key.
+    """
+    from .normals_numba import fill_mean
+
+    out = np.empty(shape) if out is None else out
+    fill_mean(key_a, key_b, out.reshape(-1), start)
     return out
 
 

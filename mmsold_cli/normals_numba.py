@@ -20,7 +20,7 @@ from numba.extending import intrinsic  # noqa: E402
 
 from .normals import _F, _K, _W, ZIGGURAT_R  # noqa: E402
 
-__all__ = ["fill", "normals_at", "philox_block", "source"]
+__all__ = ["fill", "fill_mean", "normals_at", "philox_block", "source"]
 
 _M0 = np.uint64(0xD2E7470EE14C6C93)
 _M1 = np.uint64(0xCA5A826395121157)
@@ -123,6 +123,27 @@ def normals_at(W, K, F, k0, k1, j0, out, r0, r1):
 @numba.njit(cache=True, nogil=True)
 def _fill(W, K, F, k0, k1, j0, out, r0, r1):
     normals_at(W, K, F, k0, k1, j0, out, r0, r1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_mean(W, K, F, a0, a1, b0, b1, j0, out, r0, r1):
+    # by pieces of 256: the two keys' normals side by side, then their mean, as (a + b) * 0.5
+    n = 256
+    buf = np.empty(n)
+    for s in range(r0, r1, n):
+        e = min(s + n, r1)
+        normals_at(W, K, F, a0, a1, j0, out, s, e)
+        normals_at(W, K, F, b0, b1, j0 + s, buf, 0, e - s)
+        for j in range(s, e):
+            out[j] = (out[j] + buf[j - s]) * 0.5
+
+
+def fill_mean(key_a, key_b, out, start=0):
+    """``out[j] = (a_j + b_j) / 2`` for normals ``j = start, start + 1, …`` of two keys, on all threads."""
+    from .search_numba import run_rows
+
+    run_rows(_fill_mean, out.shape[0], _W, _K, _F, np.uint64(key_a[0]),
+             np.uint64(key_a[1]), np.uint64(key_b[0]), np.uint64(key_b[1]), np.int64(start), out, min_rows=4096)
 
 
 def fill(key, out, start=0):

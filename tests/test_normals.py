@@ -76,3 +76,25 @@ def test_tables_have_equal_layer_areas():
     v = normals.ZIGGURAT_R * fy[1] + np.sqrt(np.pi / 2) * stats.norm.sf(normals.ZIGGURAT_R) * 2
     np.testing.assert_allclose(areas, v, rtol=1e-6)
     np.testing.assert_allclose(x[0] * fy[1], v, rtol=1e-12)  # the base strip's pseudo-width: v / f(r)
+
+
+def test_mean_of_two_keys_equals_the_two_arrays_averaged():
+    a, b = np.array([3, 4], dtype=np.uint64), np.array([5, 6], dtype=np.uint64)
+    shape = (37, 129)  # several 256-wide pieces per thread range, and a ragged end
+    want = (normals.from_key(a, shape, start=11) + normals.from_key(b, shape, start=11)) * 0.5
+    np.testing.assert_array_equal(normals.mean_of_two(a, b, shape, start=11), want)
+
+
+def test_lm_integrator_keeps_a_key_and_makes_the_same_noise_as_two_arrays():
+    from mmsold_cli.integrators import leimkuhler_matthews
+
+    G = np.ones((5, 7, 3))
+    rng = np.random.default_rng(2)
+    _, noise1, k1 = leimkuhler_matthews(G.copy(), 0.1, rng, None)
+    _, noise2, k2 = leimkuhler_matthews(G.copy(), 0.1, rng, k1)
+    assert k1.shape == (2,) and k1.dtype == np.uint64
+    r = np.random.default_rng(2)
+    keys = [normals.new_key(r) for _ in range(3)]
+    xi = [normals.from_key(k, G.shape) for k in keys]
+    np.testing.assert_array_equal(noise1, (xi[0] + xi[1]) * 0.5)
+    np.testing.assert_array_equal(noise2, (xi[1] + xi[2]) * 0.5)
