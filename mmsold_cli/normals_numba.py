@@ -20,7 +20,7 @@ from numba.extending import intrinsic  # noqa: E402
 
 from .normals import _F, _K, _W, ZIGGURAT_R  # noqa: E402
 
-__all__ = ["fill", "fill_mean", "normals_at", "philox_block", "source"]
+__all__ = ["fill", "fill_mean", "normals_at", "philox_block", "source", "kernel_draws", "draws_of"]
 
 _M0 = np.uint64(0xD2E7470EE14C6C93)
 _M1 = np.uint64(0xCA5A826395121157)
@@ -157,3 +157,23 @@ def fill(key, out, start=0):
 def source(key, start=0):
     """The key source the fused kernels draw from: ``(W, K, F, k0, k1, j0)``, normal j0 first."""
     return (_W, _K, _F, np.uint64(key[0]), np.uint64(key[1]), np.int64(start))
+
+
+def kernel_draws(G, key, n_normals):
+    """What a fused kernel takes for its draws: ``(G, Mg, source)``.
+
+    With ``key`` the kernel makes the normals itself (G is empty, Mg = ``n_normals``); else G is the
+    (Mg, m, d) array of normals, as float64, and the source a dummy.
+    """
+    if key is None:
+        G = np.ascontiguousarray(G, dtype=np.float64)
+        return G, G.shape[0], source((0, 0))
+    return np.empty((0, 0, 0)), int(n_normals), source(key)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def draws_of(src, p0, m, n, buf):
+    """The n normals each of particles p0 … p0 + m − 1 from the key source ``src`` = (W, K, F, k0, k1, j0):
+    numbers j0 + p0 n … j0 + (p0 + m) n − 1, particle-major, into buf."""
+    W, K, F, k0, k1, j0 = src
+    normals_at(W, K, F, k0, k1, j0 + p0 * n, buf, 0, m * n)

@@ -18,7 +18,7 @@ from ._config import import_numba
 numba = import_numba()
 
 
-from .normals_numba import normals_at, source  # noqa: E402
+from .normals_numba import draws_of, kernel_draws  # noqa: E402
 from .search_numba import exp_nonpos, run_rows  # noqa: E402
 
 __all__ = ["barycentre_mean", "pool_barycentre_mean"]
@@ -100,10 +100,9 @@ def _pool_bary_mean(X, Z, G, nz, Mg, sigma, n_pairs, pool, inv2t2, score_scale, 
     num = np.empty(d)
     acc = np.empty(d)
     gb = np.empty(Mg * d if gen else 0)
-    W, K, F, k0, k1, j0 = nz
     for p in range(r0, r1):
-        if gen:  # normals j0 + p Mg d … of the key, particle-major
-            normals_at(W, K, F, k0, k1, j0 + p * Mg * d, gb, 0, Mg * d)
+        if gen:  # this particle's normals (a call per particle: 128 of them at d = 64, no per-call overhead to share)
+            draws_of(nz, p, 1, Mg * d, gb)
         for j in range(c):  # gather the particle's candidates once for all draws
             xi = pool[p, j]
             for k in range(d):
@@ -175,12 +174,8 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     out = np.empty(Z.shape) if out is None else out
-    if key is None:
-        G = np.ascontiguousarray(G, dtype=np.float64)
-        n_normals, nz = G.shape[0], source((0, 0))
-    else:
-        G, nz = np.empty((0, 0, 0)), source(key)
-    run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z, G, nz, int(n_normals),
+    G, Mg, nz = kernel_draws(G, key, n_normals)
+    run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z, G, nz, Mg,
              float(sigma), int(n_pairs),
              np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64), 1.0 / (2.0 * t * t),
              1.0 / (t * t) if score else 0.0, out, min_rows=64)

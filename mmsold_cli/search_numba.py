@@ -50,7 +50,7 @@ numba = import_numba()
 from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-from .normals_numba import normals_at, source  # noqa: E402
+from .normals_numba import draws_of, kernel_draws  # noqa: E402
 
 __all__ = [
     "grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "exp32", "exp32_array", "topk_rows", "track",
@@ -426,20 +426,12 @@ def _block_nearest(C0, C1, C2, D, c, q0, q1, q2):
     return mn
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _draws_of(nz, p0, m, n, buf):
-    """The n normals each of particles p0 … p0 + m − 1 from the key source ``nz`` = (W, K, F, k0, k1, j0):
-    numbers j0 + p0 n … j0 + (p0 + m) n − 1, particle-major."""
-    W, K, F, k0, k1, j0 = nz
-    normals_at(W, K, F, k0, k1, j0 + p0 * n, buf, 0, m * n)
-
-
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
 def _block_bary(XT, starts, lo, dims, strides, s, Z, G, nz, Mg, sigma, n_pairs, K, h0, inv2t2, max_spread,
                 score_scale, out, r0, r1):
     d = Z.shape[1]
     M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
-    gen = G.shape[0] == 0  # no array: the particle's normals come from the key (nz), see _draws_of
+    gen = G.shape[0] == 0  # no array: the particle's normals come from the key (nz), see normals_numba.draws_of
     D = XT.shape[0]
     n = XT.shape[1]
     X0 = XT[0]
@@ -466,7 +458,7 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, nz, Mg, sigma, n_pairs, 
     # the range's normals in one call (a call per particle costs twice as much a normal)
     gb = np.empty((r1 - r0) * Mg * d if gen else 0)
     if gen:
-        _draws_of(nz, r0, r1 - r0, Mg * d, gb)
+        draws_of(nz, r0, r1 - r0, Mg * d, gb)
     for p in range(r0, r1):
         z0 = Z[p, 0]
         z1 = Z[p, 1] if d > 1 else 0.0
@@ -677,13 +669,9 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
             out /= t * t
     else:
         h = grid.h0 + 1
-        if key is None:
-            G = np.ascontiguousarray(G, dtype=np.float64)
-            n_normals, nz = G.shape[0], source((0, 0))
-        else:
-            G, nz = np.empty((0, 0, 0)), source(key)
+        G, Mg, nz = kernel_draws(G, key, n_normals)
         run_rows(_block_bary, Z.shape[0], grid.XT, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, G,
-                 nz, int(n_normals), float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h,
+                 nz, Mg, float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h,
                  1.0 / (t * t) if score else 0.0, out, min_rows=64)
     return out
 
