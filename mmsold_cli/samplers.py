@@ -3,7 +3,8 @@ r"""Langevin samplers on the smoothed closed-form score: one small function each
 Every sampler has the form ``sample_x(score, x, schedule, *, rng, callback=None, knobs…)``:
 ``score(z, t, rng)`` returns score estimates at the rows of z, ``x`` is the
 state, ``schedule`` a :class:`~mmsold_cli.schedules.Schedule`, and
-``callback`` receives ``{x, z, i, t, h, score}`` after each step.
+``callback`` receives a :class:`StepInfo` ``{x, z, i, t, h, score}`` after each step
+(``z`` made on first access).
 
 MM-SOLD [1]_ moves a stack of ensembles :math:`Y\in\mathcal M` (see
 :mod:`mmsold_cli.stiefel`), particles :math:`Z = \mathbf 1\hat\mu^\top + Y L^\top`:
@@ -41,7 +42,36 @@ import numpy as np
 from . import stiefel
 from .integrators import leimkuhler_matthews
 
-__all__ = ["sample_mmsold", "sample_sold", "init_data", "init_gaussian", "pullback", "start_indices", "spatial_order"]
+__all__ = ["StepInfo", "sample_mmsold", "sample_sold", "init_data", "init_gaussian", "pullback", "start_indices", "spatial_order"]
+
+
+class StepInfo(dict):
+    """What a callback gets each step: ``x`` (the state Y), ``i``, ``t``, ``h``, ``score`` (at the step's
+    start) and ``z`` = mean + Y Lᵀ, the new positions.
+
+    ``z`` is made on first access (``info["z"]``) and then reused as the next step's positions, so a
+    step whose callback does not ask for it holds the state and the score only: two (B, d) arrays,
+    not three.  ``x`` and ``z`` are overwritten by later steps (copy them to keep them).
+    """
+
+    def __init__(self, make_z, **items):
+        super().__init__(**items)
+        self._make_z = make_z
+
+    def __missing__(self, key):
+        if key != "z":
+            raise KeyError(key)
+        z = self["z"] = self._make_z()
+        return z
+
+
+def _after_step(callback, y, s, i, t, h, mean, chol, to_z):
+    """Run the callback (if any) on the finished step; return the new positions Z for the next score."""
+    if callback is None:
+        return None
+    info = StepInfo(lambda: to_z(y, mean, chol), x=y, i=i, t=t, h=h, score=s)
+    callback(info)
+    return info.get("z")
 
 
 def pullback(S: np.ndarray, chol: np.ndarray) -> np.ndarray:
@@ -135,37 +165,38 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
             states[0] = fused_step(y, s, h, chol, rng, states[0])
         else:
             y = _chunked_step(y, s, h, chol, rng, states, chunks, integrator, manifold_step)
-        z = to_z(y, mean, chol)
-        if callback is not None:
-            callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
-        del s
+        z = _after_step(callback, y, s, i, t, h, mean, chol, to_z)
+        del s  # the new positions are made once the score is gone
+        if z is None:
+            z = to_z(y, mean, chol)
     return y
 
 
 def sample_sold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_matthews, callback=None,
-                to_z=stiefel.to_z):
+                to_z=stiefel.to_z, overwrite_y=False):
     """Naive score-smoothed overdamped Langevin dynamics (no moment constraint).
 
     Same preconditioning and noise as :func:`sample_mmsold`, state in Y
     coordinates (``Z = mean + Y Lᵀ``) without projection or retraction.
-    Parameters and return as for :func:`sample_mmsold` (no ``manifold_step``).
+    Parameters and return as for :func:`sample_mmsold` (no ``manifold_step``);
+    ``overwrite_y`` steps the start array itself (no copy of it).
     """
+    if not overwrite_y:
+        y = y.copy()
     chunks = _ensemble_chunks(y.shape)
     states = [None] * len(chunks)
     z = to_z(y, mean, chol)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         s = _score_stack(score, z, t, rng)
         del z
-        y_next = np.empty_like(y)
-        for c, (a, b) in enumerate(chunks):
+        for c, (a, b) in enumerate(chunks):  # in place, as MM-SOLD: the state is one array for the whole run
             drift, noise, states[c] = integrator(pullback(s[a:b], chol), h, rng, states[c])
-            np.add(y[a:b], _displacement(drift, noise, h), out=y_next[a:b])
+            y[a:b] += _displacement(drift, noise, h)
             del drift, noise
-        y = y_next
-        z = to_z(y, mean, chol)
-        if callback is not None:
-            callback({"x": y, "z": z, "i": i, "t": t, "h": h, "score": s})
+        z = _after_step(callback, y, s, i, t, h, mean, chol, to_z)
         del s
+        if z is None:
+            z = to_z(y, mean, chol)
     return y
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "to_y",
     "to_z",
     "moment_error",
+    "moment_error_y",
 ]
 
 
@@ -170,4 +171,29 @@ def moment_error(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tuple[np.n
     C = np.matmul(np.swapaxes(Zc, -1, -2), Zc) / Z.shape[-2]
     mean_err = np.linalg.norm(m - mean, axis=-1) / np.sqrt(np.trace(cov))
     cov_err = np.linalg.norm(C - cov, axis=(-2, -1)) / np.linalg.norm(cov)
+    return mean_err, cov_err
+
+
+def moment_error_y(Y: np.ndarray, chol: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r""":func:`moment_error` of the particles :math:`Z = \mathbf 1\mu^\top + Y L^\top`, from Y without forming Z.
+
+    .. math::
+
+        \bar z - \mu = L\,\bar y, \qquad C_Z = L\,C_Y L^\top
+
+    Parameters
+    ----------
+    Y : array of shape (E, P, d)
+    chol : array of shape (d, d), L
+    cov : array of shape (d, d), the target :math:`\Sigma`
+
+    Returns
+    -------
+    mean_err, cov_err : arrays of shape (E,), as :func:`moment_error` of Z against (μ, Σ)
+    """
+    m = Y.mean(axis=-2)
+    Yc = Y - m[..., None, :]
+    C = np.matmul(np.swapaxes(Yc, -1, -2), Yc) / Y.shape[-2]
+    mean_err = np.linalg.norm(m @ chol.T, axis=-1) / np.sqrt(np.trace(cov))
+    cov_err = np.linalg.norm(chol @ C @ chol.T - cov, axis=(-2, -1)) / np.linalg.norm(cov)
     return mean_err, cov_err

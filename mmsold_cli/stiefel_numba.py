@@ -209,34 +209,33 @@ def _step(Y, D, out, ok, e0, e1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _langevin_step(Y, S, L, h, Xi, src, ok, e0, e1):
+def _langevin_step(Y, S, L, h, lm, p0, p1, src, ok, e0, e1):
     E, P, d = Y.shape
-    lm = Xi.shape[0] > 0  # Leimkuhler–Matthews: Xi holds the previous step's ξ, replaced by this step's
     mu, row = np.empty(d), np.empty(d)
     A, H, R, T = np.empty((d, d)), np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
     Yk, Zk, W = np.empty((d, d)), np.empty((d, d)), np.empty((d, d))
     c = np.empty((P, d))
     g = np.empty((P, d))
+    xa = np.empty(P * d if lm else 0)
     xb = np.empty(P * d)
     Wz, Kz, Fz, k0, k1, _ = src
     sq = np.sqrt(2.0 * h)
     for e in range(e0, e1):
-        # this ensemble's normals: numbers e P d … (e + 1) P d − 1 of the key, as from_key of shape (E, P, d)
+        # this ensemble's normals: numbers e P d … (e + 1) P d − 1 of the key, as from_key of shape (E, P, d);
+        # LM makes the previous step's ξ again from its key (p0, p1): no (E, P, d) state between steps
         normals_at(Wz, Kz, Fz, k0, k1, e * P * d, xb, 0, P * d)
+        if lm:
+            normals_at(Wz, Kz, Fz, p0, p1, e * P * d, xa, 0, P * d)
         for i in range(P):
             for b in range(d):
                 s = 0.0
                 for k in range(d):
                     s += S[e, i, k] * L[k, b]
-                xi = (Xi[e, i, b] + xb[i * d + b]) * 0.5 if lm else xb[i * d + b]
+                xi = (xa[i * d + b] + xb[i * d + b]) * 0.5 if lm else xb[i * d + b]
                 g[i, b] = xi * sq + s * h  # the displacement: the integrator's noise and drift (G = S L)
         ok[e] = _retract_step(Y[e], g, c, mu, A, H, R, T, Yk, Zk, W, row)
         if ok[e]:
             Y[e] = c
-            if lm:
-                for i in range(P):
-                    for b in range(d):
-                        Xi[e, i, b] = xb[i * d + b]
 
 
 def step(Y, D, *, overwrite_y=False):
@@ -293,42 +292,46 @@ def langevin_step(Y, S, h, chol, rng, state, *, lm=True):
     h : float
     chol : array of shape (d, d), L
     rng : numpy.random.Generator
-    state : array of shape (E, P, d) or None
-        LM: the previous step's ξ (None at the start), overwritten by this step's and returned.
+    state : array of 2 uint64 or None
+        LM: the key of the previous step's ξ (None at the start: a key drawn from ``rng``, as
+        :func:`mmsold_cli.integrators.leimkuhler_matthews` does); its normals are made again in the
+        kernel, so the state between steps is 16 bytes, not an (E, P, d) array.
     lm : bool
 
     Returns
     -------
-    state : the LM state, or None (EM)
+    state : the key of this step's ξ (LM), or None (EM)
     """
     from . import stiefel
-    from .normals import from_key, new_key, standard_normal
+    from .normals import from_key, new_key
     from .search_numba import run_rows
 
     E, P, d = Y.shape
     if lm and state is None:
-        state = standard_normal(rng, Y.shape)
+        state = new_key(rng)
     key = new_key(rng)
     S = np.ascontiguousarray(S, dtype=np.float64)
     L = np.ascontiguousarray(chol, dtype=np.float64)
     ok = np.zeros(E, dtype=np.bool_)
-    run_rows(_langevin_step, E, Y, S, L, float(h), state if lm else np.empty((0, 0, 0)), source(key), ok,
-             min_rows=max(1, 4096 // max(1, P)))
-    for e in np.flatnonzero(~ok):  # a rank-deficient block: the SVD retraction (rare); its state is still ξ_k
+    prev = state if lm else (0, 0)
+    run_rows(_langevin_step, E, Y, S, L, float(h), bool(lm), np.uint64(prev[0]), np.uint64(prev[1]), source(key),
+             ok, min_rows=max(1, 4096 // max(1, P)))
+    for e in np.flatnonzero(~ok):  # a rank-deficient block: the SVD retraction (rare)
         xi = from_key(key, (P, d), start=e * P * d)
-        noise = (state[e] + xi) * 0.5 if lm else xi
+        noise = (from_key(state, (P, d), start=e * P * d) + xi) * 0.5 if lm else xi
         D = noise * np.sqrt(2.0 * h) + (S[e] @ L) * h
         Y[e] = stiefel.retract(Y[e] + stiefel.project_tangent(Y[e], D))
-        if lm:
-            state[e] = xi
-    return state if lm else None
+    return key if lm else None
 
 
 @numba.njit(cache=True, nogil=True)
-def _moments(Z, mean, cov, me, ce, e0, e1):
-    E, P, d = Z.shape
+def _moments(Y, L, c, cov, me, ce, e0, e1):
+    # the moments of Z = c' + Y Lᵀ from those of Y: mean error ‖L ȳ + c‖, covariance L C_Y Lᵀ
+    E, P, d = Y.shape
     mu = np.empty(d)
+    m = np.empty(d)
     C = np.empty((d, d))
+    T = np.empty((d, d))
     tr = 0.0
     nc = 0.0
     for a in range(d):
@@ -336,12 +339,12 @@ def _moments(Z, mean, cov, me, ce, e0, e1):
         for b in range(d):
             nc += cov[a, b] * cov[a, b]
     for e in range(e0, e1):
-        z = Z[e]
+        y = Y[e]
         for k in range(d):
             mu[k] = 0.0
         for i in range(P):
             for k in range(d):
-                mu[k] += z[i, k]
+                mu[k] += y[i, k]
         for k in range(d):
             mu[k] /= P
         for a in range(d):
@@ -349,33 +352,58 @@ def _moments(Z, mean, cov, me, ce, e0, e1):
                 C[a, b] = 0.0
         for i in range(P):
             for a in range(d):
-                va = z[i, a] - mu[a]
+                va = y[i, a] - mu[a]
                 for b in range(a, d):
-                    C[a, b] += va * (z[i, b] - mu[b])
-        s = 0.0
-        for a in range(d):
-            v = mu[a] - mean[a]
-            s += v * v
-        me[e] = np.sqrt(s / tr)
-        s = 0.0
+                    C[a, b] += va * (y[i, b] - mu[b])
         for a in range(d):
             for b in range(a, d):
-                v = C[a, b] / P - cov[a, b]
+                C[a, b] /= P
+                C[b, a] = C[a, b]
+        s = 0.0
+        for a in range(d):
+            v = c[a]
+            for k in range(d):
+                v += L[a, k] * mu[k]
+            m[a] = v
+            s += v * v
+        me[e] = np.sqrt(s / tr)
+        for a in range(d):  # T = L C
+            for b in range(d):
+                v = 0.0
+                for k in range(d):
+                    v += L[a, k] * C[k, b]
+                T[a, b] = v
+        s = 0.0
+        for a in range(d):  # (L C Lᵀ − Σ) over the upper triangle, off-diagonal terms twice
+            for b in range(a, d):
+                v = -cov[a, b]
+                for k in range(d):
+                    v += T[a, k] * L[b, k]
                 s += v * v if a == b else 2.0 * v * v
         ce[e] = np.sqrt(s / nc)
 
 
-def moment_error(Z, mean, cov):
-    """:func:`mmsold_cli.stiefel.moment_error` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
+def _moment_errors(Y, L, c, cov):
     from .search_numba import run_rows
 
-    Z = np.ascontiguousarray(Z, dtype=np.float64)
-    E = Z.shape[0]
+    Y = np.ascontiguousarray(Y, dtype=np.float64)
+    E = Y.shape[0]
     me = np.empty(E)
     ce = np.empty(E)
-    run_rows(_moments, E, Z, np.ascontiguousarray(mean, dtype=np.float64), np.ascontiguousarray(cov, dtype=np.float64),
-             me, ce, min_rows=max(1, 4096 // max(1, Z.shape[1])))
+    run_rows(_moments, E, Y, np.ascontiguousarray(L, dtype=np.float64), np.ascontiguousarray(c, dtype=np.float64),
+             np.ascontiguousarray(cov, dtype=np.float64), me, ce, min_rows=max(1, 4096 // max(1, Y.shape[1])))
     return me, ce
+
+
+def moment_error(Z, mean, cov):
+    """:func:`mmsold_cli.stiefel.moment_error` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
+    d = Z.shape[-1]
+    return _moment_errors(Z, np.eye(d), -np.asarray(mean, dtype=np.float64), cov)
+
+
+def moment_error_y(Y, chol, cov):
+    """:func:`mmsold_cli.stiefel.moment_error_y` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
+    return _moment_errors(Y, chol, np.zeros(Y.shape[-1]), cov)
 
 
 @numba.njit(cache=True, nogil=True)
