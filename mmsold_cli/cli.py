@@ -331,23 +331,33 @@ def sample_cmd(
                     P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
                     start_time=start_time, search=search)
         resolve_settings(model, n, **opts)  # fail on bad options before any work
-        from .io import WRITE_EXTENSIONS
+        from .io import STREAM_EXTENSIONS, WRITE_EXTENSIONS, PointWriter
 
         if output.suffix.lower() not in WRITE_EXTENSIONS:
             raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of {', '.join(WRITE_EXTENSIONS)}")
         bar, update = _progress_bar(sys.stderr.isatty())
-        if bar is not None:
-            bar.start()
-        try:
-            res = sample(model, n, random_state=seed, progress=update, **opts)
-        finally:
+
+        def run(out=None):
             if bar is not None:
-                bar.stop()
-        settings = {k: v for k, v in res.settings.items()}
-        settings["model"] = str(model_path)
+                bar.start()
+            try:
+                return sample(model, n, random_state=seed, progress=update, out=out, **opts)
+            finally:
+                if bar is not None:
+                    bar.stop()
+
+        # streamed to the file batch by batch unless something below needs them all in memory
+        stream = basis is None and plot is None and output.suffix.lower() in STREAM_EXTENSIONS
         # samples and diagnostics appear together or not at all
         with atomic_paths(output, diag_path, *extra_paths, overwrite=overwrite) as (tmp_out, tmp_diag, *tmp_extra):
-            save_points(tmp_out, res.samples, fmt=output.suffix)
+            if stream:
+                with PointWriter(tmp_out, n, model.d_, fmt=output.suffix) as out:
+                    res = run(out)
+            else:
+                res = run()
+                save_points(tmp_out, res.samples, fmt=output.suffix)
+            settings = {k: v for k, v in res.settings.items()}
+            settings["model"] = str(model_path)
             tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1))
             if basis is not None:
                 import numpy as np

@@ -34,6 +34,8 @@ __all__ = [
     "read_array",
     "write_points",
     "save_points",
+    "PointWriter",
+    "STREAM_EXTENSIONS",
     "write_hdf5",
     "atomic_path",
     "atomic_paths",
@@ -42,6 +44,7 @@ __all__ = [
 
 READ_EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5", ".csv", ".txt", ".xyz", ".ply", ".obj")
 WRITE_EXTENSIONS = (".npy", ".h5", ".hdf5", ".csv", ".txt", ".xyz", ".ply")
+STREAM_EXTENSIONS = (".npy", ".csv", ".txt", ".xyz")  # written row block by row block (:class:`PointWriter`)
 
 
 def split_path_key(spec: str | os.PathLike) -> tuple[Path, str | None]:
@@ -484,6 +487,69 @@ def save_points(path: str | os.PathLike, X: np.ndarray, *, fmt: str | None = Non
     else:
         delim = "," if ext == ".csv" else " "
         np.savetxt(path, X, delimiter=delim, fmt="%.17g")
+
+
+class PointWriter:
+    """An (n, d) float64 points file filled by consecutive row blocks: ``w[a:b] = X``.
+
+    The same bytes as :func:`save_points` of the whole array (``.npy``: the
+    header with the final shape first; text: one ``%.17g`` line a row), while
+    only one block at a time is in memory.  Blocks must come in order and
+    cover every row before :meth:`close`; the file is written directly, so
+    use it on a temporary path of :func:`atomic_paths`.
+
+    Parameters
+    ----------
+    path : str or path
+    n, d : int
+        Shape of the whole array.
+    fmt : str, optional
+        Extension that picks the format (default: ``path``'s own); one of
+        :data:`STREAM_EXTENSIONS`.
+    """
+
+    def __init__(self, path: str | os.PathLike, n: int, d: int, *, fmt: str | None = None):
+        self.path = Path(path)
+        self.shape = (int(n), int(d))
+        self.ext = (fmt or _ext(self.path)).lower()
+        if self.ext not in STREAM_EXTENSIONS:
+            raise MmsoldError(f"{self.path}: cannot stream {self.ext!r} output; expected one of "
+                              f"{', '.join(STREAM_EXTENSIONS)}")
+        self.rows = 0
+        self._fh = open(self.path, "wb")
+        if self.ext == ".npy":
+            np.lib.format.write_array_header_1_0(self._fh, {"descr": "<f8", "fortran_order": False,
+                                                            "shape": self.shape})
+
+    def __setitem__(self, key, X):
+        ok = isinstance(key, slice) and key.step in (None, 1) and isinstance(key.stop, (int, np.integer))
+        start, stop = ((key.start or 0), int(key.stop)) if ok else (None, None)
+        if not ok or start != self.rows or stop > self.shape[0]:
+            raise ValueError(f"rows must be written in order: expected a block from row {self.rows}, got {key!r}")
+        X = np.ascontiguousarray(X, dtype="<f8")
+        if X.shape != (stop - start, self.shape[1]):
+            raise ValueError(f"expected a block of shape {(stop - start, self.shape[1])}, got {X.shape}")
+        if self.ext == ".npy":
+            self._fh.write(memoryview(X).cast("B"))
+        else:
+            np.savetxt(self._fh, X, delimiter="," if self.ext == ".csv" else " ", fmt="%.17g")
+        self.rows = stop
+
+    def close(self) -> None:
+        """Close the file; raises ``ValueError`` unless every row was written."""
+        if not self._fh.closed:
+            self._fh.close()
+            if self.rows != self.shape[0]:
+                raise ValueError(f"{self.path}: {self.rows} of {self.shape[0]} rows written")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:  # the caller's error wins; the half-written file is the caller's temporary to remove
+            self._fh.close()
 
 
 def write_points(path: str | os.PathLike, X: np.ndarray, *, overwrite: bool = False, attrs=None) -> Path:

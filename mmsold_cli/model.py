@@ -164,7 +164,8 @@ class Model:
         Mean distance from a training point to its k-th stored neighbour.
     nn_dist_ : array of shape (n,)
         Distance to the nearest training point at another location (exact
-        duplicates skipped).
+        duplicates skipped).  A loaded model reads it from its file on first
+        use (the memorisation metric), as the graph.
     spacing_ : float
         Mean of ``nn_dist_``, the length scale the defaults are built on.
     index_ : object
@@ -224,7 +225,7 @@ class Model:
         self.grids_ = {}
         return self
 
-    # The k-NN graph of a loaded model stays in its file until first read (see the Attributes).
+    # The k-NN graph and /nn_dist of a loaded model stay in its file until first read (see the Attributes).
     def _graph_array(self, key: str) -> np.ndarray:
         value = self.__dict__.get("_" + key)
         if value is None:
@@ -239,6 +240,8 @@ class Model:
                         lambda self, value: self.__dict__.__setitem__("_knn_idx", value))
     knn_sqdist_ = property(lambda self: self._graph_array("knn_sqdist"),
                            lambda self, value: self.__dict__.__setitem__("_knn_sqdist", value))
+    nn_dist_ = property(lambda self: self._graph_array("nn_dist"),
+                        lambda self, value: self.__dict__.__setitem__("_nn_dist", value))
 
     @property
     def n_(self) -> int:
@@ -347,9 +350,10 @@ class Model:
                 m.covariance_ = f["covariance"][()]
                 m.cholesky_ = f["cholesky"][()]
                 m.jitter_ = float(f.attrs.get("jitter", 0.0))
-                m.nn_dist_ = f["nn_dist"][()] if isinstance(f.get("nn_dist"), h5py.Dataset) else None
+                nn = f["nn_dist"][()] if isinstance(f.get("nn_dist"), h5py.Dataset) else None
+                m.nn_dist_ = nn
                 _check_loaded(m, path)
-                m.kth_dist_, first = _scan_graph(f, m.n_, path, want_first=m.nn_dist_ is None)
+                m.kth_dist_, first = _scan_graph(f, m.n_, path, want_first=nn is None)
                 m.sha256_ = _text(f.attrs.get("sha256"))
                 m.settings_ = json.loads(_text(f.attrs.get("settings", "{}")))
                 m.extras_ = {k: v[()] for k, v in f["extras"].items()} if "extras" in f else {}
@@ -365,9 +369,12 @@ class Model:
         st = path.stat()
         m.__dict__["_graph_source"] = (path.resolve(), st.st_mtime_ns, st.st_size, m.n_)
         m.index_kind_ = m.index
-        if m.nn_dist_ is None:  # files written before /nn_dist existed
-            m.nn_dist_ = np.sqrt(first)
-        m.spacing_ = float(m.nn_dist_.mean())
+        if nn is None:  # files written before /nn_dist existed
+            nn = np.sqrt(first)
+        m.spacing_ = float(nn.mean())
+        # checked; a file's /nn_dist is read again when a metric asks for it (n floats less while sampling)
+        m.nn_dist_ = None if first is None else nn
+        del nn
         m.grids_ = {}
         graph = m.knn_idx_ if m.index_kind_ == "nndescent" else None
         m.index_ = build_index(m.X_, m.index_kind_, graph=graph)
@@ -425,8 +432,8 @@ def _check_loaded(m: "Model", path: Path) -> None:
     arr("mean", m.mean_, (d,))
     arr("covariance", m.covariance_, (d, d))
     arr("cholesky", m.cholesky_, (d, d))
-    if m.nn_dist_ is not None:
-        arr("nn_dist", m.nn_dist_, (n,))
+    if m.__dict__.get("_nn_dist") is not None:
+        arr("nn_dist", m.__dict__["_nn_dist"], (n,))
     if not np.isfinite(m.jitter_) or m.jitter_ < 0:
         bad(f"jitter attribute {m.jitter_!r}")
     target = m.covariance_ + m.jitter_ * np.eye(d)

@@ -26,11 +26,14 @@ where
     * :math:`B` the particles stepped at once (``batch_size``, default 65,536, rounded down to whole
       ensembles).  A step keeps the state, the integrator's noise, the positions (replaced by their
       score), the pulled-back drift and a fresh noise as (B, d) arrays, each updated in place, and the
-      draws' normals by blocks of ≤ 1 MB; the pool adds each particle's c = 4K int32 neighbours twice
+      draws' normals by blocks of ≤ 1 MB (the bound; MM-SOLD's fused step with LM or EM noise, d ≤ 8,
+      holds the state and the positions/score only: its noise is made from keys in the kernel); the pool adds each particle's c = 4K int32 neighbours twice
       (old and re-ranked) and a float32 anchor; an index search holds the M perturbed queries and
       draws and their (M B, K + L) neighbour indices and distances,
     * :math:`M, K, L` the draws, neighbours and remainder points per score evaluation,
-    * :math:`N` the number of samples (filled batch by batch; one batch is returned as it is).
+    * :math:`N` the number of samples (filled batch by batch; one batch is returned as it is; 0 when
+      they go to ``out``, e.g. streamed to a file by :class:`mmsold_cli.io.PointWriter` as ``mmsold
+      sample`` does for .npy and text outputs).
 
 :func:`memory_estimate` evaluates it.  Memory therefore grows with N only by
 8 bytes per coordinate: ``sample -n 1000000`` in 3-D needs 24 MB for the samples.
@@ -192,7 +195,7 @@ def _target(model, settings):
     return model.mean_, model.covariance_ + model.jitter_ * np.eye(model.d_), model.cholesky_
 
 
-def memory_estimate(model, n, **options) -> int:
+def memory_estimate(model, n, *, out=None, **options) -> int:
     """The module's bound on peak memory, in bytes, for ``sample(model, n, **options)``.
 
     Parameters
@@ -200,6 +203,8 @@ def memory_estimate(model, n, **options) -> int:
     model : Model
     n : int
         Number of samples.
+    out : array-like, optional
+        As for :func:`sample`: the samples go there, not into memory.
     **options
         As for :func:`sample` (``batch_size``, ``M``, ``K``, ``L``, ``P``, ``search``, ...).
     """
@@ -221,7 +226,8 @@ def memory_estimate(model, n, **options) -> int:
     if model.index_kind_ == "nndescent":
         k_g = 6 * GRAPH_K
     work = 16 * 2**20 if model.index_kind_ == "brute" and not grid else 0
-    return int(200 * 2**20 + 8 * n_train * (d + a) + 4 * n_train * k_g + work + 8 * B * c_B + 8 * st["n"] * d)
+    held = 0 if out is not None else 8 * st["n"] * d
+    return int(200 * 2**20 + 8 * n_train * (d + a) + 4 * n_train * k_g + work + 8 * B * c_B + held)
 
 
 def _batches(sizes, batch_size):
@@ -235,7 +241,8 @@ def _batches(sizes, batch_size):
     return out
 
 
-def sample(model, n, *, random_state=None, callback=None, progress=None, schedule=None, **options) -> SampleResult:
+def sample(model, n, *, random_state=None, callback=None, progress=None, schedule=None, out=None,
+           **options) -> SampleResult:
     """Draw n samples from a fitted :class:`~mmsold_cli.model.Model`.
 
     Parameters
@@ -246,14 +253,19 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     random_state : int or None
         Seed; the same seed and options give bit-identical samples.
     callback : callable, optional
-        Passed to the sampler (called each step with ``{x, z, i, t, h, score}``);
-        MM-SOLD's ``x`` is updated in place by the next step (copy it to keep it).
+        Passed to the sampler (called each step with a :class:`~mmsold_cli.samplers.StepInfo`
+        ``{x, z, i, t, h, score}``, ``z`` made on first access); ``x`` and ``z`` are
+        overwritten by later steps (copy them to keep them).
     progress : callable, optional
         ``progress(ensembles_done, ensembles_total, step, steps)`` after each step.
     schedule : callable, optional
         ``schedule(steps, t, sigma, eta, lam_max) -> Schedule`` replacing the
         constant one of the Langevin samplers, e.g.
         ``functools.partial(schedules.anneal, t_end=..., n_anneal=...)``.
+    out : array-like of shape (n, d), optional
+        Where the samples go, batch by batch in row order (``out[a:b] = batch``): an array, a
+        memory map, or an :class:`mmsold_cli.io.PointWriter` that streams them to a file, so
+        that no (n, d) array is held.  The result's ``samples`` is then ``out``.
     **options
         sampler ("mmsold" | "sold" | "cfdm"), steps, eta, t, sigma, M, K, L, P,
         integrator ("lm" | "em" | "ams" | "ams-tc"; cfdm: Euler only),
@@ -272,6 +284,8 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     st = resolve_settings(model, n, **options)
     mean, cov, chol = _target(model, st)
     d = model.d_
+    if out is not None and tuple(getattr(out, "shape", ())) != (st["n"], d):
+        raise MmsoldError(f"out must have shape {(st['n'], d)}, got {getattr(out, 'shape', type(out).__name__)}")
     sizes = ensemble_sizes(st["n"], st["P"], d)
     batches = _batches(sizes, st["batch_size"])
     cf = st["sampler"] == "cfdm"
@@ -296,13 +310,14 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     constrained = st["sampler"] == "mmsold"
     run = sample_mmsold if constrained else sample_sold
     # the state is updated in its own array: one (B, d) array for the whole run, the start included
-    knobs = {"manifold_step": functools.partial(stiefel.step, overwrite_y=True)} if constrained else {}
-    moments, to_z = stiefel.moment_error, stiefel.to_z
+    knobs = ({"manifold_step": functools.partial(stiefel.step, overwrite_y=True)} if constrained
+             else {"overwrite_y": True})
+    moments, moments_y, to_z = stiefel.moment_error, stiefel.moment_error_y, stiefel.to_z
     if st["backend"] == "numba":
         from . import stiefel_numba
 
         if d <= stiefel_numba.MAX_DIM:  # fused kernels for the per-step d × d work
-            moments, to_z = stiefel_numba.moment_error, stiefel_numba.to_z
+            moments, moments_y, to_z = stiefel_numba.moment_error, stiefel_numba.moment_error_y, stiefel_numba.to_z
             if not cf:
                 knobs["to_z"] = to_z
             if constrained:
@@ -337,7 +352,10 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
 
         def on_step(info, _E=E, _P=P, _done=done):
             i = info["i"]
-            me, ce = moments(info["z"], *(_cfdm_moments(model, info["t"] + info["h"]) if cf else (mean, cov)))
+            if cf:
+                me, ce = moments(info["z"], *_cfdm_moments(model, info["t"] + info["h"]))
+            else:  # from the state: the step's positions are not made until the score is freed
+                me, ce = moments_y(info["x"], chol, cov)
             mean_err[i] = max(mean_err[i], float(me.max()))
             cov_err[i] = max(cov_err[i], float(ce.max()))
             s = info["score"]
@@ -354,7 +372,11 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
             y = run(functools.partial(score, overwrite_z=True), y, sched, mean=mean, chol=chol, rng=rng,
                     integrator=integrator, callback=on_step, **knobs)
         y = (y if cf else to_z(y, mean, chol)).reshape(-1, d)
-        if len(batches) == 1:
+        if out is not None:
+            out[filled : filled + len(y)] = y
+            samples = out
+            filled += len(y)
+        elif len(batches) == 1:
             samples = y
         else:  # filled batch by batch: no list of results and their concatenation (2 N d floats)
             if samples is None:

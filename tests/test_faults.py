@@ -120,15 +120,17 @@ def test_signal_while_writing_removes_the_temporary_file(model_2d, tmp_path, mon
     """The signal lands half-way through writing the samples: nothing may remain."""
     seen = {}
 
-    def half_then_signal(fh, X, allow_pickle=False):
-        fh.write(b"\x93NUMPY half of a file")
-        fh.flush()
-        seen["tmp"] = Path(fh.name)
+    from mmsold_cli.io import PointWriter
+
+    def half_then_signal(self, key, X):  # the samples are streamed to the file batch by batch
+        self._fh.write(b"half of a batch")
+        self._fh.flush()
+        seen["tmp"] = Path(self.path)
         assert seen["tmp"].exists() and seen["tmp"].name.startswith(".s.npy.")
         os.kill(os.getpid(), sig)  # a real signal, handled by the CLI's handlers
         time.sleep(1.0)  # the handler raises before this returns
 
-    monkeypatch.setattr(np, "save", half_then_signal)
+    monkeypatch.setattr(PointWriter, "__setitem__", half_then_signal)
     out = tmp_path / "s.npy"
     res = invoke("sample", model_2d, "-n", 50, "-o", out, "--steps", 2)
     assert res.exit_code == code, (res.stderr, res.exception)
@@ -145,11 +147,13 @@ def test_disk_full_while_writing_keeps_the_old_output(model_2d, tmp_path, monkey
     np.save(out, np.arange(6.0).reshape(3, 2))
     before = out.read_bytes()
 
-    def enospc(fh, X, allow_pickle=False):
-        fh.write(b"\x93NUMPY" + bytes(1000))
+    from mmsold_cli.io import PointWriter
+
+    def enospc(self, key, X):  # the first batch reaches the file, then the disk is full
+        self._fh.write(bytes(1000))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(np, "save", enospc)
+    monkeypatch.setattr(PointWriter, "__setitem__", enospc)
     res = invoke("sample", model_2d, "-n", 50, "-o", out, "--steps", 2, "--overwrite")
     assert res.exit_code == 2, (res.stderr, res.exception)
     assert res.stderr.count("\n") == 1
