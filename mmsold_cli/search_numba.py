@@ -2,9 +2,12 @@ r"""Exact k-nearest-neighbour search on a uniform cell grid, fused with the bary
 
 For low dimension (d ≤ 3) the training points are bucketed into cubic cells
 of side :math:`s` and sorted cell by cell, so every run of cells along the
-first axis is one contiguous block of memory.  A query :math:`q` scans the
-block of :math:`(2h+1)^d` cells around its own cell, keeps the K closest
-points seen, and stops once the K-th distance is certified:
+first axis is one contiguous block of memory.  Only the non-empty cells are
+tabled (:class:`~mmsold_cli.neighbors.GridIndex`), with an occupancy bit per
+cell that finds a run's points in O(1) (:func:`_first_point`).  A query
+:math:`q` scans the block of :math:`(2h+1)^d` cells around its own cell,
+keeps the K closest points seen, and stops once the K-th distance is
+certified:
 
 .. math::
 
@@ -29,8 +32,9 @@ share one block: the cells of all draws plus h rings, h starting at
 fewer than K block points the block gains a ring (the draws already done keep
 their smaller block, each one certified).  The block's points are copied into
 one contiguous float32 array per axis, relative to the particle and in units
-of the cell side, padded to a multiple of 8, and each draw takes a single pass
-over them that computes the distance, the in-ball count, the weight
+of the cell side (the cell's corner in float64 plus the point's stored
+24-bit offset in its cell), padded to a multiple of 8, and each draw takes
+a single pass over them that computes the distance, the in-ball count, the weight
 :math:`e^{-\|x-q\|^2/2t^2}` (:func:`exp32`; no max shift: exact unless every
 point is more than ~13 t away, which is detected and redone with the shift)
 and the weighted sums, with LLVM filling 8 lanes per instruction.
@@ -130,6 +134,10 @@ def _bits_to_float32(typingctx, i):
 
 
 _F32 = numba.float32
+# GridIndex.F: a point's offset in its cell in units of 2^-24 cell sides below, its cell index mod 256 above
+_OFF_BITS = np.uint64(0xFFFFFF)
+_U32 = np.uint64(0xFFFFFFFF)
+_OFF_UNIT = 2.0**-24
 # fast-math without 'nnan'/'ninf': reductions may be reassociated (so LLVM vectorises them)
 # while the kernels' comparisons with inf stay meaningful
 FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
@@ -185,18 +193,45 @@ def _cell(v, lo, inv_s, g):
     return c
 
 
+@intrinsic
+def _popcount(typingctx, x):
+    """The number of set bits of a uint64 (LLVM's ctpop: one popcnt instruction)."""
+    sig = numba.types.int64(numba.types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.call(builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)]), [args[0]])
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _first_point(cell_bits, cell_rank, cell_start, b):
+    """Sorted position of the first point in a cell of id ≥ b (n if none), in O(1).
+
+    The non-empty cells before b are those before b's 64-cell word (its rank)
+    plus the occupancy bits below b in it; the cells of ids a..b−1 hold the
+    points ``_first_point(a) .. _first_point(b) − 1``.  Unsigned indices: no
+    negative-index wraparound code on this path.
+    """
+    w = np.uint64(b >> 6)
+    below = cell_bits[w] & ((np.uint64(1) << np.uint64(b & 63)) - np.uint64(1))
+    return np.int64(cell_start[np.uint64(np.int64(cell_rank[w]) + _popcount(below))])
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _scan(Xs, j0, j1, q0, q1, q2, buf_d, buf_j, cnt, dmin):
     """Squared distances of the sorted points j0..j1-1 into the buffer; returns (count, running minimum)."""
-    j0, j1 = np.int64(j0), np.int64(j1)  # int64 loop bounds from the int32 cell table (as fast as int64 offsets)
+    # unsigned indices: no negative-index wraparound code in the loops (the exact searches 2-4 % faster)
+    j0, j1 = np.uint64(j0), np.uint64(j1)
     d = Xs.shape[1]
     if d == 2:
         for j in range(j0, j1):
             a = Xs[j, 0] - q0
             b = Xs[j, 1] - q1
             d2 = a * a + b * b
-            buf_d[cnt] = d2
-            buf_j[cnt] = j
+            cu = np.uint64(cnt)
+            buf_d[cu] = d2
+            buf_j[cu] = j
             cnt += 1
             if d2 < dmin:
                 dmin = d2
@@ -206,8 +241,9 @@ def _scan(Xs, j0, j1, q0, q1, q2, buf_d, buf_j, cnt, dmin):
             b = Xs[j, 1] - q1
             e = Xs[j, 2] - q2
             d2 = a * a + b * b + e * e
-            buf_d[cnt] = d2
-            buf_j[cnt] = j
+            cu = np.uint64(cnt)
+            buf_d[cu] = d2
+            buf_j[cu] = j
             cnt += 1
             if d2 < dmin:
                 dmin = d2
@@ -215,8 +251,9 @@ def _scan(Xs, j0, j1, q0, q1, q2, buf_d, buf_j, cnt, dmin):
         for j in range(j0, j1):
             a = Xs[j, 0] - q0
             d2 = a * a
-            buf_d[cnt] = d2
-            buf_j[cnt] = j
+            cu = np.uint64(cnt)
+            buf_d[cu] = d2
+            buf_j[cu] = j
             cnt += 1
             if d2 < dmin:
                 dmin = d2
@@ -238,7 +275,7 @@ def _face(beta, q, lo, s, a, b, g):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _collect(Xs, starts, lo, dims, strides, s, inv_s, q0, q1, q2, K, h0, buf_d, buf_j):
+def _collect(Xs, cell_bits, cell_rank, cell_start, lo, dims, s, inv_s, q0, q1, q2, K, h0, buf_d, buf_j):
     """Every point of the smallest block of cells around q's cell (half-width ≥ h0) whose
     inscribed ball holds at least K points, with its squared distance to q.
 
@@ -249,7 +286,6 @@ def _collect(Xs, starts, lo, dims, strides, s, inv_s, q0, q1, q2, K, h0, buf_d, 
     cx = _cell(q0, lo[0], inv_s, g0)
     cy = _cell(q1, lo[1], inv_s, g1)
     cz = _cell(q2, lo[2], inv_s, g2)
-    st1, st2 = strides[1], strides[2]
     h = h0
     cnt = 0
     dmin = np.inf
@@ -264,15 +300,19 @@ def _collect(Xs, starts, lo, dims, strides, s, inv_s, q0, q1, q2, K, h0, buf_d, 
         beta = _face(beta, q2, lo[2], s, az, bz, g2)
         for z in range(az, bz + 1):
             for y in range(ay, by + 1):
-                base = z * st2 + y * st1
+                base = (y + g1 * z) * g0  # the id of the row's first cell
                 if not first and pay <= y <= pby and paz <= z <= pbz:
                     # this row was scanned up to the old block: only its two new ends
-                    cnt, dmin = _scan(Xs, starts[base + ax], starts[base + pax], q0, q1, q2, buf_d, buf_j, cnt, dmin)
-                    cnt, dmin = _scan(Xs, starts[base + pbx + 1], starts[base + bx + 1], q0, q1, q2, buf_d, buf_j,
-                                      cnt, dmin)
+                    cnt, dmin = _scan(Xs, _first_point(cell_bits, cell_rank, cell_start, base + ax),
+                                      _first_point(cell_bits, cell_rank, cell_start, base + pax),
+                                      q0, q1, q2, buf_d, buf_j, cnt, dmin)
+                    cnt, dmin = _scan(Xs, _first_point(cell_bits, cell_rank, cell_start, base + pbx + 1),
+                                      _first_point(cell_bits, cell_rank, cell_start, base + bx + 1),
+                                      q0, q1, q2, buf_d, buf_j, cnt, dmin)
                 else:
-                    cnt, dmin = _scan(Xs, starts[base + ax], starts[base + bx + 1], q0, q1, q2, buf_d, buf_j,
-                                      cnt, dmin)
+                    cnt, dmin = _scan(Xs, _first_point(cell_bits, cell_rank, cell_start, base + ax),
+                                      _first_point(cell_bits, cell_rank, cell_start, base + bx + 1),
+                                      q0, q1, q2, buf_d, buf_j, cnt, dmin)
         if beta == np.inf:  # the block is the whole grid
             return cnt, dmin
         b2 = max(beta, 0.0) ** 2
@@ -314,7 +354,7 @@ def _select(buf_d, buf_j, cnt, K, bd, bi):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_knn(Xs, starts, lo, dims, strides, s, Q, K, h0, out_d, out_i, r0, r1):
+def _grid_knn(Xs, cell_bits, cell_rank, cell_start, lo, dims, s, Q, K, h0, out_d, out_i, r0, r1):
     d = Q.shape[1]
     n = Xs.shape[0]
     buf_d = np.empty(n)
@@ -323,12 +363,13 @@ def _grid_knn(Xs, starts, lo, dims, strides, s, Q, K, h0, out_d, out_i, r0, r1):
     for p in range(r0, r1):
         for k in range(d):
             q[k] = Q[p, k]
-        cnt, _ = _collect(Xs, starts, lo, dims, strides, s, 1.0 / s, q[0], q[1], q[2], K, h0, buf_d, buf_j)
+        cnt, _ = _collect(Xs, cell_bits, cell_rank, cell_start, lo, dims, s, 1.0 / s, q[0], q[1], q[2], K, h0,
+                          buf_d, buf_j)
         _select(buf_d, buf_j, cnt, K, out_d[p], out_i[p])
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_bary(Xs, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, out, r0, r1):
+def _grid_bary(Xs, cell_bits, cell_rank, cell_start, lo, dims, s, Z, U, K, h0, inv2t2, out, r0, r1):
     """Barycentres over the exact K nearest of each draw (``search="grid-knn"``)."""
     M, m, d = U.shape
     n = Xs.shape[0]
@@ -345,7 +386,8 @@ def _grid_bary(Xs, starts, lo, dims, strides, s, Z, U, K, h0, inv2t2, out, r0, r
         for r in range(M):
             for k in range(d):
                 q[k] = Z[p, k] + U[r, p, k]
-            cnt, dmin = _collect(Xs, starts, lo, dims, strides, s, 1.0 / s, q[0], q[1], q[2], K, h0, buf_d, buf_j)
+            cnt, dmin = _collect(Xs, cell_bits, cell_rank, cell_start, lo, dims, s, 1.0 / s, q[0], q[1], q[2], K,
+                                 h0, buf_d, buf_j)
             _select(buf_d, buf_j, cnt, K, bd, bi)
             for j in range(K):
                 buf_d[j] = bd[j]
@@ -427,16 +469,16 @@ def _block_nearest(C0, C1, C2, D, c, q0, q1, q2):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
-def _block_bary(XT, starts, lo, dims, strides, s, Z, G, nz, Mg, sigma, n_pairs, K, h0, inv2t2, max_spread,
-                score_scale, out, r0, r1):
+def _block_bary(F, cell_bits, cell_rank, cell_start, lo, dims, s, Z, G, nz, Mg, sigma, n_pairs, K, h0, inv2t2,
+                max_spread, score_scale, out, r0, r1):
     d = Z.shape[1]
     M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
     gen = G.shape[0] == 0  # no array: the particle's normals come from the key (nz), see normals_numba.draws_of
-    D = XT.shape[0]
-    n = XT.shape[1]
-    X0 = XT[0]
-    X1 = XT[1]
-    X2 = XT[D - 1]
+    D = F.shape[0]
+    n = F.shape[1]
+    F0 = F[0]
+    F1 = F[1]
+    F2 = F[D - 1]
     # the block's points relative to the particle in units of the cell side (so float32 neither overflows
     # nor loses the small offsets), one array per axis (contiguous 8-lane passes), padded to a multiple
     # of 8 with points far away
@@ -449,7 +491,7 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, nz, Mg, sigma, n_pairs, 
     cmin = np.empty(3, np.int64)
     cmax = np.empty(3, np.int64)
     inv_s = 1.0 / s
-    st1, st2 = strides[1], strides[2]
+    g0, g1 = dims[0], dims[1]
     i2 = _F32(inv2t2 * s * s)
     Kf = _F32(K)
     far = _F32(1e18)
@@ -463,6 +505,10 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, nz, Mg, sigma, n_pairs, 
         z0 = Z[p, 0]
         z1 = Z[p, 1] if d > 1 else 0.0
         z2 = Z[p, 2] if d > 2 else 0.0
+        # the particle in cell units from the grid's corner (0 on the axes the data lacks)
+        e0 = (z0 - lo[0]) * inv_s
+        e1 = (z1 - lo[1]) * inv_s
+        e2 = (z2 - lo[2]) * inv_s
         for r in range(M):
             # the order of antithetic_draws: the pairs' + halves, their − halves, the unpaired draw
             g = r if r < n_pairs else r - n_pairs
@@ -497,16 +543,30 @@ def _block_bary(XT, starts, lo, dims, strides, s, Z, G, nz, Mg, sigma, n_pairs, 
                 ay, by = max(cmin[1] - h, 0), min(cmax[1] + h, dims[1] - 1)
                 az, bz = max(cmin[2] - h, 0), min(cmax[2] + h, dims[2] - 1)
                 c = 0
-                for zz in range(az, bz + 1):
-                    for y in range(ay, by + 1):
-                        base = zz * st2 + y * st1
-                        # int64 bounds: an int32 induction variable made this gather 3 % slower
-                        for j in range(np.int64(starts[base + ax]), np.int64(starts[base + bx + 1])):
-                            C0[c] = (X0[j] - z0) * inv_s
-                            C1[c] = (X1[j] - z1) * inv_s
-                            if D == 3:
-                                C2[c] = (X2[j] - z2) * inv_s
-                            c += 1
+                # the offset of each point's cell corner from the particle in float64 plus the point's offset
+                # in the cell: coordinates as precise as (x − z)/s rounded once to float32.  Along x a row's
+                # cells differ: (F − xs mod 256 in the top byte) mod 2^32 is the offset from cell xs's corner
+                # (in units of 2^-24), since the cells of one pass span at most 256 indices
+                for xs in range(ax, bx + 1, 256):  # one pass unless the block is wider than 256 cells
+                    xe = min(xs + 255, bx)
+                    top = np.uint64((xs & 255) << 24)
+                    oxs = xs - e0
+                    for zz in range(az, bz + 1):
+                        o2 = zz - e2
+                        for y in range(ay, by + 1):
+                            o1 = y - e1
+                            base = (y + g1 * zz) * g0
+                            j0 = _first_point(cell_bits, cell_rank, cell_start, base + xs)
+                            j1 = _first_point(cell_bits, cell_rank, cell_start, base + xe + 1)
+                            # 64-bit unsigned indices: no negative-index wraparound code in this loop (an int32
+                            # induction variable made it 3 % slower)
+                            for j in range(np.uint64(j0), np.uint64(j1)):
+                                cu = np.uint64(c)
+                                C0[cu] = oxs + np.float64(np.int64((np.uint64(F0[j]) - top) & _U32)) * _OFF_UNIT
+                                C1[cu] = o1 + np.float64(np.int64(np.uint64(F1[j]) & _OFF_BITS)) * _OFF_UNIT
+                                if D == 3:
+                                    C2[cu] = o2 + np.float64(np.int64(np.uint64(F2[j]) & _OFF_BITS)) * _OFF_UNIT
+                                c += 1
                 while c % 8:
                     C0[c] = far
                     C1[c] = far
@@ -605,8 +665,8 @@ def grid_knn(grid, Q, k):
     m = Q.shape[0]
     out_d = np.empty((m, k))
     out_i = np.empty((m, k), dtype=np.int64)
-    run_rows(_grid_knn, m, grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Q, int(k), grid.h0,
-             out_d, out_i, min_rows=64)
+    run_rows(_grid_knn, m, grid.Xs, grid.cell_bits, grid.cell_rank, grid.cell_start, grid.lo3, grid.dims3, grid.s,
+             Q, int(k), grid.h0, out_d, out_i, min_rows=64)
     return out_d, out_i
 
 
@@ -662,16 +722,16 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
         G = np.ascontiguousarray(G, dtype=np.float64)
         U = sigma * G if n_pairs == 0 else np.concatenate([sigma * G, -sigma * G[:n_pairs]])
         B = np.empty(Z.shape) if score else out  # out may be Z: the kernel must not write over it
-        run_rows(_grid_bary, Z.shape[0], grid.Xs, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, U,
-                 int(K), grid.h0, 1.0 / (2.0 * t * t), B, min_rows=64)
+        run_rows(_grid_bary, Z.shape[0], grid.Xs, grid.cell_bits, grid.cell_rank, grid.cell_start, grid.lo3,
+                 grid.dims3, grid.s, Z, U, int(K), grid.h0, 1.0 / (2.0 * t * t), B, min_rows=64)
         if score:
             np.subtract(B, Z, out=out)
             out /= t * t
     else:
         h = grid.h0 + 1
         G, Mg, nz = kernel_draws(G, key, n_normals)
-        run_rows(_block_bary, Z.shape[0], grid.XT, grid.starts, grid.lo3, grid.dims3, grid.strides3, grid.s, Z, G,
-                 nz, Mg, float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h,
+        run_rows(_block_bary, Z.shape[0], grid.F, grid.cell_bits, grid.cell_rank, grid.cell_start, grid.lo3,
+                 grid.dims3, grid.s, Z, G, nz, Mg, float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h,
                  1.0 / (t * t) if score else 0.0, out, min_rows=64)
     return out
 

@@ -100,13 +100,9 @@ def _block_reference(g, Qs, K):
     return out
 
 
-def test_grid_block_equals_numpy_reference(rng):
-    model, X, Z, t = _job(rng, m=60)
-    sc = SmoothedScore(X, model.index_, sigma=t / 2, K=16)
-    assert sc.search == "grid"
-    g = sc.grid()
-    U = antithetic_draws(rng, 4, Z.shape, t / 2)
-    U[:, :3] *= 40  # a few particles whose draws land far apart and outside the data: a block per draw
+def _block_mean_reference(g, Z, U, t, K=16):
+    """NumPy restatement of grid_bary_mean(..., exact_k=False): (barycentres, particles with a shared
+    block, particles whose block grew between draws)."""
     ref = np.zeros_like(Z)
     spread_max = 2 * (g.h0 + 1)
     n_shared = n_grown = 0
@@ -115,18 +111,72 @@ def test_grid_block_equals_numpy_reference(rng):
         c = np.clip(np.floor((Qs - g.lo) / g.s), 0, g.dims - 1)
         shared = np.all(c.max(axis=0) - c.min(axis=0) <= spread_max)
         n_shared += shared
-        blocks = _block_reference(g, Qs, 16) if shared else [_block_reference(g, q[None], 16)[0] for q in Qs]
+        blocks = _block_reference(g, Qs, K) if shared else [_block_reference(g, q[None], K)[0] for q in Qs]
         n_grown += len({len(b) for b in blocks}) > 1  # later draws of this particle needed more rings
         for q, cand in zip(Qs, blocks):
             ref[p] += barycentre_candidates(g.Xs, q[None], cand[None], t)[0] / len(U)
             # a certified superset of the exact K nearest
-            exact = np.argsort(np.sum((g.Xs - q) ** 2, 1))[:16]
+            exact = np.argsort(np.sum((g.Xs - q) ** 2, 1))[:K]
             assert np.isin(exact, cand).all() or np.sum((g.Xs[exact[-1]] - q) ** 2) == np.sum(
                 (g.Xs[cand] - q) ** 2, 1).max()
+    return ref, n_shared, n_grown
+
+
+def test_grid_block_equals_numpy_reference(rng):
+    model, X, Z, t = _job(rng, m=60)
+    sc = SmoothedScore(X, model.index_, sigma=t / 2, K=16)
+    assert sc.search == "grid"
+    g = sc.grid()
+    U = antithetic_draws(rng, 4, Z.shape, t / 2)
+    U[:, :3] *= 40  # a few particles whose draws land far apart and outside the data: a block per draw
+    ref, n_shared, n_grown = _block_mean_reference(g, Z, U, t)
     assert 40 <= n_shared <= 57 and n_grown >= 1  # both branches ran, and blocks grew between draws
     # float32 distances and weights relative to the particle: barycentres to ~1e-6 t
     got = grid_bary_mean(g, Z, U, 16, t, exact_k=False)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * t)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_grid_kernels_on_sparse_sets(rng, d):
+    """Both grid kernels in 1-D (two clusters: a gap of empty cells) and on a 3-D surface (most cells and
+    rows of the bounding box empty): the block from the float32 in-cell offsets, and the exact K nearest."""
+    from scipy.spatial import cKDTree
+
+    if d == 1:
+        X = np.concatenate([rng.random(300), 4.0 + rng.random(300)])[:, None]
+    else:
+        v = rng.standard_normal((1500, 3))
+        X = v / np.linalg.norm(v, axis=1, keepdims=True) * [3.0, 2.0, 1.0]
+    sc = SmoothedScore(X, None, sigma=0.0, K=16, search="grid")
+    t = 0.5 * GridIndex.typical_radius(X, X, 16)
+    sc.sigma = t / 2  # the grid sized as sample() does: for queries perturbed by σ
+    g = sc.grid()
+    assert len(g.cell_start) - 1 < 0.5 * np.prod(g.dims)  # mostly empty cells
+    Z = X[rng.integers(0, len(X), 50)] + t * rng.standard_normal((50, d))
+    U = antithetic_draws(rng, 4, Z.shape, t / 2)
+    U[:, :2] *= 40  # a block per draw
+    ref, n_shared, _ = _block_mean_reference(g, Z, U, t)
+    assert 30 <= n_shared <= 48
+    got = grid_bary_mean(g, Z, U, 16, t, exact_k=False)
+    np.testing.assert_allclose(got[2:], ref[2:], rtol=0, atol=1e-5 * t)
+    # the far draws' points lie ~40 cells from the particle: float32 coordinates relative to it err ~40× more
+    np.testing.assert_allclose(got[:2], ref[:2], rtol=0, atol=1e-4 * t)
+    Q = (Z[None] + U).reshape(-1, d)
+    ref = barycentre_candidates(X, Q, cKDTree(X).query(Q, 16)[1], t).reshape(U.shape).mean(axis=0)
+    np.testing.assert_allclose(grid_bary_mean(g, Z, U, 16, t, exact_k=True), ref, rtol=0, atol=1e-10)
+
+
+def test_grid_block_wider_than_256_cells(rng):
+    """Particles in a gap of ~2,000 empty cells: their blocks grow past 256 cells along x, where the cell index
+    stored mod 256 with each point repeats, so the block is gathered 256 cells at a time."""
+    X = np.concatenate([rng.random(40) * 0.01, 1.0 + rng.random(40) * 0.01])[:, None]
+    g = GridIndex(X, radius=1e-3)
+    assert g.dims[0] > 1000
+    Z = np.array([[0.5], [0.3], [0.9], [0.005], [1.004]])
+    U = antithetic_draws(rng, 4, Z.shape, 1e-3)
+    t = 0.2
+    ref, _, _ = _block_mean_reference(g, Z, U, t)
+    np.testing.assert_allclose(grid_bary_mean(g, Z, U, 16, t, exact_k=False), ref, rtol=0, atol=1e-5 * t)
 
 
 @pytest.mark.parametrize("M", [4, 5])
