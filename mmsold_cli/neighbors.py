@@ -167,7 +167,8 @@ class GridIndex:
         axis) in units of 2⁻²⁴ (rounded: to 3e-8 of a cell side), and the top
         byte ``c mod 256``, which tells a row's cells apart within 256 cells.
     perm : array of shape (n,), int32 (int64 from 2³¹ points)
-        Maps sorted position to row of X.
+        Maps sorted position to row of X; made on first use (the exact
+        search), as the sampler's block kernel does not need it.
     cell_bits : array of shape (n_words,), uint64, n_words = ``prod(dims) // 64 + 1``
         Occupancy of the cells by id: bit ``i & 63`` of word ``i >> 6`` is set when cell i holds points.
     cell_rank : array of shape (n_words,), int32
@@ -181,12 +182,12 @@ class GridIndex:
 
     Notes
     -----
-    Memory besides X: 4·max(d, 2) bytes a point for F, 4 for perm, 4 a
-    non-empty cell and 12 per 64 cells of the bounding box for the cell tables
-    (at most 1.5 bytes a point under the default ``max_cells`` from 8,192 points).  100,000
-    points on the 3-D bunny: 1.83 MB, where a float64 sorted copy and a dense
-    int32 table of the bounding box's cells took 5.5 MB.  Xs adds 8 d bytes a
-    point when used.
+    Memory besides X: 4·max(d, 2) bytes a point for F, 4 a non-empty cell and
+    12 per 64 cells of the bounding box for the cell tables (at most 1.5 bytes
+    a point under the default ``max_cells`` from 8,192 points).  100,000 points
+    on the 3-D bunny: 1.43 MB, where a float64 sorted copy, a dense int32 table
+    of the bounding box's cells and the permutation took 5.5 MB.  The exact
+    search adds perm (4 bytes a point) and Xs (8 d).
     """
 
     kind = "grid"
@@ -210,19 +211,12 @@ class GridIndex:
         for k_ in range(1, d):
             strides[k_] = strides[k_ - 1] * dims[k_ - 1]
         idt = np.int32 if n < 2**31 else np.int64
-        # (x − lo)/s and cell indices a chunk at a time: temporaries of ≤ 1 MB whatever n
+        self.lo, self.s, self.dims, self.strides = lo, float(s), dims, strides
         step = min(n, 1 << 16)
         u, fl = np.empty(step), np.empty(step)
-        cid = np.zeros(n, dtype=np.int64)
-        for j in range(0, n, step):
-            for k_ in range(d):
-                _, ff = _cell_coords(X[j : j + step, k_], lo[k_], s, dims[k_], u, fl)
-                ff *= strides[k_]  # exact: ids stay below cap ≪ 2^53
-                np.add(cid[j : j + step], ff, out=cid[j : j + step], casting="unsafe")
-        perm = np.argsort(cid, kind="stable")
-        self.perm = perm.astype(idt)
-        del perm
-        cid = cid[self.perm]
+        cid = self._cell_ids()
+        perm = np.argsort(cid, kind="stable").astype(idt)
+        cid = cid[perm]
         # the non-empty cells: where the sorted id changes
         first = np.flatnonzero(cid[1:] != cid[:-1])
         nc = first.size + 1
@@ -244,7 +238,7 @@ class GridIndex:
         # 2^-24, the cell index mod 256 in the top byte (exact integers in float64 until the cast)
         self.F = np.zeros((max(d, 2), n), dtype=np.uint32)
         for j in range(0, n, step):
-            rows = self.perm[j : j + step]
+            rows = perm[j : j + step]
             for k_ in range(d):
                 uu, ff = _cell_coords(X[rows, k_], lo[k_], s, dims[k_], u, fl)
                 uu -= ff
@@ -255,14 +249,36 @@ class GridIndex:
                 ff *= 2.0**24
                 uu += ff
                 self.F[k_, j : j + step] = uu
-        self._Xs = None
-        self.lo, self.s, self.dims, self.strides = lo, float(s), dims, strides
+        del perm  # the shared-block kernel reads F alone; perm is made again when asked (exact search)
+        self._perm = self._Xs = None
         # the kernels see three axes; unused ones have a single cell
         self.lo3 = np.zeros(3)
         self.lo3[:d] = lo
         self.dims3 = np.ones(3, dtype=np.int64)
         self.dims3[:d] = dims
         self.h0 = int(max(1, np.floor(radius / s)))  # rings are added as needed, so start small
+
+    def _cell_ids(self) -> np.ndarray:
+        """Each point's cell id ``x + dims[0] (y + dims[1] z)``, int64 of shape (n,), by chunks of ≤ 1 MB."""
+        X = self.X
+        n, d = X.shape
+        step = min(n, 1 << 16)
+        u, fl = np.empty(step), np.empty(step)
+        cid = np.zeros(n, dtype=np.int64)
+        for j in range(0, n, step):
+            for k_ in range(d):
+                _, ff = _cell_coords(X[j : j + step, k_], self.lo[k_], self.s, self.dims[k_], u, fl)
+                ff *= self.strides[k_]  # exact: ids stay below cap ≪ 2^53
+                np.add(cid[j : j + step], ff, out=cid[j : j + step], casting="unsafe")
+        return cid
+
+    @property
+    def perm(self) -> np.ndarray:
+        """Sorted position → row of X, array of shape (n,), int32 (int64 from 2³¹ points); made on first use."""
+        if self._perm is None:
+            n = self.X.shape[0]
+            self._perm = np.argsort(self._cell_ids(), kind="stable").astype(np.int32 if n < 2**31 else np.int64)
+        return self._perm
 
     @property
     def Xs(self) -> np.ndarray:

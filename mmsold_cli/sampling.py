@@ -332,7 +332,6 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     samples, filled = None, 0
     done = 0
     t0 = time.perf_counter()
-    order = spatial_order(model.X_) if st["init"] == "data" else None
     mixture = None
     if st["init"] == "gmm":
         a, s = (st["start_time"], 1.0 - st["start_time"]) if cf else (1.0, st["t"])
@@ -342,6 +341,9 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
         rng = np.random.default_rng(seed)
         if score.tracker is not None:  # a new batch holds new particles: no neighbours to track yet
             score.tracker.reset()
+        # made again for each batch and dropped before its steps (n ints less at the peak; 0.2 s per
+        # batch for 100,000 points in 3-D, 1.1 s for 60,000 in 64-D)
+        order = spatial_order(model.X_) if st["init"] == "data" else None
         if cf or st["init"] in ("moments", "gmm"):
             y = _start(model, st, E, P, mean, chol, rng, constrained, mixture, order)
         elif st["init"] == "data":
@@ -349,6 +351,7 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
                           constrained=constrained)
         else:
             y = init_gaussian(E, P, d, rng=rng, constrained=constrained)
+        del order
 
         def on_step(info, _E=E, _P=P, _done=done):
             i = info["i"]

@@ -134,6 +134,7 @@ def _bits_to_float32(typingctx, i):
 
 
 _F32 = numba.float32
+_GEN_ROWS = 256  # particles whose normals the block kernel makes in one call
 # GridIndex.F: a point's offset in its cell in units of 2^-24 cell sides below, its cell index mod 256 above
 _OFF_BITS = np.uint64(0xFFFFFF)
 _U32 = np.uint64(0xFFFFFFFF)
@@ -497,11 +498,14 @@ def _block_bary(F, cell_bits, cell_rank, cell_start, lo, dims, s, Z, G, nz, Mg, 
     far = _F32(1e18)
     for k in range(d, 3):  # axes the data lacks have one cell
         cmin[k] = cmax[k] = 0
-    # the range's normals in one call (a call per particle costs twice as much a normal)
-    gb = np.empty((r1 - r0) * Mg * d if gen else 0)
-    if gen:
-        draws_of(nz, r0, r1 - r0, Mg * d, gb)
+    # the normals of _GEN_ROWS particles at a time: one call for many particles (a call per particle costs
+    # twice as much a normal), a buffer of kilobytes (a whole range's would be megabytes on each thread)
+    gb = np.empty(min(r1 - r0, _GEN_ROWS) * Mg * d if gen else 0)
+    p0 = r0
     for p in range(r0, r1):
+        if gen and (p - r0) % _GEN_ROWS == 0:
+            p0 = p
+            draws_of(nz, p0, min(r1 - p0, _GEN_ROWS), Mg * d, gb)
         z0 = Z[p, 0]
         z1 = Z[p, 1] if d > 1 else 0.0
         z2 = Z[p, 2] if d > 2 else 0.0
@@ -514,7 +518,7 @@ def _block_bary(F, cell_bits, cell_rank, cell_start, lo, dims, s, Z, G, nz, Mg, 
             g = r if r < n_pairs else r - n_pairs
             sg = -sigma if n_pairs <= r < 2 * n_pairs else sigma
             for k in range(d):
-                u = sg * (gb[((p - r0) * Mg + g) * d + k] if gen else G[g, p, k])
+                u = sg * (gb[((p - p0) * Mg + g) * d + k] if gen else G[g, p, k])
                 Q[r, k] = Z[p, k] + u
                 Uo[r, k] = u * inv_s
         shared = True
