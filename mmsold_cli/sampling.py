@@ -16,8 +16,9 @@ batch while peak memory stays bounded (measured against this bound in
 where
     * :math:`R_0 = 200` MiB is the interpreter with NumPy, numba, h5py and the loaded kernels
       (``mmsold sample`` on a tiny job: 176–177 MiB; SciPy's k-d tree adds 23 MiB when it is used),
-    * :math:`n, d` are the training set's size and dimension; :math:`a = d + 6` for the grid (its
-      per-axis copy of the points, ≤ 8 int32 cell offsets per point, the permutation) and
+    * :math:`n, d` are the training set's size and dimension; :math:`a = d + 6` for the grid (a bound: its
+      in-cell offsets and cell tables take ≤ 4 max(d, 2) + 6 bytes a point, and the exact ``grid-knn``
+      search adds the sorted points and the permutation, 8 d + 4) and
       :math:`2d + 2` for an index (a k-d tree's copy; squared norms and spacings),
     * :math:`k_g = 16` the stored graph width, read (int32) for the tracked pool only, 0 otherwise
       (a pynndescent index: :math:`6 k_g`, its own graphs),
