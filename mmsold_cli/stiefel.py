@@ -166,12 +166,20 @@ def moment_error(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tuple[np.n
         :math:`\\|\\bar z - \\mu\\| / \\sqrt{\\mathrm{tr}\\,\\Sigma}` and
         :math:`\\|C - \\Sigma\\|_F / \\|\\Sigma\\|_F` with C the (1/P) covariance.
     """
+    m, C = _ensemble_moments(Z)
+    return _relative_errors(m - mean, C, cov)
+
+
+def _ensemble_moments(Z):
+    """Each ensemble's mean (E, d) and (1/P) covariance (E, d, d)."""
     m = Z.mean(axis=-2)
     Zc = Z - m[..., None, :]
-    C = np.matmul(np.swapaxes(Zc, -1, -2), Zc) / Z.shape[-2]
-    mean_err = np.linalg.norm(m - mean, axis=-1) / np.sqrt(np.trace(cov))
-    cov_err = np.linalg.norm(C - cov, axis=(-2, -1)) / np.linalg.norm(cov)
-    return mean_err, cov_err
+    return m, np.matmul(np.swapaxes(Zc, -1, -2), Zc) / Z.shape[-2]
+
+
+def _relative_errors(dm, C, cov):
+    return (np.linalg.norm(dm, axis=-1) / np.sqrt(np.trace(cov)),
+            np.linalg.norm(C - cov, axis=(-2, -1)) / np.linalg.norm(cov))
 
 
 def moment_error_y(Y: np.ndarray, chol: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,9 +199,5 @@ def moment_error_y(Y: np.ndarray, chol: np.ndarray, cov: np.ndarray) -> tuple[np
     -------
     mean_err, cov_err : arrays of shape (E,), as :func:`moment_error` of Z against (μ, Σ)
     """
-    m = Y.mean(axis=-2)
-    Yc = Y - m[..., None, :]
-    C = np.matmul(np.swapaxes(Yc, -1, -2), Yc) / Y.shape[-2]
-    mean_err = np.linalg.norm(m @ chol.T, axis=-1) / np.sqrt(np.trace(cov))
-    cov_err = np.linalg.norm(chol @ C @ chol.T - cov, axis=(-2, -1)) / np.linalg.norm(cov)
-    return mean_err, cov_err
+    m, C = _ensemble_moments(Y)
+    return _relative_errors(m @ chol.T, chol @ C @ chol.T, cov)

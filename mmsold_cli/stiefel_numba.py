@@ -329,7 +329,6 @@ def _moments(Y, L, c, cov, me, ce, e0, e1):
     # the moments of Z = c' + Y Lᵀ from those of Y: mean error ‖L ȳ + c‖, covariance L C_Y Lᵀ
     E, P, d = Y.shape
     mu = np.empty(d)
-    m = np.empty(d)
     C = np.empty((d, d))
     T = np.empty((d, d))
     tr = 0.0
@@ -364,7 +363,6 @@ def _moments(Y, L, c, cov, me, ce, e0, e1):
             v = c[a]
             for k in range(d):
                 v += L[a, k] * mu[k]
-            m[a] = v
             s += v * v
         me[e] = np.sqrt(s / tr)
         for a in range(d):  # T = L C
