@@ -5,7 +5,7 @@
 
 For each mesh of ``../shared/data/meshes``: 2,000 area-weighted surface points
 are the sparse input; each method makes 20 × 2,000 = 40,000 points, measured
-by :func:`mmsold_cli.surface.evaluate_cloud`: the exact point-to-surface
+by :func:`mmsold_cli.metrics.surface.evaluate_cloud`: the exact point-to-surface
 distance (mean, 95th percentile, in units of the sparse input's spacing δ,
 its mean nearest-neighbour distance), the coverage of 20,000 uniform surface
 points within δ/2, and Chamfer / Hausdorff distances to 40,000 fresh surface
@@ -40,11 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsold_cli import densify as dn
 from mmsold_cli.datasets import surface_samples
-from mmsold_cli.mesh_io import read_mesh
+from mmsold_cli.io.mesh import read_mesh
+from mmsold_cli.metrics.surface import evaluate_cloud
 from mmsold_cli.model import fit_moments
-from mmsold_cli.surface import evaluate_cloud
+from mmsold_cli.workflows import densify as dn
 
 MESH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "meshes"
 COLUMNS = ("p2s_mean_spacings", "p2s_p95_spacings", "coverage", "chamfer", "hausdorff")

@@ -10,12 +10,12 @@ with the official MNIST per-class training counts (5,923 zeros, 6,742 ones,
 …), which gives 60,000 training and 10,000 test images with every class
 in both (the official split, if the file was sorted stably).
 
-Pipeline: a K = 64 PCA basis on the training images (:mod:`mmsold_cli.latent`),
+Pipeline: a K = 64 PCA basis on the training images (:mod:`mmsold_cli.workflows.latent`),
 the codes of the training images as the model's training set; each method
 draws 10,000 codes, decoded to images.  Against the 10,000 test codes:
 
 * KID — unbiased polynomial-kernel MMD² (x·y/d + 1)³ on the codes, mean ± std
-  over 100 subsets of 1,000 (:func:`mmsold_cli.metrics.kid`);
+  over 100 subsets of 1,000 (:func:`mmsold_cli.metrics.points.kid`);
 * precision / recall on the codes (k = 3, Kynkäänniemi et al. 2019);
 * a classifier trained on the training images (scikit-learn MLP, 256 hidden
   units; its weights are cached as plain arrays, no pickle): its accuracy on
@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsold_cli import latent
-from mmsold_cli.metrics import kid, memorisation_fraction, precision_recall
+from mmsold_cli.metrics.points import kid, memorisation_fraction, precision_recall
 from mmsold_cli.model import Model, fit_moments
+from mmsold_cli.workflows import latent
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
 #: Official MNIST training images per class (the test set holds the rest of each class).

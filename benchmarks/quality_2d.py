@@ -19,7 +19,7 @@ import numpy as np
 
 from mmsold_cli import fit_moments, sample
 from mmsold_cli.datasets import TOY_2D
-from mmsold_cli.metrics import memorisation_fraction, w2_exact
+from mmsold_cli.metrics.points import memorisation_fraction, w2_exact
 
 METHODS = ("train", "fresh", "kde", "sold", "mmsold")
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from mmsold_cli import fit_moments, sample
 from mmsold_cli.datasets import TOY_2D
-from mmsold_cli.metrics import (
+from mmsold_cli.metrics.points import (
     cov_error,
     mean_error,
     memorisation_fraction,
@@ -173,7 +173,7 @@ def section_main(sets, n_samples, seed, model_path=None):
 
 
 def section_sweep(names, n_samples, seed, sigma_factors, start_factors, steps_list):
-    from mmsold_cli import cfdm
+    from mmsold_cli.samplers import cfdm
 
     base = {}
     for name in names:
@@ -269,9 +269,9 @@ SHOW = {2, 4, 8, 16, 32, 64, 128, 256, 362}
 
 def section_temperature(hs=(0.01, 0.05, 0.2), steps=6000, seed=0):
     """Stationary variance of naive SOLD on the standard Gaussian (score −z), per integrator and step."""
-    from mmsold_cli.integrators import INTEGRATORS
-    from mmsold_cli.samplers import sample_sold
-    from mmsold_cli.schedules import Schedule
+    from mmsold_cli.samplers.integrators import INTEGRATORS
+    from mmsold_cli.samplers.langevin import sample_sold
+    from mmsold_cli.samplers.schedules import Schedule
 
     rows = []
     for h in hs:
@@ -294,7 +294,7 @@ def section_temperature(hs=(0.01, 0.05, 0.2), steps=6000, seed=0):
 
 
 def section_inits(names, n_samples, seed, start_times, dt, L):
-    from mmsold_cli.inits import STARTS, start_divergence
+    from mmsold_cli.samplers.inits import STARTS, start_divergence
 
     rows = []
     for name in names:

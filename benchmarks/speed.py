@@ -61,7 +61,7 @@ def job_a(work: Path):
 
 def job_b(work: Path):
     from mmsold_cli.datasets import surface_samples
-    from mmsold_cli.mesh_io import read_mesh
+    from mmsold_cli.io.mesh import read_mesh
 
     mesh = DATA / "meshes" / "stanford-bunny.obj"
     if not mesh.exists():
@@ -125,7 +125,7 @@ def run_child(cmd, env=None):
 
 
 def quality(S, ref, random_state=0):
-    from mmsold_cli.metrics import mmd2_rbf, sliced_w2
+    from mmsold_cli.metrics.points import mmd2_rbf, sliced_w2
 
     rng = np.random.default_rng(random_state)
     if len(S) > 20_000:

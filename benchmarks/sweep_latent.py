@@ -35,7 +35,7 @@ def main():
 
     from mmsold_cli import fit_moments, sample
     from mmsold_cli.defaults import length_scale
-    from mmsold_cli.metrics import kid, memorisation_fraction, precision_recall, sliced_w2
+    from mmsold_cli.metrics.points import kid, memorisation_fraction, precision_recall, sliced_w2
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid", default=DEFAULT_GRID, help="t:σ pairs in units of ℓ")

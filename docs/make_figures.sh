@@ -12,8 +12,8 @@ trap 'rm -rf "$W"' EXIT
 python - "$MESH" "$W" <<'EOF'
 import sys
 from mmsold_cli.datasets import surface_samples
-from mmsold_cli.io import write_points
-from mmsold_cli.mesh_io import read_mesh
+from mmsold_cli.io.arrays import write_points
+from mmsold_cli.io.mesh import read_mesh
 V, F = read_mesh(sys.argv[1])
 write_points(f"{sys.argv[2]}/bunny_sparse.ply", surface_samples(V, F, 2000, random_state=0))
 write_points(f"{sys.argv[2]}/bunny_ref.npy", surface_samples(V, F, 40000, random_state=1))

@@ -199,14 +199,14 @@ def fit_moments_cmd(
     def body():
         import time
 
-        from .io import check_output_path, read_points
+        from .io.arrays import check_output_path, read_points
         from .model import fit_moments
 
         check_output_path(output, overwrite=overwrite)
         extras = {}
         if pca is not None:
-            from . import latent
-            from .io import read_array
+            from .io.arrays import read_array
+            from .workflows import latent
 
             images = latent.images_from_array(read_array(data), name=str(data))
             t0 = time.perf_counter()
@@ -257,7 +257,7 @@ def _progress_bar(enabled: bool):
 
 def _check_outputs(output: Path, plot: Optional[Path], overwrite: bool) -> Path:
     """Refuse unusable outputs before any work: the samples, their diagnostics file and the picture."""
-    from .io import check_output_path
+    from .io.arrays import check_output_path
 
     diag_path = output.with_name(output.stem + ".diagnostics.json")
     check_output_path(output, overwrite=overwrite)
@@ -313,13 +313,13 @@ def sample_cmd(
     """
 
     def body():
-        from .io import atomic_paths, check_output_path, save_points
+        from .io.arrays import atomic_paths, check_output_path, save_points
         from .model import Model
         from .sampling import resolve_settings, sample
 
         diag_path = _check_outputs(output, plot, overwrite)
         model = Model.load(model_path)
-        from . import latent
+        from .workflows import latent
 
         basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
         extra_paths = []
@@ -331,7 +331,7 @@ def sample_cmd(
                     P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
                     start_time=start_time, search=search)
         resolve_settings(model, n, **opts)  # fail on bad options before any work
-        from .io import STREAM_EXTENSIONS, WRITE_EXTENSIONS, PointWriter
+        from .io.arrays import STREAM_EXTENSIONS, WRITE_EXTENSIONS, PointWriter
 
         if output.suffix.lower() not in WRITE_EXTENSIONS:
             raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of {', '.join(WRITE_EXTENSIONS)}")
@@ -415,8 +415,8 @@ def evaluate_cmd(
     """
 
     def body():
-        from .io import read_points
-        from .metrics import evaluate
+        from .io.arrays import read_points
+        from .metrics.points import evaluate
 
         A = read_points(samples)
         B = read_points(reference)
@@ -441,22 +441,22 @@ def evaluate_cmd(
         res = evaluate(A, B, train=train_X, model=model, random_state=seed)
         dist = None
         if A.shape[1] == 3:
-            from .surface import evaluate_cloud, mean_spacing
+            from .metrics.surface import evaluate_cloud, mean_spacing
 
             spacing = model.spacing_ if model is not None else mean_spacing(train_X) if train_X is not None else None
             surf = None
             if mesh is not None:
-                from .mesh_io import read_mesh
+                from .io.mesh import read_mesh
 
                 surf = read_mesh(mesh)
             res.update(evaluate_cloud(A, B, mesh=surf, spacing=spacing, random_state=seed))
             if surf is not None and plot is not None:
-                from .surface import point_to_mesh
+                from .metrics.surface import point_to_mesh
 
                 dist = point_to_mesh(A, *surf) / res["spacing"]
         if plot is not None:
-            from . import latent
             from .plots import plot_result
+            from .workflows import latent
 
             basis = latent.from_extras(model.extras_) if model is not None and latent.has_basis(model) else None
             plot_result(plot, A, B, basis=basis, distances=dist,
@@ -491,12 +491,12 @@ def densify_cmd(
     """
 
     def body():
-        from .densify import REJECT, densify
-        from .io import atomic_paths, save_points
-        from .mesh_io import read_point_cloud
+        from .io.arrays import atomic_paths, save_points
+        from .io.mesh import read_point_cloud
+        from .workflows.densify import REJECT, densify
 
         diag_path = _check_outputs(output, plot, overwrite)
-        from .io import WRITE_EXTENSIONS
+        from .io.arrays import WRITE_EXTENSIONS
 
         if output.suffix.lower() not in WRITE_EXTENSIONS:
             raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of {', '.join(WRITE_EXTENSIONS)}")
@@ -515,8 +515,8 @@ def densify_cmd(
             save_points(tmp_out, res.points, fmt=output.suffix)
             tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1, default=float))
         if plot is not None:
+            from .metrics.surface import nn_distance
             from .plots import cloud_views
-            from .surface import nn_distance
 
             cloud_views(plot, res.points, nn_distance(res.points, X) / res.settings["spacing"],
                         value_label="distance to nearest input point / spacing",
@@ -541,7 +541,7 @@ def densify_cmd(
 
 
 def _is_model_file(spec: str) -> bool:
-    from .io import split_path_key
+    from .io.arrays import split_path_key
 
     path, key = split_path_key(spec)
     if key is not None or path.suffix.lower() not in (".h5", ".hdf5") or not path.exists():

@@ -15,7 +15,7 @@ Two regimes, each from its own sweep:
   .. math:: t = c^{\text{lat}}_t\,\ell, \qquad \sigma = c^{\text{lat}}_\sigma\,\ell;
 
 and in both :math:`h = \eta\,(t^2+\sigma^2)/\lambda_{\max}(\hat\Sigma)` (for naive
-SOLD capped at :math:`t^2/\lambda_{\max}`, :func:`mmsold_cli.schedules.euler_stable`).
+SOLD capped at :math:`t^2/\lambda_{\max}`, :func:`mmsold_cli.samplers.schedules.euler_stable`).
 
 where
     * :math:`\bar r_{16}` is the mean distance from a training point to its

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MmsoldError, MmsoldWarning
-from .neighbors import INDEX_KINDS, build_index, choose_index, knn_graph
+from .neighbors.indexes import INDEX_KINDS, build_index, choose_index, knn_graph
 from .validation import check_points, check_spread
 
 __all__ = ["Model", "fit_moments", "FORMAT", "FORMAT_VERSION"]
@@ -106,7 +106,7 @@ def _distinct_nn(X: np.ndarray, sqdist: np.ndarray, idx: np.ndarray) -> tuple[np
     ----------
     X : array of shape (n, d)
     sqdist, idx : arrays of shape (n, k)
-        The training k-NN graph (see :func:`mmsold_cli.neighbors.knn_graph`).
+        The training k-NN graph (see :func:`mmsold_cli.neighbors.indexes.knn_graph`).
 
     Returns
     -------
@@ -141,7 +141,7 @@ class Model:
     ----------
     index : {"auto", "kdtree", "brute", "nndescent"}
         Neighbour search backend; ``auto`` chooses by size and dimension
-        (see :func:`mmsold_cli.neighbors.choose_index`).
+        (see :func:`mmsold_cli.neighbors.indexes.choose_index`).
 
     Attributes
     ----------
@@ -256,8 +256,8 @@ class Model:
             raise MmsoldError("model is not fitted; call fit(X) first")
 
     def save(self, path, *, overwrite: bool = False, settings: dict | None = None) -> Path:
-        """Write the model to one HDF5 file, atomically (see :func:`mmsold_cli.io.write_hdf5`)."""
-        from .io import atomic_path, write_hdf5
+        """Write the model to one HDF5 file, atomically (see :func:`mmsold_cli.io.arrays.write_hdf5`)."""
+        from .io.arrays import atomic_path, write_hdf5
 
         self._check_fitted()
         path = Path(path)

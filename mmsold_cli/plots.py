@@ -62,7 +62,7 @@ def write_png(path, image) -> Path:
 
     Float arrays are taken to lie in [0, 1].
     """
-    from .io import atomic_path
+    from .io.arrays import atomic_path
 
     data = png_bytes(image)
     with atomic_path(path, overwrite=True) as tmp:
@@ -134,7 +134,7 @@ def save_image_grid(path, images, *, ncol: int = 10, max_images: int = 100, inve
 
 
 def _finish(fig, path, dpi: int = 110):
-    from .io import atomic_path
+    from .io.arrays import atomic_path
 
     path = Path(path)
     ext = path.suffix.lower()
@@ -265,7 +265,7 @@ def plot_result(path, samples, reference=None, *, basis=None, distances=None, va
     """
     A = np.asarray(samples, dtype=float)
     if basis is not None:
-        from .latent import decode
+        from .workflows.latent import decode
 
         panels = {"samples": decode(A[:100], basis)}
         if reference is not None:
@@ -276,7 +276,7 @@ def plot_result(path, samples, reference=None, *, basis=None, distances=None, va
         return scatter_2d(path, A, reference, title=title, labels=("samples", reference_label))
     if d == 3:
         if distances is None and reference is not None:
-            from .surface import nn_distance
+            from .metrics.surface import nn_distance
 
             distances = nn_distance(A, np.asarray(reference, dtype=float))
             value_label = value_label or f"distance to nearest {reference_label} point"

@@ -33,7 +33,7 @@ where
       draws and their (M B, K + L) neighbour indices and distances,
     * :math:`M, K, L` the draws, neighbours and remainder points per score evaluation,
     * :math:`N` the number of samples (filled batch by batch; one batch is returned as it is; 0 when
-      they go to ``out``, e.g. streamed to a file by :class:`mmsold_cli.io.PointWriter` as ``mmsold
+      they go to ``out``, e.g. streamed to a file by :class:`mmsold_cli.io.arrays.PointWriter` as ``mmsold
       sample`` does for .npy and text outputs).
 
 :func:`memory_estimate` evaluates it.  Memory therefore grows with N only by
@@ -51,13 +51,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import cfdm as _cfdm
-from . import defaults, inits, schedules, stiefel
-from .cfdm import sample_cfdm
+from . import defaults
 from .errors import MmsoldError
-from .integrators import get_integrator
-from .samplers import init_data, init_gaussian, sample_mmsold, sample_sold, spatial_order
-from .score import SEARCHES, SmoothedScore
+from .samplers import cfdm as _cfdm
+from .samplers import inits, schedules, stiefel
+from .samplers.cfdm import sample_cfdm
+from .samplers.integrators import get_integrator
+from .samplers.langevin import init_data, init_gaussian, sample_mmsold, sample_sold, spatial_order
+from .score.smoothed import SEARCHES, SmoothedScore
 from .validation import check_int, check_positive
 
 __all__ = ["sample", "SampleResult", "SAMPLERS", "INITS", "TARGET_COVS", "ensemble_sizes", "resolve_settings",
@@ -150,9 +151,9 @@ def _auto_search(search, sampler, d, n, K, L, backend):
     precision, recall and sliced W2, about 4 × the throughput; the K = 16 nearest
     are in the pool at recall 0.996).  σ-CFDM's queries z/t sweep from
     noise to data, so it keeps the index; d ≤ 3 keeps the fused grid (resolved
-    in :class:`~mmsold_cli.score.SmoothedScore`).
+    in :class:`~mmsold_cli.score.smoothed.SmoothedScore`).
     """
-    from .neighbors import GRID_MAX_DIM
+    from .neighbors.indexes import GRID_MAX_DIM
 
     if (search == "auto" and sampler != "cfdm" and d > GRID_MAX_DIM and L == 0 and K < n
             and backend == "numba"):
@@ -161,7 +162,7 @@ def _auto_search(search, sampler, d, n, K, L, backend):
 
 
 def _cfdm_settings(model, t, steps, sigma, M, start_time, integrator):
-    """σ-CFDM's own defaults (see :mod:`mmsold_cli.cfdm`); noise t and Langevin integrators do not apply."""
+    """σ-CFDM's own defaults (see :mod:`mmsold_cli.samplers.cfdm`); noise t and Langevin integrators do not apply."""
     if t is not None:
         raise MmsoldError(f"noise t does not apply to cfdm (it starts at start_time T), got t = {t!r}")
     if integrator not in (None, "euler"):
@@ -174,7 +175,7 @@ def _cfdm_settings(model, t, steps, sigma, M, start_time, integrator):
 
 
 def _start(model, st, E, P, mean, chol, rng, constrained, mixture, order):
-    """A batch's start from :data:`mmsold_cli.inits.STARTS`: Z for cfdm, Y (retracted for MM-SOLD) otherwise."""
+    """A batch's start from :data:`mmsold_cli.samplers.inits.STARTS`: Z for cfdm, Y (retracted for MM-SOLD) otherwise."""
     cf = st["sampler"] == "cfdm"
     a, s = (st["start_time"], 1.0 - st["start_time"]) if cf else (1.0, st["t"])
     z = inits.STARTS[st["init"]](model.X_, E * P, a, s, rng=rng, mixture=mixture, order=order).reshape(E, P, model.d_)
@@ -210,7 +211,7 @@ def memory_estimate(model, n, *, out=None, **options) -> int:
         As for :func:`sample` (``batch_size``, ``M``, ``K``, ``L``, ``P``, ``search``, ...).
     """
     from .model import GRAPH_K
-    from .neighbors import GRID_MAX_DIM
+    from .neighbors.indexes import GRID_MAX_DIM
 
     st = resolve_settings(model, n, **options)
     n_train, d = model.X_.shape
@@ -254,7 +255,7 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
     random_state : int or None
         Seed; the same seed and options give bit-identical samples.
     callback : callable, optional
-        Passed to the sampler (called each step with a :class:`~mmsold_cli.samplers.StepInfo`
+        Passed to the sampler (called each step with a :class:`~mmsold_cli.samplers.langevin.StepInfo`
         ``{x, z, i, t, h, score}``, ``z`` made on first access); ``x`` and ``z`` are
         overwritten by later steps (copy them to keep them).
     progress : callable, optional
@@ -265,12 +266,12 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
         ``functools.partial(schedules.anneal, t_end=..., n_anneal=...)``.
     out : array-like of shape (n, d), optional
         Where the samples go, batch by batch in row order (``out[a:b] = batch``): an array, a
-        memory map, or an :class:`mmsold_cli.io.PointWriter` that streams them to a file, so
+        memory map, or an :class:`mmsold_cli.io.arrays.PointWriter` that streams them to a file, so
         that no (n, d) array is held.  The result's ``samples`` is then ``out``.
     **options
         sampler ("mmsold" | "sold" | "cfdm"), steps, eta, t, sigma, M, K, L, P,
         integrator ("lm" | "em" | "ams" | "ams-tc"; cfdm: Euler only),
-        init ("data" | "gaussian" | "moments" | "gmm", see :mod:`mmsold_cli.inits`),
+        init ("data" | "gaussian" | "moments" | "gmm", see :mod:`mmsold_cli.samplers.inits`),
         target_cov ("data" | "blurred"), batch_size, backend ("numba" | "numpy"),
         start_time (cfdm's start time T in (0, 1)).
 
@@ -315,7 +316,7 @@ def sample(model, n, *, random_state=None, callback=None, progress=None, schedul
              else {"overwrite_y": True})
     moments, moments_y, to_z = stiefel.moment_error, stiefel.moment_error_y, stiefel.to_z
     if st["backend"] == "numba":
-        from . import stiefel_numba
+        from .samplers import stiefel_numba
 
         if d <= stiefel_numba.MAX_DIM:  # fused kernels for the per-step d × d work
             moments, moments_y, to_z = stiefel_numba.moment_error, stiefel_numba.moment_error_y, stiefel_numba.to_z

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsold_cli import fit_moments, sample, stiefel
-from mmsold_cli.integrators import (
+from mmsold_cli import fit_moments, sample
+from mmsold_cli.samplers import stiefel
+from mmsold_cli.samplers.integrators import (
     AMS_BETA_MAX,
     adaptive_momentum,
     adaptive_momentum_tc,
@@ -15,9 +16,9 @@ from mmsold_cli.integrators import (
     euler_maruyama,
     leimkuhler_matthews,
 )
-from mmsold_cli.samplers import init_gaussian, sample_mmsold, sample_sold
-from mmsold_cli.schedules import Schedule
-from mmsold_cli.score import SmoothedScore
+from mmsold_cli.samplers.langevin import init_gaussian, sample_mmsold, sample_sold
+from mmsold_cli.samplers.schedules import Schedule
+from mmsold_cli.score.smoothed import SmoothedScore
 
 DATA = Path(__file__).resolve().parents[1] / "sample_data"
 

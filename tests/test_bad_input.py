@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from mmsold_cli import MmsoldError
 from mmsold_cli.cli import app
 from mmsold_cli.model import Model, fit_moments
+from mmsold_cli.samplers.stiefel import moment_error
 from mmsold_cli.sampling import sample
-from mmsold_cli.stiefel import moment_error
 
 RNG = np.random.default_rng(20260523)
 X3 = RNG.standard_normal((300, 3)) @ np.array([[2.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.0, 0.3, 0.2]])
@@ -90,7 +90,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
     np.save(src, X3)
     src.chmod(0)
     if os.geteuid() == 0:  # root reads anything: make the permission check see what a user would
-        import mmsold_cli.io as mio
+        import mmsold_cli.io.arrays as mio
 
         monkeypatch.setattr(mio.os, "access", lambda p, mode: not str(p).endswith("locked.npy"))
     out = tmp_path / "m.h5"

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from mmsold_cli import fit_moments, sample
-from mmsold_cli.cfdm import LAST_BLUR, cfdm_score, default_start_time, default_steps, sample_cfdm
 from mmsold_cli.errors import MmsoldError
-from mmsold_cli.metrics import memorisation_fraction, precision_recall, w2_exact
-from mmsold_cli.neighbors import BruteIndex
-from mmsold_cli.schedules import cfdm as cfdm_schedule
-from mmsold_cli.score import SmoothedScore, antithetic_draws, barycentre_exact
+from mmsold_cli.metrics.points import memorisation_fraction, precision_recall, w2_exact
+from mmsold_cli.neighbors.indexes import BruteIndex
+from mmsold_cli.samplers.cfdm import LAST_BLUR, cfdm_score, default_start_time, default_steps, sample_cfdm
+from mmsold_cli.samplers.schedules import cfdm as cfdm_schedule
+from mmsold_cli.score.smoothed import SmoothedScore, antithetic_draws, barycentre_exact
 
 DATA = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -52,7 +52,7 @@ def test_output_formats(tmp_path, ext):
     out = tmp_path / f"s{ext}"
     r = mmsold("sample", tmp_path / "m.h5", "-n", 100, "-o", out, "--steps", 5, "--seed", 0)
     assert r.returncode == 0, r.stderr
-    from mmsold_cli.io import read_points
+    from mmsold_cli.io.arrays import read_points
 
     assert read_points(out).shape == (100, 2)
 

@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 
 from mmsold_cli.cli import app
 from mmsold_cli.datasets import bumpy_torus, surface_samples
-from mmsold_cli.densify import REJECT, densify, mls_project, tweedie_step
 from mmsold_cli.errors import MmsoldError
+from mmsold_cli.metrics.surface import MeshDistance, coverage, mean_spacing
 from mmsold_cli.model import fit_moments
-from mmsold_cli.score import barycentre_exact
-from mmsold_cli.surface import MeshDistance, coverage, mean_spacing
+from mmsold_cli.score.smoothed import barycentre_exact
+from mmsold_cli.workflows.densify import REJECT, densify, mls_project, tweedie_step
 
 
 def _sphere(n, rng, radius=2.0):
@@ -126,7 +126,7 @@ def test_cli_densify(tmp_path):
                             "--steps", "10", "--seed", "2", "--json"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
-    from mmsold_cli.mesh_io import read_point_cloud
+    from mmsold_cli.io.mesh import read_point_cloud
 
     X = read_point_cloud(SAMPLE_DATA / "torus_sparse.ply")
     P = read_point_cloud(out)

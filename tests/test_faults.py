@@ -120,7 +120,7 @@ def test_signal_while_writing_removes_the_temporary_file(model_2d, tmp_path, mon
     """The signal lands half-way through writing the samples: nothing may remain."""
     seen = {}
 
-    from mmsold_cli.io import PointWriter
+    from mmsold_cli.io.arrays import PointWriter
 
     def half_then_signal(self, key, X):  # the samples are streamed to the file batch by batch
         self._fh.write(b"half of a batch")
@@ -147,7 +147,7 @@ def test_disk_full_while_writing_keeps_the_old_output(model_2d, tmp_path, monkey
     np.save(out, np.arange(6.0).reshape(3, 2))
     before = out.read_bytes()
 
-    from mmsold_cli.io import PointWriter
+    from mmsold_cli.io.arrays import PointWriter
 
     def enospc(self, key, X):  # the first batch reaches the file, then the disk is full
         self._fh.write(bytes(1000))

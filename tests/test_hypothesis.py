@@ -29,8 +29,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from mmsold_cli.cli import app  # noqa: E402
 from mmsold_cli.model import Model  # noqa: E402
+from mmsold_cli.samplers.stiefel import moment_error  # noqa: E402
 from mmsold_cli.sampling import ensemble_sizes  # noqa: E402
-from mmsold_cli.stiefel import moment_error  # noqa: E402
 
 EPS = np.finfo(np.float64).eps
 

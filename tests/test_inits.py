@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from mmsold_cli import fit_moments, sample
-from mmsold_cli.inits import (
+from mmsold_cli.samplers.inits import (
     STARTS,
     fit_gmm,
     mixture_logpdf,

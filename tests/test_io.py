@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mmsold_cli.io import PointWriter, save_points
+from mmsold_cli.io.arrays import PointWriter, save_points
 
 
 @pytest.mark.parametrize("ext", [".npy", ".csv", ".txt", ".xyz"])

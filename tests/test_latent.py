@@ -7,11 +7,11 @@ import pytest
 from conftest import shared_data
 from typer.testing import CliRunner
 
-from mmsold_cli import latent
 from mmsold_cli.cli import app
 from mmsold_cli.errors import MmsoldError
-from mmsold_cli.metrics import kid
+from mmsold_cli.metrics.points import kid
 from mmsold_cli.model import Model, fit_moments
+from mmsold_cli.workflows import latent
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import pytest
 from conftest import SAMPLE_DATA, shared_data
 
 from mmsold_cli.errors import MmsoldError
-from mmsold_cli.io import read_points, write_points
-from mmsold_cli.mesh_io import read_mesh, read_point_cloud, read_vertices, write_ply
+from mmsold_cli.io.arrays import read_points, write_points
+from mmsold_cli.io.mesh import read_mesh, read_point_cloud, read_vertices, write_ply
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mmsold_cli import normals
-from mmsold_cli.normals_numba import _fill, fill, philox_block
+from mmsold_cli.rng import normals
+from mmsold_cli.rng.normals_numba import _fill, fill, philox_block
 
 
 def test_philox_block_matches_numpy():
@@ -86,7 +86,7 @@ def test_mean_of_two_keys_equals_the_two_arrays_averaged():
 
 
 def test_lm_integrator_keeps_a_key_and_makes_the_same_noise_as_two_arrays():
-    from mmsold_cli.integrators import leimkuhler_matthews
+    from mmsold_cli.samplers.integrators import leimkuhler_matthews
 
     G = np.ones((5, 7, 3))
     rng = np.random.default_rng(2)

@@ -5,7 +5,7 @@ from scipy.stats import gaussian_kde
 
 from mmsold_cli import fit_moments, sample
 from mmsold_cli.datasets import swiss_roll
-from mmsold_cli.metrics import memorisation_fraction, w2_exact
+from mmsold_cli.metrics.points import memorisation_fraction, w2_exact
 
 
 def test_quality_swiss_roll():

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from mmsold_cli import fit_moments, sample, stiefel
-from mmsold_cli.samplers import pullback
-from mmsold_cli.score import score_exact
+from mmsold_cli import fit_moments, sample
+from mmsold_cli.samplers import stiefel
+from mmsold_cli.samplers.langevin import pullback
+from mmsold_cli.score.smoothed import score_exact
 
 
 def _neg_log_p(X, Z, t):
@@ -84,7 +85,8 @@ def test_stationary_gaussian_target(rng):
 
 def test_sold_step_is_capped_where_explicit_euler_would_diverge(monkeypatch):
     """At the latent defaults (σ = 3t) naive SOLD's step is capped at h λmax/t² = 1; uncapped it blows up."""
-    from mmsold_cli import fit_moments, sample, schedules
+    from mmsold_cli import fit_moments, sample
+    from mmsold_cli.samplers import schedules
 
     rng = np.random.default_rng(3)  # 40 clusters in 16-D, like a latent set of classes
     X = rng.standard_normal((40, 16))[rng.integers(0, 40, 3000)] * 3 + rng.standard_normal((3000, 16))
@@ -100,7 +102,7 @@ def test_sold_step_is_capped_where_explicit_euler_would_diverge(monkeypatch):
 def test_euler_cap_leaves_point_set_defaults_alone():
     from mmsold_cli import fit_moments, sample
     from mmsold_cli.datasets import moons
-    from mmsold_cli.schedules import Schedule, euler_stable
+    from mmsold_cli.samplers.schedules import Schedule, euler_stable
 
     assert not sample(fit_moments(moons(500, random_state=0)), 200, random_state=0, sampler="sold",
                       steps=3).settings["step_capped"]
@@ -113,7 +115,7 @@ def test_spatial_order_keeps_neighbours_adjacent(rng, d):
     """A permutation in which consecutive points are as close as in scipy's k-d tree leaf order."""
     from scipy.spatial import cKDTree
 
-    from mmsold_cli.samplers import spatial_order
+    from mmsold_cli.samplers.langevin import spatial_order
 
     X = rng.standard_normal((3000, d)) * np.arange(1, d + 1)
     if d > 8:  # as latent codes: a low-dimensional set in many coordinates (isotropic 64-D noise has no near points)

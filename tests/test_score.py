@@ -6,8 +6,9 @@ import pytest
 from mmsold_cli import fit_moments
 from mmsold_cli.datasets import moons
 from mmsold_cli.errors import MmsoldError
-from mmsold_cli.neighbors import GridIndex
-from mmsold_cli.score import (
+from mmsold_cli.neighbors.indexes import GridIndex
+from mmsold_cli.neighbors.search_numba import exp32_array, exp_nonpos_array, grid_bary_mean
+from mmsold_cli.score.smoothed import (
     SmoothedScore,
     antithetic_draws,
     antithetic_normals,
@@ -16,8 +17,7 @@ from mmsold_cli.score import (
     remainder_indices,
     smoothed_score_exact,
 )
-from mmsold_cli.score_numba import barycentre_mean, pool_barycentre_mean
-from mmsold_cli.search_numba import exp32_array, exp_nonpos_array, grid_bary_mean
+from mmsold_cli.score.smoothed_numba import barycentre_mean, pool_barycentre_mean
 
 
 def _job(rng, n=800, m=150):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from mmsold_cli import fit_moments
-from mmsold_cli.score import SmoothedScore, smoothed_score_exact
+from mmsold_cli.score.smoothed import SmoothedScore, smoothed_score_exact
 
 
 def _errors(model, Z, t, sigma, Ks, backend):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mmsold_cli import stiefel
+from mmsold_cli.samplers import stiefel
 
 
 @pytest.mark.parametrize("P,d", [(50, 2), (200, 64)])
@@ -60,7 +60,7 @@ def test_y_z_round_trip(rng):
 @pytest.mark.parametrize("size", [0.01, 0.5, 3.0])
 def test_fused_step_equals_numpy_reference(rng, d, size):
     """The numba step (Newton–Schulz polar factor) equals projection + SVD retraction, small or large steps."""
-    from mmsold_cli import stiefel_numba
+    from mmsold_cli.samplers import stiefel_numba
 
     Y = stiefel.uniform(4, 60, d, rng)
     D = size * rng.standard_normal(Y.shape)
@@ -74,7 +74,7 @@ def test_fused_step_equals_numpy_reference(rng, d, size):
 @pytest.mark.parametrize("d", [3, 64])
 def test_step_in_place_equals_reference(rng, d):
     """overwrite_y: the result lands in Y's array (numba: D untouched; NumPy: D is workspace), same values."""
-    from mmsold_cli import stiefel_numba
+    from mmsold_cli.samplers import stiefel_numba
 
     Y = stiefel.uniform(3, 200, d, rng)
     D = 0.3 * rng.standard_normal(Y.shape)
@@ -95,7 +95,7 @@ def test_step_in_place_equals_reference(rng, d):
 
 def test_inverse_square_root_iteration(rng):
     """H^{-1/2} by the coupled Newton–Schulz iteration; a singular H is refused (the SVD takes over)."""
-    from mmsold_cli import stiefel_numba
+    from mmsold_cli.samplers import stiefel_numba
 
     work = [np.empty((3, 3)) for _ in range(5)]
     for H in (np.eye(3) * 1.02 + 0.01, (lambda A: A @ A.T + 0.05 * np.eye(3))(rng.standard_normal((3, 3)))):
@@ -107,7 +107,7 @@ def test_inverse_square_root_iteration(rng):
 
 
 def test_fused_step_hands_refused_ensembles_to_the_svd(rng, monkeypatch):
-    from mmsold_cli import stiefel_numba
+    from mmsold_cli.samplers import stiefel_numba
 
     real = stiefel_numba._step
 
@@ -124,7 +124,7 @@ def test_fused_step_hands_refused_ensembles_to_the_svd(rng, monkeypatch):
 
 @pytest.mark.parametrize("d", [1, 3, 6])
 def test_fused_moment_error_equals_numpy(rng, d):
-    from mmsold_cli import stiefel_numba
+    from mmsold_cli.samplers import stiefel_numba
 
     Z = 2.0 + rng.standard_normal((5, 40, d))
     A = rng.standard_normal((d, d))
@@ -135,7 +135,7 @@ def test_fused_moment_error_equals_numpy(rng, d):
 
 @pytest.mark.parametrize("d", [1, 2, 5])
 def test_fused_to_z_and_moments_on_all_threads_equal_numpy(rng, d):
-    from mmsold_cli import stiefel_numba
+    from mmsold_cli.samplers import stiefel_numba
 
     # 6,000 ensembles of 4: enough rows that both kernels split the work over threads
     Y = rng.standard_normal((6000, 4, d))
@@ -156,7 +156,7 @@ def test_fused_to_z_and_moments_on_all_threads_equal_numpy(rng, d):
 
 
 def _unfused_steps(Y, S_list, h, L, rng, lm):
-    from mmsold_cli.integrators import euler_maruyama, leimkuhler_matthews
+    from mmsold_cli.samplers.integrators import euler_maruyama, leimkuhler_matthews
 
     integrator = leimkuhler_matthews if lm else euler_maruyama
     state = None
@@ -171,7 +171,7 @@ def _unfused_steps(Y, S_list, h, L, rng, lm):
 def test_fused_langevin_step_equals_integrator_then_step(rng, monkeypatch, lm, refuse):
     """One kernel for drift, noise (its normals made inside from one key) and manifold step: the same numbers
     as the integrator helper plus the NumPy step; a block the iteration refuses goes to the SVD."""
-    from mmsold_cli import stiefel_numba
+    from mmsold_cli.samplers import stiefel_numba
 
     if refuse:
         real = stiefel_numba._langevin_step

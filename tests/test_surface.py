@@ -6,7 +6,7 @@ from conftest import shared_data
 
 from mmsold_cli.datasets import bumpy_torus, surface_samples
 from mmsold_cli.errors import MmsoldError
-from mmsold_cli.surface import (
+from mmsold_cli.metrics.surface import (
     MeshDistance,
     chamfer,
     closest_point_triangles,
@@ -146,7 +146,7 @@ def test_evaluate_cloud_fresh_vs_sparse():
 
 
 def test_bunny_distance_spot_check():
-    from mmsold_cli.mesh_io import read_mesh
+    from mmsold_cli.io.mesh import read_mesh
 
     V, F = read_mesh(shared_data("meshes/stanford-bunny.obj"))
     rng = np.random.default_rng(0)

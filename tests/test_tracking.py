@@ -4,8 +4,8 @@ import numpy as np
 
 from mmsold_cli import fit_moments, sample
 from mmsold_cli.datasets import moons
-from mmsold_cli.search_numba import track
-from mmsold_cli.tracking import TrackedNeighbours, recall, track_numpy
+from mmsold_cli.neighbors.search_numba import track
+from mmsold_cli.neighbors.tracking import TrackedNeighbours, recall, track_numpy
 
 
 def _trajectory(n=600, P=200, steps=25):
@@ -18,7 +18,7 @@ def _trajectory(n=600, P=200, steps=25):
 
 def test_kernel_equals_numpy(rng):
     X = rng.standard_normal((400, 3))
-    from mmsold_cli.neighbors import knn_graph
+    from mmsold_cli.neighbors.indexes import knn_graph
 
     _, graph = knn_graph(X, 8)
     Z = rng.standard_normal((80, 3))

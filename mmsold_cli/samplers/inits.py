@@ -154,14 +154,14 @@ def mixture_logpdf(mix: GaussianMixture, Z) -> np.ndarray:
 def noised_sample(X, a: float, s: float, m: int, rng, order=None) -> np.ndarray:
     """m exact draws :math:`a x_i + s\\varepsilon` from :math:`p_T`: array of shape (m, d).
 
-    With ``order`` (a spatial order of X, :func:`mmsold_cli.samplers.spatial_order`)
-    the training points are picked by :func:`mmsold_cli.samplers.start_indices`
+    With ``order`` (a spatial order of X, :func:`mmsold_cli.samplers.langevin.spatial_order`)
+    the training points are picked by :func:`mmsold_cli.samplers.langevin.start_indices`
     (stratified, every region its share); otherwise independently.
     """
     if order is None:
         idx = rng.integers(0, X.shape[0], size=m)
     else:
-        from .samplers import start_indices
+        from .langevin import start_indices
 
         idx = start_indices(order, m, rng)
     return a * X[idx] + s * rng.standard_normal((m, X.shape[1]))
@@ -230,8 +230,8 @@ def start_divergence(name: str, X, a: float, s: float, *, m: int = 2000, n_compo
         draws of :math:`p_T` (nats); ``mmd2``: unbiased RBF MMD² between m draws of
         q and m fresh draws of :math:`p_T`.
     """
-    from .metrics import mmd2_rbf
-    from .validation import check_random_state
+    from ..metrics.points import mmd2_rbf
+    from ..validation import check_random_state
 
     rng = check_random_state(random_state)
     d = X.shape[1]

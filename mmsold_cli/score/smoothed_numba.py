@@ -3,9 +3,9 @@
 One pass per query over its candidate points computes the squared distance,
 the running (online) softmax and the weighted sum, then averages over the M
 draws, all without materialising the (m, c, d) gather that the NumPy
-reference :func:`mmsold_cli.score.barycentre_candidates` builds.  The kernels
+reference :func:`mmsold_cli.score.smoothed.barycentre_candidates` builds.  The kernels
 take plain arrays only, so ``cache=True`` holds across processes; they are
-serial and ``nogil``, and :func:`~mmsold_cli.search_numba.run_rows` spreads
+serial and ``nogil``, and :func:`~mmsold_cli.neighbors.search_numba.run_rows` spreads
 the particles over threads.
 """
 
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import import_numba
+from .._numba import import_numba
 
 numba = import_numba()
 
 
-from .normals_numba import draws_of, kernel_draws  # noqa: E402
-from .search_numba import exp_nonpos, run_rows  # noqa: E402
+from ..neighbors.search_numba import exp_nonpos, run_rows  # noqa: E402
+from ..rng.normals_numba import draws_of, kernel_draws  # noqa: E402
 
 __all__ = ["barycentre_mean", "pool_barycentre_mean"]
 
@@ -144,13 +144,13 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
     r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
-    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.antithetic_draws`
+    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.smoothed.antithetic_draws`
     (antithetic pairs mirrored here, not stored; the defaults take ``G`` as the
     draws themselves).
 
     Every draw of particle p uses the same candidates ``pool[p]`` (e.g. its
-    tracked neighbours, :mod:`mmsold_cli.tracking`); the NumPy equivalent is
-    :func:`mmsold_cli.score.barycentre_candidates` with the pool repeated per draw.
+    tracked neighbours, :mod:`mmsold_cli.neighbors.tracking`); the NumPy equivalent is
+    :func:`mmsold_cli.score.smoothed.barycentre_candidates` with the pool repeated per draw.
 
     Parameters
     ----------
@@ -164,7 +164,7 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
     out : array of shape (m, d), optional
         Written in place (a C-contiguous float64 array); may be Z itself when ``score`` is set.
     key : array of shape (2,), uint64, optional
-        Draw G in the kernel, as :func:`mmsold_cli.search_numba.grid_bary_mean` does (Mg = ``n_normals``).
+        Draw G in the kernel, as :func:`mmsold_cli.neighbors.search_numba.grid_bary_mean` does (Mg = ``n_normals``).
     score : bool
         Return the score :math:`(\bar b - z)/t^2` instead of the barycentre :math:`\bar b`.
 

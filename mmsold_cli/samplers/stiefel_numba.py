@@ -1,6 +1,6 @@
 r"""Fused numba kernels for MM-SOLD's manifold step and its moment check, for small d.
 
-:func:`step` does in one pass per ensemble what :mod:`mmsold_cli.stiefel`
+:func:`step` does in one pass per ensemble what :mod:`mmsold_cli.samplers.stiefel`
 does in a dozen NumPy calls — centring, tangent projection and polar
 retraction:
 
@@ -20,17 +20,17 @@ iteration [1]_ (``Y_{k+1} = Y_k T_k``, ``Z_{k+1} = T_k Z_k``,
 ``T_k = (3I − Z_k Y_k)/2``, started from :math:`H/c`, :math:`c = \|H\|_F`),
 run to rounding level, and the retraction is applied twice (the second time to
 an almost orthogonal block) so the result sits on the manifold to rounding,
-as the SVD of :func:`mmsold_cli.stiefel.retract` does.  A block too far from
+as the SVD of :func:`mmsold_cli.samplers.stiefel.retract` does.  A block too far from
 orthogonal for the iteration (rank-deficient C) is flagged and left to the
 SVD.  The NumPy functions stay the reference the tests compare with.
 
 :func:`langevin_step` goes one step further for the LM and EM integrators: the
 drift :math:`hSL`, the noise (its normals made in the kernel,
-:mod:`mmsold_cli.normals`) and the step above in one pass per ensemble, with
+:mod:`mmsold_cli.rng.normals`) and the step above in one pass per ensemble, with
 no (E, P, d) temporaries.
 
-:func:`moment_error` is :func:`mmsold_cli.stiefel.moment_error` in one pass, and
-:func:`to_z` is :func:`mmsold_cli.stiefel.to_z` row by row (NumPy's batched
+:func:`moment_error` is :func:`mmsold_cli.samplers.stiefel.moment_error` in one pass, and
+:func:`to_z` is :func:`mmsold_cli.samplers.stiefel.to_z` row by row (NumPy's batched
 matrix product spends 5 µs per 1,000 rows on a 2 × 2 factor).
 
 References
@@ -43,11 +43,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import import_numba
+from .._numba import import_numba
 
 numba = import_numba()
 
-from .normals_numba import normals_at, source  # noqa: E402
+from ..rng.normals_numba import normals_at, source  # noqa: E402
 
 __all__ = ["MAX_DIM", "step", "langevin_step", "moment_error", "to_z"]
 
@@ -254,10 +254,10 @@ def step(Y, D, *, overwrite_y=False):
     -------
     Y : array of shape (E, P, d), on the manifold; ensembles the iteration
         could not retract (a rank-deficient block) are retracted by
-        :func:`mmsold_cli.stiefel.retract` (SVD).
+        :func:`mmsold_cli.samplers.stiefel.retract` (SVD).
     """
+    from ..neighbors.search_numba import run_rows
     from . import stiefel
-    from .search_numba import run_rows
 
     overwrite_y = overwrite_y and isinstance(Y, np.ndarray) and Y.flags.c_contiguous and Y.dtype == np.float64
     Y = np.ascontiguousarray(Y, dtype=np.float64)
@@ -281,8 +281,8 @@ def langevin_step(Y, S, h, chol, rng, state, *, lm=True):
         D = h\,S L + \sqrt{2h}\,\bar\xi, \qquad Y \leftarrow R\big(Y + \Pi_Y(D)\big)
 
     with :math:`\bar\xi = (\xi_{k} + \xi_{k+1})/2` (LM) or :math:`\xi_{k+1}` (EM), :math:`\xi_{k+1}`
-    made in the kernel from one key (:mod:`mmsold_cli.normals`).  Same numbers as
-    :func:`mmsold_cli.integrators.leimkuhler_matthews` / ``euler_maruyama`` followed by :func:`step`
+    made in the kernel from one key (:mod:`mmsold_cli.rng.normals`).  Same numbers as
+    :func:`mmsold_cli.samplers.integrators.leimkuhler_matthews` / ``euler_maruyama`` followed by :func:`step`
     on one chunk holding every ensemble.
 
     Parameters
@@ -294,7 +294,7 @@ def langevin_step(Y, S, h, chol, rng, state, *, lm=True):
     rng : numpy.random.Generator
     state : array of 2 uint64 or None
         LM: the key of the previous step's ξ (None at the start: a key drawn from ``rng``, as
-        :func:`mmsold_cli.integrators.leimkuhler_matthews` does); its normals are made again in the
+        :func:`mmsold_cli.samplers.integrators.leimkuhler_matthews` does); its normals are made again in the
         kernel, so the state between steps is 16 bytes, not an (E, P, d) array.
     lm : bool
 
@@ -302,9 +302,9 @@ def langevin_step(Y, S, h, chol, rng, state, *, lm=True):
     -------
     state : the key of this step's ξ (LM), or None (EM)
     """
+    from ..neighbors.search_numba import run_rows
+    from ..rng.normals import from_key, new_key
     from . import stiefel
-    from .normals import from_key, new_key
-    from .search_numba import run_rows
 
     E, P, d = Y.shape
     if lm and state is None:
@@ -382,7 +382,7 @@ def _moments(Y, L, c, cov, me, ce, e0, e1):
 
 
 def _moment_errors(Y, L, c, cov):
-    from .search_numba import run_rows
+    from ..neighbors.search_numba import run_rows
 
     Y = np.ascontiguousarray(Y, dtype=np.float64)
     E = Y.shape[0]
@@ -394,13 +394,13 @@ def _moment_errors(Y, L, c, cov):
 
 
 def moment_error(Z, mean, cov):
-    """:func:`mmsold_cli.stiefel.moment_error` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
+    """:func:`mmsold_cli.samplers.stiefel.moment_error` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
     d = Z.shape[-1]
     return _moment_errors(Z, np.eye(d), -np.asarray(mean, dtype=np.float64), cov)
 
 
 def moment_error_y(Y, chol, cov):
-    """:func:`mmsold_cli.stiefel.moment_error_y` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
+    """:func:`mmsold_cli.samplers.stiefel.moment_error_y` in one pass per ensemble: (mean_err, cov_err), each of shape (E,)."""
     return _moment_errors(Y, chol, np.zeros(Y.shape[-1]), cov)
 
 
@@ -417,8 +417,8 @@ def _affine(A, M, shift, out, r0, r1):
 
 
 def to_z(Y, mean, chol):
-    """:func:`mmsold_cli.stiefel.to_z`, :math:`Z = \\mathbf 1\\mu^\\top + Y L^\\top`: array of the shape of Y."""
-    from .search_numba import run_rows
+    """:func:`mmsold_cli.samplers.stiefel.to_z`, :math:`Z = \\mathbf 1\\mu^\\top + Y L^\\top`: array of the shape of Y."""
+    from ..neighbors.search_numba import run_rows
 
     Y = np.ascontiguousarray(Y, dtype=np.float64)
     A = Y.reshape(-1, Y.shape[-1])

@@ -18,7 +18,7 @@ The smoothed score :math:`s_{\sigma,t}` averages only the barycentre over
 perturbations :math:`z + \sigma\varepsilon` (the logits gain
 :math:`\sigma t\langle\varepsilon, x_j\rangle/(1-t)^2`, Prop. 4.1 of [1]_).  Since
 :math:`\|z - t x_j\|^2 = t^2\|z/t - x_j\|^2`, the barycentre is the plain one of
-:mod:`mmsold_cli.score` in rescaled coordinates,
+:mod:`mmsold_cli.score.smoothed` in rescaled coordinates,
 
 .. math::
 
@@ -27,7 +27,7 @@ perturbations :math:`z + \sigma\varepsilon` (the logits gain
 
 so the smoothed estimator (K nearest plus L random points, antithetic draws)
 and the neighbour index of MM-SOLD serve σ-CFDM unchanged: one call of
-:meth:`~mmsold_cli.score.SmoothedScore.barycentre` on :math:`z/t` with noise
+:meth:`~mmsold_cli.score.smoothed.SmoothedScore.barycentre` on :math:`z/t` with noise
 level :math:`\tau` and smoothing :math:`\sigma/t`.  The probability-flow
 velocity is
 
@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .defaults import length_scale
+from ..defaults import length_scale
 
 __all__ = [
     "sample_cfdm",
@@ -169,7 +169,7 @@ def sample_cfdm(score, x, schedule, *, rng, sigma, callback=None):
     score : SmoothedScore
         Barycentre estimator over the training points (K nearest + L random).
     x : array of shape (..., d)
-        Start at time ``schedule.t[0]`` (see :mod:`mmsold_cli.inits`).
+        Start at time ``schedule.t[0]`` (see :mod:`mmsold_cli.samplers.inits`).
     schedule : Schedule
         From :func:`mmsold_cli.schedules.cfdm`; needs ``t + h ≤ 1`` everywhere.
     rng : numpy.random.Generator

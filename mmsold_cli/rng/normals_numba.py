@@ -1,9 +1,9 @@
-"""The numba kernel of :mod:`mmsold_cli.normals`: Philox4x64-10 words turned into ziggurat normals.
+"""The numba kernel of :mod:`mmsold_cli.rng.normals`: Philox4x64-10 words turned into ziggurat normals.
 
 Philox's 64 × 64 → 128-bit products are one LLVM ``i128`` multiply (one
 ``mul`` instruction on x86-64) instead of four 32-bit products.  The
 kernel is serial and ``nogil``; :func:`fill` spreads ranges of the output over
-threads with :func:`~mmsold_cli.search_numba.run_rows`.  Plain arrays only,
+threads with :func:`~mmsold_cli.neighbors.search_numba.run_rows`.  Plain arrays only,
 so ``cache=True`` holds across processes.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import import_numba
+from .._numba import import_numba
 
 numba = import_numba()
 
@@ -140,7 +140,7 @@ def _fill_mean(W, K, F, a0, a1, b0, b1, j0, out, r0, r1):
 
 def fill_mean(key_a, key_b, out, start=0):
     """``out[j] = (a_j + b_j) / 2`` for normals ``j = start, start + 1, …`` of two keys, on all threads."""
-    from .search_numba import run_rows
+    from ..neighbors.search_numba import run_rows
 
     run_rows(_fill_mean, out.shape[0], _W, _K, _F, np.uint64(key_a[0]),
              np.uint64(key_a[1]), np.uint64(key_b[0]), np.uint64(key_b[1]), np.int64(start), out, min_rows=4096)
@@ -148,7 +148,9 @@ def fill_mean(key_a, key_b, out, start=0):
 
 def fill(key, out, start=0):
     """Write normals ``start, start + 1, …`` of ``key`` into the 1-D float64 array ``out``, on all threads."""
-    from .search_numba import run_rows  # that module's kernels draw with normals_at: imported here, not at the top
+    from ..neighbors.search_numba import (
+        run_rows,  # that module's kernels draw with normals_at: imported here, not at the top
+    )
 
     run_rows(_fill, out.shape[0], _W, _K, _F, np.uint64(key[0]), np.uint64(key[1]), np.int64(start), out,
              min_rows=4096)

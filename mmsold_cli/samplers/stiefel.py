@@ -95,7 +95,7 @@ def retract(Y: np.ndarray) -> np.ndarray:
 def step(Y: np.ndarray, D: np.ndarray, *, overwrite_y: bool = False) -> np.ndarray:
     r"""One manifold step :math:`R(Y + \Pi_Y(D))`: array of shape (E, P, d).
 
-    The reference for the fused kernel :func:`mmsold_cli.stiefel_numba.step`.
+    The reference for the fused kernel :func:`mmsold_cli.samplers.stiefel_numba.step`.
 
     Parameters
     ----------

@@ -77,7 +77,7 @@ def cfdm(steps: int, T: float) -> Schedule:
     """σ-CFDM's Euler grid: ``t_i = T + i (1−T)/steps``, ``h_i = (1−T)/steps``, i = 0 … steps−1.
 
     The velocity is evaluated at every ``t_i < 1``; the last step ends at t = 1
-    (see :mod:`mmsold_cli.cfdm`).
+    (see :mod:`mmsold_cli.samplers.cfdm`).
     """
     h = (1.0 - float(T)) / steps
     return Schedule(float(T) + h * np.arange(steps), np.full(steps, h))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MmsoldError
+from ..errors import MmsoldError
 
 __all__ = [
     "READ_EXTENSIONS",
@@ -259,7 +259,7 @@ def _read_text_slow(path: Path, header_lines: int) -> np.ndarray:
 
 
 def _read_mesh_vertices(path: Path) -> np.ndarray:
-    from .mesh_io import read_vertices
+    from .mesh import read_vertices
 
     return read_vertices(path)
 
@@ -278,7 +278,7 @@ def read_points(spec: str | os.PathLike, *, min_points: int = 1) -> np.ndarray:
     -------
     X : ndarray of shape (n, d), float64
     """
-    from .validation import check_points
+    from ..validation import check_points
 
     arr = read_array(spec)
     return check_points(arr, name=str(spec), min_points=min_points)
@@ -481,7 +481,7 @@ def save_points(path: str | os.PathLike, X: np.ndarray, *, fmt: str | None = Non
 
         write_hdf5(path, fill)
     elif ext == ".ply":
-        from .mesh_io import write_ply
+        from .mesh import write_ply
 
         write_ply(path, X)
     else:

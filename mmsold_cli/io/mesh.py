@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MmsoldError
+from ..errors import MmsoldError
 
 __all__ = ["CLOUD_EXTENSIONS", "PLY_FORMATS", "read_mesh", "read_point_cloud", "read_vertices", "write_ply"]
 
@@ -209,8 +209,8 @@ def read_point_cloud(spec: str | os.PathLike) -> np.ndarray:
     -------
     X : array of shape (n, 3), float64, finite
     """
-    from .io import read_array, split_path_key
-    from .validation import check_points
+    from ..validation import check_points
+    from .arrays import read_array, split_path_key
 
     path, _ = split_path_key(spec)
     ext = path.suffix.lower()
@@ -241,7 +241,7 @@ def write_ply(path: str | os.PathLike, X: np.ndarray, *, fmt: str = "binary_litt
     Parameters
     ----------
     path : str or path
-        Written in place; use :func:`mmsold_cli.io.write_points` for an atomic write.
+        Written in place; use :func:`mmsold_cli.io.arrays.write_points` for an atomic write.
     X : array of shape (n, 3)
     fmt : {"binary_little_endian", "binary_big_endian", "ascii"}
     dtype : {"auto", "float", "double"}

@@ -3,7 +3,7 @@ r"""Exact k-nearest-neighbour search on a uniform cell grid, fused with the bary
 For low dimension (d ≤ 3) the training points are bucketed into cubic cells
 of side :math:`s` and sorted cell by cell, so every run of cells along the
 first axis is one contiguous block of memory.  Only the non-empty cells are
-tabled (:class:`~mmsold_cli.neighbors.GridIndex`), with an occupancy bit per
+tabled (:class:`~mmsold_cli.neighbors.indexes.GridIndex`), with an occupancy bit per
 cell that finds a run's points in O(1) (:func:`_first_point`).  A query
 :math:`q` scans the block of :math:`(2h+1)^d` cells around its own cell,
 keeps the K closest points seen, and stops once the K-th distance is
@@ -25,7 +25,7 @@ neighbours (ties aside) whatever the query.  The cost is a few dozen
 contiguous distance evaluations per query and no tree walk.
 
 :func:`grid_bary_mean` fuses the search with the softmax and the barycentre of
-:mod:`mmsold_cli.score` and the mean over the M draws, one particle per loop
+:mod:`mmsold_cli.score.smoothed` and the mean over the M draws, one particle per loop
 iteration.  With ``exact_k=False`` (``search="grid"``) the particle's M draws
 share one block: the cells of all draws plus h rings, h starting at
 ``h0 + 1``; the draws take turns, and when a draw's inscribed ball holds
@@ -47,14 +47,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import import_numba
+from .._numba import import_numba
 
 numba = import_numba()
 
 from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-from .normals_numba import draws_of, kernel_draws  # noqa: E402
+from ..rng.normals_numba import draws_of, kernel_draws  # noqa: E402
 
 __all__ = [
     "grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "exp32", "exp32_array", "topk_rows", "track",
@@ -658,7 +658,7 @@ def run_rows(kernel, m: int, *args, min_rows: int = 256):
 
 
 def grid_knn(grid, Q, k):
-    """Exact k nearest neighbours of the rows of Q on ``grid`` (see :class:`~mmsold_cli.neighbors.GridIndex`).
+    """Exact k nearest neighbours of the rows of Q on ``grid`` (see :class:`~mmsold_cli.neighbors.indexes.GridIndex`).
 
     Returns
     -------
@@ -679,7 +679,7 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
     r"""Mean over the draws of the softmax barycentre of each z + u on the grid.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
-    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.antithetic_draws`
+    for r < ``n_pairs``, in the order of :func:`~mmsold_cli.score.smoothed.antithetic_draws`
     (antithetic pairs without materialising them; the defaults take ``G`` as
     the draws themselves).
 
@@ -708,7 +708,7 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
         C-contiguous float64; may be Z itself when ``score`` is set.
     key : array of shape (2,), uint64, optional
         Draw G in the kernel instead: ``G[r, p] =`` normals ``(p Mg + r) d … (p Mg + r + 1) d − 1``
-        of the key (:func:`mmsold_cli.normals.from_key` of shape (m, Mg, d), particle-major), Mg = ``n_normals``.
+        of the key (:func:`mmsold_cli.rng.normals.from_key` of shape (m, Mg, d), particle-major), Mg = ``n_normals``.
     score : bool
         Return the score :math:`(\bar b - z)/t^2` instead of the barycentre :math:`\bar b`.
 
@@ -719,7 +719,7 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     out = np.empty(Z.shape) if out is None else out  # (m, d), C-contiguous float64
     if key is not None and exact_k:  # this kernel takes its draws as an array
-        from .normals import from_key
+        from ..rng.normals import from_key
 
         G, key = np.moveaxis(from_key(key, (Z.shape[0], n_normals, Z.shape[1])), 1, 0), None
     if exact_k:
@@ -828,7 +828,7 @@ def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
 
 
 def track(X, graph, Z, pool, c, *, distances=True, overwrite_pool=False):
-    """Re-rank each particle's previous neighbours and their graph neighbours (see :mod:`mmsold_cli.tracking`).
+    """Re-rank each particle's previous neighbours and their graph neighbours (see :mod:`mmsold_cli.neighbors.tracking`).
 
     ``overwrite_pool``: write the new lists over ``pool`` (same width c, C-contiguous int32/int64).
 

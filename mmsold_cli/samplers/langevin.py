@@ -2,12 +2,12 @@ r"""Langevin samplers on the smoothed closed-form score: one small function each
 
 Every sampler has the form ``sample_x(score, x, schedule, *, rng, callback=None, knobs…)``:
 ``score(z, t, rng)`` returns score estimates at the rows of z, ``x`` is the
-state, ``schedule`` a :class:`~mmsold_cli.schedules.Schedule`, and
+state, ``schedule`` a :class:`~mmsold_cli.samplers.schedules.Schedule`, and
 ``callback`` receives a :class:`StepInfo` ``{x, z, i, t, h, score}`` after each step
 (``z`` made on first access).
 
 MM-SOLD [1]_ moves a stack of ensembles :math:`Y\in\mathcal M` (see
-:mod:`mmsold_cli.stiefel`), particles :math:`Z = \mathbf 1\hat\mu^\top + Y L^\top`:
+:mod:`mmsold_cli.samplers.stiefel`), particles :math:`Z = \mathbf 1\hat\mu^\top + Y L^\top`:
 
 .. math::
 
@@ -23,7 +23,7 @@ where
     * :math:`S` is the (P, d) matrix of smoothed scores at the rows of Z,
     * :math:`L` the lower Cholesky factor of the target covariance :math:`\hat\Sigma`,
     * :math:`\Pi_Y` the tangent projection and :math:`R` the polar retraction,
-    * :math:`\bar\xi` the integrator's noise (see :mod:`mmsold_cli.integrators`).
+    * :math:`\bar\xi` the integrator's noise (see :mod:`mmsold_cli.samplers.integrators`).
 
 The authors' code multiplies by :math:`L^\top`; the gradient of
 :math:`\sum_i V(z_i)` in Y is :math:`G_Z L`, which the tests check by finite
@@ -138,17 +138,17 @@ def sample_mmsold(score, y, schedule, *, mean, chol, rng, integrator=leimkuhler_
         Lower Cholesky factor of the target covariance.
     rng : numpy.random.Generator
     integrator : callable
-        A step helper from :mod:`mmsold_cli.integrators`.
+        A step helper from :mod:`mmsold_cli.samplers.integrators`.
     callback : callable, optional
     manifold_step : callable ``(Y, D) -> Y``
-        :math:`R(Y + \\Pi_Y(D))`: :func:`mmsold_cli.stiefel.step` or its fused
-        kernel :func:`mmsold_cli.stiefel_numba.step` (the projection is linear,
+        :math:`R(Y + \\Pi_Y(D))`: :func:`mmsold_cli.samplers.stiefel.step` or its fused
+        kernel :func:`mmsold_cli.samplers.stiefel_numba.step` (the projection is linear,
         so drift and noise are projected together).
     to_z : callable ``(Y, mean, chol) -> Z``
-        :func:`mmsold_cli.stiefel.to_z` or :func:`mmsold_cli.stiefel_numba.to_z`.
+        :func:`mmsold_cli.samplers.stiefel.to_z` or :func:`mmsold_cli.samplers.stiefel_numba.to_z`.
     fused_step : callable ``(Y, S, h, chol, rng, state) -> state``, optional
         Integrator and manifold step in one kernel that updates Y in place
-        (:func:`mmsold_cli.stiefel_numba.langevin_step`); it replaces
+        (:func:`mmsold_cli.samplers.stiefel_numba.langevin_step`); it replaces
         ``integrator`` and ``manifold_step``.
 
     Returns

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import check_random_state
+from ..validation import check_random_state
 
 __all__ = [
     "mean_error",
@@ -167,7 +167,7 @@ def kid(A, B, n_subsets: int = 100, subset_size: int = 1000, random_state=0) -> 
 
 
 def _kth_radius(X, k):
-    from .neighbors import build_index
+    from ..neighbors.indexes import build_index
 
     d2, _ = build_index(X).query(X, k + 1)
     return np.sqrt(d2[:, k])  # column 0 is the point itself
@@ -175,7 +175,7 @@ def _kth_radius(X, k):
 
 def _inside_balls(Q, centres, radii):
     """Whether each query lies in the union of balls (centres, radii)."""
-    from .neighbors import build_index
+    from ..neighbors.indexes import build_index
 
     index = build_index(centres)
     kk = min(32, centres.shape[0])
@@ -202,7 +202,7 @@ def precision_recall(samples, reference, k: int = 3, max_points: int = 10_000, r
 
 def memorisation_fraction(samples, train, train_nn_dist=None, index=None, ratio: float = 1.0 / 3.0) -> float:
     """Share of samples closer to a training point than ``ratio`` × that point's NN distance."""
-    from .neighbors import build_index, knn_graph
+    from ..neighbors.indexes import build_index, knn_graph
 
     index = index or build_index(train)
     if train_nn_dist is None:
@@ -224,7 +224,7 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0) -> d
     model : Model, optional
         A fitted model; used instead of ``train`` (reuses its index and spacing).
     """
-    from .validation import check_points
+    from ..validation import check_points
 
     A = check_points(samples, name="samples", min_points=2)
     B = check_points(reference, name="reference", min_points=2, dim=A.shape[1])
@@ -242,7 +242,7 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0) -> d
     out["precision"], out["recall"] = precision_recall(A, B, random_state=random_state)
     if model is not None:
         if model.d_ != A.shape[1]:
-            from .errors import MmsoldError
+            from ..errors import MmsoldError
 
             raise MmsoldError(f"model has dimension {model.d_}, samples have {A.shape[1]}")
         out["memorisation"] = memorisation_fraction(A, model.X_, model.nn_dist_, model.index_)

@@ -110,11 +110,11 @@ def antithetic_normals(rng: np.random.Generator, M: int, shape: tuple) -> tuple[
     Returns ``(G, n_pairs)``: G of shape (M − M // 2, m, d) for shape (m, d); the draws are
     ``G[r]`` for every r and ``−G[r]`` for r < n_pairs = M // 2 (an odd M's
     last row is unpaired).  One key from ``rng``
-    (:func:`mmsold_cli.normals.new_key`), its normals taken particle-major,
+    (:func:`mmsold_cli.rng.normals.new_key`), its normals taken particle-major,
     ``G[r, p] =`` normals ``(p Mg + r) d …`` — the numbers the fused kernels
     draw themselves from the same key.
     """
-    from .normals import from_key, new_key
+    from ..rng.normals import from_key, new_key
 
     m, d = shape
     return np.moveaxis(from_key(new_key(rng), (m, M - M // 2, d)), 1, 0), M // 2
@@ -200,7 +200,7 @@ class SmoothedScore:
     X : array of shape (n, d)
         Training points.
     index : object with ``query(Q, k)``
-        Neighbour index over X (see :mod:`mmsold_cli.neighbors`).
+        Neighbour index over X (see :mod:`mmsold_cli.neighbors.indexes`).
     sigma : float
         Smoothing scale σ ≥ 0 (0: the plain closed-form score, one draw).
     M : int
@@ -226,7 +226,7 @@ class SmoothedScore:
     * ``"index"``: the K nearest training points of each draw z + u by the
       model's index, plus L remainder points; the definition above.
     * ``"grid-knn"``: the same K nearest points, found on a cell grid
-      (:class:`~mmsold_cli.neighbors.GridIndex`, d ≤ 3) by a kernel fused
+      (:class:`~mmsold_cli.neighbors.indexes.GridIndex`, d ≤ 3) by a kernel fused
       with the softmax and the barycentre (L = 0).
     * ``"grid"``: every training point of one block of grid cells shared by
       the particle's M draws — their cells plus rings, added while the draws
@@ -237,7 +237,7 @@ class SmoothedScore:
       defaults, the K nearest 4 %), and cheaper than ``"grid-knn"`` because
       no selection is needed and the block is gathered once for all draws (L = 0).
     * ``"pool"``: every draw of a particle uses the particle's own c tracked
-      nearest points (:class:`~mmsold_cli.tracking.TrackedNeighbours`),
+      nearest points (:class:`~mmsold_cli.neighbors.tracking.TrackedNeighbours`),
       re-ranked each step from last step's and their graph neighbours.  Exact
       enough when the draws' nearest points stay inside the pool (L = 0).
       :func:`mmsold_cli.sampling.sample` picks it for the Langevin samplers
@@ -254,8 +254,8 @@ class SmoothedScore:
 
     def __init__(self, X, index, *, sigma, M=4, K=16, L=0, backend="numba", search="auto", graph=None, pool=None,
                  grid=None):
-        from .errors import MmsoldError
-        from .neighbors import GRID_MAX_DIM
+        from ..errors import MmsoldError
+        from ..neighbors.indexes import GRID_MAX_DIM
 
         self.X = X
         self.index = index
@@ -286,7 +286,7 @@ class SmoothedScore:
         self._grid = grid
         self.tracker = None
         if search == "pool":
-            from .tracking import TrackedNeighbours
+            from ..neighbors.tracking import TrackedNeighbours
 
             if graph is None:
                 raise MmsoldError("search 'pool' needs the training k-NN graph (graph=model.knn_idx_)")
@@ -299,7 +299,7 @@ class SmoothedScore:
         perturbed query (a training point plus one draw of σ).
         """
         if self._grid is None:
-            from .neighbors import GridIndex
+            from ..neighbors.indexes import GridIndex
 
             rng = np.random.default_rng(0)
             X = self.X
@@ -337,7 +337,7 @@ class SmoothedScore:
         over Z instead.
         """
         if self.search in ("grid", "grid-knn") or (self.search == "pool" and self.backend == "numba"):
-            from .normals import new_key
+            from ..rng.normals import new_key
 
             sigma = self.sigma if sigma is None else sigma
             # The kernels draw their normals from the key and mirror the pairs themselves: no array of normals.
@@ -350,11 +350,11 @@ class SmoothedScore:
             # into_z: the kernels write the score over Z (no (m, d) result array)
             kw = dict(sigma=sigma, n_pairs=n_pairs, key=key, n_normals=Mg, score=into_z, out=Z if into_z else None)
             if self.search == "pool":
-                from .score_numba import pool_barycentre_mean
+                from .smoothed_numba import pool_barycentre_mean
 
                 _, pool = self.tracker.query(Z, distances=False)
                 return pool_barycentre_mean(self.X, Z, G, pool, t, **kw)
-            from .search_numba import grid_bary_mean
+            from ..neighbors.search_numba import grid_bary_mean
 
             return grid_bary_mean(self.grid(), Z, G, self.K, t, exact_k=self.search == "grid-knn", **kw)
         if into_z:
@@ -372,7 +372,7 @@ class SmoothedScore:
             return barycentre_exact(X, Q, t).reshape(M, m, d).mean(axis=0)
         idx = self.candidates(Q, rng)
         if self.backend == "numba":
-            from .score_numba import barycentre_mean
+            from .smoothed_numba import barycentre_mean
 
             return barycentre_mean(X, Q.reshape(M, m, d), np.ascontiguousarray(idx).reshape(M, m, -1),
                                    t, self._logw)

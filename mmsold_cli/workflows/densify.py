@@ -32,9 +32,9 @@ denoises them with one of
   least accurate;
 * ``"tweedie"`` — one posterior-mean step at a small noise level
   :math:`t_d`, :math:`z \leftarrow b_{t_d}(z) = \mathbb E[x \mid x + t_d\varepsilon = z]`
-  under the empirical law (the barycentre of :mod:`mmsold_cli.score`) [3]_;
+  under the empirical law (the barycentre of :mod:`mmsold_cli.score.smoothed`) [3]_;
 * ``"anneal"`` — the sampler's noise level falls geometrically to
-  :math:`t_{\text{end}}` over its last steps (:func:`mmsold_cli.schedules.anneal`);
+  :math:`t_{\text{end}}` over its last steps (:func:`mmsold_cli.samplers.schedules.anneal`);
 * ``"none"``.
 
 Defaults, all scaled by the sparse input's spacing :math:`\delta` (mean
@@ -70,8 +70,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import MmsoldError
-from .validation import check_int, check_points, check_positive
+from ..errors import MmsoldError
+from ..validation import check_int, check_points, check_positive
 
 __all__ = [
     "ANNEAL_STEPS",
@@ -268,8 +268,8 @@ def tweedie_step(Z, model, t: float, *, neighbours: int = 16, random_state=None)
     -------
     array of shape (m, d)
     """
-    from .score import SmoothedScore
-    from .validation import check_random_state
+    from ..score.smoothed import SmoothedScore
+    from ..validation import check_random_state
 
     t = check_positive(t, "Tweedie noise level")
     score = SmoothedScore(model.X_, model.index_, sigma=0.0, M=1, K=neighbours, L=0)
@@ -326,9 +326,9 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     """
     import functools
 
-    from . import schedules
-    from .model import fit_moments
-    from .sampling import sample
+    from ..model import fit_moments
+    from ..samplers import schedules
+    from ..sampling import sample
 
     if denoise not in DENOISERS:
         raise MmsoldError(f"denoise must be one of {', '.join(DENOISERS)}, got {denoise!r}")

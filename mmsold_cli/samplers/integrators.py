@@ -8,7 +8,7 @@ MM-SOLD).  Arrays change hands: an integrator may return G itself, scaled
 in place, as the drift (the sampler passes a new G each step), and the
 noise array is a new one each step, not referenced by the state, so the
 sampler may build the displacement in it.  The Gaussians come from
-:func:`mmsold_cli.normals.standard_normal` (counter-based, made on all
+:func:`mmsold_cli.rng.normals.standard_normal` (counter-based, made on all
 threads).  Integrators are chosen by module-level functions, not flags.
 
 Leimkuhler–Matthews [1]_ (the default): :math:`\bar\xi_k = (\xi_k+\xi_{k+1})/2`,
@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .normals import mean_of_two, new_key, standard_normal
+from ..rng.normals import mean_of_two, new_key, standard_normal
 
 __all__ = ["INTEGRATORS", "leimkuhler_matthews", "euler_maruyama", "adaptive_momentum",
            "adaptive_momentum_tc", "ams_beta", "AMS_BETA_MAX", "get_integrator"]
@@ -69,7 +69,7 @@ def leimkuhler_matthews(G, h, rng, state):
     """Drift ``h G`` (G scaled in place) and noise ``(ξ_prev + ξ)/2``.
 
     The state is the key of ξ_prev (None at the start), not its array: the counter-based normals of
-    ξ_prev are made again for the noise (:func:`mmsold_cli.normals.mean_of_two`), so the integrator
+    ξ_prev are made again for the noise (:func:`mmsold_cli.rng.normals.mean_of_two`), so the integrator
     keeps 16 bytes between steps instead of an array of the shape of G.
     """
     if state is None:
@@ -148,7 +148,7 @@ INTEGRATORS = {"lm": leimkuhler_matthews, "em": euler_maruyama, "ams": adaptive_
 
 def get_integrator(name: str):
     """The step helper registered under ``name``."""
-    from .errors import MmsoldError
+    from ..errors import MmsoldError
 
     try:
         return INTEGRATORS[name]

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import MmsoldError
-from .validation import check_points, check_random_state
+from ..errors import MmsoldError
+from ..validation import check_points, check_random_state
 
 __all__ = [
     "COVERAGE_POINTS",
@@ -309,7 +309,7 @@ def evaluate_cloud(samples, reference, *, mesh=None, spacing: float | None = Non
         spacing = mean_spacing(B)
     out["spacing"] = float(spacing)
     if mesh is not None:
-        from .datasets import surface_samples
+        from ..datasets import surface_samples
 
         V, F = mesh
         d = MeshDistance(V, F).query(A)[0]

@@ -9,7 +9,7 @@ Three exact-or-approximate backends behind one interface,
   block of queries at a time, so memory stays bounded.  Beats tree search
   from about ten dimensions up to tens of thousands of points.
 * ``grid`` — a uniform cell grid searched by a numba kernel
-  (:mod:`mmsold_cli.search_numba`): exact, built in milliseconds, and an order
+  (:mod:`mmsold_cli.neighbors.search_numba`): exact, built in milliseconds, and an order
   of magnitude faster per query than the k-d tree for d ≤ 3.  The smoothed
   score uses it (fused with the barycentre) whatever the model's index.
 * ``nndescent`` — pynndescent's approximate graph search, for large training
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import MmsoldError
+from ..errors import MmsoldError
 
 __all__ = ["INDEX_KINDS", "choose_index", "build_index", "knn_graph", "KDTreeIndex", "BruteIndex", "NNDescentIndex",
            "GridIndex", "GRID_MAX_DIM"]
@@ -85,7 +85,7 @@ class BruteIndex:
 
     From d ≥ 8 the products are float32, tiled so a chunk of training points
     stays in cache, and the best 2k candidates are re-ranked in float64 with
-    a certified error bound (:func:`~mmsold_cli.search_numba.screened_knn`);
+    a certified error bound (:func:`~mmsold_cli.neighbors.search_numba.screened_knn`);
     the few rows the bound cannot certify are searched again in float64.
     """
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MmsoldError
-from .validation import check_int, check_random_state
+from ..errors import MmsoldError
+from ..validation import check_int, check_random_state
 
 __all__ = ["PCABasis", "decode", "encode", "fit_pca", "from_extras", "has_basis", "images_from_array", "to_extras"]
 

@@ -1,0 +1,7 @@
+"""Neighbour search over the training set: exact and approximate indexes, the cell grid, tracking.
+
+The numba kernels live in :mod:`mmsold_cli.neighbors.search_numba`, imported on first use.
+"""
+
+from .indexes import *  # noqa: F401,F403
+from .indexes import __all__

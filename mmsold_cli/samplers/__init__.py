@@ -1,0 +1,1 @@
+"""Samplers: MM-SOLD, naive SOLD and σ-CFDM, their integrators, schedules and starts."""
