@@ -4,4 +4,4 @@ The numba kernels live in :mod:`mmsold_cli.neighbors.search_numba`, imported on 
 """
 
 from .indexes import *  # noqa: F401,F403
-from .indexes import __all__
+from .indexes import __all__ as __all__

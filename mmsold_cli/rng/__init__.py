@@ -4,4 +4,4 @@ The numba kernels live in :mod:`mmsold_cli.rng.normals_numba`, imported on first
 """
 
 from .normals import *  # noqa: F401,F403
-from .normals import __all__
+from .normals import __all__ as __all__
