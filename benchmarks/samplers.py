@@ -173,7 +173,7 @@ def section_main(sets, n_samples, seed, model_path=None):
 
 
 def section_sweep(names, n_samples, seed, sigma_factors, start_factors, steps_list):
-    from mmsold_cli.samplers import cfdm
+    from mmsold_cli import defaults
 
     base = {}
     for name in names:
@@ -189,7 +189,7 @@ def section_sweep(names, n_samples, seed, sigma_factors, start_factors, steps_li
                 r = {"cs": cs, "ct": ct, "S": S}
                 ratios, excess, wall = [], [], 0.0
                 for name, (model, test, w2_ref, mem_fresh) in base.items():
-                    ell = cfdm.length_scale(model)
+                    ell = defaults.length_scale(model)
                     T = 1.0 / (1.0 + ct * ell)
                     t0 = time.perf_counter()
                     res = sample(model, n_samples, sampler="cfdm", sigma=cs * ell, start_time=T,
@@ -207,8 +207,8 @@ def section_sweep(names, n_samples, seed, sigma_factors, start_factors, steps_li
                       flush=True)
     cols = [("cs", "cσ", "g"), ("ct", "cT", "g"), ("S", "S", "")] + [(n, n[:10], ".3f") for n in names] + [
         ("mean", "mean", ".3f"), ("worst", "worst", ".3f"), ("mem", "mem-fresh", "+.3f"), ("time", "s/run", ".2f")]
-    table(rows, cols, f"σ-CFDM sweep: W2 / W2(train subset) (defaults: cσ={cfdm.SIGMA_FACTOR:g}, "
-                      f"cT={cfdm.START_FACTOR:g}, S=auto: last step's blur {cfdm.LAST_BLUR:g} × spacing)")
+    table(rows, cols, f"σ-CFDM sweep: W2 / W2(train subset) (defaults: cσ={defaults.CFDM_SIGMA_FACTOR:g}, "
+                      f"cT={defaults.CFDM_START_FACTOR:g}, S=auto: last step's blur {defaults.CFDM_LAST_BLUR:g} × spacing)")
     return rows
 
 
@@ -269,9 +269,11 @@ SHOW = {2, 4, 8, 16, 32, 64, 128, 256, 362}
 
 def section_temperature(hs=(0.01, 0.05, 0.2), steps=6000, seed=0):
     """Stationary variance of naive SOLD on the standard Gaussian (score −z), per integrator and step."""
+    from mmsold_cli.backend import get_backend
+    from mmsold_cli.samplers import SOLD, Target
     from mmsold_cli.samplers.integrators import INTEGRATORS
-    from mmsold_cli.samplers.langevin import sample_sold
     from mmsold_cli.samplers.schedules import Schedule
+    from mmsold_cli.sampling import run_kernel
 
     rows = []
     for h in hs:
@@ -280,12 +282,14 @@ def section_temperature(hs=(0.01, 0.05, 0.2), steps=6000, seed=0):
             rng = np.random.default_rng(seed)
             acc = []
 
-            def cb(info, acc=acc):
-                if info["i"] >= steps // 3:
-                    acc.append(np.mean(info["z"] ** 2))
+            kernel = SOLD(get_backend("numpy", 2), 1.0, integ)
 
-            sample_sold(lambda z, t, _r: -z, rng.standard_normal((40, 25, 2)), Schedule(np.ones(steps), np.full(steps, h)),
-                        mean=np.zeros(2), chol=np.eye(2), rng=rng, integrator=integ, callback=cb)
+            def cb(i, t, h, state, info, acc=acc, kernel=kernel):
+                if i >= steps // 3:
+                    acc.append(np.mean(kernel.positions(state) ** 2))
+
+            run_kernel(kernel, lambda z, t, _r, out=None: np.negative(z, out=out), rng.standard_normal((40, 25, 2)),
+                       Target(np.zeros(2), np.eye(2), np.eye(2)), Schedule(np.ones(steps), np.full(steps, h)), seed, cb)
             r[name] = float(np.mean(acc))
         rows.append(r)
     table(rows, [("h", "h", "g")] + [(k, k, ".3f") for k in INTEGRATORS],

@@ -40,6 +40,13 @@ samples, 3 seeds; table in the README): quality is flat for t/δ ∈ [1, 3] and
 come from a sweep on MNIST PCA-64 (60,000 codes, 1,000 samples; precision,
 recall, KID and memorisation against held-out codes; table in the README).
 Between d = 4 and d = 63 the latent rule is an extrapolation.
+
+This module holds every default of the package that a user might want to know
+or a sweep might change: the Langevin samplers' (above), σ-CFDM's
+(:func:`cfdm_sigma`, :func:`cfdm_start_time`, :func:`cfdm_steps`; the rules are
+derived in :mod:`mmsold_cli.samplers.cfdm`), the driver's batch size, the model's
+graph width and the densify workflow's (``DENSIFY_*``, see
+:mod:`mmsold_cli.workflows.densify`).
 """
 
 from __future__ import annotations
@@ -60,6 +67,30 @@ __all__ = [
     "length_scale",
     "noise_level",
     "smoothing",
+    "BATCH_PARTICLES",
+    "GRAPH_K",
+    "POOL_FACTOR",
+    "CFDM_SIGMA_FACTOR",
+    "CFDM_START_FACTOR",
+    "CFDM_LAST_BLUR",
+    "CFDM_STEPS_MIN",
+    "CFDM_STEPS_MAX",
+    "CFDM_DRAWS",
+    "cfdm_sigma",
+    "cfdm_start_time",
+    "cfdm_steps",
+    "DENSIFY_FACTOR",
+    "DENSIFY_T_FACTOR",
+    "DENSIFY_SIGMA_FACTOR",
+    "DENSIFY_STEPS",
+    "MLS_RADIUS",
+    "MLS_NEIGHBOURS",
+    "MLS_ITERS",
+    "REJECT",
+    "FAR",
+    "TWEEDIE_T",
+    "ANNEAL_T_END",
+    "ANNEAL_STEPS",
 ]
 
 #: Largest dimension of the point-set rule.
@@ -101,3 +132,75 @@ def smoothing(model, t: float) -> float:
     if model.d_ <= LOW_DIM:
         return SIGMA_FACTOR * t
     return LATENT_SIGMA_FACTOR * length_scale(model)
+
+
+# ---------------------------------------------------------------- driver and model
+
+#: Particles stepped at once (``batch_size``): bounds memory, not results.
+BATCH_PARTICLES = 65_536
+#: Neighbours per training point in the model's k-NN graph (spacing, ℓ, the tracked pool).
+GRAPH_K = 16
+#: The tracked pool keeps POOL_FACTOR × K neighbours per particle.
+POOL_FACTOR = 4
+
+# ---------------------------------------------------------------- σ-CFDM
+
+#: σ = CFDM_SIGMA_FACTOR × ℓ.
+CFDM_SIGMA_FACTOR = 0.75
+#: Start blur (1 − T)/T = CFDM_START_FACTOR × ℓ.
+CFDM_START_FACTOR = 2.0
+#: Blur of the last Euler step, (1 − T)/S, as a fraction of the training spacing.
+CFDM_LAST_BLUR = 0.1
+#: Bounds on the default number of Euler steps.
+CFDM_STEPS_MIN, CFDM_STEPS_MAX = 10, 1000
+#: Draws M per velocity evaluation (antithetic pairs).
+CFDM_DRAWS = 10
+
+
+def cfdm_sigma(model) -> float:
+    """Default σ-CFDM smoothing: CFDM_SIGMA_FACTOR × ℓ."""
+    return CFDM_SIGMA_FACTOR * length_scale(model)
+
+
+def cfdm_start_time(model) -> float:
+    """Default σ-CFDM start time T: the time whose blur (1 − T)/T is CFDM_START_FACTOR × ℓ."""
+    return 1.0 / (1.0 + CFDM_START_FACTOR * length_scale(model))
+
+
+def cfdm_steps(model, T: float) -> int:
+    r"""Default σ-CFDM step count S: the last step's blur (1 − T)/S is at most CFDM_LAST_BLUR × spacing.
+
+    The last Euler step lands on the barycentre at :math:`t_{S-1} = 1 - h`, whose own blur
+    :math:`\tau = h/(1-h) \approx (1-T)/S` would otherwise average neighbouring training points
+    even at σ = 0.  Clipped to [CFDM_STEPS_MIN, CFDM_STEPS_MAX].
+    """
+    S = int(np.ceil((1.0 - T) / (CFDM_LAST_BLUR * model.spacing_)))
+    return int(min(max(S, CFDM_STEPS_MIN), CFDM_STEPS_MAX))
+
+
+# ---------------------------------------------------------------- densify (lengths × the input's spacing)
+
+#: Output points per input point when n is not given.
+DENSIFY_FACTOR = 20
+#: Sampler noise t = DENSIFY_T_FACTOR × spacing.
+DENSIFY_T_FACTOR = 1.5
+#: Sampler smoothing σ = DENSIFY_SIGMA_FACTOR × t (σ > 0 did not improve coverage at equal distance).
+DENSIFY_SIGMA_FACTOR = 0.0
+#: Langevin steps.
+DENSIFY_STEPS = 50
+#: MLS kernel width h = MLS_RADIUS × spacing.
+MLS_RADIUS = 1.5
+#: Sparse neighbours per MLS fit.
+MLS_NEIGHBOURS = 24
+#: MLS projection passes.
+MLS_ITERS = 3
+#: Share of MLS-projected points dropped as least trusted (drawn in excess, n are returned).
+REJECT = 0.08
+#: Points farther than FAR spacings from every input point are the first rejected.
+FAR = 2.0
+#: Tweedie step noise level t_d = TWEEDIE_T × spacing.
+TWEEDIE_T = 0.5
+#: Annealing's last noise level, × spacing.
+ANNEAL_T_END = 0.1
+#: Steps over which the noise level is annealed.
+ANNEAL_STEPS = 20

@@ -1,4 +1,4 @@
-r"""Drawing N samples from a fitted model: ensembles, batches, diagnostics.
+r"""The driver: N samples from a fitted model by ensembles, shards and batches, with diagnostics.
 
 N samples are split into :math:`E=\lceil N/P\rceil` ensembles whose sizes differ
 by at most one, each held at the target moments exactly.  Ensembles of one
@@ -39,35 +39,26 @@ where
 :func:`memory_estimate` evaluates it.  Memory therefore grows with N only by
 8 bytes per coordinate: ``sample -n 1000000`` in 3-D needs 24 MB for the samples.
 
-Each batch draws from its own child of ``numpy.random.SeedSequence(seed)``,
-so results are reproducible bit for bit for a given seed and batch size.
+Shards: the ensembles are numbered in the run; ``sample(model, n, shard=(a, b))``
+draws ensembles a … b − 1 only, the rows :math:`r_a \dots r_b - 1` of the whole
+run.  Every random number comes from streams derived from the seed and the
+ensemble index or row (:mod:`mmsold_cli.rng.streams`), so the same seed gives
+the same bytes whatever the batch size and however the ensembles are split into
+shards (the unit a cluster worker runs).
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import defaults
+from .config import SampleConfig
 from .errors import MmsoldError
-from .samplers import cfdm as _cfdm
-from .samplers import inits, schedules, stiefel
-from .samplers.cfdm import sample_cfdm
-from .samplers.integrators import get_integrator
-from .samplers.langevin import init_data, init_gaussian, sample_mmsold, sample_sold, spatial_order
-from .score.smoothed import SEARCHES, SmoothedScore
-from .validation import check_int, check_positive
 
-__all__ = ["sample", "SampleResult", "SAMPLERS", "INITS", "TARGET_COVS", "ensemble_sizes", "resolve_settings",
+__all__ = ["sample", "run_kernel", "SampleResult", "SampleConfig", "ensemble_sizes", "ensemble_layout", "resolve_settings",
            "memory_estimate"]
-
-SAMPLERS = ("mmsold", "sold", "cfdm")
-INITS = ("data", "gaussian", "moments", "gmm")
-TARGET_COVS = ("data", "blurred")
-BATCH_PARTICLES = 65_536
 
 
 @dataclass
@@ -76,9 +67,10 @@ class SampleResult:
 
     Attributes
     ----------
-    samples : array of shape (N, d)
+    samples : array of shape (rows, d)
+        Every sample of the run, or the shard's rows.
     settings : dict
-        Every resolved setting (defaults filled in).
+        Every resolved setting (defaults filled in), the seed and the shard.
     diagnostics : dict
         ``wall_time`` (s), ``score_evals``, per-step ``mean_error`` and
         ``cov_error`` (worst ensemble, relative), ``score_norm`` (mean).
@@ -90,7 +82,7 @@ class SampleResult:
 
 
 def ensemble_sizes(n: int, P: int, d: int) -> list[int]:
-    """Split n samples into ensembles of size ≤ P, sizes differing by at most one, each > d."""
+    """Split n samples into ensembles of size ≤ P, sizes differing by at most one, each > d (larger first)."""
     E = -(-n // P)
     while E > 1 and n // E <= d:
         E -= 1
@@ -98,103 +90,237 @@ def ensemble_sizes(n: int, P: int, d: int) -> list[int]:
     return [base + 1] * extra + [base] * (E - extra)
 
 
-def resolve_settings(model, n, *, sampler="mmsold", steps=None, eta=None, t=None, sigma=None, M=None, K=None,
-                     L=0, P=None, integrator=None, init="data", target_cov="data", batch_size=None,
-                     backend="numba", start_time=None, search="auto"):
-    """Validate the options and fill the data-scaled defaults (see :mod:`mmsold_cli.defaults`)."""
-    n = check_int(n, "number of samples n", low=1)
+def ensemble_layout(n: int, P: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ensemble sizes (E,) and row offsets (E + 1,): ensemble e holds rows ``offsets[e] … offsets[e + 1] − 1``."""
+    sizes = np.asarray(ensemble_sizes(n, P, d), dtype=np.int64)
+    return sizes, np.concatenate([[0], np.cumsum(sizes)])
+
+
+def _batches(sizes, first: int, stop: int, batch_size: int) -> list[tuple[int, int]]:
+    """Ensemble ranges [a, b) of one size and about batch_size particles, covering first … stop − 1 in order."""
+    out = []
+    a = first
+    while a < stop:
+        size = int(sizes[a])
+        b = a + 1
+        per = max(1, batch_size // size)
+        while b < stop and sizes[b] == size and b - a < per:
+            b += 1
+        out.append((a, b))
+        a = b
+    return out
+
+
+def resolve_settings(model, n, **options) -> dict:
+    """The resolved settings of ``sample(model, n, **options)`` as a dict (:meth:`SampleConfig.resolve`)."""
+    return SampleConfig.resolve(model, n, **options).as_dict()
+
+
+def _target(model, cfg):
+    """The moments every ensemble is held at: the data's (with the model's jitter) or blurred by t²."""
+    from .samplers import Target
+
     d = model.d_
-    if sampler not in SAMPLERS:
-        raise MmsoldError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    if init not in INITS:
-        raise MmsoldError(f"init must be one of {', '.join(INITS)}, got {init!r}")
-    if target_cov not in TARGET_COVS:
-        raise MmsoldError(f"target_cov must be one of {', '.join(TARGET_COVS)}, got {target_cov!r}")
-    if sampler == "cfdm":
-        steps, sigma, M, start_time, integrator = _cfdm_settings(model, t, steps, sigma, M, start_time, integrator)
-    elif start_time is not None:
-        raise MmsoldError(f"start_time applies to the cfdm sampler only, got start_time = {start_time!r} with {sampler}")
-    else:
-        integrator = "lm" if integrator is None else integrator
-        get_integrator(integrator)
-    steps = check_int(defaults.STEPS if steps is None else steps, "steps", low=1)
-    eta = check_positive(defaults.ETA if eta is None else eta, "step factor eta")
-    t = check_positive(defaults.noise_level(model) if t is None else t, "noise t")
-    sigma = check_positive(defaults.smoothing(model, t) if sigma is None else sigma, "smoothing sigma", allow_zero=True)
-    M = check_int(defaults.DRAWS if M is None else M, "draws M", low=1)
-    K = check_int(min(defaults.NEIGHBOURS, model.n_) if K is None else K, "neighbours K", low=1)
-    if K > model.n_:
-        raise MmsoldError(f"neighbours K must be ≤ the {model.n_} training points, got {K}")
-    L = check_int(L, "remainder points L", low=0, high=model.n_ - K)
-    if P is None:
-        P = max(min(n, defaults.ENSEMBLE), d + 1)
-    P = check_int(P, "ensemble size P", low=d + 1)
-    if n <= d and sampler == "mmsold":
-        raise MmsoldError(f"MM-SOLD needs more samples than dimensions (n > d = {d}), got n = {n}")
-    batch_size = check_int(BATCH_PARTICLES if batch_size is None else batch_size, "batch_size", low=1)
-    if backend not in ("numba", "numpy"):
-        raise MmsoldError(f"backend must be numba or numpy, got {backend!r}")
-    if search not in SEARCHES:
-        raise MmsoldError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
-    search = _auto_search(search, sampler, d, model.n_, K, L, backend)
-    return dict(sampler=sampler, n=n, steps=steps, eta=eta, t=None if sampler == "cfdm" else t, sigma=sigma, M=M,
-                K=K, L=L, P=P, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
-                backend=backend, start_time=start_time, search=search)
+    if cfg.target_cov == "blurred":
+        cov = model.covariance_ + (cfg.t ** 2 + model.jitter_) * np.eye(d)
+        return Target(model.mean_, cov, np.linalg.cholesky(cov))
+    return Target(model.mean_, model.covariance_ + model.jitter_ * np.eye(d), model.cholesky_)
 
 
-def _auto_search(search, sampler, d, n, K, L, backend):
-    """``"auto"`` for the Langevin samplers above the grid's dimensions: the tracked pool.
+def _schedule(cfg, target, schedule):
+    """The step sizes: σ-CFDM's time grid, or the Langevin one (capped for naive SOLD's explicit step)."""
+    from .samplers import schedules
 
-    Langevin particles move a fraction of their neighbourhood per step, so
-    re-ranking last step's neighbours and their graph neighbours replaces a
-    search over all n points (measured on MNIST PCA-64, 60,000 codes: the same
-    precision, recall and sliced W2, about 4 × the throughput; the K = 16 nearest
-    are in the pool at recall 0.996).  σ-CFDM's queries z/t sweep from
-    noise to data, so it keeps the index; d ≤ 3 keeps the fused grid (resolved
-    in :class:`~mmsold_cli.score.smoothed.SmoothedScore`).
+    if cfg.sampler == "cfdm":
+        return schedules.cfdm(cfg.steps, cfg.start_time), False
+    lam_max = float(np.linalg.eigvalsh(target.cov)[-1])
+    sched = (schedule or schedules.constant)(steps=cfg.steps, t=cfg.t, sigma=cfg.sigma, eta=cfg.eta, lam_max=lam_max)
+    if cfg.sampler == "sold":  # the unconstrained explicit step needs h λmax/t² ≤ 1 (see euler_stable)
+        capped = schedules.euler_stable(sched, lam_max)
+        return capped, bool(np.any(capped.h < sched.h))
+    return sched, False
+
+
+def _starts(X, cfg, law, stream, a: int, b: int, P: int, mixture, order) -> np.ndarray:
+    """The start positions of ensembles a … b − 1, each from its own generator: array (b − a, P, d)."""
+    from .samplers.inits import STARTS
+
+    d = X.shape[1]
+    z = np.empty((b - a, P, d))
+    for e in range(a, b):
+        rng = stream.ensemble_rng(e)
+        if cfg.init == "gaussian":  # the kernel's own standard normal
+            np.matmul(rng.standard_normal((P, d)), law.chol.T, out=z[e - a])
+            z[e - a] += law.mean
+        else:
+            z[e - a] = STARTS[cfg.init](X, P, law.a, law.s, rng=rng, mixture=mixture, order=order)
+    return z
+
+
+def _check_shard(shard, E: int) -> tuple[int, int]:
+    if shard is None:
+        return 0, E
+    try:
+        first, stop = (int(v) for v in shard)
+        ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not 0 <= first < stop <= E:
+        raise MmsoldError(f"shard must be (first, stop) with 0 ≤ first < stop ≤ {E} ensembles, got {shard!r}")
+    return first, stop
+
+
+def run_kernel(kernel, score, start, target, schedule, stream, on_step=None):
+    """Run a sampler kernel over a schedule from ``start`` (E, P, d): the loop of one batch; the final state.
+
+    ``stream`` is the batch's :class:`~mmsold_cli.rng.streams.RunStream` (an int: a run of that seed from
+    row 0); ``on_step(i, t, h, state, info)`` is called after each step.
     """
-    from .neighbors.indexes import GRID_MAX_DIM
+    from .rng.streams import RunStream
 
-    if (search == "auto" and sampler != "cfdm" and d > GRID_MAX_DIM and L == 0 and K < n
-            and backend == "numba"):
-        return "pool"
-    return search
-
-
-def _cfdm_settings(model, t, steps, sigma, M, start_time, integrator):
-    """σ-CFDM's own defaults (see :mod:`mmsold_cli.samplers.cfdm`); noise t and Langevin integrators do not apply."""
-    if t is not None:
-        raise MmsoldError(f"noise t does not apply to cfdm (it starts at start_time T), got t = {t!r}")
-    if integrator not in (None, "euler"):
-        raise MmsoldError(f"cfdm integrates its flow by Euler; integrator must be euler, got {integrator!r}")
-    T = _cfdm.default_start_time(model) if start_time is None else start_time
-    if isinstance(T, bool) or not isinstance(T, (int, float, np.floating)) or not 0 < T < 1:
-        raise MmsoldError(f"start_time T must be a number in (0, 1), got {T!r}")
-    return (_cfdm.default_steps(model, T) if steps is None else steps, _cfdm.default_sigma(model) if sigma is None else sigma,
-            _cfdm.DRAWS if M is None else M, float(T), "euler")
+    if not isinstance(stream, RunStream):
+        stream = RunStream(stream)
+    state = kernel.init(start, target)
+    for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
+        state, info = kernel.step(state, score, t, h, stream.at(i))
+        if on_step is not None:
+            on_step(i, t, h, state, info)
+        del info  # the score array goes before the next step makes positions
+    return state
 
 
-def _start(model, st, E, P, mean, chol, rng, constrained, mixture, order):
-    """A batch's start from :data:`mmsold_cli.samplers.inits.STARTS`: Z for cfdm, Y (retracted for MM-SOLD) otherwise."""
-    cf = st["sampler"] == "cfdm"
-    a, s = (st["start_time"], 1.0 - st["start_time"]) if cf else (1.0, st["t"])
-    z = inits.STARTS[st["init"]](model.X_, E * P, a, s, rng=rng, mixture=mixture, order=order).reshape(E, P, model.d_)
-    if cf:
-        return z
-    y = stiefel.to_y(z, mean, chol)
-    return stiefel.retract(y) if constrained else y
+def make_score(model, cfg):
+    """The smoothed score of a run's configuration (its candidate search built once)."""
+    from .score import SmoothedScore
+
+    return SmoothedScore(model.X_, model.index_, sigma=cfg.sigma, M=cfg.M, K=cfg.K, L=cfg.L, backend=cfg.backend,
+                         search=cfg.search, graph=model.knn_idx_ if cfg.search == "pool" else None,
+                         sampler=cfg.sampler, owner=model)
 
 
-def _cfdm_moments(model, u):
-    """Mean and covariance of σ-CFDM's interpolant at time u: uμ and u²Σ + (1−u)² I."""
-    return u * model.mean_, u * u * model.covariance_ + (1 - u) ** 2 * np.eye(model.d_)
+def sample(model, n, *, random_state=None, shard=None, callback=None, progress=None, schedule=None, out=None,
+           **options) -> SampleResult:
+    """Draw n samples from a fitted :class:`~mmsold_cli.model.Model` (or one shard of them).
 
+    Parameters
+    ----------
+    model : Model
+    n : int
+        Number of samples of the run.
+    random_state : int or None
+        Seed; the same seed and options give bit-identical samples, whatever ``batch_size`` and ``shard``.
+    shard : (first, stop), optional
+        Draw ensembles first … stop − 1 of the run only (``ensemble_layout(n, P, d)`` numbers them): the
+        samples are then rows ``offsets[first] … offsets[stop] − 1`` of the whole run, bit for bit.
+    callback : callable, optional
+        Called after each step with a plain dict ``{i, t, h, x, z, score, ensembles}``: the state,
+        the new positions, the score the step used (each of shape (E, P, d), overwritten by later steps:
+        copy them to keep them) and the batch's ensemble range.
+    progress : callable, optional
+        ``progress(ensembles_done, ensembles_total, step, steps)`` after each step.
+    schedule : callable, optional
+        ``schedule(steps, t, sigma, eta, lam_max) -> Schedule`` replacing the constant one of the Langevin
+        samplers, e.g. ``functools.partial(schedules.anneal, t_end=..., n_anneal=...)``.
+    out : array-like of shape (rows, d), optional
+        Where the samples go, batch by batch in row order (``out[a:b] = batch``): an array, a memory map,
+        or an :class:`mmsold_cli.io.PointWriter` that streams them to a file.  The result's ``samples``
+        is then ``out``.
+    **options
+        See :data:`mmsold_cli.config.CONSTRAINTS`: sampler ("mmsold" | "sold" | "cfdm"), steps, eta, t,
+        sigma, M, K, L, P, integrator ("lm" | "em" | "ams" | "ams-tc"; cfdm: Euler only), init ("data" |
+        "gaussian" | "moments" | "gmm"), target_cov ("data" | "blurred"), batch_size, backend ("numba" |
+        "numpy"), start_time (cfdm's T in (0, 1)), search ("auto" | "all" | "index" | "grid" | "grid-knn"
+        | "pool").
 
-def _target(model, settings):
-    if settings["target_cov"] == "blurred":
-        cov = model.covariance_ + (settings["t"] ** 2 + model.jitter_) * np.eye(model.d_)
-        return model.mean_, cov, np.linalg.cholesky(cov)
-    return model.mean_, model.covariance_ + model.jitter_ * np.eye(model.d_), model.cholesky_
+    Returns
+    -------
+    SampleResult
+    """
+    from .backend import get_backend
+    from .rng.streams import MIXTURE, RunStream, new_entropy
+    from .samplers import SAMPLERS
+    from .samplers.inits import fit_gmm, spatial_order
+
+    if not hasattr(model, "X_"):
+        raise MmsoldError("model is not fitted")
+    if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))):
+        raise MmsoldError(f"random_state must be an int or None, got {random_state!r}")
+    cfg = SampleConfig.resolve(model, n, **options)
+    d = model.d_
+    sizes, offsets = ensemble_layout(cfg.n, cfg.P, d)
+    first, stop = _check_shard(shard, len(sizes))
+    rows = int(offsets[stop] - offsets[first])
+    if out is not None and tuple(getattr(out, "shape", ())) != (rows, d):
+        raise MmsoldError(f"out must have shape {(rows, d)}, got {getattr(out, 'shape', type(out).__name__)}")
+    entropy = new_entropy() if random_state is None else int(random_state)
+    backend = get_backend(cfg.backend, d)
+    kernel = SAMPLERS[cfg.sampler].from_config(cfg, backend)
+    target = _target(model, cfg)
+    sched, capped = _schedule(cfg, target, schedule)
+    law = kernel.start_law(target)
+    score = make_score(model, cfg)
+    run = RunStream(entropy)
+    mixture = fit_gmm(model.X_, law.a, law.s, rng=run.run_rng(MIXTURE)) if cfg.init == "gmm" else None
+    order = spatial_order(model.X_) if cfg.init == "data" else None
+    steps = cfg.steps
+    mean_err, cov_err, score_norm = np.zeros(steps), np.zeros(steps), np.zeros(steps)
+    samples = out if out is not None else None
+    n_ens = stop - first
+    t0 = time.perf_counter()
+    for a, b in _batches(sizes, first, stop, cfg.batch_size):
+        P = int(sizes[a])
+        stream = RunStream(entropy, int(offsets[a]))
+        score.new_particles()
+        start = _starts(model.X_, cfg, law, stream, a, b, P, mixture, order)
+
+        def on_step(i, t, h, state, info, _a=a, _b=b):
+            me, ce = (kernel.moment_error(state, t, h) if hasattr(kernel, "moment_error")
+                      else backend.moment_error(kernel.positions(state), target.mean, target.cov))
+            mean_err[i] = max(mean_err[i], float(np.max(me)))
+            cov_err[i] = max(cov_err[i], float(np.max(ce)))
+            s2 = info.score.reshape(-1, d)  # row norms without a squared copy of the batch
+            score_norm[i] += float(np.sqrt(np.einsum("ij,ij->i", s2, s2)).sum())
+            if callback is not None:
+                z = kernel.positions(state)
+                x = getattr(state, "y", z)
+                callback({"i": i, "t": t, "h": h, "x": x, "z": z, "score": info.score, "ensembles": (_a, _b)})
+            if progress is not None:
+                progress(_a - first, n_ens, i + 1, steps)
+
+        state = run_kernel(kernel, score, start, target, sched, stream, on_step)
+        del start
+        z = kernel.positions(state).reshape(-1, d)
+        del state
+        r0, r1 = int(offsets[a] - offsets[first]), int(offsets[b] - offsets[first])
+        if samples is None:
+            # a run of one batch returns its array; more are filled batch by batch (no list to concatenate)
+            samples = z if r1 - r0 == rows else np.empty((rows, d))
+        if samples is not z:
+            samples[r0:r1] = z
+        del z
+        if progress is not None:
+            progress(b - first, n_ens, steps, steps)
+    wall = time.perf_counter() - t0
+    diagnostics = {
+        "wall_time": wall,
+        "score_evals": int(score.n_evals),
+        "particle_steps_per_s": rows * steps / wall if wall > 0 else float("inf"),
+        "ensembles": n_ens,
+        "ensemble_sizes": sorted({int(s) for s in sizes[first:stop]}),
+        "mean_error": mean_err.tolist(),
+        "cov_error": cov_err.tolist(),
+        "score_norm": (score_norm / rows).tolist(),
+    }
+    tracker = getattr(score.strategy, "tracker", None)
+    if tracker is not None:  # rows re-ranked from the pool vs answered by full queries
+        diagnostics["tracked_rows"] = int(tracker.n_tracked)
+        diagnostics["full_query_rows"] = int(tracker.n_full)
+    settings = cfg.as_dict()
+    if cfg.sampler == "sold":
+        settings["step_capped"] = capped
+    settings.update(index=model.index_kind_, random_state=random_state, shard=[first, stop],
+                    ensembles_total=len(sizes))
+    return SampleResult(samples, settings, diagnostics)
 
 
 def memory_estimate(model, n, *, out=None, **options) -> int:
@@ -210,202 +336,21 @@ def memory_estimate(model, n, *, out=None, **options) -> int:
     **options
         As for :func:`sample` (``batch_size``, ``M``, ``K``, ``L``, ``P``, ``search``, ...).
     """
-    from .model import GRAPH_K
-    from .neighbors.indexes import GRID_MAX_DIM
+    from .defaults import GRAPH_K, POOL_FACTOR
 
-    st = resolve_settings(model, n, **options)
+    cfg = SampleConfig.resolve(model, n, **options)
     n_train, d = model.X_.shape
-    sizes = ensemble_sizes(st["n"], st["P"], d)
-    B = max(size * count for size, count in _batches(sizes, st["batch_size"]))
-    grid = (st["search"] in ("grid", "grid-knn") or (st["search"] == "auto" and st["backend"] == "numba"
-                                                      and st["L"] == 0 and d <= GRID_MAX_DIM))
+    sizes, _ = ensemble_layout(cfg.n, cfg.P, d)
+    B = max(int(sizes[b - 1]) * (b - a) for a, b in _batches(sizes, 0, len(sizes), cfg.batch_size))
+    grid = cfg.search in ("grid", "grid-knn")
     if grid:
         c_B, a, k_g = 6 * d, d + 6, 0
-    elif st["search"] == "pool":
-        c_B, a, k_g = 6 * d + 4 * st["K"] + d / 2, 2 * d + 2, GRAPH_K
+    elif cfg.search == "pool":
+        c_B, a, k_g = 6 * d + POOL_FACTOR * cfg.K + d / 2, 2 * d + 2, GRAPH_K
     else:
-        c_B, a, k_g = max(16 * d, (3 * st["M"] + 8) * d + 2 * st["M"] * (st["K"] + st["L"])), 2 * d + 2, 0
+        c_B, a, k_g = max(16 * d, (3 * cfg.M + 8) * d + 2 * cfg.M * (cfg.K + cfg.L)), 2 * d + 2, 0
     if model.index_kind_ == "nndescent":
         k_g = 6 * GRAPH_K
     work = 16 * 2**20 if model.index_kind_ == "brute" and not grid else 0
-    held = 0 if out is not None else 8 * st["n"] * d
+    held = 0 if out is not None else 8 * cfg.n * d
     return int(200 * 2**20 + 8 * n_train * (d + a) + 4 * n_train * k_g + work + 8 * B * c_B + held)
-
-
-def _batches(sizes, batch_size):
-    """Group equal-sized ensembles into batches of about batch_size particles."""
-    out = []
-    for size in sorted(set(sizes), reverse=True):
-        count = sizes.count(size)
-        per = max(1, batch_size // size)
-        for start in range(0, count, per):
-            out.append((size, min(per, count - start)))
-    return out
-
-
-def sample(model, n, *, random_state=None, callback=None, progress=None, schedule=None, out=None,
-           **options) -> SampleResult:
-    """Draw n samples from a fitted :class:`~mmsold_cli.model.Model`.
-
-    Parameters
-    ----------
-    model : Model
-    n : int
-        Number of samples.
-    random_state : int or None
-        Seed; the same seed and options give bit-identical samples.
-    callback : callable, optional
-        Passed to the sampler (called each step with a :class:`~mmsold_cli.samplers.langevin.StepInfo`
-        ``{x, z, i, t, h, score}``, ``z`` made on first access); ``x`` and ``z`` are
-        overwritten by later steps (copy them to keep them).
-    progress : callable, optional
-        ``progress(ensembles_done, ensembles_total, step, steps)`` after each step.
-    schedule : callable, optional
-        ``schedule(steps, t, sigma, eta, lam_max) -> Schedule`` replacing the
-        constant one of the Langevin samplers, e.g.
-        ``functools.partial(schedules.anneal, t_end=..., n_anneal=...)``.
-    out : array-like of shape (n, d), optional
-        Where the samples go, batch by batch in row order (``out[a:b] = batch``): an array, a
-        memory map, or an :class:`mmsold_cli.io.arrays.PointWriter` that streams them to a file, so
-        that no (n, d) array is held.  The result's ``samples`` is then ``out``.
-    **options
-        sampler ("mmsold" | "sold" | "cfdm"), steps, eta, t, sigma, M, K, L, P,
-        integrator ("lm" | "em" | "ams" | "ams-tc"; cfdm: Euler only),
-        init ("data" | "gaussian" | "moments" | "gmm", see :mod:`mmsold_cli.samplers.inits`),
-        target_cov ("data" | "blurred"), batch_size, backend ("numba" | "numpy"),
-        start_time (cfdm's start time T in (0, 1)).
-
-    Returns
-    -------
-    SampleResult
-    """
-    if not hasattr(model, "X_"):
-        raise MmsoldError("model is not fitted")
-    if random_state is not None and not isinstance(random_state, (int, np.integer)):
-        raise MmsoldError(f"random_state must be an int or None, got {random_state!r}")
-    st = resolve_settings(model, n, **options)
-    mean, cov, chol = _target(model, st)
-    d = model.d_
-    if out is not None and tuple(getattr(out, "shape", ())) != (st["n"], d):
-        raise MmsoldError(f"out must have shape {(st['n'], d)}, got {getattr(out, 'shape', type(out).__name__)}")
-    sizes = ensemble_sizes(st["n"], st["P"], d)
-    batches = _batches(sizes, st["batch_size"])
-    cf = st["sampler"] == "cfdm"
-    if cf:
-        sched = schedules.cfdm(st["steps"], st["start_time"])
-    else:
-        lam_max = float(np.linalg.eigvalsh(cov)[-1])
-        sched = (schedule or schedules.constant)(steps=st["steps"], t=st["t"], sigma=st["sigma"], eta=st["eta"],
-                                                 lam_max=lam_max)
-        if st["sampler"] == "sold":  # the unconstrained explicit step needs h λmax/t² ≤ 1 (see euler_stable)
-            capped = schedules.euler_stable(sched, lam_max)
-            st["step_capped"] = bool(np.any(capped.h < sched.h))
-            sched = capped
-    grids = model.__dict__.setdefault("grids_", {})  # a grid depends on (X, σ, K) only: one per model and key
-    key = (float(st["sigma"]), int(st["K"]))
-    score = SmoothedScore(model.X_, model.index_, sigma=st["sigma"], M=st["M"], K=st["K"], L=st["L"],
-                          backend=st["backend"], search=st["search"], grid=grids.get(key),
-                          graph=model.knn_idx_ if st["search"] == "pool" else None)
-    if score.search in ("grid", "grid-knn"):
-        grids[key] = score.grid()
-    integrator = None if cf else get_integrator(st["integrator"])
-    constrained = st["sampler"] == "mmsold"
-    run = sample_mmsold if constrained else sample_sold
-    # the state is updated in its own array: one (B, d) array for the whole run, the start included
-    knobs = ({"manifold_step": functools.partial(stiefel.step, overwrite_y=True)} if constrained
-             else {"overwrite_y": True})
-    moments, moments_y, to_z = stiefel.moment_error, stiefel.moment_error_y, stiefel.to_z
-    if st["backend"] == "numba":
-        from .samplers import stiefel_numba
-
-        if d <= stiefel_numba.MAX_DIM:  # fused kernels for the per-step d × d work
-            moments, moments_y, to_z = stiefel_numba.moment_error, stiefel_numba.moment_error_y, stiefel_numba.to_z
-            if not cf:
-                knobs["to_z"] = to_z
-            if constrained:
-                knobs["manifold_step"] = functools.partial(stiefel_numba.step, overwrite_y=True)
-                if st["integrator"] in ("lm", "em"):  # integrator and manifold step in one pass, no temporaries
-                    knobs["fused_step"] = functools.partial(stiefel_numba.langevin_step, lm=st["integrator"] == "lm")
-    seeds = np.random.SeedSequence(random_state).spawn(len(batches))
-    steps = st["steps"]
-    mean_err = np.zeros(steps)
-    cov_err = np.zeros(steps)
-    score_norm = np.zeros(steps)
-    samples, filled = None, 0
-    done = 0
-    t0 = time.perf_counter()
-    mixture = None
-    if st["init"] == "gmm":
-        a, s = (st["start_time"], 1.0 - st["start_time"]) if cf else (1.0, st["t"])
-        mix_rng = np.random.default_rng(np.random.SeedSequence(random_state).spawn(len(batches) + 1)[-1])
-        mixture = inits.fit_gmm(model.X_, a, s, rng=mix_rng)
-    for (P, E), seed in zip(batches, seeds):
-        rng = np.random.default_rng(seed)
-        if score.tracker is not None:  # a new batch holds new particles: no neighbours to track yet
-            score.tracker.reset()
-        # made again for each batch and dropped before its steps (n ints less at the peak; 0.2 s per
-        # batch for 100,000 points in 3-D, 1.1 s for 60,000 in 64-D)
-        order = spatial_order(model.X_) if st["init"] == "data" else None
-        if cf or st["init"] in ("moments", "gmm"):
-            y = _start(model, st, E, P, mean, chol, rng, constrained, mixture, order)
-        elif st["init"] == "data":
-            y = init_data(model.X_, E, P, st["t"], mean=mean, chol=chol, rng=rng, order=order,
-                          constrained=constrained)
-        else:
-            y = init_gaussian(E, P, d, rng=rng, constrained=constrained)
-        del order
-
-        def on_step(info, _E=E, _P=P, _done=done):
-            i = info["i"]
-            if cf:
-                me, ce = moments(info["z"], *_cfdm_moments(model, info["t"] + info["h"]))
-            else:  # from the state: the step's positions are not made until the score is freed
-                me, ce = moments_y(info["x"], chol, cov)
-            mean_err[i] = max(mean_err[i], float(me.max()))
-            cov_err[i] = max(cov_err[i], float(ce.max()))
-            s = info["score"]
-            s2 = s.reshape(-1, d)  # row norms without a squared copy of the batch (5 MB at d = 64)
-            score_norm[i] += float(np.sqrt(np.einsum("ij,ij->i", s2, s2)).sum())
-            if callback is not None:
-                callback(info)
-            if progress is not None:
-                progress(_done, len(sizes), i + 1, steps)
-
-        if cf:
-            y = sample_cfdm(score, y, sched, rng=rng, sigma=st["sigma"], callback=on_step)
-        else:  # the Langevin samplers make a new z each step and need it no more once its score is taken
-            y = run(functools.partial(score, overwrite_z=True), y, sched, mean=mean, chol=chol, rng=rng,
-                    integrator=integrator, callback=on_step, **knobs)
-        y = (y if cf else to_z(y, mean, chol)).reshape(-1, d)
-        if out is not None:
-            out[filled : filled + len(y)] = y
-            samples = out
-            filled += len(y)
-        elif len(batches) == 1:
-            samples = y
-        else:  # filled batch by batch: no list of results and their concatenation (2 N d floats)
-            if samples is None:
-                samples = np.empty((st["n"], d))
-            samples[filled : filled + len(y)] = y
-            filled += len(y)
-        del y
-        done += E
-        if progress is not None:
-            progress(done, len(sizes), steps, steps)
-    wall = time.perf_counter() - t0
-    diagnostics = {
-        "wall_time": wall,
-        "score_evals": int(score.n_evals),
-        "particle_steps_per_s": st["n"] * steps / wall if wall > 0 else float("inf"),
-        "ensembles": len(sizes),
-        "ensemble_sizes": sorted(set(sizes)),
-        "mean_error": mean_err.tolist(),
-        "cov_error": cov_err.tolist(),
-        "score_norm": (score_norm / st["n"]).tolist(),
-    }
-    if score.tracker is not None:  # rows re-ranked from the pool vs answered by full queries
-        diagnostics["tracked_rows"] = int(score.tracker.n_tracked)
-        diagnostics["full_query_rows"] = int(score.tracker.n_full)
-    st["index"] = model.index_kind_
-    st["random_state"] = random_state
-    return SampleResult(samples, st, diagnostics)

@@ -7,17 +7,20 @@ import numpy as np
 import pytest
 
 from mmsold_cli import fit_moments, sample
-from mmsold_cli.samplers import stiefel
+from mmsold_cli.backend import get_backend
+from mmsold_cli.rng.streams import RunStream
+from mmsold_cli.samplers import MMSOLD, SOLD, Target, stiefel
 from mmsold_cli.samplers.integrators import (
     AMS_BETA_MAX,
+    Noise,
     adaptive_momentum,
     adaptive_momentum_tc,
     ams_beta,
     euler_maruyama,
     leimkuhler_matthews,
 )
-from mmsold_cli.samplers.langevin import init_gaussian, sample_mmsold, sample_sold
 from mmsold_cli.samplers.schedules import Schedule
+from mmsold_cli.sampling import run_kernel
 from mmsold_cli.score.smoothed import SmoothedScore
 
 DATA = Path(__file__).resolve().parents[1] / "sample_data"
@@ -41,9 +44,10 @@ def test_beta_formula_per_ensemble(rng):
 def test_first_step_and_momentum_update(rng):
     G1, G2 = rng.standard_normal((2, 2, 5, 3))
     h = 0.1
-    d1, _, st = adaptive_momentum(G1, h, rng, None)
+    noise = Noise(RunStream(0).at(0), G1.shape)
+    d1, _, st = adaptive_momentum(G1.copy(), h, noise, None)
     assert np.array_equal(d1, h * G1) and np.all(st["beta"] == 0)
-    d2, _, st2 = adaptive_momentum(G2, 0.2, rng, st)
+    d2, _, st2 = adaptive_momentum(G2.copy(), 0.2, noise, st)
     beta = ams_beta(G2 - G1, d1, h)
     m = beta * G1 + (1 - beta) * G2
     np.testing.assert_allclose(d2, 0.2 * (1 + beta) ** 2 * m, rtol=1e-14)
@@ -54,19 +58,22 @@ def _moons_model():
     return fit_moments(np.load(DATA / "moons_train.npy")[:500])
 
 
-@pytest.mark.parametrize("run", [sample_mmsold, sample_sold])
+@pytest.mark.parametrize("kernel", [MMSOLD, SOLD])
 @pytest.mark.parametrize("ams", [adaptive_momentum, adaptive_momentum_tc])
-def test_beta_zero_is_euler_maruyama_bit_for_bit(run, ams):
+def test_beta_zero_is_euler_maruyama_bit_for_bit(kernel, ams):
     model = _moons_model()
     score = SmoothedScore(model.X_, model.index_, sigma=0.05, M=2, K=8)
     sched = Schedule(np.full(15, 0.03), np.full(15, 2e-3))
-    y0 = init_gaussian(2, 60, 2, rng=np.random.default_rng(0))
-    kw = dict(mean=model.mean_, chol=model.cholesky_)
-    a = run(score, y0, sched, rng=np.random.default_rng(1), integrator=euler_maruyama, **kw)
-    b = run(score, y0, sched, rng=np.random.default_rng(1), integrator=functools.partial(ams, beta_max=0.0), **kw)
-    assert np.array_equal(a, b)
-    c = run(score, y0, sched, rng=np.random.default_rng(1), integrator=ams, **kw)
-    assert not np.array_equal(a, c)
+    target = Target(model.mean_, model.covariance_, model.cholesky_)
+    z0 = model.mean_ + np.random.default_rng(0).standard_normal((2, 60, 2)) @ model.cholesky_.T
+
+    def run(integrator):
+        k = kernel(get_backend("numba", 2), 0.03, integrator)
+        return run_kernel(k, score, z0.copy(), target, sched, 1).y
+
+    a = run(euler_maruyama)
+    assert np.array_equal(a, run(functools.partial(ams, beta_max=0.0)))
+    assert not np.array_equal(a, run(ams))
 
 
 def _stationary_variance(integrator, h=0.01, steps=2000, E=20, P=25, d=2, seed=0):
@@ -75,17 +82,19 @@ def _stationary_variance(integrator, h=0.01, steps=2000, E=20, P=25, d=2, seed=0
     acc = []
     calls = []
 
-    def score(z, t, r):
+    def score(z, t, r, out=None):
         calls.append(1)
-        return -z
+        return np.negative(z, out=out)
 
-    def cb(info):
-        if info["i"] >= steps // 3:
-            acc.append(np.mean(info["z"] ** 2))
+    kernel = SOLD(get_backend("numpy", d), 1.0, integrator)
+
+    def cb(i, t, h, state, info):
+        if i >= steps // 3:
+            acc.append(np.mean(kernel.positions(state) ** 2))
 
     sched = Schedule(np.ones(steps), np.full(steps, h))
-    sample_sold(score, rng.standard_normal((E, P, d)), sched, mean=np.zeros(d), chol=np.eye(d), rng=rng,
-                integrator=integrator, callback=cb)
+    target = Target(np.zeros(d), np.eye(d), np.eye(d))
+    run_kernel(kernel, score, rng.standard_normal((E, P, d)), target, sched, seed, cb)
     assert len(calls) == steps  # no extra score evaluations
     return float(np.mean(acc))
 

@@ -6,11 +6,17 @@ import numpy as np
 import pytest
 
 from mmsold_cli import fit_moments, sample
+from mmsold_cli.backend import get_backend
+from mmsold_cli.defaults import CFDM_LAST_BLUR as LAST_BLUR
+from mmsold_cli.defaults import cfdm_start_time as default_start_time
+from mmsold_cli.defaults import cfdm_steps as default_steps
 from mmsold_cli.errors import MmsoldError
 from mmsold_cli.metrics.points import memorisation_fraction, precision_recall, w2_exact
 from mmsold_cli.neighbors.indexes import BruteIndex
-from mmsold_cli.samplers.cfdm import LAST_BLUR, cfdm_score, default_start_time, default_steps, sample_cfdm
+from mmsold_cli.samplers import CFDM, Target
+from mmsold_cli.samplers.cfdm import cfdm_score
 from mmsold_cli.samplers.schedules import cfdm as cfdm_schedule
+from mmsold_cli.sampling import run_kernel
 from mmsold_cli.score.smoothed import SmoothedScore, antithetic_draws, barycentre_exact
 
 DATA = Path(__file__).resolve().parents[1] / "sample_data"
@@ -52,13 +58,21 @@ def test_schedule_reaches_one():
     np.testing.assert_allclose(np.diff(sch.t), sch.h[:-1], rtol=1e-12)
 
 
+def _flow(score, z0, schedule, on_step=None):
+    """σ-CFDM's kernel at σ = 0 over a schedule from z0 (E, P, d): the end positions."""
+    d = z0.shape[-1]
+    kernel = CFDM(get_backend("numpy", d), 0.0, float(schedule.t[0]))
+    target = Target(np.zeros(d), np.eye(d), np.eye(d))
+    return kernel.positions(run_kernel(kernel, score, z0, target, schedule, 0, on_step))
+
+
 def test_single_point_flow_lands_on_it(rng):
     """One training point: b ≡ x, the Euler flow contracts z − x by (1 − h/(1−t)) and ends at x exactly."""
     X = np.array([[0.5, -1.0, 2.0]])
     score = SmoothedScore(X, BruteIndex(X), sigma=0.0, K=1)
-    z0 = rng.standard_normal((10, 3))
+    z0 = rng.standard_normal((1, 10, 3))
     seen = []
-    out = sample_cfdm(score, z0, cfdm_schedule(7, 0.3), rng=rng, sigma=0.0, callback=lambda info: seen.append(info["i"]))
+    out = _flow(score, z0, cfdm_schedule(7, 0.3), on_step=lambda i, *_: seen.append(i))
     np.testing.assert_allclose(out, np.broadcast_to(X, out.shape), atol=1e-12)
     assert seen == list(range(7))
 
@@ -67,7 +81,7 @@ def test_last_step_lands_on_barycentre(rng):
     X = rng.standard_normal((30, 2))
     score = SmoothedScore(X, BruteIndex(X), sigma=0.0, K=30)
     z = rng.standard_normal((5, 2))
-    out = sample_cfdm(score, z, cfdm_schedule(1, 0.6), rng=rng, sigma=0.0)
+    out = _flow(score, z[None].copy(), cfdm_schedule(1, 0.6))[0]
     np.testing.assert_allclose(out, barycentre_exact(X, z / 0.6, 0.4 / 0.6), atol=1e-12)
 
 

@@ -48,7 +48,7 @@ def test_numba_kernel_equals_numpy(rng, L):
     idx = np.stack([np.argsort(np.sum((X - q) ** 2, 1))[:K] for q in Q.reshape(-1, 3)])
     logw = None
     if L:
-        idx = np.concatenate([idx, remainder_indices(rng, idx, 500, L)], axis=1)
+        idx = np.concatenate([idx, remainder_indices(rng.integers(0, 2**64, size=(len(idx), L), dtype=np.uint64), idx, 500, L)], axis=1)
         logw = np.concatenate([np.zeros(K), np.full(L, np.log((500 - K) / L))])
     for t in (0.05, 0.5, 5.0):  # from one dominant point to a nearly flat softmax
         ref = barycentre_candidates(X, Q.reshape(-1, 3), idx, t, logw).reshape(M, m, 3).mean(0)
@@ -265,12 +265,12 @@ def test_kernels_draw_from_the_key_what_draws_gives_numpy(rng, search):
     U = fast.draws(np.random.default_rng(1), Z.shape)
     np.testing.assert_array_equal(U, np.concatenate([t / 2 * G, -t / 2 * G]))
     if search == "pool":
-        fast.tracker.reset()
+        fast.new_particles()
         ref = SmoothedScore(X, model.index_, backend="numpy", **kw)
         np.testing.assert_allclose(B, ref.barycentre(Z, t, np.random.default_rng(1)), rtol=0, atol=1e-9)
     else:
         np.testing.assert_array_equal(B, grid_bary_mean(fast.grid(), Z, G, 16, t, False, sigma=t / 2, n_pairs=2))
     Zc = Z.copy()
-    S = fast(Zc, t, np.random.default_rng(1), overwrite_z=True)
+    S = fast(Zc, t, np.random.default_rng(1), out=Zc)
     assert S is Zc
     np.testing.assert_allclose(S, (B - Z) / t**2, rtol=1e-12, atol=1e-9)

@@ -77,7 +77,7 @@ def test_auto_search_is_the_pool_above_three_dimensions(rng):
     res = sample(model, 300, random_state=0, steps=8)
     assert res.settings["search"] == "pool"
     assert res.diagnostics["tracked_rows"] > res.diagnostics["full_query_rows"] >= 300
-    assert sample(model, 300, random_state=0, steps=2, sampler="cfdm").settings["search"] == "auto"  # cfdm: index
+    assert sample(model, 300, random_state=0, steps=2, sampler="cfdm").settings["search"] == "index"
     assert sample(model, 300, random_state=0, steps=2, search="index").settings["search"] == "index"
 
 

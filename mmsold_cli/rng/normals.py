@@ -52,7 +52,7 @@ import math
 
 import numpy as np
 
-__all__ = ["standard_normal", "from_key", "mean_of_two", "standard_normal_reference", "new_key", "ZIGGURAT_R"]
+__all__ = ["standard_normal", "from_key", "words_from_key", "mean_of_two", "standard_normal_reference", "new_key", "ZIGGURAT_R"]
 
 #: Right edge of the ziggurat's base strip for 256 layers.
 ZIGGURAT_R = 3.6541528853610088
@@ -144,6 +144,19 @@ def standard_normal_reference(key, n: int) -> np.ndarray:
     for j in np.flatnonzero(m >= _K[i]):
         x[j] = _slow_reference(key, int(j), int(u[j]))
     return x
+
+
+def words_from_key(key, shape, start=0) -> np.ndarray:
+    """Raw 64-bit words ``start, start + 1, …`` of ``key`` (word j: word j mod 4 of block ⌊j/4⌋), uint64.
+
+    The words the normals start from, for draws that need integers (the remainder points);
+    NumPy's own Philox makes them, so any range is as cheap as its length.
+    """
+    n = int(np.prod(shape, dtype=np.int64))
+    first = int(start) // 4
+    skip = int(start) - 4 * first
+    words = _philox_from(key, (first, 0, 0, 0)).random_raw(skip + n)[skip:]
+    return words.reshape(shape)
 
 
 def from_key(key, shape, start=0, out=None) -> np.ndarray:

@@ -54,7 +54,8 @@ where
 The training mean and covariance are not enforced (σ-CFDM has no moment
 constraint).
 
-Defaults are data-scaled like :mod:`mmsold_cli.defaults`, but by a length
+Defaults (:func:`mmsold_cli.defaults.cfdm_sigma`, ``cfdm_start_time``, ``cfdm_steps``) are
+data-scaled like the Langevin samplers', but by a length
 that accounts for dimension: a perturbation :math:`\sigma\varepsilon` has norm
 about :math:`\sigma\sqrt d`, and smoothing helps when it reaches a few
 neighbours of a point, so
@@ -71,7 +72,7 @@ spacing, where a spacing-scaled σ collapses every sample onto local averages.
 The constants come from ``benchmarks/samplers.py --sections sweep`` on the
 2-D suite (table in the README) and a check on MNIST PCA-64.  The number of
 steps S is set so that the last step's blur :math:`(1-T)/S` is a tenth of the
-training spacing (:func:`default_steps`): with a coarser grid the last Euler
+training spacing (:func:`mmsold_cli.defaults.cfdm_steps`): with a coarser grid the last Euler
 step itself averages neighbouring training points, so σ = 0 would no longer
 reproduce them.
 
@@ -83,57 +84,13 @@ References
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from ..defaults import length_scale
+from .base import StartLaw, StepInfo, Target
 
-__all__ = [
-    "sample_cfdm",
-    "cfdm_barycentre",
-    "cfdm_score",
-    "SIGMA_FACTOR",
-    "START_FACTOR",
-    "LAST_BLUR",
-    "STEPS_MIN",
-    "STEPS_MAX",
-    "default_steps",
-    "DRAWS",
-    "length_scale",
-    "default_sigma",
-    "default_start_time",
-]
-
-#: σ = SIGMA_FACTOR × ℓ.
-SIGMA_FACTOR = 0.75
-#: Start blur (1 − T)/T = START_FACTOR × ℓ.
-START_FACTOR = 2.0
-#: Blur of the last Euler step, (1 − T)/S, as a fraction of the training spacing.
-LAST_BLUR = 0.1
-#: Bounds on the default number of Euler steps.
-STEPS_MIN, STEPS_MAX = 10, 1000
-#: Draws M per velocity evaluation (antithetic pairs).
-DRAWS = 10
-
-
-def default_sigma(model) -> float:
-    """Default σ = SIGMA_FACTOR × ℓ for a fitted model."""
-    return SIGMA_FACTOR * length_scale(model)
-
-
-def default_start_time(model) -> float:
-    """Default T: the time whose blur (1 − T)/T is START_FACTOR × ℓ."""
-    return 1.0 / (1.0 + START_FACTOR * length_scale(model))
-
-
-def default_steps(model, T: float) -> int:
-    r"""Default S: the last step's blur (1 − T)/S is at most LAST_BLUR × spacing (within [STEPS_MIN, STEPS_MAX]).
-
-    The last Euler step lands on the barycentre at :math:`t_{S-1} = 1 - h`,
-    whose own blur :math:`\tau = h/(1-h) \approx (1-T)/S` would otherwise
-    average neighbouring training points even at σ = 0.
-    """
-    S = int(np.ceil((1.0 - T) / (LAST_BLUR * model.spacing_)))
-    return int(min(max(S, STEPS_MIN), STEPS_MAX))
+__all__ = ["CFDM", "CFDMState", "cfdm_barycentre", "cfdm_score"]
 
 
 def cfdm_barycentre(score, z, t, rng, sigma):
@@ -145,7 +102,7 @@ def cfdm_barycentre(score, z, t, rng, sigma):
         Its ``barycentre(Q, tau, rng, sigma=...)`` is called on the rescaled queries.
     z : array of shape (m, d)
     t : float in (0, 1)
-    rng : numpy.random.Generator
+    rng : mmsold_cli.rng.streams.StepStream
     sigma : float
         Smoothing scale in z units (≥ 0).
 
@@ -161,37 +118,54 @@ def cfdm_score(score, z, t, rng, sigma):
     return (t * cfdm_barycentre(score, z, t, rng, sigma) - z) / (1.0 - t) ** 2
 
 
-def sample_cfdm(score, x, schedule, *, rng, sigma, callback=None):
-    """σ-CFDM probability flow by Euler, from ``schedule.t[0]`` to t = 1.
+class CFDMState(NamedTuple):
+    """The positions z of shape (E, P, d) at the current time and the data's moments."""
+
+    z: np.ndarray
+    target: Target
+
+
+class CFDM:
+    r"""σ-CFDM's probability flow by Euler as a sampler kernel: :math:`z \leftarrow z + h\,(\bar b - z)/(1-t)`.
 
     Parameters
     ----------
-    score : SmoothedScore
-        Barycentre estimator over the training points (K nearest + L random).
-    x : array of shape (..., d)
-        Start at time ``schedule.t[0]`` (see :mod:`mmsold_cli.samplers.inits`).
-    schedule : Schedule
-        From :func:`mmsold_cli.schedules.cfdm`; needs ``t + h ≤ 1`` everywhere.
-    rng : numpy.random.Generator
+    backend : mmsold_cli.backend.Backend
     sigma : float
         Smoothing scale σ ≥ 0 in z units.
-    callback : callable, optional
-        Called after each step with ``{x, z, i, t, h, score}`` (x and z both the
-        new state, score the smoothed score at the old one).
-
-    Returns
-    -------
-    x : array of the shape of the start, at t = 1
     """
-    shape = x.shape
-    z = x.reshape(-1, shape[-1])
-    for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
-        b = cfdm_barycentre(score, z, t, rng, sigma)
-        z_old = z
+
+    def __init__(self, backend, sigma: float, start_time: float):
+        self.backend = backend
+        self.sigma = float(sigma)
+        self.start_time = float(start_time)
+
+    @classmethod
+    def from_config(cls, config, backend):
+        return cls(backend, config.sigma, config.start_time)
+
+    def start_law(self, target: Target) -> StartLaw:
+        r"""The interpolant at the start time T, :math:`T x + (1-T)\varepsilon`; Gaussian: N(0, I)."""
+        d = target.mean.shape[0]
+        return StartLaw(self.start_time, 1.0 - self.start_time, np.zeros(d), np.eye(d))
+
+    def init(self, start: np.ndarray, target: Target) -> CFDMState:
+        return CFDMState(start, target)
+
+    def positions(self, state: CFDMState) -> np.ndarray:
+        return state.z
+
+    def moment_error(self, state: CFDMState, t: float, h: float):
+        r"""Errors against the interpolant's moments at u = t + h: :math:`u\mu` and :math:`u^2\Sigma + (1-u)^2 I`."""
+        u = t + h
+        mean, cov = state.target.mean, state.target.cov
+        return self.backend.moment_error(state.z, u * mean, u * u * cov + (1 - u) ** 2 * np.eye(mean.shape[0]))
+
+    def step(self, state: CFDMState, score, t: float, h: float, rng):
+        shape = state.z.shape
+        z = state.z.reshape(-1, shape[-1])
+        b = cfdm_barycentre(score, z, t, rng, self.sigma)
+        s = (t * b - z) / (1.0 - t) ** 2
         # v = (z + (1 − t) s)/t = (b − z)/(1 − t); a step reaching t = 1 lands on b
         z = b if t + h >= 1.0 - 1e-12 else z + h * (b - z) / (1.0 - t)
-        if callback is not None:
-            s = (t * b - z_old) / (1.0 - t) ** 2
-            zz = z.reshape(shape)
-            callback({"x": zz, "z": zz, "i": i, "t": t, "h": h, "score": s.reshape(shape)})
-    return z.reshape(shape)
+        return state._replace(z=z.reshape(shape)), StepInfo(s.reshape(shape))

@@ -7,9 +7,11 @@ state; the sampler then moves by ``drift + sqrt(2h) * noise`` (projected, for
 MM-SOLD).  Arrays change hands: an integrator may return G itself, scaled
 in place, as the drift (the sampler passes a new G each step), and the
 noise array is a new one each step, not referenced by the state, so the
-sampler may build the displacement in it.  The Gaussians come from
-:func:`mmsold_cli.rng.normals.standard_normal` (counter-based, made on all
-threads).  Integrators are chosen by module-level functions, not flags.
+sampler may build the displacement in it.  The Gaussians come from a
+:class:`Noise`: the counter-based normals of the step's key at the rows' own
+counters (:mod:`mmsold_cli.rng.streams`), so a chunk of ensembles draws what the
+whole batch would give it, and the previous step's key is known without being
+stored.  Integrators are chosen by name from :data:`INTEGRATORS`.
 
 Leimkuhler–Matthews [1]_ (the default): :math:`\bar\xi_k = (\xi_k+\xi_{k+1})/2`,
 one fresh Gaussian a step, second-order accurate for the invariant measure.
@@ -56,33 +58,54 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rng.normals import mean_of_two, new_key, standard_normal
+from ..rng.normals import from_key, mean_of_two
+from ..rng.streams import NOISE
 
-__all__ = ["INTEGRATORS", "leimkuhler_matthews", "euler_maruyama", "adaptive_momentum",
+__all__ = ["INTEGRATORS", "Noise", "leimkuhler_matthews", "euler_maruyama", "adaptive_momentum",
            "adaptive_momentum_tc", "ams_beta", "AMS_BETA_MAX", "get_integrator"]
 
 #: Upper clip of the AMS momentum factor β.
 AMS_BETA_MAX = 1.0 - 1e-4
 
 
-def leimkuhler_matthews(G, h, rng, state):
-    """Drift ``h G`` (G scaled in place) and noise ``(ξ_prev + ξ)/2``.
+class Noise:
+    """The Langevin noise of some rows at one step: normals of the step's key (ξ_k+1) and of the last (ξ_k).
 
-    The state is the key of ξ_prev (None at the start), not its array: the counter-based normals of
-    ξ_prev are made again for the noise (:func:`mmsold_cli.rng.normals.mean_of_two`), so the integrator
-    keeps 16 bytes between steps instead of an array of the shape of G.
+    Parameters
+    ----------
+    rng : mmsold_cli.rng.streams.StepStream
+    shape : tuple
+        Shape of the rows' noise, (E, P, d) or (rows, d).
+    row : int
+        Index of the first row within the stream (a chunk of a batch).
     """
-    if state is None:
-        state = new_key(rng)
-    key = new_key(rng)
-    G *= h
-    return G, mean_of_two(state, key, G.shape), key
+
+    def __init__(self, rng, shape, row: int = 0):
+        self.shape = tuple(shape)
+        d = self.shape[-1]
+        self.start = rng.start(d, row)
+        self.key = rng.key(NOISE)
+        self.prev_key = rng.key(NOISE, lag=1)
+
+    def xi(self) -> np.ndarray:
+        """ξ_k+1, this step's fresh normals."""
+        return from_key(self.key, self.shape, start=self.start)
+
+    def mean_of_last_two(self) -> np.ndarray:
+        """(ξ_k + ξ_k+1)/2 in one pass."""
+        return mean_of_two(self.prev_key, self.key, self.shape, start=self.start)
 
 
-def euler_maruyama(G, h, rng, state):
-    """Drift ``h G`` (G scaled in place) and noise ``ξ``; no state."""
+def leimkuhler_matthews(G, h, noise, state):
+    """Drift ``h G`` (G scaled in place) and noise ``(ξ_k + ξ_k+1)/2``; no state (ξ_k is the last step's key)."""
     G *= h
-    return G, standard_normal(rng, G.shape), None
+    return G, noise.mean_of_last_two(), None
+
+
+def euler_maruyama(G, h, noise, state):
+    """Drift ``h G`` (G scaled in place) and noise ``ξ_k+1``; no state."""
+    G *= h
+    return G, noise.xi(), None
 
 
 def _ensemble_mean_norm(A):
@@ -114,8 +137,8 @@ def ams_beta(dg, dx, a, beta_max=AMS_BETA_MAX):
     return np.where(den > 0, np.clip(q * q, 0.0, beta_max), 0.0)
 
 
-def _ams(G, h, rng, state, beta_max, corrected):
-    xi = standard_normal(rng, G.shape)
+def _ams(G, h, noise, state, beta_max, corrected):
+    xi = noise.xi()
     if state is None:
         beta = np.zeros(_ensemble_mean_norm(G).shape)
         m = G
@@ -128,18 +151,18 @@ def _ams(G, h, rng, state, beta_max, corrected):
     return drift, noise, {"g": G, "m": m, "drift": drift, "step": step, "beta": beta}
 
 
-def adaptive_momentum(G, h, rng, state, *, beta_max=AMS_BETA_MAX):
+def adaptive_momentum(G, h, noise, state, *, beta_max=AMS_BETA_MAX):
     """AMS as published: drift ``h(1+β)² m``, noise ``ξ`` (lowers the temperature).
 
     The state is a dict ``{g, m, drift, step, beta}`` (None at the start);
     ``beta_max=0`` forces β = 0, which is Euler–Maruyama bit for bit.
     """
-    return _ams(G, h, rng, state, beta_max, corrected=False)
+    return _ams(G, h, noise, state, beta_max, corrected=False)
 
 
-def adaptive_momentum_tc(G, h, rng, state, *, beta_max=AMS_BETA_MAX):
+def adaptive_momentum_tc(G, h, noise, state, *, beta_max=AMS_BETA_MAX):
     """Temperature-corrected AMS: as :func:`adaptive_momentum`, noise ``(1+β) ξ``."""
-    return _ams(G, h, rng, state, beta_max, corrected=True)
+    return _ams(G, h, noise, state, beta_max, corrected=True)
 
 
 INTEGRATORS = {"lm": leimkuhler_matthews, "em": euler_maruyama, "ams": adaptive_momentum,

@@ -70,6 +70,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..defaults import (
+    ANNEAL_STEPS,
+    ANNEAL_T_END,
+    FAR,
+    MLS_ITERS,
+    MLS_NEIGHBOURS,
+    MLS_RADIUS,
+    REJECT,
+    TWEEDIE_T,
+)
+from ..defaults import DENSIFY_FACTOR as FACTOR
+from ..defaults import DENSIFY_SIGMA_FACTOR as SIGMA_FACTOR
+from ..defaults import DENSIFY_STEPS as STEPS
+from ..defaults import DENSIFY_T_FACTOR as T_FACTOR
 from ..errors import MmsoldError
 from ..validation import check_int, check_points, check_positive
 
@@ -95,31 +109,6 @@ __all__ = [
 ]
 
 DENOISERS = ("mls", "tweedie", "anneal", "none")
-#: Output points per input point when n is not given.
-FACTOR = 20
-#: Sampler noise t = T_FACTOR × spacing.
-T_FACTOR = 1.5
-#: Sampler smoothing σ = SIGMA_FACTOR × t (σ > 0 did not improve coverage at equal distance).
-SIGMA_FACTOR = 0.0
-#: Langevin steps.
-STEPS = 50
-#: MLS kernel width h = MLS_RADIUS × spacing.
-MLS_RADIUS = 1.5
-#: Sparse neighbours per MLS fit.
-MLS_NEIGHBOURS = 24
-#: MLS projection passes.
-MLS_ITERS = 3
-#: Share of MLS-projected points dropped as least trusted (see :func:`trusted`; drawn in excess, n are returned).
-REJECT = 0.08
-#: Points farther than FAR spacings from every input point are the first rejected.
-FAR = 2.0
-#: Tweedie step noise level t_d = TWEEDIE_T × spacing.
-TWEEDIE_T = 0.5
-#: Annealing's last noise level, × spacing.
-ANNEAL_T_END = 0.1
-#: Steps over which the noise level is annealed.
-ANNEAL_STEPS = 20
-
 _MLS_BLOCK = 16_384
 
 

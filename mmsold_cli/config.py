@@ -1,0 +1,182 @@
+"""One frozen configuration per run, resolved once from the model and the options.
+
+:meth:`SampleConfig.resolve` checks every option against :data:`CONSTRAINTS`
+(messages name the expected and the received value), fills the data-scaled
+defaults of :mod:`mmsold_cli.defaults` and resolves ``search="auto"``
+(:func:`mmsold_cli.score.searches.resolve_search`).  Nothing downstream
+re-validates or re-derives a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import defaults
+from .errors import MmsoldError
+from .validation import check_int, check_positive
+
+__all__ = ["SampleConfig", "CONSTRAINTS", "INITS", "TARGET_COVS", "INTEGRATOR_NAMES"]
+
+#: Start laws (:mod:`mmsold_cli.samplers.inits`).
+INITS = ("data", "gaussian", "moments", "gmm")
+#: Target covariances: the data's, or blurred by t² as the authors' code does.
+TARGET_COVS = ("data", "blurred")
+#: Integrators of the Langevin samplers (σ-CFDM integrates by Euler).
+INTEGRATOR_NAMES = ("lm", "em", "ams", "ams-tc", "euler")
+
+
+class _Options(tuple):
+    """One of the listed strings."""
+
+    def check(self, value, name):
+        if value not in self:
+            raise MmsoldError(f"{name} must be one of {', '.join(self)}, got {value!r}")
+        return value
+
+
+class _Sampler:
+    """A name registered in :data:`mmsold_cli.samplers.SAMPLERS`."""
+
+    def check(self, value, name):
+        from .samplers import SAMPLERS
+
+        return _Options(SAMPLERS).check(value, name)
+
+
+class _Int:
+    """An integer ≥ low."""
+
+    def __init__(self, low):
+        self.low = low
+
+    def check(self, value, name):
+        return check_int(value, name, low=self.low)
+
+
+class _Real:
+    """A finite number > 0 (≥ 0 with ``allow_zero``)."""
+
+    def __init__(self, allow_zero=False):
+        self.allow_zero = allow_zero
+
+    def check(self, value, name):
+        return check_positive(value, name, allow_zero=self.allow_zero)
+
+
+class _OpenUnit:
+    """A number in (0, 1)."""
+
+    def check(self, value, name):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not 0 < value < 1:
+            raise MmsoldError(f"{name} must be a number in (0, 1), got {value!r}")
+        return float(value)
+
+
+#: Every option of :func:`mmsold_cli.sampling.sample`: (name in messages, constraint).  Data-dependent
+#: bounds (K ≤ n, L ≤ n − K, P > d) are checked in :meth:`SampleConfig.resolve`.
+CONSTRAINTS = {
+    "sampler": ("sampler", _Sampler()),
+    "steps": ("steps", _Int(1)),
+    "eta": ("step factor eta", _Real()),
+    "t": ("noise t", _Real()),
+    "sigma": ("smoothing sigma", _Real(allow_zero=True)),
+    "M": ("draws M", _Int(1)),
+    "K": ("neighbours K", _Int(1)),
+    "L": ("remainder points L", _Int(0)),
+    "P": ("ensemble size P", _Int(1)),
+    "integrator": ("integrator", _Options(INTEGRATOR_NAMES)),
+    "init": ("init", _Options(INITS)),
+    "target_cov": ("target_cov", _Options(TARGET_COVS)),
+    "batch_size": ("batch_size", _Int(1)),
+    "backend": ("backend", _Options(("numba", "numpy"))),
+    "start_time": ("start_time T", _OpenUnit()),
+    "search": ("search", _Options(("auto", "all", "index", "grid", "grid-knn", "pool"))),
+}
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Every setting of a run, defaults filled in (see :mod:`mmsold_cli.defaults`).
+
+    ``t`` is None for σ-CFDM (its time runs from ``start_time`` to 1); ``start_time`` is None for the
+    Langevin samplers.  ``search`` is resolved (never ``"auto"``).
+    """
+
+    sampler: str
+    n: int
+    steps: int
+    eta: float
+    t: Optional[float]
+    sigma: float
+    M: int
+    K: int
+    L: int
+    P: int
+    integrator: str
+    init: str
+    target_cov: str
+    batch_size: int
+    backend: str
+    start_time: Optional[float]
+    search: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def resolve(cls, model, n, **options) -> "SampleConfig":
+        """Check ``options`` and fill the defaults for ``n`` samples from a fitted ``model``."""
+        from .score.searches import resolve_search
+
+        unknown = sorted(set(options) - set(CONSTRAINTS))
+        if unknown:
+            raise MmsoldError(f"unknown option {unknown[0]!r}; options are {', '.join(CONSTRAINTS)}")
+        given = {k: v for k, v in options.items() if v is not None}
+        o = {k: CONSTRAINTS[k][1].check(v, CONSTRAINTS[k][0]) for k, v in given.items()}
+        n = check_int(n, "number of samples n", low=1)
+        n_train, d = model.n_, model.d_
+        sampler = o.get("sampler", "mmsold")
+        cf = sampler == "cfdm"
+        if cf:
+            if "t" in o:
+                raise MmsoldError(f"noise t does not apply to cfdm (it starts at start_time T), got t = {o['t']!r}")
+            if o.get("integrator", "euler") != "euler":
+                raise MmsoldError(f"cfdm integrates its flow by Euler; integrator must be euler, "
+                                  f"got {o['integrator']!r}")
+            T = o.get("start_time", defaults.cfdm_start_time(model))
+            t, integrator = None, "euler"
+            steps = o.get("steps", defaults.cfdm_steps(model, T))
+            sigma = o.get("sigma", defaults.cfdm_sigma(model))
+            M = o.get("M", defaults.CFDM_DRAWS)
+        else:
+            if "start_time" in o:
+                raise MmsoldError(f"start_time applies to the cfdm sampler only, got start_time = "
+                                  f"{o['start_time']!r} with {sampler}")
+            integrator = o.get("integrator", "lm")
+            if integrator == "euler":
+                raise MmsoldError(f"integrator must be one of lm, em, ams, ams-tc for {sampler}, got 'euler'")
+            T = None
+            t = o.get("t", defaults.noise_level(model))
+            steps = o.get("steps", defaults.STEPS)
+            sigma = o.get("sigma", defaults.smoothing(model, t))
+            M = o.get("M", defaults.DRAWS)
+        K = o.get("K", min(defaults.NEIGHBOURS, n_train))
+        if K > n_train:
+            raise MmsoldError(f"neighbours K must be ≤ the {n_train} training points, got {K}")
+        L = check_int(o.get("L", 0), "remainder points L", low=0, high=n_train - K)
+        P = o.get("P", max(min(n, defaults.ENSEMBLE), d + 1))
+        P = check_int(P, "ensemble size P", low=d + 1)
+        if n <= d and sampler == "mmsold":
+            raise MmsoldError(f"MM-SOLD needs more samples than dimensions (n > d = {d}), got n = {n}")
+        backend = o.get("backend", "numba")
+        search = resolve_search(o.get("search", "auto"), n=n_train, d=d, sampler=sampler, K=K, L=L,
+                                backend=backend)
+        return cls(sampler=sampler, n=n, steps=steps, eta=o.get("eta", defaults.ETA), t=t, sigma=sigma, M=M, K=K,
+                   L=L, P=P, integrator=integrator, init=o.get("init", "data"),
+                   target_cov=o.get("target_cov", "data"), batch_size=o.get("batch_size", defaults.BATCH_PARTICLES),
+                   backend=backend, start_time=T, search=search)

@@ -1,0 +1,82 @@
+"""Candidate-search strategies of the smoothed score, by name, and the one rule that resolves ``auto``.
+
+A new search is one module here with a :class:`~.base.Search` subclass and one
+entry in :data:`SEARCHES` (and, if it should ever be chosen by itself, a line
+in :func:`resolve_search`).
+"""
+
+from __future__ import annotations
+
+from .base import Search, antithetic_draws, antithetic_normals, draw_counts
+
+__all__ = ["SEARCHES", "GRID_MAX_DIM", "Search", "resolve_search", "make_search", "antithetic_draws",
+           "antithetic_normals", "draw_counts"]
+
+#: Highest dimension of the cell-grid searches.
+GRID_MAX_DIM = 3
+
+#: Search names and what each needs: ("numba" only, L = 0 only, d ≤ GRID_MAX_DIM only).
+SEARCHES = {
+    "all": (False, False, False),
+    "index": (False, False, False),
+    "grid": (True, True, True),
+    "grid-knn": (True, True, True),
+    "pool": (False, True, False),
+}
+
+
+def resolve_search(search: str, *, n: int, d: int, sampler: str, K: int, L: int, backend: str) -> str:
+    """The search ``search`` names, ``"auto"`` resolved, checked against (n, d, sampler, K, L, backend).
+
+    ``auto``:
+      * ``all`` when K ≥ n (every point is a neighbour: the exact score);
+      * ``grid`` for d ≤ 3 with the numba backend and L = 0 (a certified superset of the K nearest,
+        shared by a particle's draws);
+      * ``pool`` for the Langevin samplers above 3-D with the numba backend and L = 0 (particles move a
+        fraction of their neighbourhood per step, so re-ranking last step's neighbours replaces a search
+        over all n points);
+      * ``index`` otherwise (σ-CFDM's queries z/t sweep from noise to data, so it keeps the index; a score
+        used on its own, ``sampler=None``, has no particles to track).
+    """
+    from ...errors import MmsoldError
+
+    if search != "auto" and search not in SEARCHES:
+        raise MmsoldError(f"search must be one of auto, {', '.join(SEARCHES)}, got {search!r}")
+    if K >= n:
+        return "all"
+    if search == "auto":
+        if backend == "numba" and L == 0 and d <= GRID_MAX_DIM:
+            return "grid"
+        if backend == "numba" and L == 0 and sampler not in (None, "cfdm"):
+            return "pool"
+        return "index"
+    numba_only, no_remainder, low_dim = SEARCHES[search]
+    if low_dim and d > GRID_MAX_DIM:
+        raise MmsoldError(f"search {search!r} needs dimension ≤ {GRID_MAX_DIM}, got {d}")
+    if numba_only and backend != "numba":
+        raise MmsoldError(f"search {search!r} needs the numba backend, got {backend!r}")
+    if no_remainder and L > 0:
+        raise MmsoldError(f"search {search!r} takes no remainder points (L = 0), got L = {L}")
+    return search
+
+
+def make_search(name: str, X, *, index=None, graph=None, K: int, L: int = 0, sigma: float = 0.0,
+                backend: str = "numba", pool: int | None = None, owner=None) -> Search:
+    """The search ``name`` (resolved) over the training points X."""
+    if name == "all":
+        from .all import AllPoints
+
+        return AllPoints(X)
+    if name == "index":
+        from .index import IndexSearch
+
+        return IndexSearch(X, index, K, L, backend)
+    if name in ("grid", "grid-knn"):
+        from .grid import GridSearch
+
+        return GridSearch(X, K, sigma, exact_k=name == "grid-knn", owner=owner)
+    if name == "pool":
+        from .pool import PoolSearch
+
+        return PoolSearch(X, graph, index, K, pool, backend)
+    raise ValueError(f"unknown search {name!r}")

@@ -1,0 +1,63 @@
+"""Results depend on the seed only: not on the batch size, nor on how the ensembles are split into shards."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmsold_cli import fit_moments, sample
+from mmsold_cli.errors import MmsoldError
+from mmsold_cli.sampling import ensemble_layout
+
+DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return fit_moments(np.load(DATA / "moons_train.npy"))
+
+
+@pytest.fixture(scope="module")
+def latent16():
+    rng = np.random.default_rng(3)
+    centres = 3 * rng.standard_normal((6, 16))
+    return fit_moments(centres[rng.integers(0, 6, 3000)] + rng.standard_normal((3000, 16)))
+
+
+# 7,300 samples at P = 1,000 make 8 ensembles of two sizes (913 and 912)
+N, STEPS = 7300, 12
+
+
+@pytest.mark.parametrize("opts", [{}, {"sampler": "sold"}, {"sampler": "cfdm", "steps": STEPS},
+                                  {"integrator": "ams"}, {"init": "gmm"}, {"backend": "numpy", "search": "index", "L": 3}])
+def test_same_bytes_for_any_batch_size_and_shards(moons, opts):
+    kw = {"steps": STEPS, **opts}
+    whole = sample(moons, N, random_state=11, batch_size=65_536, **kw)
+    assert whole.settings["shard"] == [0, 8] and len(whole.diagnostics["ensemble_sizes"]) == 2
+    small = sample(moons, N, random_state=11, batch_size=1_000, **kw)
+    assert small.samples.tobytes() == whole.samples.tobytes()
+    sizes, offsets = ensemble_layout(N, whole.settings["P"], 2)
+    parts = [sample(moons, N, random_state=11, shard=s, **kw) for s in [(0, 3), (3, 4), (4, 8)]]
+    assert [p.samples.shape[0] for p in parts] == [offsets[3], offsets[4] - offsets[3], N - offsets[4]]
+    assert np.concatenate([p.samples for p in parts]).tobytes() == whole.samples.tobytes()
+    other = sample(moons, N, random_state=12, **kw)
+    assert not np.array_equal(other.samples, whole.samples)
+
+
+def test_same_bytes_above_three_dimensions(latent16):
+    """The tracked pool (16-D): each particle's pool is its own, so batches and shards agree too."""
+    whole = sample(latent16, 2500, random_state=5, steps=8, P=500)
+    assert whole.settings["search"] == "pool"
+    small = sample(latent16, 2500, random_state=5, steps=8, P=500, batch_size=1000)
+    shards = [sample(latent16, 2500, random_state=5, steps=8, P=500, shard=s).samples for s in [(0, 1), (1, 5)]]
+    assert small.samples.tobytes() == whole.samples.tobytes()
+    assert np.concatenate(shards).tobytes() == whole.samples.tobytes()
+
+
+def test_without_a_seed_runs_differ_and_shard_is_checked(moons):
+    a = sample(moons, 500, steps=3).samples
+    b = sample(moons, 500, steps=3).samples
+    assert not np.array_equal(a, b)
+    for bad in [(0, 0), (-1, 1), (0, 2), (1.5, 2), "ab", (0, 1, 2)]:
+        with pytest.raises(MmsoldError, match="shard must be"):
+            sample(moons, 500, steps=3, shard=bad)
