@@ -288,8 +288,9 @@ def section_temperature(hs=(0.01, 0.05, 0.2), steps=6000, seed=0):
                 if i >= steps // 3:
                     acc.append(np.mean(kernel.positions(state) ** 2))
 
-            run_kernel(kernel, lambda z, t, _r, out=None: np.negative(z, out=out), rng.standard_normal((40, 25, 2)),
-                       Target(np.zeros(2), np.eye(2), np.eye(2)), Schedule(np.ones(steps), np.full(steps, h)), seed, cb)
+            state = kernel.init(rng.standard_normal((40, 25, 2)), Target(np.zeros(2), np.eye(2), np.eye(2)))
+            run_kernel(kernel, lambda z, t, _r, out=None: np.negative(z, out=out), state,
+                       Schedule(np.ones(steps), np.full(steps, h)), seed, cb)
             r[name] = float(np.mean(acc))
         rows.append(r)
     table(rows, [("h", "h", "g")] + [(k, k, ".3f") for k in INTEGRATORS],

@@ -170,17 +170,16 @@ def _check_shard(shard, E: int) -> tuple[int, int]:
     return first, stop
 
 
-def run_kernel(kernel, score, start, target, schedule, stream, on_step=None):
-    """Run a sampler kernel over a schedule from ``start`` (E, P, d): the loop of one batch; the final state.
+def run_kernel(kernel, score, state, schedule, stream, on_step=None):
+    """Run a sampler kernel over a schedule from ``state`` (``kernel.init(start, target)``); the final state.
 
-    ``stream`` is the batch's :class:`~mmsold_cli.rng.streams.RunStream` (an int: a run of that seed from
-    row 0); ``on_step(i, t, h, state, info)`` is called after each step.
+    The loop of one batch.  ``stream`` is the batch's :class:`~mmsold_cli.rng.streams.RunStream` (an int: a
+    run of that seed from row 0); ``on_step(i, t, h, state, info)`` is called after each step.
     """
     from .rng.streams import RunStream
 
     if not isinstance(stream, RunStream):
         stream = RunStream(stream)
-    state = kernel.init(start, target)
     for i, (t, h) in enumerate(zip(schedule.t, schedule.h)):
         state, info = kernel.step(state, score, t, h, stream.at(i))
         if on_step is not None:
@@ -271,8 +270,6 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
         P = int(sizes[a])
         stream = RunStream(entropy, int(offsets[a]))
         score.new_particles()
-        start = _starts(model.X_, cfg, law, stream, a, b, P, mixture, order)
-
         def on_step(i, t, h, state, info, _a=a, _b=b):
             me, ce = (kernel.moment_error(state, t, h) if hasattr(kernel, "moment_error")
                       else backend.moment_error(kernel.positions(state), target.mean, target.cov))
@@ -287,8 +284,8 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
             if progress is not None:
                 progress(_a - first, n_ens, i + 1, steps)
 
-        state = run_kernel(kernel, score, start, target, sched, stream, on_step)
-        del start
+        state = kernel.init(_starts(model.X_, cfg, law, stream, a, b, P, mixture, order), target)
+        state = run_kernel(kernel, score, state, sched, stream, on_step)
         z = kernel.positions(state).reshape(-1, d)
         del state
         r0, r1 = int(offsets[a] - offsets[first]), int(offsets[b] - offsets[first])

@@ -69,7 +69,7 @@ def test_beta_zero_is_euler_maruyama_bit_for_bit(kernel, ams):
 
     def run(integrator):
         k = kernel(get_backend("numba", 2), 0.03, integrator)
-        return run_kernel(k, score, z0.copy(), target, sched, 1).y
+        return run_kernel(k, score, k.init(z0.copy(), target), sched, 1).y
 
     a = run(euler_maruyama)
     assert np.array_equal(a, run(functools.partial(ams, beta_max=0.0)))
@@ -94,7 +94,7 @@ def _stationary_variance(integrator, h=0.01, steps=2000, E=20, P=25, d=2, seed=0
 
     sched = Schedule(np.ones(steps), np.full(steps, h))
     target = Target(np.zeros(d), np.eye(d), np.eye(d))
-    run_kernel(kernel, score, rng.standard_normal((E, P, d)), target, sched, seed, cb)
+    run_kernel(kernel, score, kernel.init(rng.standard_normal((E, P, d)), target), sched, seed, cb)
     assert len(calls) == steps  # no extra score evaluations
     return float(np.mean(acc))
 

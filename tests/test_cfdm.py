@@ -63,7 +63,7 @@ def _flow(score, z0, schedule, on_step=None):
     d = z0.shape[-1]
     kernel = CFDM(get_backend("numpy", d), 0.0, float(schedule.t[0]))
     target = Target(np.zeros(d), np.eye(d), np.eye(d))
-    return kernel.positions(run_kernel(kernel, score, z0, target, schedule, 0, on_step))
+    return kernel.positions(run_kernel(kernel, score, kernel.init(z0, target), schedule, 0, on_step))
 
 
 def test_single_point_flow_lands_on_it(rng):
