@@ -142,8 +142,12 @@ def _schedule(cfg, target, schedule):
 
 
 def _starts(X, cfg, law, stream, a: int, b: int, P: int, mixture, order) -> np.ndarray:
-    """The start positions of ensembles a … b − 1, each from its own generator: array (b − a, P, d)."""
-    from .samplers.inits import STARTS
+    """The start positions of ensembles a … b − 1, each from its own generator: array (b − a, P, d).
+
+    ``mixture``: the run's start mixture (``moments``, ``gmm``), fitted once; ``order``: the training
+    points' spatial order (``data``: every ensemble a stratified sample of them).
+    """
+    from .samplers.inits import mixture_sample, noised_sample
 
     d = X.shape[1]
     z = np.empty((b - a, P, d))
@@ -152,8 +156,10 @@ def _starts(X, cfg, law, stream, a: int, b: int, P: int, mixture, order) -> np.n
         if cfg.init == "gaussian":  # the kernel's own standard normal
             np.matmul(rng.standard_normal((P, d)), law.chol.T, out=z[e - a])
             z[e - a] += law.mean
+        elif mixture is not None:
+            z[e - a] = mixture_sample(mixture, P, rng)
         else:
-            z[e - a] = STARTS[cfg.init](X, P, law.a, law.s, rng=rng, mixture=mixture, order=order)
+            z[e - a] = noised_sample(X, law.a, law.s, P, rng, order)
     return z
 
 
@@ -238,7 +244,7 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
     from .backend import get_backend
     from .rng.streams import MIXTURE, RunStream, new_entropy
     from .samplers import SAMPLERS
-    from .samplers.inits import fit_gmm, spatial_order
+    from .samplers.inits import fit_gmm, moments_gaussian, spatial_order
 
     if not hasattr(model, "X_"):
         raise MmsoldError("model is not fitted")
@@ -259,7 +265,11 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
     law = kernel.start_law(target)
     score = make_score(model, cfg)
     run = RunStream(entropy)
-    mixture = fit_gmm(model.X_, law.a, law.s, rng=run.run_rng(MIXTURE)) if cfg.init == "gmm" else None
+    mixture = None  # the start mixture, fitted once for the run
+    if cfg.init == "gmm":
+        mixture = fit_gmm(model.X_, law.a, law.s, rng=run.run_rng(MIXTURE))
+    elif cfg.init == "moments":
+        mixture = moments_gaussian(model.X_, law.a, law.s)
     order = spatial_order(model.X_) if cfg.init == "data" else None
     steps = cfg.steps
     mean_err, cov_err, score_norm = np.zeros(steps), np.zeros(steps), np.zeros(steps)
