@@ -85,16 +85,20 @@ def test_mean_of_two_keys_equals_the_two_arrays_averaged():
     np.testing.assert_array_equal(normals.mean_of_two(a, b, shape, start=11), want)
 
 
-def test_lm_integrator_keeps_a_key_and_makes_the_same_noise_as_two_arrays():
-    from mmsold_cli.samplers.integrators import leimkuhler_matthews
+def test_lm_integrator_uses_the_last_steps_key_and_the_rows_counters():
+    """LM's noise at step k is (ξ_k + ξ_k+1)/2 of the step keys, at the rows' own counters; no state."""
+    from mmsold_cli.rng.streams import NOISE, RunStream
+    from mmsold_cli.samplers.integrators import Noise, leimkuhler_matthews
 
     G = np.ones((5, 7, 3))
-    rng = np.random.default_rng(2)
-    _, noise1, k1 = leimkuhler_matthews(G.copy(), 0.1, rng, None)
-    _, noise2, k2 = leimkuhler_matthews(G.copy(), 0.1, rng, k1)
-    assert k1.shape == (2,) and k1.dtype == np.uint64
-    r = np.random.default_rng(2)
-    keys = [normals.new_key(r) for _ in range(3)]
-    xi = [normals.from_key(k, G.shape) for k in keys]
+    run = RunStream(2, row0=40)
+    _, noise1, st1 = leimkuhler_matthews(G.copy(), 0.1, Noise(run.at(0), G.shape), None)
+    _, noise2, st2 = leimkuhler_matthews(G.copy(), 0.1, Noise(run.at(1), G.shape), st1)
+    assert st1 is None and st2 is None
+    keys = [run.key(NOISE, step) for step in (-1, 0, 1)]
+    xi = [normals.from_key(k, G.shape, start=40 * 3) for k in keys]
     np.testing.assert_array_equal(noise1, (xi[0] + xi[1]) * 0.5)
     np.testing.assert_array_equal(noise2, (xi[1] + xi[2]) * 0.5)
+    # rows 2 … of the same stream: the numbers of those rows of the whole draw
+    _, part, _ = leimkuhler_matthews(G[2:].copy(), 0.1, Noise(run.at(1), G[2:].shape, row=2 * 7), None)
+    np.testing.assert_array_equal(part, noise2[2:])

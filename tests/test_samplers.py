@@ -115,7 +115,7 @@ def test_spatial_order_keeps_neighbours_adjacent(rng, d):
     """A permutation in which consecutive points are as close as in scipy's k-d tree leaf order."""
     from scipy.spatial import cKDTree
 
-    from mmsold_cli.samplers.langevin import spatial_order
+    from mmsold_cli.samplers.inits import spatial_order
 
     X = rng.standard_normal((3000, d)) * np.arange(1, d + 1)
     if d > 8:  # as latent codes: a low-dimensional set in many coordinates (isotropic 64-D noise has no near points)

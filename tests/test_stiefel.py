@@ -155,15 +155,14 @@ def test_fused_to_z_and_moments_on_all_threads_equal_numpy(rng, d):
         np.testing.assert_allclose(got, ref, rtol=1e-10)
 
 
-def _unfused_steps(Y, S_list, h, L, rng, lm):
-    from mmsold_cli.samplers.integrators import euler_maruyama, leimkuhler_matthews
+def _unfused_steps(Y, S_list, h, L, run, lm):
+    from mmsold_cli.samplers.integrators import Noise, euler_maruyama, leimkuhler_matthews
 
     integrator = leimkuhler_matthews if lm else euler_maruyama
-    state = None
-    for S in S_list:
-        drift, noise, state = integrator(S @ L, h, rng, state)
+    for i, S in enumerate(S_list):
+        drift, noise, _ = integrator(S @ L, h, Noise(run.at(i), S.shape), None)
         Y = stiefel.step(Y, drift + np.sqrt(2 * h) * noise)
-    return Y, state
+    return Y
 
 
 @pytest.mark.parametrize("lm", [True, False])
@@ -190,13 +189,13 @@ def test_fused_langevin_step_equals_integrator_then_step(rng, monkeypatch, lm, r
     L = np.linalg.cholesky(A @ A.T + np.eye(d))
     S_list = [rng.standard_normal((E, P, d)) for _ in range(3)]
     h = 0.01
-    want, want_state = _unfused_steps(Y0.copy(), S_list, h, L, np.random.default_rng(7), lm)
-    Y, state, r = Y0.copy(), None, np.random.default_rng(7)
-    for S in S_list:
-        state = stiefel_numba.langevin_step(Y, S, h, L, r, state, lm=lm)
+    from mmsold_cli.rng.streams import NOISE, RunStream
+
+    run = RunStream(7, row0=1234)  # a batch whose rows start at 1,234 in the run
+    want = _unfused_steps(Y0.copy(), S_list, h, L, run, lm)
+    Y = Y0.copy()
+    for i, S in enumerate(S_list):
+        step = run.at(i)
+        stiefel_numba.langevin_step(Y, S, h, L, step.key(NOISE), step.key(NOISE, lag=1), step.start(d), lm=lm)
     np.testing.assert_allclose(Y, want, rtol=0, atol=1e-12)
-    if lm:  # both keep the key of the last ξ, not its array
-        np.testing.assert_array_equal(state, want_state)
-    else:
-        assert state is None
     np.testing.assert_allclose(np.swapaxes(Y, 1, 2) @ Y / P, np.broadcast_to(np.eye(d), (E, d, d)), atol=1e-13)

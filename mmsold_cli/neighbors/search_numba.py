@@ -674,8 +674,8 @@ def grid_knn(grid, Q, k):
     return out_d, out_i
 
 
-def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=None, key=None, n_normals=0,
-                   score=False):
+def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=None, key=None, start=0,
+                   n_normals=0, score=False):
     r"""Mean over the draws of the softmax barycentre of each z + u on the grid.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
@@ -708,7 +708,8 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
         C-contiguous float64; may be Z itself when ``score`` is set.
     key : array of shape (2,), uint64, optional
         Draw G in the kernel instead: ``G[r, p] =`` normals ``(p Mg + r) d … (p Mg + r + 1) d − 1``
-        of the key (:func:`mmsold_cli.rng.normals.from_key` of shape (m, Mg, d), particle-major), Mg = ``n_normals``.
+        of the key (:func:`mmsold_cli.rng.normals.from_key` of shape (m, Mg, d), particle-major), Mg = ``n_normals``,
+        from normal ``start`` on (rows of a larger draw get that draw's numbers).
     score : bool
         Return the score :math:`(\bar b - z)/t^2` instead of the barycentre :math:`\bar b`.
 
@@ -721,7 +722,7 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
     if key is not None and exact_k:  # this kernel takes its draws as an array
         from ..rng.normals import from_key
 
-        G, key = np.moveaxis(from_key(key, (Z.shape[0], n_normals, Z.shape[1])), 1, 0), None
+        G, key = np.moveaxis(from_key(key, (Z.shape[0], n_normals, Z.shape[1]), start=start), 1, 0), None
     if exact_k:
         G = np.ascontiguousarray(G, dtype=np.float64)
         U = sigma * G if n_pairs == 0 else np.concatenate([sigma * G, -sigma * G[:n_pairs]])
@@ -733,7 +734,7 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
             out /= t * t
     else:
         h = grid.h0 + 1
-        G, Mg, nz = kernel_draws(G, key, n_normals)
+        G, Mg, nz = kernel_draws(G, key, n_normals, start)
         run_rows(_block_bary, Z.shape[0], grid.F, grid.cell_bits, grid.cell_rank, grid.cell_start, grid.lo3,
                  grid.dims3, grid.s, Z, G, nz, Mg, float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h,
                  1.0 / (t * t) if score else 0.0, out, min_rows=64)

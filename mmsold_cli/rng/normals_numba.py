@@ -161,7 +161,7 @@ def source(key, start=0):
     return (_W, _K, _F, np.uint64(key[0]), np.uint64(key[1]), np.int64(start))
 
 
-def kernel_draws(G, key, n_normals):
+def kernel_draws(G, key, n_normals, start=0):
     """What a fused kernel takes for its draws: ``(G, Mg, source)``.
 
     With ``key`` the kernel makes the normals itself (G is empty, Mg = ``n_normals``); else G is the
@@ -170,7 +170,7 @@ def kernel_draws(G, key, n_normals):
     if key is None:
         G = np.ascontiguousarray(G, dtype=np.float64)
         return G, G.shape[0], source((0, 0))
-    return np.empty((0, 0, 0)), int(n_normals), source(key)
+    return np.empty((0, 0, 0)), int(n_normals), source(key, start)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -218,14 +218,14 @@ def _langevin_step(Y, S, L, h, lm, p0, p1, src, ok, e0, e1):
     g = np.empty((P, d))
     xa = np.empty(P * d if lm else 0)
     xb = np.empty(P * d)
-    Wz, Kz, Fz, k0, k1, _ = src
+    Wz, Kz, Fz, k0, k1, j0 = src
     sq = np.sqrt(2.0 * h)
     for e in range(e0, e1):
-        # this ensemble's normals: numbers e P d … (e + 1) P d − 1 of the key, as from_key of shape (E, P, d);
-        # LM makes the previous step's ξ again from its key (p0, p1): no (E, P, d) state between steps
-        normals_at(Wz, Kz, Fz, k0, k1, e * P * d, xb, 0, P * d)
+        # this ensemble's normals: numbers j0 + e P d … j0 + (e + 1) P d − 1 of the key, as from_key of shape
+        # (E, P, d) from j0; LM makes the previous step's ξ again from its key (p0, p1): no state between steps
+        normals_at(Wz, Kz, Fz, k0, k1, j0 + e * P * d, xb, 0, P * d)
         if lm:
-            normals_at(Wz, Kz, Fz, p0, p1, e * P * d, xa, 0, P * d)
+            normals_at(Wz, Kz, Fz, p0, p1, j0 + e * P * d, xa, 0, P * d)
         for i in range(P):
             for b in range(d):
                 s = 0.0
@@ -271,7 +271,7 @@ def step(Y, D, *, overwrite_y=False):
     return out
 
 
-def langevin_step(Y, S, h, chol, rng, state, *, lm=True):
+def langevin_step(Y, S, h, chol, key, prev_key, start=0, *, lm=True):
     r"""One MM-SOLD step with the Leimkuhler–Matthews (``lm``) or Euler–Maruyama noise, fused, in place.
 
     For every ensemble, in one pass and without (E, P, d) temporaries:
@@ -280,10 +280,11 @@ def langevin_step(Y, S, h, chol, rng, state, *, lm=True):
 
         D = h\,S L + \sqrt{2h}\,\bar\xi, \qquad Y \leftarrow R\big(Y + \Pi_Y(D)\big)
 
-    with :math:`\bar\xi = (\xi_{k} + \xi_{k+1})/2` (LM) or :math:`\xi_{k+1}` (EM), :math:`\xi_{k+1}`
-    made in the kernel from one key (:mod:`mmsold_cli.rng.normals`).  Same numbers as
-    :func:`mmsold_cli.samplers.integrators.leimkuhler_matthews` / ``euler_maruyama`` followed by :func:`step`
-    on one chunk holding every ensemble.
+    with :math:`\bar\xi = (\xi_{k} + \xi_{k+1})/2` (LM) or :math:`\xi_{k+1}` (EM), both made in the
+    kernel from their keys (:mod:`mmsold_cli.rng.normals`): the noise of row p (over the E·P rows),
+    coordinate k, is normal ``start + p d + k`` of the key.  Same numbers as
+    :func:`mmsold_cli.samplers.integrators.leimkuhler_matthews` / ``euler_maruyama`` followed by
+    :func:`step`.
 
     Parameters
     ----------
@@ -291,37 +292,29 @@ def langevin_step(Y, S, h, chol, rng, state, *, lm=True):
     S : array of shape (E, P, d), the scores at Z = mean + Y Lᵀ
     h : float
     chol : array of shape (d, d), L
-    rng : numpy.random.Generator
-    state : array of 2 uint64 or None
-        LM: the key of the previous step's ξ (None at the start: a key drawn from ``rng``, as
-        :func:`mmsold_cli.samplers.integrators.leimkuhler_matthews` does); its normals are made again in the
-        kernel, so the state between steps is 16 bytes, not an (E, P, d) array.
+    key : array of 2 uint64, this step's ξ
+    prev_key : array of 2 uint64, the previous step's ξ (LM; ignored for EM)
+    start : int
+        The counter of Y's first row times d (a batch's rows within the run).
     lm : bool
-
-    Returns
-    -------
-    state : the key of this step's ξ (LM), or None (EM)
     """
     from ..neighbors.search_numba import run_rows
-    from ..rng.normals import from_key, new_key
+    from ..rng.normals import from_key
     from . import stiefel
 
     E, P, d = Y.shape
-    if lm and state is None:
-        state = new_key(rng)
-    key = new_key(rng)
     S = np.ascontiguousarray(S, dtype=np.float64)
     L = np.ascontiguousarray(chol, dtype=np.float64)
     ok = np.zeros(E, dtype=np.bool_)
-    prev = state if lm else (0, 0)
-    run_rows(_langevin_step, E, Y, S, L, float(h), bool(lm), np.uint64(prev[0]), np.uint64(prev[1]), source(key),
-             ok, min_rows=max(1, 4096 // max(1, P)))
+    prev = prev_key if lm else (0, 0)
+    run_rows(_langevin_step, E, Y, S, L, float(h), bool(lm), np.uint64(prev[0]), np.uint64(prev[1]),
+             source(key, start), ok, min_rows=max(1, 4096 // max(1, P)))
     for e in np.flatnonzero(~ok):  # a rank-deficient block: the SVD retraction (rare)
-        xi = from_key(key, (P, d), start=e * P * d)
-        noise = (from_key(state, (P, d), start=e * P * d) + xi) * 0.5 if lm else xi
+        first = start + e * P * d
+        xi = from_key(key, (P, d), start=first)
+        noise = (from_key(prev_key, (P, d), start=first) + xi) * 0.5 if lm else xi
         D = noise * np.sqrt(2.0 * h) + (S[e] @ L) * h
         Y[e] = stiefel.retract(Y[e] + stiefel.project_tangent(Y[e], D))
-    return key if lm else None
 
 
 @numba.njit(cache=True, nogil=True)

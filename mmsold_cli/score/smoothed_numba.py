@@ -140,7 +140,8 @@ def _pool_bary_mean(X, Z, G, nz, Mg, sigma, n_pairs, pool, inv2t2, score_scale, 
             out[p, k] = acc[k] / M if score_scale == 0.0 else (acc[k] / M - Z[p, k]) * score_scale
 
 
-def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, key=None, n_normals=0, score=False):
+def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, key=None, start=0, n_normals=0,
+                         score=False):
     r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
@@ -174,7 +175,7 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     out = np.empty(Z.shape) if out is None else out
-    G, Mg, nz = kernel_draws(G, key, n_normals)
+    G, Mg, nz = kernel_draws(G, key, n_normals, start)
     run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z, G, nz, Mg,
              float(sigma), int(n_pairs),
              np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64), 1.0 / (2.0 * t * t),
