@@ -195,6 +195,15 @@ def _retract_step(y, g, c, mu, A, H, R, T, Yk, Zk, W, row):
     return True
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _copy_block(c, out, e):
+    # element by element: a slice assignment ``out[e] = c`` makes numba compile its shape-mismatch error
+    # message (string formatting), seconds of a first run's compilation for a check that cannot fail here
+    for i in range(c.shape[0]):
+        for k in range(c.shape[1]):
+            out[e, i, k] = c[i, k]
+
+
 @numba.njit(cache=True, nogil=True)
 def _step(Y, D, out, ok, e0, e1):
     E, P, d = Y.shape
@@ -205,7 +214,7 @@ def _step(Y, D, out, ok, e0, e1):
     for e in range(e0, e1):
         ok[e] = _retract_step(Y[e], D[e], c, mu, A, H, R, T, Yk, Zk, W, row)
         if ok[e]:
-            out[e] = c
+            _copy_block(c, out, e)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -235,7 +244,7 @@ def _langevin_step(Y, S, L, h, lm, p0, p1, src, ok, e0, e1):
                 g[i, b] = xi * sq + s * h  # the displacement: the integrator's noise and drift (G = S L)
         ok[e] = _retract_step(Y[e], g, c, mu, A, H, R, T, Yk, Zk, W, row)
         if ok[e]:
-            Y[e] = c
+            _copy_block(c, Y, e)
 
 
 def step(Y, D, *, overwrite_y=False):
