@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mmsold_cli.rng.normals import new_key
 from mmsold_cli.samplers import stiefel
 
 
@@ -192,11 +193,13 @@ def test_fused_langevin_step_equals_integrator_then_step(rng, monkeypatch, lm, r
     h = 0.01
     want, want_state = _unfused_steps(Y0.copy(), S_list, h, L, np.random.default_rng(7), lm)
     Y, state, r = Y0.copy(), None, np.random.default_rng(7)
-    for S in S_list:
-        state = stiefel_numba.langevin_step(Y, S, h, L, r, state, lm=lm)
+    for S in S_list:  # the keys in the integrator's order: LM's first previous key, then one per step
+        if lm and state is None:
+            state = new_key(r)
+        key = new_key(r)
+        assert stiefel_numba.langevin_step(Y, S, h, L, key, state, lm=lm) is None
+        state = key if lm else None
     np.testing.assert_allclose(Y, want, rtol=0, atol=1e-12)
     if lm:  # both keep the key of the last ξ, not its array
         np.testing.assert_array_equal(state, want_state)
-    else:
-        assert state is None
     np.testing.assert_allclose(np.swapaxes(Y, 1, 2) @ Y / P, np.broadcast_to(np.eye(d), (E, d, d)), atol=1e-13)

@@ -5,7 +5,7 @@ the running (online) softmax and the weighted sum, then averages over the M
 draws, all without materialising the (m, c, d) gather that the NumPy
 reference :func:`mmsold_cli.score.smoothed.barycentre_candidates` builds.  The kernels
 take plain arrays only, so ``cache=True`` holds across processes; they are
-serial and ``nogil``, and :func:`~mmsold_cli.neighbors.search_numba.run_rows` spreads
+serial and ``nogil``, and :func:`~mmsold_cli._threads.run_rows` spreads
 the particles over threads.
 """
 
@@ -18,7 +18,8 @@ from .._numba import import_numba
 numba = import_numba()
 
 
-from ..neighbors.search_numba import exp_nonpos, run_rows  # noqa: E402
+from .._fastexp import exp_nonpos  # noqa: E402
+from .._threads import run_rows  # noqa: E402
 from ..rng.normals_numba import draws_of, kernel_draws  # noqa: E402
 
 __all__ = ["barycentre_mean", "pool_barycentre_mean"]
@@ -140,7 +141,8 @@ def _pool_bary_mean(X, Z, G, nz, Mg, sigma, n_pairs, pool, inv2t2, score_scale, 
             out[p, k] = acc[k] / M if score_scale == 0.0 else (acc[k] / M - Z[p, k]) * score_scale
 
 
-def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, key=None, n_normals=0, score=False):
+def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, key=None, start=0, n_normals=0,
+                         score=False):
     r"""Mean over draws of the softmax barycentre of z + u over the particle's own pool.
 
     The draws are :math:`u = \sigma G_r` for every r and :math:`u = -\sigma G_r`
@@ -164,7 +166,9 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
     out : array of shape (m, d), optional
         Written in place (a C-contiguous float64 array); may be Z itself when ``score`` is set.
     key : array of shape (2,), uint64, optional
-        Draw G in the kernel, as :func:`mmsold_cli.neighbors.search_numba.grid_bary_mean` does (Mg = ``n_normals``).
+        Draw G in the kernel, as :func:`mmsold_cli.neighbors.grid_numba.grid_bary_mean` does (Mg = ``n_normals``).
+    start : int
+        With ``key``: the index of the first normal, as in :func:`mmsold_cli.neighbors.grid_numba.grid_bary_mean`.
     score : bool
         Return the score :math:`(\bar b - z)/t^2` instead of the barycentre :math:`\bar b`.
 
@@ -174,7 +178,7 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     out = np.empty(Z.shape) if out is None else out
-    G, Mg, nz = kernel_draws(G, key, n_normals)
+    G, Mg, nz = kernel_draws(G, key, n_normals, start)
     run_rows(_pool_bary_mean, Z.shape[0], np.ascontiguousarray(X, dtype=np.float64), Z, G, nz, Mg,
              float(sigma), int(n_pairs),
              np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64), 1.0 / (2.0 * t * t),
