@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from mmsold_cli.neighbors.grid_numba import _first_point
 from mmsold_cli.neighbors.indexes import GridIndex
-from mmsold_cli.neighbors.search_numba import _first_point
 
 
 def _sphere(rng, n):

@@ -59,7 +59,7 @@ def test_brute_equals_kdtree(rng, d):
 
 def test_screen_flags_rows_it_cannot_certify(rng):
     """Exact ties across the screen's margin cannot be certified; those rows are searched in float64."""
-    from mmsold_cli.neighbors.search_numba import screened_knn
+    from mmsold_cli.neighbors.brute_numba import screened_knn
 
     X = np.repeat(rng.standard_normal((40, 10)), 10, axis=0)  # every point ten times
     b = BruteIndex(X)
@@ -92,7 +92,7 @@ def test_choose_index_by_size_and_dimension():
 
 def test_screen_without_a_float32_copy_is_the_same_search(rng):
     """screened_knn converting X chunk by chunk (X32=None) equals the run with a stored float32 copy."""
-    from mmsold_cli.neighbors.search_numba import screened_knn
+    from mmsold_cli.neighbors.brute_numba import screened_knn
 
     X = rng.standard_normal((5000, 16))
     sqn = np.einsum("ij,ij->i", X, X)

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from mmsold_cli import fit_moments
+from mmsold_cli._fastexp import exp32_array, exp_nonpos_array
 from mmsold_cli.datasets import moons
 from mmsold_cli.errors import MmsoldError
+from mmsold_cli.neighbors.grid_numba import grid_bary_mean
 from mmsold_cli.neighbors.indexes import GridIndex
-from mmsold_cli.neighbors.search_numba import exp32_array, exp_nonpos_array, grid_bary_mean
 from mmsold_cli.score.smoothed import (
     SmoothedScore,
     antithetic_draws,

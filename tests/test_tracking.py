@@ -4,8 +4,8 @@ import numpy as np
 
 from mmsold_cli import fit_moments, sample
 from mmsold_cli.datasets import moons
-from mmsold_cli.neighbors.search_numba import track
 from mmsold_cli.neighbors.tracking import TrackedNeighbours, recall, track_numpy
+from mmsold_cli.neighbors.tracking_numba import track
 
 
 def _trajectory(n=600, P=200, steps=25):

@@ -9,7 +9,7 @@ Three exact-or-approximate backends behind one interface,
   block of queries at a time, so memory stays bounded.  Beats tree search
   from about ten dimensions up to tens of thousands of points.
 * ``grid`` — a uniform cell grid searched by a numba kernel
-  (:mod:`mmsold_cli.neighbors.search_numba`): exact, built in milliseconds, and an order
+  (:mod:`mmsold_cli.neighbors.grid_numba`): exact, built in milliseconds, and an order
   of magnitude faster per query than the k-d tree for d ≤ 3.  The smoothed
   score uses it (fused with the barycentre) whatever the model's index.
 * ``nndescent`` — pynndescent's approximate graph search, for large training
@@ -85,7 +85,7 @@ class BruteIndex:
 
     From d ≥ 8 the products are float32, tiled so a chunk of training points
     stays in cache, and the best 2k candidates are re-ranked in float64 with
-    a certified error bound (:func:`~mmsold_cli.neighbors.search_numba.screened_knn`);
+    a certified error bound (:func:`~mmsold_cli.neighbors.brute_numba.screened_knn`);
     the few rows the bound cannot certify are searched again in float64.
     """
 
@@ -100,7 +100,7 @@ class BruteIndex:
         k = min(k, n)
         Q = np.ascontiguousarray(Q, dtype=np.float64)
         if d >= 8 and n > 4 * k:
-            from .search_numba import screened_knn
+            from .brute_numba import screened_knn
 
             out_d, out_i, bad = screened_knn(self.X, None, self.sqnorm, Q, k)  # float32 chunks made on the fly
             if bad.size:
@@ -109,7 +109,7 @@ class BruteIndex:
         return self._query64(Q, k)
 
     def _query64(self, Q, k):
-        from .search_numba import topk_rows
+        from .brute_numba import topk_rows
 
         n = self.X.shape[0]
         m = Q.shape[0]
@@ -314,7 +314,7 @@ class GridIndex:
         return float(np.sqrt(max(np.median(kth), 0.0)))
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        from .search_numba import grid_knn
+        from .grid_numba import grid_knn
 
         k = min(k, self.X.shape[0])
         d2, i = grid_knn(self, np.asarray(Q, dtype=np.float64), k)

@@ -143,7 +143,7 @@ class TrackedNeighbours:
             # float32 anchors: the staleness test compares a distance with half a neighbour radius
             self._anchor = Z.astype(np.float32)
         else:
-            from .search_numba import track
+            from .tracking_numba import track
 
             # the new lists replace the old in their array (the caller's copy from the last call included)
             d2, idx = track(self.X, self.graph, Z, self.idx, self.c, distances=distances, overwrite_pool=True)

@@ -3,7 +3,7 @@
 Philox's 64 × 64 → 128-bit products are one LLVM ``i128`` multiply (one
 ``mul`` instruction on x86-64) instead of four 32-bit products.  The
 kernel is serial and ``nogil``; :func:`fill` spreads ranges of the output over
-threads with :func:`~mmsold_cli.neighbors.search_numba.run_rows`.  Plain arrays only,
+threads with :func:`~mmsold_cli._threads.run_rows`.  Plain arrays only,
 so ``cache=True`` holds across processes.
 """
 
@@ -140,7 +140,7 @@ def _fill_mean(W, K, F, a0, a1, b0, b1, j0, out, r0, r1):
 
 def fill_mean(key_a, key_b, out, start=0):
     """``out[j] = (a_j + b_j) / 2`` for normals ``j = start, start + 1, …`` of two keys, on all threads."""
-    from ..neighbors.search_numba import run_rows
+    from .._threads import run_rows
 
     run_rows(_fill_mean, out.shape[0], _W, _K, _F, np.uint64(key_a[0]),
              np.uint64(key_a[1]), np.uint64(key_b[0]), np.uint64(key_b[1]), np.int64(start), out, min_rows=4096)
@@ -148,9 +148,7 @@ def fill_mean(key_a, key_b, out, start=0):
 
 def fill(key, out, start=0):
     """Write normals ``start, start + 1, …`` of ``key`` into the 1-D float64 array ``out``, on all threads."""
-    from ..neighbors.search_numba import (
-        run_rows,  # that module's kernels draw with normals_at: imported here, not at the top
-    )
+    from .._threads import run_rows
 
     run_rows(_fill, out.shape[0], _W, _K, _F, np.uint64(key[0]), np.uint64(key[1]), np.int64(start), out,
              min_rows=4096)
@@ -164,8 +162,8 @@ def source(key, start=0):
 def kernel_draws(G, key, n_normals, start=0):
     """What a fused kernel takes for its draws: ``(G, Mg, source)``.
 
-    With ``key`` the kernel makes the normals itself (G is empty, Mg = ``n_normals``); else G is the
-    (Mg, m, d) array of normals, as float64, and the source a dummy.
+    With ``key`` the kernel makes the normals itself from normal ``start`` of the key on (G is empty,
+    Mg = ``n_normals``); else G is the (Mg, m, d) array of normals, as float64, and the source a dummy.
     """
     if key is None:
         G = np.ascontiguousarray(G, dtype=np.float64)

@@ -230,8 +230,9 @@ def _langevin_step(Y, S, L, h, lm, p0, p1, src, ok, e0, e1):
     Wz, Kz, Fz, k0, k1, j0 = src
     sq = np.sqrt(2.0 * h)
     for e in range(e0, e1):
-        # this ensemble's normals: numbers j0 + e P d … j0 + (e + 1) P d − 1 of the key, as from_key of shape
-        # (E, P, d) from j0; LM makes the previous step's ξ again from its key (p0, p1): no state between steps
+        # this ensemble's normals: numbers j0 + e P d … j0 + (e + 1) P d − 1 of the key, as from_key of
+        # shape (E, P, d) from j0; LM makes the previous step's ξ again from its key (p0, p1): no (E, P, d)
+        # state between steps
         normals_at(Wz, Kz, Fz, k0, k1, j0 + e * P * d, xb, 0, P * d)
         if lm:
             normals_at(Wz, Kz, Fz, p0, p1, j0 + e * P * d, xa, 0, P * d)
@@ -265,7 +266,7 @@ def step(Y, D, *, overwrite_y=False):
         could not retract (a rank-deficient block) are retracted by
         :func:`mmsold_cli.samplers.stiefel.retract` (SVD).
     """
-    from ..neighbors.search_numba import run_rows
+    from .._threads import run_rows
     from . import stiefel
 
     overwrite_y = overwrite_y and isinstance(Y, np.ndarray) and Y.flags.c_contiguous and Y.dtype == np.float64
@@ -289,11 +290,10 @@ def langevin_step(Y, S, h, chol, key, prev_key, start=0, *, lm=True):
 
         D = h\,S L + \sqrt{2h}\,\bar\xi, \qquad Y \leftarrow R\big(Y + \Pi_Y(D)\big)
 
-    with :math:`\bar\xi = (\xi_{k} + \xi_{k+1})/2` (LM) or :math:`\xi_{k+1}` (EM), both made in the
-    kernel from their keys (:mod:`mmsold_cli.rng.normals`): the noise of row p (over the E·P rows),
-    coordinate k, is normal ``start + p d + k`` of the key.  Same numbers as
-    :func:`mmsold_cli.samplers.integrators.leimkuhler_matthews` / ``euler_maruyama`` followed by
-    :func:`step`.
+    with :math:`\bar\xi = (\xi_{k} + \xi_{k+1})/2` (LM) or :math:`\xi_{k+1}` (EM), each ξ made in the
+    kernel from its key (:mod:`mmsold_cli.rng.normals`).  Same numbers as
+    :func:`mmsold_cli.samplers.integrators.leimkuhler_matthews` / ``euler_maruyama`` followed by :func:`step`
+    on one chunk holding every ensemble.
 
     Parameters
     ----------
@@ -301,27 +301,31 @@ def langevin_step(Y, S, h, chol, key, prev_key, start=0, *, lm=True):
     S : array of shape (E, P, d), the scores at Z = mean + Y Lᵀ
     h : float
     chol : array of shape (d, d), L
-    key : array of 2 uint64, this step's ξ
-    prev_key : array of 2 uint64, the previous step's ξ (LM; ignored for EM)
+    key : array of 2 uint64, the key of this step's ξ
+    prev_key : array of 2 uint64, the key of the previous step's ξ (LM; ignored by EM, may be None then):
+        its normals are made again in the kernel, so the state between steps is 16 bytes, not an (E, P, d) array
     start : int
-        The counter of Y's first row times d (a batch's rows within the run).
+        The index of the first normal: coordinate k of row p (p over the E·P rows) is normal
+        ``start + p d + k`` of each key, as :func:`mmsold_cli.rng.normals.from_key` of shape (E, P, d) from
+        ``start`` — rows [a, b) of a larger batch, called with ``start = a d``, get the whole batch's numbers.
     lm : bool
     """
-    from ..neighbors.search_numba import run_rows
+    from .._threads import run_rows
     from ..rng.normals import from_key
     from . import stiefel
 
     E, P, d = Y.shape
+    if lm and prev_key is None:
+        raise ValueError("langevin_step: the LM step needs prev_key, the key of the previous step's noise")
     S = np.ascontiguousarray(S, dtype=np.float64)
     L = np.ascontiguousarray(chol, dtype=np.float64)
     ok = np.zeros(E, dtype=np.bool_)
     prev = prev_key if lm else (0, 0)
     run_rows(_langevin_step, E, Y, S, L, float(h), bool(lm), np.uint64(prev[0]), np.uint64(prev[1]),
              source(key, start), ok, min_rows=max(1, 4096 // max(1, P)))
-    for e in np.flatnonzero(~ok):  # a rank-deficient block: the SVD retraction (rare)
-        first = start + e * P * d
-        xi = from_key(key, (P, d), start=first)
-        noise = (from_key(prev_key, (P, d), start=first) + xi) * 0.5 if lm else xi
+    for e in np.flatnonzero(~ok):  # a rank-deficient block: the SVD retraction (rare), same normals
+        xi = from_key(key, (P, d), start=start + e * P * d)
+        noise = (from_key(prev_key, (P, d), start=start + e * P * d) + xi) * 0.5 if lm else xi
         D = noise * np.sqrt(2.0 * h) + (S[e] @ L) * h
         Y[e] = stiefel.retract(Y[e] + stiefel.project_tangent(Y[e], D))
 
@@ -384,7 +388,7 @@ def _moments(Y, L, c, cov, me, ce, e0, e1):
 
 
 def _moment_errors(Y, L, c, cov):
-    from ..neighbors.search_numba import run_rows
+    from .._threads import run_rows
 
     Y = np.ascontiguousarray(Y, dtype=np.float64)
     E = Y.shape[0]
@@ -420,7 +424,7 @@ def _affine(A, M, shift, out, r0, r1):
 
 def to_z(Y, mean, chol):
     """:func:`mmsold_cli.samplers.stiefel.to_z`, :math:`Z = \\mathbf 1\\mu^\\top + Y L^\\top`: array of the shape of Y."""
-    from ..neighbors.search_numba import run_rows
+    from .._threads import run_rows
 
     Y = np.ascontiguousarray(Y, dtype=np.float64)
     A = Y.reshape(-1, Y.shape[-1])

@@ -5,7 +5,7 @@ the running (online) softmax and the weighted sum, then averages over the M
 draws, all without materialising the (m, c, d) gather that the NumPy
 reference :func:`mmsold_cli.score.smoothed.barycentre_candidates` builds.  The kernels
 take plain arrays only, so ``cache=True`` holds across processes; they are
-serial and ``nogil``, and :func:`~mmsold_cli.neighbors.search_numba.run_rows` spreads
+serial and ``nogil``, and :func:`~mmsold_cli._threads.run_rows` spreads
 the particles over threads.
 """
 
@@ -18,7 +18,8 @@ from .._numba import import_numba
 numba = import_numba()
 
 
-from ..neighbors.search_numba import exp_nonpos, run_rows  # noqa: E402
+from .._fastexp import exp_nonpos  # noqa: E402
+from .._threads import run_rows  # noqa: E402
 from ..rng.normals_numba import draws_of, kernel_draws  # noqa: E402
 
 __all__ = ["barycentre_mean", "pool_barycentre_mean"]
@@ -165,7 +166,9 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
     out : array of shape (m, d), optional
         Written in place (a C-contiguous float64 array); may be Z itself when ``score`` is set.
     key : array of shape (2,), uint64, optional
-        Draw G in the kernel, as :func:`mmsold_cli.neighbors.search_numba.grid_bary_mean` does (Mg = ``n_normals``).
+        Draw G in the kernel, as :func:`mmsold_cli.neighbors.grid_numba.grid_bary_mean` does (Mg = ``n_normals``).
+    start : int
+        With ``key``: the index of the first normal, as in :func:`mmsold_cli.neighbors.grid_numba.grid_bary_mean`.
     score : bool
         Return the score :math:`(\bar b - z)/t^2` instead of the barycentre :math:`\bar b`.
 

@@ -49,7 +49,7 @@ class GridSearch(Search):
         self.grid = grid_for(owner, X, sigma, self.K)
 
     def barycentre_mean(self, Z, t, sigma, M, rng, *, out=None, score=False):
-        from ...neighbors.search_numba import grid_bary_mean
+        from ...neighbors.grid_numba import grid_bary_mean
 
         Z = np.ascontiguousarray(Z, dtype=np.float64)
         m, d = Z.shape

@@ -54,84 +54,12 @@ numba = import_numba()
 from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
+from .._fastexp import exp32, exp_nonpos  # noqa: E402
+from .._threads import run_rows  # noqa: E402
 from ..rng.normals_numba import draws_of, kernel_draws  # noqa: E402
+from .brute_numba import _insert  # noqa: E402
 
-__all__ = [
-    "grid_knn", "grid_bary_mean", "exp_nonpos", "exp_nonpos_array", "exp32", "exp32_array", "topk_rows", "track",
-    "screened_knn",
-]
-
-
-@intrinsic
-def _bits_to_float(typingctx, i):
-    """Reinterpret the 64 bits of an int64 as a float64 (an LLVM bitcast)."""
-    sig = numba.types.float64(numba.types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def exp_nonpos(x):
-    r"""exp(x) for x ≤ 0 to about 1e-15 relative, in plain arithmetic LLVM can vectorise.
-
-    .. math:: e^x = 2^k e^r,\quad k = \mathrm{round}(x/\ln 2),\ |r| \le \tfrac{\ln 2}{2}
-
-    with :math:`e^r` by its Taylor polynomial of degree 12 (truncation
-    :math:`< 2\cdot 10^{-16}`) and :math:`2^k` built from its exponent bits;
-    x below −708 returns :math:`e^{-708}` (a weight 1e-308 of the largest, which is 1).
-    """
-    if x < -708.0:
-        x = -708.0
-    kf = np.floor(x * 1.4426950408889634 + 0.5)
-    r = x - kf * 0.6931471803691238 - kf * 1.9082149292705877e-10
-    p = 2.08767569878681e-09
-    p = p * r + 2.505210838544172e-08
-    p = p * r + 2.755731922398589e-07
-    p = p * r + 2.7557319223985893e-06
-    p = p * r + 2.48015873015873e-05
-    p = p * r + 0.0001984126984126984
-    p = p * r + 0.001388888888888889
-    p = p * r + 0.008333333333333333
-    p = p * r + 0.041666666666666664
-    p = p * r + 0.16666666666666666
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    return p * _bits_to_float((np.int64(kf) + 1023) << 52)
-
-
-@numba.njit(cache=True, nogil=True)
-def _exp_array(x, out):
-    for i in range(x.shape[0]):
-        out[i] = exp_nonpos(x[i])
-
-
-def _over_array(kernel, x, dtype):
-    """Run an elementwise ``kernel(x, out)`` over a 1-D copy of x in ``dtype``."""
-    x = np.ascontiguousarray(x, dtype=dtype)
-    out = np.empty_like(x)
-    kernel(x, out)
-    return out
-
-
-def exp_nonpos_array(x):
-    """:func:`exp_nonpos` over a 1-D array (for tests and checks)."""
-    return _over_array(_exp_array, x, np.float64)
-
-
-@intrinsic
-def _bits_to_float32(typingctx, i):
-    """Reinterpret the 32 bits of an int32 as a float32 (an LLVM bitcast)."""
-    sig = numba.types.float32(numba.types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
-
+__all__ = ["grid_knn", "grid_bary_mean"]
 
 _F32 = numba.float32
 _GEN_ROWS = 256  # particles whose normals the block kernel makes in one call
@@ -142,46 +70,6 @@ _OFF_UNIT = 2.0**-24
 # fast-math without 'nnan'/'ninf': reductions may be reassociated (so LLVM vectorises them)
 # while the kernels' comparisons with inf stay meaningful
 FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def exp32(x):
-    r"""Single-precision exp(x) for x ≤ 0, to about 2e-7 relative; 0 below −87.
-
-    .. math:: e^x = 2^k e^r,\quad k = \mathrm{round}(x/\ln 2),\ |r| \le \tfrac{\ln 2}{2}
-
-    with :math:`e^r` by its Taylor polynomial of degree 7 (truncation
-    :math:`< 10^{-8}`) and :math:`2^k` from its exponent bits, all in float32 so
-    that LLVM fills 8 lanes of an AVX2 register.  Below −87 (beyond float32's
-    normal range) the result is exactly 0, which also makes padding points
-    placed far away weigh nothing.
-    """
-    tiny = x < _F32(-87.0)
-    if tiny:
-        x = _F32(-87.0)
-    kf = np.floor(x * _F32(1.4426950408889634) + _F32(0.5))
-    r = x - kf * _F32(0.693145751953125) - kf * _F32(1.428606765330187e-06)
-    p = _F32(1.0 / 5040.0)
-    p = p * r + _F32(1.0 / 720.0)
-    p = p * r + _F32(1.0 / 120.0)
-    p = p * r + _F32(1.0 / 24.0)
-    p = p * r + _F32(1.0 / 6.0)
-    p = p * r + _F32(0.5)
-    p = p * r + _F32(1.0)
-    p = p * r + _F32(1.0)
-    w = p * _bits_to_float32((np.int32(kf) + np.int32(127)) << np.int32(23))
-    return _F32(0.0) if tiny else w
-
-
-@numba.njit(cache=True, nogil=True)
-def _exp32_array(x, out):
-    for i in range(x.shape[0]):
-        out[i] = exp32(x[i])
-
-
-def exp32_array(x):
-    """:func:`exp32` over a 1-D array (for tests and checks)."""
-    return _over_array(_exp32_array, x, np.float32)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -325,21 +213,6 @@ def _collect(Xs, cell_bits, cell_rank, cell_start, lo, dims, s, inv_s, q0, q1, q
         pax, pbx, pay, pby, paz, pbz = ax, bx, ay, by, az, bz
         first = False
         h += 1
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _insert(bd, bi, v, j):
-    """Insert (v, j) into the ascending list (bd, bi), dropping its last entry; returns the new last value.
-
-    Call only when v < bd[-1]."""
-    pos = bd.shape[0] - 1
-    while pos > 0 and bd[pos - 1] > v:
-        bd[pos] = bd[pos - 1]
-        bi[pos] = bi[pos - 1]
-        pos -= 1
-    bd[pos] = v
-    bi[pos] = j
-    return bd[bd.shape[0] - 1]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -615,47 +488,6 @@ def _block_bary(F, cell_bits, cell_rank, cell_start, lo, dims, s, Z, G, nz, Mg, 
                 out[p, 2] = a2 * (s / M) * score_scale
 
 
-_EXECUTOR = None
-
-
-def n_threads() -> int:
-    """Threads the kernels use: ``NUMBA_NUM_THREADS`` if set, else one per core."""
-    return max(1, int(numba.config.NUMBA_NUM_THREADS))
-
-
-def run_rows(kernel, m: int, *args, min_rows: int = 256):
-    """Call ``kernel(*args, r0, r1)`` on row ranges covering 0..m, on all threads.
-
-    The kernels are serial ``nogil`` functions; Python threads run them side by
-    side (a parallel numba loop would triple the first-call compile time).
-    The rows are cut into 4 ranges per thread, which the calling thread and
-    the pool's take in turn (uneven rows balance out), so a call costs one
-    hand-off to the pool rather than one per range.
-    """
-    global _EXECUTOR
-    nt = min(n_threads(), max(1, m // min_rows))
-    if nt <= 1:
-        kernel(*args, 0, m)
-        return
-    if _EXECUTOR is None or _EXECUTOR._max_workers < nt - 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _EXECUTOR = ThreadPoolExecutor(max_workers=max(1, n_threads() - 1), thread_name_prefix="mmsold")
-    bounds = [m * i // (4 * nt) for i in range(4 * nt + 1)]
-    ranges = iter(range(4 * nt))  # next() on it is atomic under the GIL: each range runs once
-
-    def work():
-        for c in ranges:
-            if bounds[c + 1] > bounds[c]:
-                kernel(*args, bounds[c], bounds[c + 1])
-
-    futures = [_EXECUTOR.submit(work) for _ in range(nt - 1)]
-    try:
-        work()
-    finally:
-        for f in futures:
-            f.result()
-
 
 def grid_knn(grid, Q, k):
     """Exact k nearest neighbours of the rows of Q on ``grid`` (see :class:`~mmsold_cli.neighbors.indexes.GridIndex`).
@@ -708,8 +540,10 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
         C-contiguous float64; may be Z itself when ``score`` is set.
     key : array of shape (2,), uint64, optional
         Draw G in the kernel instead: ``G[r, p] =`` normals ``(p Mg + r) d … (p Mg + r + 1) d − 1``
-        of the key (:func:`mmsold_cli.rng.normals.from_key` of shape (m, Mg, d), particle-major), Mg = ``n_normals``,
-        from normal ``start`` on (rows of a larger draw get that draw's numbers).
+        of the key (:func:`mmsold_cli.rng.normals.from_key` of shape (m, Mg, d), particle-major), Mg = ``n_normals``.
+    start : int
+        With ``key``: the index of the first normal (``G[r, p]`` is normals ``start + (p Mg + r) d …``), so
+        rows [a, b) of a larger batch, called with ``start = a Mg d``, get the numbers the whole batch gives them.
     score : bool
         Return the score :math:`(\bar b - z)/t^2` instead of the barycentre :math:`\bar b`.
 
@@ -739,205 +573,3 @@ def grid_bary_mean(grid, Z, G, K, t, exact_k=True, *, sigma=1.0, n_pairs=0, out=
                  grid.dims3, grid.s, Z, G, nz, Mg, float(sigma), int(n_pairs), int(K), h, 1.0 / (2.0 * t * t), 2 * h,
                  1.0 / (t * t) if score else 0.0, out, min_rows=64)
     return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _topk_rows(D, add, k, out_d, out_i, r0, r1):
-    """The k smallest of each row of D (plus add[row]), ascending: an insertion list per row."""
-    m, n = D.shape
-    for p in range(r0, r1):
-        bd = out_d[p]
-        bi = out_i[p]
-        for j in range(k):
-            bd[j] = np.inf
-            bi[j] = -1
-        worst = np.inf
-        row = D[p]
-        for j in range(n):
-            if row[j] < worst:
-                worst = _insert(bd, bi, row[j], j)
-        a = add[p]
-        for j in range(k):
-            v = bd[j] + a
-            bd[j] = v if v > 0.0 else 0.0
-
-
-def topk_rows(D, add, k):
-    """Row-wise k smallest of ``D + add[:, None]`` (clipped at 0), ascending.
-
-    Parameters
-    ----------
-    D : array of shape (m, n)
-    add : array of shape (m,)
-    k : int, at most n
-
-    Returns
-    -------
-    vals : array of shape (m, k)
-    idx : array of shape (m, k), int64
-    """
-    D = np.ascontiguousarray(D, dtype=np.float64)
-    m = D.shape[0]
-    out_d = np.empty((m, k))
-    out_i = np.empty((m, k), dtype=np.int64)
-    run_rows(_topk_rows, m, D, np.ascontiguousarray(add, dtype=np.float64), int(k), out_d, out_i, min_rows=16)
-    return out_d, out_i
-
-
-@numba.njit(cache=True, nogil=True)
-def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
-    m, d = Z.shape
-    n = X.shape[0]
-    c0 = pool.shape[1]
-    g = graph.shape[1]
-    seen = np.zeros(n, np.int64)  # seen[j] == p + 1: j already offered for particle p
-    bd = np.empty(c)
-    bi = np.empty(c, out_i.dtype)  # built here, then copied: out_i may be the pool itself
-    keep_d = out_d.shape[0] > 0  # an empty out_d: the caller wants the indices only
-    for p in range(r0, r1):
-        for j in range(c):
-            bd[j] = np.inf
-            bi[j] = -1
-        worst = np.inf
-        tag = p + 1
-        for a in range(c0 * (g + 1)):
-            if a < c0:
-                j = pool[p, a]
-            else:
-                j = graph[pool[p, (a - c0) // g], (a - c0) % g]
-            if seen[j] == tag:
-                continue
-            seen[j] = tag
-            d2 = 0.0
-            for k in range(d):
-                t = X[j, k] - Z[p, k]
-                d2 += t * t
-            if d2 < worst or (d2 == worst and j < bi[c - 1]):
-                pos = c - 1
-                while pos > 0 and (bd[pos - 1] > d2 or (bd[pos - 1] == d2 and bi[pos - 1] > j)):
-                    bd[pos] = bd[pos - 1]
-                    bi[pos] = bi[pos - 1]
-                    pos -= 1
-                bd[pos] = d2
-                bi[pos] = j
-                worst = bd[c - 1]
-        for j in range(c):
-            out_i[p, j] = bi[j]
-        if keep_d:
-            for j in range(c):
-                out_d[p, j] = bd[j]
-
-
-def track(X, graph, Z, pool, c, *, distances=True, overwrite_pool=False):
-    """Re-rank each particle's previous neighbours and their graph neighbours (see :mod:`mmsold_cli.neighbors.tracking`).
-
-    ``overwrite_pool``: write the new lists over ``pool`` (same width c, C-contiguous int32/int64).
-
-    Returns
-    -------
-    sqdist : array of shape (m, c), ascending (ties by index); None when ``distances`` is False
-    idx : array of shape (m, c), of pool's integer type (int32 or int64)
-    """
-    m = Z.shape[0]
-    given = pool
-    pool = np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64)
-    out_d = np.empty((m, c) if distances else (0, c))
-    out_i = pool if overwrite_pool and pool is given and pool.shape[1] == c else np.empty((m, c), dtype=pool.dtype)
-    run_rows(_track, m, X, graph, np.ascontiguousarray(Z, dtype=np.float64), pool, int(c), out_d, out_i, min_rows=64)
-    return (out_d if distances else None), out_i
-
-
-@numba.njit(cache=True, nogil=True)
-def _merge_screen(G, sqn, col0, best_s, best_i, r0, r1):
-    """Merge one tile of float32 dot products into each row's running list of best screened values.
-
-    The screened value of point j is ``sqn[j] - 2 q·x_j`` (the squared distance minus ‖q‖²).
-    """
-    nc = G.shape[1]
-    kk = best_s.shape[1]
-    for p in range(r0, r1):
-        bd = best_s[p]
-        bi = best_i[p]
-        worst = bd[kk - 1]
-        for j in range(nc):
-            v = sqn[col0 + j] - 2.0 * G[p, j]
-            if v < worst:
-                worst = _insert(bd, bi, v, col0 + j)
-
-
-@numba.njit(cache=True, nogil=True)
-def _rerank(X, Q, qn, best_s, best_i, eps, k, out_d, out_i, ok, r0, r1):
-    """Exact float64 distances of the screened candidates, the k best, and whether the screen certifies them."""
-    d = X.shape[1]
-    kk = best_s.shape[1]
-    bd = np.empty(k)
-    bi = np.empty(k, np.int64)
-    for p in range(r0, r1):
-        for j in range(k):
-            bd[j] = np.inf
-            bi[j] = -1
-        for a in range(kk):
-            j = best_i[p, a]
-            if j < 0:
-                continue
-            d2 = 0.0
-            for c in range(d):
-                t = X[j, c] - Q[p, c]
-                d2 += t * t
-            if d2 < bd[k - 1]:
-                _insert(bd, bi, d2, j)
-        for j in range(k):
-            out_d[p, j] = bd[j]
-            out_i[p, j] = bi[j]
-        # every point left out has screened value ≥ best_s[p, kk-1], hence true value ≥ that − eps
-        ok[p] = best_i[p, kk - 1] < 0 or best_s[p, kk - 1] - eps[p] >= bd[k - 1] - qn[p]
-
-
-def screened_knn(X, X32, sqn, Q, k, margin=None, tile=None):
-    r"""Exact k nearest neighbours by a float32 screen and a float64 re-rank.
-
-    Dot products in float32 (tiled: one chunk of training points stays in
-    cache while blocks of queries stream past) rank the candidates; the best
-    ``k + margin`` are re-ranked exactly.  With :math:`u = 2^{-24}` the
-    screened value :math:`\|x\|^2 - 2\,\mathrm{fl}_{32}(q\cdot x)` is within
-
-    .. math:: \varepsilon = 2\,(\gamma_d + 2u)\,\|q\|\max_j\|x_j\|, \qquad \gamma_d = \frac{d u}{1 - d u}
-
-    of :math:`\|q-x\|^2 - \|q\|^2`, so the result is exact when the last
-    screened candidate's value minus ε is no below the k-th exact distance
-    minus :math:`\|q\|^2`.  Rows where it is not (near-ties at the margin) are
-    returned in ``bad`` for an exact float64 search.
-
-    ``X32`` (X in float32) may be None: each chunk of training points is then
-    converted as it is used (3 ms for 60,000 × 64 points per call), so the
-    index holds no second copy of the training set.  ``tile`` = (query rows,
-    training points) per product; by default 64 rows and as many points as
-    keep the float32 chunk at ≤ 1 MB (at most 4,096 points, at least 1,024).
-
-    Returns
-    -------
-    sqdist : array of shape (m, k)
-    idx : array of shape (m, k), int64
-    bad : array of row indices that need the exact search
-    """
-    n, d = X.shape
-    m = Q.shape[0]
-    kk = min(n, k + (k if margin is None else margin))
-    best_s = np.full((m, kk), np.inf)
-    best_i = np.full((m, kk), -1, dtype=np.int64)
-    Q32 = Q.astype(np.float32)
-    # 64 rows × 4,096 points: the product and the float32 chunk of X at ≤ 1 MB each
-    qb, xc = (64, max(1024, min(4096, (1 << 18) // d))) if tile is None else tile
-    for c0 in range(0, n, xc):
-        Xc = X32[c0 : c0 + xc] if X32 is not None else X[c0 : c0 + xc].astype(np.float32)
-        for r0 in range(0, m, qb):
-            G = Q32[r0 : r0 + qb] @ Xc.T
-            run_rows(_merge_screen, G.shape[0], G, sqn, c0, best_s[r0 : r0 + qb], best_i[r0 : r0 + qb], min_rows=64)
-    qn = np.einsum("ij,ij->i", Q, Q)
-    u = 2.0**-24
-    eps = 2.0 * (d * u / (1 - d * u) + 2 * u) * np.sqrt(qn) * np.sqrt(sqn.max())
-    out_d = np.empty((m, k))
-    out_i = np.empty((m, k), dtype=np.int64)
-    ok = np.empty(m, dtype=np.bool_)
-    run_rows(_rerank, m, X, Q, qn, best_s, best_i, eps, int(k), out_d, out_i, ok, min_rows=64)
-    return out_d, out_i, np.flatnonzero(~ok)
