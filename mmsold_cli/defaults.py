@@ -65,6 +65,8 @@ __all__ = [
     "STEPS",
     "T_FACTOR",
     "length_scale",
+    "data_scales",
+    "DataScales",
     "noise_level",
     "smoothing",
     "BATCH_PARTICLES",
@@ -113,6 +115,32 @@ DRAWS = 4
 NEIGHBOURS = 16
 #: Particles per ensemble P (capped by the number of samples).
 ENSEMBLE = 1000
+
+
+class DataScales:
+    """What the defaults read of a data set, for data without a fitted model: n_, d_, spacing_, kth_dist_."""
+
+    def __init__(self, n, d, spacing, kth_dist):
+        self.n_, self.d_, self.spacing_, self.kth_dist_ = n, d, spacing, kth_dist
+
+
+def data_scales(X, k: int = 16) -> DataScales:
+    """The spacing (mean distance to the nearest distinct point) and the mean distance to the k-th nearest
+    point of X, exactly, as a fitted model holds them (any number of points ≥ 2; O(n²) memory in blocks)."""
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    k = max(1, min(k, n - 1))
+    sq = np.einsum("ij,ij->i", X, X)
+    nn, kth = np.empty(n), np.empty(n)
+    for a in range(0, n, 1024):
+        D = np.maximum(sq[a:a + 1024, None] + sq[None] - 2 * X[a:a + 1024] @ X.T, 0.0)
+        D[np.arange(D.shape[0]), np.arange(a, a + D.shape[0])] = np.inf
+        part = np.sort(D, axis=1)
+        distinct = np.where(part > 0, part, np.inf)
+        nn[a:a + 1024] = np.sqrt(distinct.min(axis=1))
+        kth[a:a + 1024] = np.sqrt(part[:, k - 1])
+    nn = nn[np.isfinite(nn)]
+    return DataScales(n, d, float(nn.mean()) if nn.size else 1.0, float(kth.mean()))
 
 
 def length_scale(model) -> float:

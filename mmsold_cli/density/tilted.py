@@ -134,6 +134,11 @@ class TiltedDensity:
         None: in d ≤ 2 yes, else the plug-in estimate.
     grid : int
         Quadrature points per axis (d ≤ 2).
+    n_importance : int
+        Importance samples for 𝒵 (d > 2).
+    plug_in_points : int
+        Training points the plug-in averages run over (a seeded subsample when n is larger: each
+        g(x_i) costs n M d).
     random_state : int
         Seed of the draws.
 
@@ -146,7 +151,8 @@ class TiltedDensity:
     """
 
     def __init__(self, t: float, sigma: float, *, draws: int = 16, refine=None, grid: int = 160,
-                 n_importance: int = 20_000, random_state: int = 0):
+                 n_importance: int = 20_000, plug_in_points: int = 2000, random_state: int = 0):
+        self.plug_in_points = plug_in_points
         self.t = t
         self.sigma = sigma
         self.draws = draws
@@ -169,10 +175,13 @@ class TiltedDensity:
         self.mean_ = X.mean(axis=0)
         self.covariance_ = np.atleast_2d(np.cov(X, rowvar=False, bias=True))
         self.draws_ = fixed_draws(int(self.draws), d, sigma, self.random_state)
-        g = smoothed_gradient(X, X, t, self.draws_)
-        prec = np.linalg.inv(self.covariance_)
+        P = X
+        if n > self.plug_in_points:
+            P = X[np.random.default_rng(self.random_state).choice(n, int(self.plug_in_points), replace=False)]
+        g = smoothed_gradient(X, P, t, self.draws_)
+        prec = np.linalg.pinv(self.covariance_)
         self.lam_ = g.mean(axis=0)
-        self.Lam_ = _sym((np.eye(d) + g.T @ (X - self.mean_) / n) @ prec)
+        self.Lam_ = _sym((np.eye(d) + g.T @ (P - self.mean_) / len(P)) @ prec)
         refine = d <= 2 if self.refine is None else bool(self.refine)
         if refine and d > 2:
             raise MmsoldError(f"refine=True needs quadrature, so dimension ≤ 2, got d = {d}")
