@@ -200,8 +200,10 @@ def fit_moments_cmd(
         import time
 
         from .io.arrays import check_output_path, read_points
+        from .io.room import check_not_inputs
         from .model import fit_moments
 
+        check_not_inputs([output], [data])
         check_output_path(output, overwrite=overwrite)
         extras = {}
         if pca is not None:
@@ -313,11 +315,15 @@ def sample_cmd(
     """
 
     def body():
+        import numpy as np
+
         from .io.arrays import atomic_paths, check_output_path, save_points
+        from .io.room import check_not_inputs, check_room
         from .model import Model
         from .sampling import resolve_settings, sample
 
         diag_path = _check_outputs(output, plot, overwrite)
+        check_not_inputs([output, diag_path, plot], [model_path])
         model = Model.load(model_path)
         from .workflows import latent
 
@@ -325,6 +331,7 @@ def sample_cmd(
         extra_paths = []
         if basis is not None:
             extra_paths = [output.with_name(output.stem + ".images.npy"), output.with_name(output.stem + ".png")]
+            check_not_inputs(extra_paths, [model_path])
             for p in extra_paths:
                 check_output_path(p, overwrite=overwrite)
         opts = dict(sampler=sampler, steps=steps, eta=eta, t=t, sigma=sigma, M=draws, K=neighbours, L=remainder,
@@ -348,6 +355,9 @@ def sample_cmd(
 
         # streamed to the file batch by batch unless something below needs them all in memory
         stream = basis is None and plot is None and output.suffix.lower() in STREAM_EXTENSIONS
+        check_room(output, n, model.d_, in_memory=not stream)
+        if basis is not None:  # the decoded images, float32 per pixel
+            check_room(extra_paths[0], n, int(np.prod(basis.shape)) // 2, in_memory=True)
         # samples and diagnostics appear together or not at all
         with atomic_paths(output, diag_path, *extra_paths, overwrite=overwrite) as (tmp_out, tmp_diag, *tmp_extra):
             if stream:
@@ -360,8 +370,6 @@ def sample_cmd(
             settings["model"] = str(model_path)
             tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1))
             if basis is not None:
-                import numpy as np
-
                 from .plots import png_bytes, tile_images
 
                 with open(tmp_extra[0], "wb") as fh:
@@ -416,8 +424,10 @@ def evaluate_cmd(
 
     def body():
         from .io.arrays import read_points
+        from .io.room import check_not_inputs
         from .metrics.points import evaluate
 
+        check_not_inputs([plot], [samples, reference, train, mesh])
         A = read_points(samples)
         B = read_points(reference)
         if B.shape[1] != A.shape[1]:
@@ -493,9 +503,11 @@ def densify_cmd(
     def body():
         from .io.arrays import atomic_paths, save_points
         from .io.mesh import read_point_cloud
+        from .io.room import check_not_inputs
         from .workflows.densify import REJECT, densify
 
         diag_path = _check_outputs(output, plot, overwrite)
+        check_not_inputs([output, diag_path, plot], [sparse])
         from .io.arrays import WRITE_EXTENSIONS
 
         if output.suffix.lower() not in WRITE_EXTENSIONS:

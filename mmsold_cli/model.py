@@ -344,6 +344,7 @@ class Model:
                            if not isinstance(f.get(k), h5py.Dataset)]
                 if missing:
                     raise MmsoldError(f"{path}: damaged model file: missing dataset(s) {', '.join(missing)}")
+                _check_declared(f, path)
                 m = cls(index=_text(f.attrs.get("index")))
                 m.X_ = f["points"][()]
                 m.mean_ = f["mean"][()]
@@ -407,6 +408,46 @@ def _has_hdf5_signature(path: Path, size: int) -> bool:
                 return True
             offset = 512 if offset == 0 else offset * 2
     return False
+
+
+#: The largest dimension a model file may declare (a 4096 × 4096 covariance is 134 MB).
+MAX_MODEL_DIM = 4096
+
+
+def _check_declared(f, path: Path) -> None:
+    """Before any dataset is read: the shapes the file declares are those of one model, and fit in memory.
+
+    A compressed dataset can declare gigabytes in a small file; reading it would end in an
+    out-of-memory failure, so the declared sizes are checked first.
+    """
+    from .io.room import available_memory, human_bytes
+
+    def bad(what):
+        raise MmsoldError(f"{path}: damaged model file: {what}")
+
+    pts = f["points"]
+    if len(pts.shape) != 2 or pts.dtype.kind != "f":
+        bad(f"/points should be an (n, d) array of floats, got dtype {pts.dtype}, shape {pts.shape}")
+    n, d = pts.shape
+    if not 1 <= d <= MAX_MODEL_DIM:
+        bad(f"/points declares dimension {d}, expected 1 to {MAX_MODEL_DIM}")
+    expected = {"mean": (d,), "covariance": (d, d), "cholesky": (d, d), "nn_dist": (n,)}
+    for name, shape in expected.items():
+        ds = f.get(name)
+        if ds is not None and tuple(getattr(ds, "shape", ())) != shape:
+            bad(f"/{name} should have shape {shape} for {n} points in {d}-D, got shape {tuple(getattr(ds, 'shape', ()))}")
+    for name in ("knn_idx", "knn_sqdist"):
+        shape = tuple(f[name].shape)
+        if len(shape) != 2 or shape[0] != n or not 1 <= shape[1] <= 1024:
+            bad(f"/{name} should have shape ({n}, k) with 1 ≤ k ≤ 1024, got shape {shape}")
+    declared = sum(int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
+                   for ds in (f[k] for k in ("points", "knn_idx", "knn_sqdist")))
+    # the points are held twice at most while the index is built (a copy in the index)
+    need, avail = 2 * declared, available_memory()
+    if need > avail:
+        raise MmsoldError(f"{path}: the model declares {n:,} points in {d}-D ({human_bytes(declared)} with its "
+                          f"graph), needing {human_bytes(need)} to load, but {human_bytes(avail)} of memory is "
+                          f"available; expected a model that fits in memory")
 
 
 def _check_loaded(m: "Model", path: Path) -> None:
