@@ -197,51 +197,19 @@ def fit_moments_cmd(
     """Read a training set, compute its moments and neighbour index, save one HDF5 model file."""
 
     def body():
-        import time
+        from .jobs import fit_moments_job
 
-        from .io.arrays import check_output_path, read_points
-        from .io.room import check_not_inputs
-        from .model import fit_moments
-
-        check_not_inputs([output], [data])
-        check_output_path(output, overwrite=overwrite)
-        extras = {}
-        if pca is not None:
-            from .io.arrays import read_array
-            from .workflows import latent
-
-            images = latent.images_from_array(read_array(data), name=str(data))
-            t0 = time.perf_counter()
-            basis = latent.fit_pca(images, pca)
-            X = latent.encode(images, basis)
-            extras = latent.to_extras(basis)
-        else:
-            X = read_points(data)
-            t0 = time.perf_counter()
-        model = fit_moments(X, index=index, name=str(data))
-        model.extras_ = extras
-        model.save(output, overwrite=overwrite, settings={"source": str(data), "index": index, "pca": pca})
-        summary = {
-            "model": str(output),
-            "points": model.n_,
-            "dim": model.d_,
-            "index": model.index_kind_,
-            "spacing": model.spacing_,
-            "jitter": model.jitter_,
-            "fit_seconds": time.perf_counter() - t0,
-        }
-        if pca is not None:
-            summary["pca_components"] = basis.k
-            summary["pca_image_shape"] = "×".join(map(str, basis.shape))
-        _emit(summary, as_json, "fit-moments")
+        _emit(fit_moments_job(data, output, index=index, pca=pca, overwrite=overwrite), as_json, "fit-moments")
 
     _run(body)
 
 
+@contextlib.contextmanager
 def _progress_bar(enabled: bool):
-    """A rich progress bar on a terminal; a no-op otherwise."""
+    """A rich progress bar on a terminal, as a ``progress(done, total, step, steps)`` callback; None otherwise."""
     if not enabled:
-        return None, None
+        yield None
+        return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -254,22 +222,8 @@ def _progress_bar(enabled: bool):
         bar.update(ens, completed=done, total=total)
         bar.update(stp, completed=step, total=steps)
 
-    return bar, update
-
-
-def _check_outputs(output: Path, plot: Optional[Path], overwrite: bool) -> Path:
-    """Refuse unusable outputs before any work: the samples, their diagnostics file and the picture."""
-    from .io.arrays import check_output_path
-
-    diag_path = output.with_name(output.stem + ".diagnostics.json")
-    check_output_path(output, overwrite=overwrite)
-    check_output_path(diag_path, overwrite=overwrite)
-    if plot is not None:
-        from .plots import require_matplotlib
-
-        require_matplotlib()
-        check_output_path(plot, overwrite=overwrite)
-    return diag_path
+    with bar:
+        yield update
 
 
 @app.command("sample")
@@ -315,91 +269,15 @@ def sample_cmd(
     """
 
     def body():
-        import numpy as np
+        from .jobs import sample_job
 
-        from .io.arrays import atomic_paths, check_output_path, save_points
-        from .io.room import check_not_inputs, check_room
-        from .model import Model
-        from .sampling import resolve_settings, sample
-
-        diag_path = _check_outputs(output, plot, overwrite)
-        check_not_inputs([output, diag_path, plot], [model_path])
-        model = Model.load(model_path)
-        from .workflows import latent
-
-        basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
-        extra_paths = []
-        if basis is not None:
-            extra_paths = [output.with_name(output.stem + ".images.npy"), output.with_name(output.stem + ".png")]
-            check_not_inputs(extra_paths, [model_path])
-            for p in extra_paths:
-                check_output_path(p, overwrite=overwrite)
         opts = dict(sampler=sampler, steps=steps, eta=eta, t=t, sigma=sigma, M=draws, K=neighbours, L=remainder,
                     P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
                     start_time=start_time, search=search)
-        resolve_settings(model, n, **opts)  # fail on bad options before any work
-        from .io.arrays import STREAM_EXTENSIONS, WRITE_EXTENSIONS, PointWriter
-
-        if output.suffix.lower() not in WRITE_EXTENSIONS:
-            raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of {', '.join(WRITE_EXTENSIONS)}")
-        bar, update = _progress_bar(sys.stderr.isatty())
-
-        def run(out=None):
-            if bar is not None:
-                bar.start()
-            try:
-                return sample(model, n, random_state=seed, progress=update, out=out, **opts)
-            finally:
-                if bar is not None:
-                    bar.stop()
-
-        # streamed to the file batch by batch unless something below needs them all in memory
-        stream = basis is None and plot is None and output.suffix.lower() in STREAM_EXTENSIONS
-        check_room(output, n, model.d_, in_memory=not stream)
-        if basis is not None:  # the decoded images, float32 per pixel
-            check_room(extra_paths[0], n, int(np.prod(basis.shape)) // 2, in_memory=True)
-        # samples and diagnostics appear together or not at all
-        with atomic_paths(output, diag_path, *extra_paths, overwrite=overwrite) as (tmp_out, tmp_diag, *tmp_extra):
-            if stream:
-                with PointWriter(tmp_out, n, model.d_, fmt=output.suffix) as out:
-                    res = run(out)
-            else:
-                res = run()
-                save_points(tmp_out, res.samples, fmt=output.suffix)
-            settings = {k: v for k, v in res.settings.items()}
-            settings["model"] = str(model_path)
-            tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1))
-            if basis is not None:
-                from .plots import png_bytes, tile_images
-
-                with open(tmp_extra[0], "wb") as fh:
-                    np.save(fh, latent.decode(res.samples, basis, as_input=True), allow_pickle=False)
-                tmp_extra[1].write_bytes(png_bytes(tile_images(latent.decode(res.samples[:100], basis), ncol=10)))
-        if plot is not None:
-            from .plots import plot_result
-
-            plot_result(plot, res.samples, model.X_[: max(res.samples.shape[0], 2000)], basis=basis,
-                        title=f"{settings['sampler']}: {res.samples.shape[0]} samples",
-                        reference_label="training")
-        d = res.diagnostics
-        _emit(
-            {
-                "output": str(output),
-                "diagnostics": str(diag_path),
-                "samples": int(res.samples.shape[0]),
-                "dim": int(res.samples.shape[1]),
-                "sampler": settings["sampler"],
-                "steps": settings["steps"],
-                "t": settings["t"],
-                "sigma": settings["sigma"],
-                "wall_time_s": d["wall_time"],
-                "particle_steps_per_s": d["particle_steps_per_s"],
-                "final_mean_error": d["mean_error"][-1],
-                "final_cov_error": d["cov_error"][-1],
-            },
-            as_json,
-            "sample",
-        )
+        with _progress_bar(sys.stderr.isatty()) as update:
+            summary = sample_job(model_path, output, n, seed=seed, plot=plot, overwrite=overwrite, progress=update,
+                                 **opts)
+        _emit(summary, as_json, "sample")
 
     _run(body)
 
@@ -423,56 +301,9 @@ def evaluate_cmd(
     """
 
     def body():
-        from .io.arrays import read_points
-        from .io.room import check_not_inputs
-        from .metrics.points import evaluate
+        from .jobs import evaluate_job
 
-        check_not_inputs([plot], [samples, reference, train, mesh])
-        A = read_points(samples)
-        B = read_points(reference)
-        if B.shape[1] != A.shape[1]:
-            raise MmsoldError(f"{reference}: dimension {B.shape[1]} differs from the samples' {A.shape[1]}")
-        model = train_X = None
-        if train is not None:
-            if _is_model_file(train):
-                from .model import Model
-
-                model = Model.load(train)
-                if model.d_ != A.shape[1]:
-                    raise MmsoldError(f"{train}: model dimension {model.d_} differs from the samples' {A.shape[1]}")
-            else:
-                train_X = read_points(train)
-        if plot is not None:
-            from .plots import require_matplotlib
-
-            require_matplotlib()
-        if mesh is not None and A.shape[1] != 3:
-            raise MmsoldError(f"--mesh needs 3-D points; the samples are {A.shape[1]}-D")
-        res = evaluate(A, B, train=train_X, model=model, random_state=seed)
-        dist = None
-        if A.shape[1] == 3:
-            from .metrics.surface import evaluate_cloud, mean_spacing
-
-            spacing = model.spacing_ if model is not None else mean_spacing(train_X) if train_X is not None else None
-            surf = None
-            if mesh is not None:
-                from .io.mesh import read_mesh
-
-                surf = read_mesh(mesh)
-            res.update(evaluate_cloud(A, B, mesh=surf, spacing=spacing, random_state=seed))
-            if surf is not None and plot is not None:
-                from .metrics.surface import point_to_mesh
-
-                dist = point_to_mesh(A, *surf) / res["spacing"]
-        if plot is not None:
-            from .plots import plot_result
-            from .workflows import latent
-
-            basis = latent.from_extras(model.extras_) if model is not None and latent.has_basis(model) else None
-            plot_result(plot, A, B, basis=basis, distances=dist,
-                        value_label="distance to surface / spacing" if dist is not None else "")
-            res["plot"] = str(plot)
-        _emit(res, as_json, "evaluate")
+        _emit(evaluate_job(samples, reference, train=train, mesh=mesh, plot=plot, seed=seed), as_json, "evaluate")
 
     _run(body)
 
@@ -501,70 +332,16 @@ def densify_cmd(
     """
 
     def body():
-        from .io.arrays import atomic_paths, save_points
-        from .io.mesh import read_point_cloud
-        from .io.room import check_not_inputs
-        from .workflows.densify import REJECT, densify
+        from .jobs import densify_job
 
-        diag_path = _check_outputs(output, plot, overwrite)
-        check_not_inputs([output, diag_path, plot], [sparse])
-        from .io.arrays import WRITE_EXTENSIONS
-
-        if output.suffix.lower() not in WRITE_EXTENSIONS:
-            raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of {', '.join(WRITE_EXTENSIONS)}")
-        X = read_point_cloud(sparse)
-        bar, update = _progress_bar(sys.stderr.isatty())
-        if bar is not None:
-            bar.start()
-        try:
-            res = densify(X, n, factor=factor, denoise=denoise, t=t, sigma=sigma, steps=steps, sampler=sampler,
-                          reject=REJECT if reject is None else reject, random_state=seed, progress=update)
-        finally:
-            if bar is not None:
-                bar.stop()
-        settings = dict(res.settings, source=str(sparse), random_state=seed)
-        with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
-            save_points(tmp_out, res.points, fmt=output.suffix)
-            tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1, default=float))
-        if plot is not None:
-            from .metrics.surface import nn_distance
-            from .plots import cloud_views
-
-            cloud_views(plot, res.points, nn_distance(res.points, X) / res.settings["spacing"],
-                        value_label="distance to nearest input point / spacing",
-                        title=f"{res.points.shape[0]} points from {X.shape[0]}")
-        _emit(
-            {
-                "output": str(output),
-                "input_points": int(X.shape[0]),
-                "output_points": int(res.points.shape[0]),
-                "spacing": res.settings["spacing"],
-                "denoise": denoise,
-                "t": res.settings["t"],
-                "sample_seconds": res.diagnostics["sample_time"],
-                "denoise_seconds": res.diagnostics["denoise_time"],
-                "mean_move_spacings": res.diagnostics["mean_move"],
-            },
-            as_json,
-            "densify",
-        )
+        opts = {k: v for k, v in dict(t=t, sigma=sigma, steps=steps, sampler=sampler, reject=reject).items()
+                if v is not None}
+        with _progress_bar(sys.stderr.isatty()) as update:
+            summary = densify_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
+                                  overwrite=overwrite, progress=update, **opts)
+        _emit(summary, as_json, "densify")
 
     _run(body)
-
-
-def _is_model_file(spec: str) -> bool:
-    from .io.arrays import split_path_key
-
-    path, key = split_path_key(spec)
-    if key is not None or path.suffix.lower() not in (".h5", ".hdf5") or not path.exists():
-        return False
-    try:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return "format" in f.attrs
-    except OSError:
-        return False
 
 
 def run():

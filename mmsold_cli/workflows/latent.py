@@ -33,13 +33,15 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import MmsoldError
 from ..validation import check_int, check_random_state
 
-__all__ = ["PCABasis", "decode", "encode", "fit_pca", "from_extras", "has_basis", "images_from_array", "to_extras"]
+__all__ = ["PCABasis", "decode", "encode", "fit_latent", "fit_pca", "write_decoded", "from_extras", "has_basis",
+           "images_from_array", "to_extras"]
 
 _EXACT_MAX_DIM = 4096
 
@@ -246,3 +248,28 @@ def from_extras(extras: dict) -> PCABasis:
         raise MmsoldError(f"model's PCA basis is inconsistent: components {comps.shape}, mean {mean.shape}, shape {shape}")
     return PCABasis(mean, comps, np.asarray(extras["pca_explained_variance"], dtype=np.float64), shape,
                     scale, lo, hi, dt)
+
+
+def fit_latent(images, k: int, *, index: str = "auto", name: str = "images"):
+    """Fit a K-component PCA basis to images (N × H × W), encode them and fit a model to the codes.
+
+    Returns ``(model, basis)``; the basis is stored in the model (``model.extras_``) so that a saved
+    model decodes its samples.
+    """
+    from ..model import fit_moments
+
+    images = images_from_array(images, name=name)
+    basis = fit_pca(images, k)
+    model = fit_moments(encode(images, basis), index=index, name=name)
+    model.extras_ = to_extras(basis)
+    return model, basis
+
+
+def write_decoded(images_path, png_path, codes, basis, *, grid: int = 100) -> None:
+    """Decode codes to images: all of them to ``images_path`` (.npy, the input's dtype and scale) and a grid of
+    the first ``grid`` to ``png_path``."""
+    from ..plots import png_bytes, tile_images
+
+    with open(images_path, "wb") as fh:
+        np.save(fh, decode(codes, basis, as_input=True), allow_pickle=False)
+    Path(png_path).write_bytes(png_bytes(tile_images(decode(codes[:grid], basis), ncol=10)))

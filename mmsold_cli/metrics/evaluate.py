@@ -1,0 +1,40 @@
+"""One entry point for every metric of a set of samples: distribution metrics, and surface metrics for 3-D clouds."""
+
+from __future__ import annotations
+
+from ..errors import MmsoldError
+
+__all__ = ["evaluate_all"]
+
+
+def evaluate_all(samples, reference, *, train=None, model=None, mesh=None, distances=False,
+                 random_state=0) -> tuple[dict, object]:
+    """Metrics of samples (n, d) against reference points, and per-sample surface distances when a mesh is given.
+
+    Every sample set gets :func:`mmsold_cli.metrics.points.evaluate` (moments, W2, MMD², precision/recall,
+    memorisation against ``train`` points or a ``model``); 3-D clouds also get
+    :func:`mmsold_cli.metrics.surface.evaluate_cloud` (Chamfer, Hausdorff on the reference's unit sphere;
+    with ``mesh = (vertices, faces)`` the exact distance to the surface and coverage, at a radius of half
+    the training spacing).
+
+    Returns
+    -------
+    (metrics, distances) : dict, and with ``distances`` and a mesh an array of shape (n,) (each sample's
+    distance to the mesh / spacing, e.g. to colour a plot), else None
+    """
+    from .points import evaluate
+
+    if reference.shape[1] != samples.shape[1]:
+        raise MmsoldError(f"reference dimension {reference.shape[1]} differs from the samples' {samples.shape[1]}")
+    if mesh is not None and samples.shape[1] != 3:
+        raise MmsoldError(f"a mesh needs 3-D points; the samples are {samples.shape[1]}-D")
+    res = evaluate(samples, reference, train=train, model=model, random_state=random_state)
+    dist = None
+    if samples.shape[1] == 3:
+        from .surface import evaluate_cloud, mean_spacing, point_to_mesh
+
+        spacing = model.spacing_ if model is not None else mean_spacing(train) if train is not None else None
+        res.update(evaluate_cloud(samples, reference, mesh=mesh, spacing=spacing, random_state=random_state))
+        if mesh is not None and distances:
+            dist = point_to_mesh(samples, *mesh) / res["spacing"]
+    return res, dist
