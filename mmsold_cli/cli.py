@@ -191,6 +191,11 @@ def fit_moments_cmd(
     pca: Optional[int] = typer.Option(None, "--pca", metavar="K",
                                       help="DATA is images (N×H×W): fit a K-component PCA basis, store it in the "
                                            "model and fit the codes; sample then decodes to images."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="One model per class: a labels file (one per point: "
+                                         ".npy .txt .csv) or col:K for column K of DATA."),
+    whiten: Optional[int] = typer.Option(None, "--whiten", metavar="K",
+                                         help="Partial whitening first, as the MM-SOLD authors do: the top K "
+                                              "directions kept, the rest scaled to the (K+1)-th eigenvalue."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
@@ -199,7 +204,8 @@ def fit_moments_cmd(
     def body():
         from .jobs import fit_moments_job
 
-        _emit(fit_moments_job(data, output, index=index, pca=pca, overwrite=overwrite), as_json, "fit-moments")
+        _emit(fit_moments_job(data, output, index=index, pca=pca, labels=labels, whiten=whiten, overwrite=overwrite),
+              as_json, "fit-moments")
 
     _run(body)
 
@@ -229,7 +235,10 @@ def _progress_bar(enabled: bool):
 @app.command("sample")
 def sample_cmd(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="Model file from fit-moments."),
-    n: int = typer.Option(..., "-n", "--n-samples", help="Number of samples."),
+    n: Optional[int] = typer.Option(None, "-n", "--n-samples", help="Number of samples."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="A per-class model: this many samples of every "
+                                            "class; labels to OUT.labels.npy."),
+    label: Optional[str] = typer.Option(None, "--class", help="A per-class model: sample this class only."),
     output: Path = typer.Option(..., "-o", "--output", help="Samples file: .npy .h5 .csv .txt .xyz .ply"),
     sampler: str = typer.Option("mmsold", "--sampler",
                                 help="mmsold, sold (no moment constraint) or cfdm (smoothed closed-form diffusion)."),
@@ -275,9 +284,63 @@ def sample_cmd(
                     P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
                     start_time=start_time, search=search)
         with _progress_bar(sys.stderr.isatty()) as update:
-            summary = sample_job(model_path, output, n, seed=seed, plot=plot, overwrite=overwrite, progress=update,
-                                 **opts)
+            summary = sample_job(model_path, output, n, seed=seed, label=_label(label), per_class=per_class, plot=plot,
+                                 overwrite=overwrite, progress=update, **opts)
         _emit(summary, as_json, "sample")
+
+    _run(body)
+
+
+def _label(text):
+    """A class given on the command line: an integer label if it reads as one."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+@app.command("augment")
+def augment_cmd(
+    data: str = typer.Argument(..., help="Labelled training points: .npy .npz[:key] .h5[:/dataset] .csv .txt"),
+    labels: str = typer.Option(..., "--labels", help="Labels file (one per point) or col:K (column K of DATA)."),
+    factor: float = typer.Option(..., "--factor", help="Generated points per original point, in every class."),
+    output: Path = typer.Option(..., "-o", "--output", help="Original + generated points; labels to OUT.labels.npy."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [100]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (bit-identical results)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Augment a labelled set: sample every class (its own model) and write original + generated points."""
+
+    def body():
+        from .jobs import augment_job
+
+        opts = {} if steps is None else {"steps": steps}
+        _emit(augment_job(data, labels, output, factor=factor, seed=seed, overwrite=overwrite, **opts), as_json,
+              "augment")
+
+    _run(body)
+
+
+@app.command("classify")
+def classify_cmd(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="Per-class model file (fit-moments --labels)."),
+    data: str = typer.Argument(..., help="Points to classify."),
+    output: Path = typer.Option(..., "-o", "--output", help="Predicted labels (.npy)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="True labels: accuracy, macro-F1, confusion matrix."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the validation split the class biases are fitted on."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+):
+    """Classify points by the minimum expected cost under each class's moment-matched density (needs mmsold[sklearn])."""
+
+    def body():
+        from .jobs import classify_job
+
+        _emit(classify_job(model_path, data, output, labels=labels, seed=seed, overwrite=overwrite), as_json,
+              "classify")
 
     _run(body)
 

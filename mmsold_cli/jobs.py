@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import MmsoldError
 
-__all__ = ["fit_moments_job", "sample_job", "evaluate_job", "densify_job", "is_model_file"]
+__all__ = ["fit_moments_job", "sample_job", "augment_job", "classify_job", "evaluate_job", "densify_job", "is_model_file"]
 
 
 def is_model_file(spec: str) -> bool:
@@ -49,50 +49,103 @@ def check_outputs(output: Path, plot, overwrite: bool) -> Path:
 
 
 
-def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None, overwrite: bool = False) -> dict:
-    """Read a training set (or images, with ``pca``), fit a model and save it; the summary."""
+def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None, labels=None,
+                    whiten: int | None = None, overwrite: bool = False) -> dict:
+    """Read a training set (or images, with ``pca``), fit a model and save it; the summary.
+
+    ``labels`` (a file of one label per point, or ``col:K`` for column K of the data): one model per
+    class in one file.  ``whiten`` K: the partial whitening of :mod:`mmsold_cli.workflows.whiten`
+    (top K directions kept) before fitting; samples are mapped back when written.
+    """
     import time
 
+    import numpy as np
+
     from .io.arrays import check_output_path, read_array, read_points
+    from .io.model_file import save_class_models
     from .io.room import check_not_inputs
     from .model import fit_moments
+    from .workflows import labelled
+    from .workflows import whiten as wh
 
-    check_not_inputs([output], [data])
+    label_file = labels if labels is not None and not str(labels).startswith("col:") else None
+    check_not_inputs([output], [data, label_file])
     check_output_path(output, overwrite=overwrite)
-    t0 = time.perf_counter()
+    extras, basis = {}, None
     if pca is not None:
         from .workflows import latent
 
-        array = read_array(data)
+        images = latent.images_from_array(read_array(data), name=str(data))
         t0 = time.perf_counter()
-        model, basis = latent.fit_latent(array, pca, index=index, name=str(data))
+        basis = latent.fit_pca(images, pca)
+        X = latent.encode(images, basis)
+        extras.update(latent.to_extras(basis))
     else:
         X = read_points(data)
         t0 = time.perf_counter()
+    y = None
+    if labels is not None:
+        if label_file is None:
+            if pca is not None:
+                raise MmsoldError(f"labels {labels!r} name a column, but --pca data are images; give a labels file")
+            X, y = labelled.split_label_column(X, str(labels))
+        else:
+            y = labelled.read_labels(label_file, X.shape[0])
+    if whiten is not None:
+        w = wh.fit_whitening(X, whiten)
+        X = wh.whiten(X, w)
+        extras.update(wh.to_extras(w))
+    settings = {"source": str(data), "index": index, "pca": pca, "labels": None if labels is None else str(labels),
+                "whiten": whiten}
+    if y is None:
         model = fit_moments(X, index=index, name=str(data))
-    model.save(output, overwrite=overwrite, settings={"source": str(data), "index": index, "pca": pca})
+        model.extras_ = extras
+        model.save(output, overwrite=overwrite, settings=settings)
+        models = {None: model}
+    else:
+        models = labelled.fit_class_models(X, y, index=index, name=str(data))
+        for m in models.values():
+            m.extras_ = extras
+        save_class_models(models, output, overwrite=overwrite, settings=settings)
+    first = next(iter(models.values()))
     summary = {
         "model": str(output),
-        "points": model.n_,
-        "dim": model.d_,
-        "index": model.index_kind_,
-        "spacing": model.spacing_,
-        "jitter": model.jitter_,
+        "points": int(sum(m.n_ for m in models.values())),
+        "dim": first.d_,
+        "index": first.index_kind_,
+        "spacing": float(np.mean([m.spacing_ for m in models.values()])),
+        "jitter": max(m.jitter_ for m in models.values()),
         "fit_seconds": time.perf_counter() - t0,
     }
-    if pca is not None:
+    if y is not None:
+        summary["classes"] = len(models)
+    if basis is not None:
         summary["pca_components"] = basis.k
         summary["pca_image_shape"] = "×".join(map(str, basis.shape))
     return summary
 
 
-def sample_job(model_path, output, n: int, *, seed=None, plot=None, overwrite: bool = False, progress=None,
-               **options) -> dict:
+class _Mapped:
+    """An ``out`` for :func:`mmsold_cli.sampling.sample` that maps each batch before storing it."""
+
+    def __init__(self, out, fn, shape):
+        self.out, self.fn, self.shape = out, fn, shape
+
+    def __setitem__(self, key, X):
+        self.out[key] = self.fn(X)
+
+
+def sample_job(model_path, output, n: int | None = None, *, seed=None, label=None, per_class: int | None = None,
+               plot=None, overwrite: bool = False, progress=None, **options) -> dict:
     """Sample a model file to ``output`` (streamed for .npy and text) with a diagnostics JSON beside it.
 
-    A model with a PCA basis also gets its decoded images (``OUT.images.npy``) and a grid (``OUT.png``).
+    A model with a PCA basis also gets its decoded images (``OUT.images.npy``) and a grid (``OUT.png``);
+    a whitened model's samples are mapped back.  A per-class file: ``label`` samples one class,
+    ``per_class`` samples every class that many times; the labels go to ``OUT.labels.npy``.
     ``options`` as for :func:`mmsold_cli.sampling.sample`.
     """
+    import numpy as np
+
     from .io.arrays import (
         STREAM_EXTENSIONS,
         WRITE_EXTENSIONS,
@@ -101,10 +154,11 @@ def sample_job(model_path, output, n: int, *, seed=None, plot=None, overwrite: b
         check_output_path,
         save_points,
     )
+    from .io.model_file import class_labels, load_class_models, load_model
     from .io.room import check_not_inputs, check_room
-    from .model import Model
     from .sampling import resolve_settings, sample
-    from .workflows import latent
+    from .workflows import labelled, latent
+    from .workflows import whiten as wh
 
     output = Path(output)
     diag_path = check_outputs(output, plot, overwrite)
@@ -112,53 +166,169 @@ def sample_job(model_path, output, n: int, *, seed=None, plot=None, overwrite: b
     if output.suffix.lower() not in WRITE_EXTENSIONS:
         raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of "
                           f"{', '.join(WRITE_EXTENSIONS)}")
-    model = Model.load(model_path)
+    if (n is None) == (per_class is None):
+        raise MmsoldError(f"give either a number of samples or a number per class, got n = {n!r}, per class = "
+                          f"{per_class!r}")
+    if per_class is not None and label is not None:
+        raise MmsoldError(f"sample one class or every class, got class {label!r} and per class {per_class!r}")
+    if per_class is not None:
+        models = load_class_models(model_path)
+        n = per_class * len(models)
+    else:
+        labels = class_labels(model_path)
+        models = {label: load_model(model_path, label=None if labels is None else label)}
+    model = next(iter(models.values()))
+    labelled_out = per_class is not None or label is not None
     basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
+    white = wh.from_extras(model.extras_) if wh.has_whitening(model) else None
     extra_paths = []
     if basis is not None:
-        extra_paths = [output.with_name(output.stem + ".images.npy"), output.with_name(output.stem + ".png")]
-        check_not_inputs(extra_paths, [model_path])
-        for p in extra_paths:
-            check_output_path(p, overwrite=overwrite)
-    resolve_settings(model, n, **options)  # fail on bad options before any work
+        extra_paths += [output.with_name(output.stem + ".images.npy"), output.with_name(output.stem + ".png")]
+    if labelled_out:
+        extra_paths.append(output.with_name(output.stem + ".labels.npy"))
+    check_not_inputs(extra_paths, [model_path])
+    for p in extra_paths:
+        check_output_path(p, overwrite=overwrite)
+    for m in models.values():
+        resolve_settings(m, per_class if per_class is not None else n, **options)  # bad options: before any work
     # streamed to the file batch by batch unless something below needs them all in memory
-    stream = basis is None and plot is None and output.suffix.lower() in STREAM_EXTENSIONS
+    stream = basis is None and plot is None and not labelled_out and output.suffix.lower() in STREAM_EXTENSIONS
     check_room(output, n, model.d_, in_memory=not stream)
     if basis is not None:  # the decoded images, float32 per pixel
         check_room(extra_paths[0], n, max(1, basis.components.shape[1] // 2), in_memory=True)
+    back = (lambda Z: Z) if white is None else (lambda Z: wh.unwhiten(Z, white))
 
-    # samples, diagnostics (and images) appear together or not at all
+    # samples, diagnostics (images, labels) appear together or not at all
     with atomic_paths(output, diag_path, *extra_paths, overwrite=overwrite) as (tmp_out, tmp_diag, *tmp_extra):
-        if stream:
-            with PointWriter(tmp_out, n, model.d_, fmt=output.suffix) as out:
-                res = sample(model, n, random_state=seed, progress=progress, out=out, **options)
+        if per_class is not None:
+            Z, y, results = labelled.sample_classes(models, {c: per_class for c in models}, seed=seed, **options)
+            res = next(iter(results.values()))
+            diag = {"settings": dict(res.settings, model=str(model_path), per_class=per_class, random_state=seed),
+                    "classes": {str(c): r.diagnostics for c, r in results.items()}}
+            Z = back(Z)
         else:
-            res = sample(model, n, random_state=seed, progress=progress, **options)
-            save_points(tmp_out, res.samples, fmt=output.suffix)
-        settings = dict(res.settings, model=str(model_path))
-        tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1))
+            if stream:
+                with PointWriter(tmp_out, n, model.d_, fmt=output.suffix) as writer:
+                    res = sample(model, n, random_state=seed, progress=progress,
+                                 out=_Mapped(writer, back, (n, model.d_)), **options)
+            else:
+                res = sample(model, n, random_state=seed, progress=progress, **options)
+            Z = None if stream else back(res.samples)
+            y = None if label is None else np.full(n, label)
+            diag = {"settings": dict(res.settings, model=str(model_path), label=label), **res.diagnostics}
+        if Z is not None:
+            save_points(tmp_out, Z, fmt=output.suffix)
+        tmp_diag.write_text(json.dumps(diag, indent=1, default=str))
         if basis is not None:
-            latent.write_decoded(tmp_extra[0], tmp_extra[1], res.samples, basis)
+            latent.write_decoded(tmp_extra[0], tmp_extra[1], Z, basis)
+        if labelled_out:
+            with open(tmp_extra[-1], "wb") as fh:
+                np.save(fh, np.asarray(y), allow_pickle=False)
     if plot is not None:
         from .plots import plot_result
 
-        plot_result(plot, res.samples, model.X_[: max(res.samples.shape[0], 2000)], basis=basis,
-                    title=f"{settings['sampler']}: {res.samples.shape[0]} samples", reference_label="training")
+        plot_result(plot, Z, back(model.X_[: max(Z.shape[0], 2000)]), basis=basis,
+                    title=f"{res.settings['sampler']}: {Z.shape[0]} samples", reference_label="training")
     d = res.diagnostics
-    return {
+    summary = {
         "output": str(output),
         "diagnostics": str(diag_path),
-        "samples": int(res.samples.shape[0]),
-        "dim": int(res.samples.shape[1]),
-        "sampler": settings["sampler"],
-        "steps": settings["steps"],
-        "t": settings["t"],
-        "sigma": settings["sigma"],
+        "samples": int(n),
+        "dim": int(model.d_),
+        "sampler": res.settings["sampler"],
+        "steps": res.settings["steps"],
+        "t": res.settings["t"],
+        "sigma": res.settings["sigma"],
         "wall_time_s": d["wall_time"],
         "particle_steps_per_s": d["particle_steps_per_s"],
         "final_mean_error": d["mean_error"][-1],
         "final_cov_error": d["cov_error"][-1],
     }
+    if labelled_out:
+        summary["classes"] = len(models)
+        summary["labels"] = str(extra_paths[-1])
+    return summary
+
+
+def augment_job(data, labels, output, *, factor: float, seed=None, index: str = "auto", overwrite: bool = False,
+                **options) -> dict:
+    """Original points plus ``factor`` × n_c generated ones per class to ``output``, labels to ``OUT.labels.npy``."""
+    import numpy as np
+
+    from .io.arrays import WRITE_EXTENSIONS, atomic_paths, check_output_path, read_points, save_points
+    from .io.room import check_not_inputs, check_room
+    from .workflows import labelled
+
+    output = Path(output)
+    label_path = output.with_name(output.stem + ".labels.npy")
+    label_file = None if str(labels).startswith("col:") else labels
+    check_not_inputs([output, label_path], [data, label_file])
+    for p in (output, label_path):
+        check_output_path(p, overwrite=overwrite)
+    if output.suffix.lower() not in WRITE_EXTENSIONS:
+        raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of "
+                          f"{', '.join(WRITE_EXTENSIONS)}")
+    X = read_points(data)
+    if label_file is None:
+        X, y = labelled.split_label_column(X, str(labels))
+    else:
+        y = labelled.read_labels(label_file, X.shape[0])
+    check_room(output, int(round(X.shape[0] * (1 + factor))), X.shape[1], in_memory=True)
+    points, y_all, generated = labelled.augment(X, y, factor, seed=seed, index=index, **options)
+    with atomic_paths(output, label_path, overwrite=overwrite) as (tmp_out, tmp_labels):
+        save_points(tmp_out, points, fmt=output.suffix)
+        with open(tmp_labels, "wb") as fh:
+            np.save(fh, y_all, allow_pickle=False)
+    return {"output": str(output), "labels": str(label_path), "original": int(X.shape[0]),
+            "generated": int(generated.sum()), "classes": int(len(np.unique(y)))}
+
+
+def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwrite: bool = False) -> dict:
+    """Classify points with a per-class model file: the minimum-ECM rule of
+    :class:`mmsold_cli.estimators.MMSOLDClassifier` (its densities and biases fitted on the stored class
+    points, seeded); predictions to ``output``; with true ``labels``, accuracy, macro-F1 and the confusion
+    matrix (rows: true class, columns: predicted)."""
+    import numpy as np
+
+    from .io.arrays import atomic_paths, check_output_path, read_points
+    from .io.model_file import load_class_models
+    from .io.room import check_not_inputs
+    from .workflows import labelled
+
+    output = Path(output)
+    check_not_inputs([output], [model_path, data, labels])
+    check_output_path(output, overwrite=overwrite)
+    from .estimators import MMSOLDClassifier
+
+    models = load_class_models(model_path)
+    X = read_points(data)
+    d = next(iter(models.values())).d_
+    if X.shape[1] != d:
+        raise MmsoldError(f"{data}: dimension {X.shape[1]} differs from the model's {d}")
+    y_true = None if labels is None else labelled.read_labels(labels, X.shape[0])
+    train = np.concatenate([m.X_ for m in models.values()])
+    ytrain = np.concatenate([np.full(m.n_, c) for c, m in models.items()])
+    clf = MMSOLDClassifier(random_state=seed).fit(train, ytrain)
+    pred = clf.predict(X)
+    with atomic_paths(output, overwrite=overwrite) as (tmp,):
+        with open(tmp, "wb") as fh:
+            np.save(fh, pred, allow_pickle=False)
+    summary = {"output": str(output), "points": int(X.shape[0]), "classes": len(models)}
+    if y_true is not None:
+        classes = list(clf.classes_)
+        idx = {c: i for i, c in enumerate(classes)}
+        if any(c not in idx for c in np.unique(y_true)):
+            raise MmsoldError(f"{labels}: labels {sorted(set(np.unique(y_true)) - set(classes))!r} are not classes of "
+                              f"the model ({', '.join(map(str, classes))})")
+        cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
+        np.add.at(cm, ([idx[c] for c in y_true], [idx[c] for c in pred]), 1)
+        tp = np.diag(cm).astype(float)
+        prec = np.divide(tp, cm.sum(axis=0), out=np.zeros_like(tp), where=cm.sum(axis=0) > 0)
+        rec = np.divide(tp, cm.sum(axis=1), out=np.zeros_like(tp), where=cm.sum(axis=1) > 0)
+        f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(tp), where=(prec + rec) > 0)
+        summary.update(accuracy=float(tp.sum() / cm.sum()), macro_f1=float(f1.mean()),
+                       confusion=cm.tolist(), class_order=[str(c) for c in classes])
+    return summary
 
 
 def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: int = 0) -> dict:

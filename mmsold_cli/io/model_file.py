@@ -23,7 +23,8 @@ from ..errors import MmsoldError
 from ..model import Model, _checksum
 from ..neighbors.indexes import INDEX_KINDS, build_index
 
-__all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION", "MAX_MODEL_DIM"]
+__all__ = ["save_model", "load_model", "save_class_models", "load_class_models", "class_labels", "FORMAT",
+           "FORMAT_VERSION", "MAX_MODEL_DIM"]
 
 FORMAT = "mmsold-model"
 FORMAT_VERSION = 1
@@ -36,55 +37,76 @@ def _version() -> str:
     return __version__
 
 
-def save_model(model, path, *, overwrite: bool = False, settings: dict | None = None) -> Path:
-    """Write a fitted model to one HDF5 file, atomically (see :func:`mmsold_cli.io.arrays.write_hdf5`)."""
+def _put(g, key, data):
+    """A dataset with Fletcher-32 checksums in chunks of whole rows (≤ 1 MB)."""
+    data = np.asarray(data)
+    if data.ndim == 0 or data.size == 0:  # Fletcher-32 needs a chunked, non-empty dataset
+        g.create_dataset(key, data=data)
+        return
+    row_bytes = data.itemsize * int(np.prod(data.shape[1:]))
+    rows = max(1, min(data.shape[0], (1 << 20) // max(row_bytes, 1)))
+    rows = -(-data.shape[0] // -(-data.shape[0] // rows))  # equal chunks: no padded tail
+    g.create_dataset(key, data=data, fletcher32=True, chunks=(rows,) + data.shape[1:])
+
+
+def _write_group(g, model, settings):
+    """One model's attributes and datasets in an HDF5 group (the file's root for a single model)."""
+    model._check_fitted()
+    g.attrs["index"] = model.index_kind_
+    g.attrs["jitter"] = model.jitter_
+    g.attrs["sha256"] = model.sha256_
+    g.attrs["settings"] = json.dumps(settings or {})
+    _put(g, "points", model.X_)
+    _put(g, "mean", model.mean_)
+    _put(g, "covariance", model.covariance_)
+    _put(g, "cholesky", model.cholesky_)
+    _put(g, "knn_idx", model.knn_idx_.astype(np.int32))
+    _put(g, "knn_sqdist", model.knn_sqdist_)
+    _put(g, "nn_dist", model.nn_dist_)
+    for key, value in getattr(model, "extras_", {}).items():
+        _put(g, f"extras/{key}", value)
+
+
+def _write(path, overwrite, fill):
     from .arrays import atomic_path, write_hdf5
 
-    model._check_fitted()
-    path = Path(path)
-
-    def put(f, key, data):
-        data = np.asarray(data)
-        if data.ndim == 0 or data.size == 0:  # Fletcher-32 needs a chunked, non-empty dataset
-            f.create_dataset(key, data=data)
-            return
-        row_bytes = data.itemsize * int(np.prod(data.shape[1:]))
-        rows = max(1, min(data.shape[0], (1 << 20) // max(row_bytes, 1)))  # ≤ 1 MB chunks of whole rows
-        rows = -(-data.shape[0] // -(-data.shape[0] // rows))  # equal chunks: no padded tail
-        f.create_dataset(key, data=data, fletcher32=True, chunks=(rows,) + data.shape[1:])
-
-    def fill(f):
+    def root(f):
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["mmsold_version"] = _version()
-        f.attrs["index"] = model.index_kind_
-        f.attrs["jitter"] = model.jitter_
-        f.attrs["sha256"] = model.sha256_
-        f.attrs["settings"] = json.dumps(settings or {})
-        put(f, "points", model.X_)
-        put(f, "mean", model.mean_)
-        put(f, "covariance", model.covariance_)
-        put(f, "cholesky", model.cholesky_)
-        put(f, "knn_idx", model.knn_idx_.astype(np.int32))
-        put(f, "knn_sqdist", model.knn_sqdist_)
-        put(f, "nn_dist", model.nn_dist_)
-        for key, value in getattr(model, "extras_", {}).items():
-            put(f, f"extras/{key}", value)
+        fill(f)
 
+    path = Path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        write_hdf5(tmp, fill)
+        write_hdf5(tmp, root)
     return path
 
 
-def load_model(path, *, verify: bool = True) -> Model:
-    """Read a model file written by :func:`save_model` and rebuild its index.
+def save_model(model, path, *, overwrite: bool = False, settings: dict | None = None) -> Path:
+    """Write a fitted model to one HDF5 file, atomically (see :func:`mmsold_cli.io.arrays.write_hdf5`)."""
+    return _write(path, overwrite, lambda f: _write_group(f, model, settings))
 
-    Refused with :class:`MmsoldError`: a missing or empty file, a file that
-    is not HDF5, an HDF5 file from another tool (no ``format`` attribute
-    ``mmsold-model``), a newer format version, a truncated or corrupted
-    file (HDF5 errors, Fletcher-32 or sha256 mismatch, arrays of the wrong
-    shape or dtype, or non-finite values).  Nothing is ever unpickled.
-    """
+
+def save_class_models(models: dict, path, *, overwrite: bool = False, settings: dict | None = None) -> Path:
+    """Write one model per class to one HDF5 file: groups ``/class_0 …`` in the layout of a single model,
+    the labels (JSON, in order) in the root's ``classes`` attribute."""
+    labels = list(models)
+
+    def fill(f):
+        f.attrs["classes"] = json.dumps([_label_json(c) for c in labels])
+        for i, c in enumerate(labels):
+            _write_group(f.create_group(f"class_{i}"), models[c], settings)
+
+    return _write(path, overwrite, fill)
+
+
+def _label_json(c):
+    """A class label as JSON keeps it (ints and strings; NumPy scalars made plain)."""
+    return c.item() if isinstance(c, np.generic) else c
+
+
+def _open(path):
+    """The model file, checked to be an mmsold model of a version this code reads: an open h5py.File."""
     import h5py
 
     path = Path(path)
@@ -108,37 +130,47 @@ def load_model(path, *, verify: bool = True) -> Model:
     except Exception as exc:
         raise MmsoldError(f"{path}: damaged HDF5 file, truncated or corrupted ({_short(exc)})") from exc
     try:
-        with f:
-            fmt = _text(f.attrs.get("format"))
-            if fmt != FORMAT:
-                raise MmsoldError(
-                    f"{path}: an HDF5 file from another tool, not an mmsold model "
-                    f"(format attribute {fmt!r}, expected {FORMAT!r})"
-                )
-            version = int(f.attrs.get("format_version", -1))
-            if version > FORMAT_VERSION or version < 1:
-                raise MmsoldError(
-                    f"{path}: model format version {version}; this mmsold {_version()} reads versions "
-                    f"1 to {FORMAT_VERSION}{' (upgrade mmsold)' if version > FORMAT_VERSION else ''}"
-                )
-            missing = [k for k in ("points", "mean", "covariance", "cholesky", "knn_idx", "knn_sqdist")
-                       if not isinstance(f.get(k), h5py.Dataset)]
-            if missing:
-                raise MmsoldError(f"{path}: damaged model file: missing dataset(s) {', '.join(missing)}")
-            _check_declared(f, path)
-            m = Model(index=_text(f.attrs.get("index")))
-            m.X_ = f["points"][()]
-            m.mean_ = f["mean"][()]
-            m.covariance_ = f["covariance"][()]
-            m.cholesky_ = f["cholesky"][()]
-            m.jitter_ = float(f.attrs.get("jitter", 0.0))
-            nn = f["nn_dist"][()] if isinstance(f.get("nn_dist"), h5py.Dataset) else None
-            m.nn_dist_ = nn
-            _check_loaded(m, path)
-            m.kth_dist_, first = _scan_graph(f, m.n_, path, want_first=nn is None)
-            m.sha256_ = _text(f.attrs.get("sha256"))
-            m.settings_ = json.loads(_text(f.attrs.get("settings", "{}")))
-            m.extras_ = {k: v[()] for k, v in f["extras"].items()} if "extras" in f else {}
+        fmt = _text(f.attrs.get("format"))
+        if fmt != FORMAT:
+            raise MmsoldError(
+                f"{path}: an HDF5 file from another tool, not an mmsold model "
+                f"(format attribute {fmt!r}, expected {FORMAT!r})"
+            )
+        version = int(f.attrs.get("format_version", -1))
+        if version > FORMAT_VERSION or version < 1:
+            raise MmsoldError(
+                f"{path}: model format version {version}; this mmsold {_version()} reads versions "
+                f"1 to {FORMAT_VERSION}{' (upgrade mmsold)' if version > FORMAT_VERSION else ''}"
+            )
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _read_group(g, path: Path, prefix: str, verify: bool) -> Model:
+    """A model from its HDF5 group (checked, index rebuilt); its graph stays in the file until read."""
+    import h5py
+
+    try:
+        missing = [k for k in ("points", "mean", "covariance", "cholesky", "knn_idx", "knn_sqdist")
+                   if not isinstance(g.get(k), h5py.Dataset)]
+        if missing:
+            raise MmsoldError(f"{path}: damaged model file: missing dataset(s) {', '.join(prefix + k for k in missing)}")
+        _check_declared(g, path)
+        m = Model(index=_text(g.attrs.get("index")))
+        m.X_ = g["points"][()]
+        m.mean_ = g["mean"][()]
+        m.covariance_ = g["covariance"][()]
+        m.cholesky_ = g["cholesky"][()]
+        m.jitter_ = float(g.attrs.get("jitter", 0.0))
+        nn = g["nn_dist"][()] if isinstance(g.get("nn_dist"), h5py.Dataset) else None
+        m.nn_dist_ = nn
+        _check_loaded(m, path)
+        m.kth_dist_, first = _scan_graph(g, m.n_, path, want_first=nn is None)
+        m.sha256_ = _text(g.attrs.get("sha256"))
+        m.settings_ = json.loads(_text(g.attrs.get("settings", "{}")))
+        m.extras_ = {k: v[()] for k, v in g["extras"].items()} if "extras" in g else {}
     except (MmsoldError, MemoryError):
         raise
     except Exception as exc:  # HDF5 read errors, Fletcher-32 mismatch, undecodable attributes
@@ -150,7 +182,7 @@ def load_model(path, *, verify: bool = True) -> Model:
         raise MmsoldError(f"{path}: checksum mismatch: the stored points are corrupted")
     st = path.stat()
     source = (path.resolve(), st.st_mtime_ns, st.st_size, m.n_)
-    m.graph_reader_ = lambda key: _read_graph(source, key)
+    m.graph_reader_ = lambda key: _read_graph(source, prefix + key)
     m.index_kind_ = m.index
     if nn is None:  # files written before /nn_dist existed
         nn = np.sqrt(first)
@@ -162,6 +194,50 @@ def load_model(path, *, verify: bool = True) -> Model:
     graph = m.knn_idx_ if m.index_kind_ == "nndescent" else None
     m.index_ = build_index(m.X_, m.index_kind_, graph=graph)
     return m
+
+
+def class_labels(path) -> list | None:
+    """The class labels of a per-class model file, in order; None for a single model."""
+    with _open(path) as f:
+        raw = f.attrs.get("classes")
+        return None if raw is None else json.loads(_text(raw))
+
+
+def load_model(path, *, verify: bool = True, label=None) -> Model:
+    """Read a model file written by :func:`save_model` and rebuild its index (``label``: one class of a
+    per-class file).
+
+    Refused with :class:`MmsoldError`: a missing or empty file, a file that
+    is not HDF5, an HDF5 file from another tool (no ``format`` attribute
+    ``mmsold-model``), a newer format version, a truncated or corrupted
+    file (HDF5 errors, Fletcher-32 or sha256 mismatch, arrays of the wrong
+    shape or dtype, or non-finite values).  Nothing is ever unpickled.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        raw = f.attrs.get("classes")
+        if raw is None:
+            if label is not None:
+                raise MmsoldError(f"{path}: holds one model, not one per class; expected no class, got {label!r}")
+            return _read_group(f, path, "", verify)
+        labels = json.loads(_text(raw))
+        if label is None:
+            raise MmsoldError(f"{path}: holds one model per class ({len(labels)} classes: "
+                              f"{', '.join(map(str, labels[:10]))}{' …' if len(labels) > 10 else ''}); "
+                              f"name a class (--class) or sample every class (--per-class)")
+        match = [i for i, c in enumerate(labels) if str(c) == str(label)]
+        if not match:
+            raise MmsoldError(f"{path}: no class {label!r}; expected one of {', '.join(map(str, labels))}")
+        i = match[0]
+        return _read_group(f[f"class_{i}"], path, f"class_{i}/", verify)
+
+
+def load_class_models(path, *, verify: bool = True) -> dict:
+    """Every class's model of a per-class file, by label (in the file's order)."""
+    labels = class_labels(path)
+    if labels is None:
+        raise MmsoldError(f"{path}: holds one model, expected one per class (fit-moments --labels)")
+    return {c: load_model(path, verify=verify, label=c) for c in labels}
 
 
 def _short(exc: BaseException) -> str:

@@ -1,0 +1,97 @@
+"""Labelled data: one model per class, per-class sampling, and augmentation (original + generated points).
+
+The MM-SOLD authors augment a small labelled set by sampling each class in a latent space and
+training a classifier on the original and the generated points; :func:`augment` is that step.
+Every class's draws come from their own seed, derived from the run's seed and the class's position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MmsoldError
+
+__all__ = ["read_labels", "split_label_column", "fit_class_models", "class_seed", "sample_classes", "augment"]
+
+
+def split_label_column(X: np.ndarray, spec: str):
+    """``col:K``: column K of X (negative from the end) as the labels, the other columns as the points."""
+    try:
+        k = int(spec.split(":", 1)[1])
+    except (IndexError, ValueError):
+        raise MmsoldError(f"labels column must be col:K with K an integer, got {spec!r}") from None
+    d = X.shape[1]
+    if not -d <= k < d or d < 2:
+        raise MmsoldError(f"labels column must be within the data's {d} columns, got {spec!r}")
+    k %= d
+    labels = X[:, k]
+    if not np.all(labels == np.round(labels)):
+        raise MmsoldError(f"labels in column {k} must be integers, got e.g. {labels[labels != np.round(labels)][0]!r}")
+    return np.delete(X, k, axis=1), labels.astype(np.int64)
+
+
+def read_labels(spec, n: int) -> np.ndarray:
+    """Labels of n points from a file (.npy, .txt, .csv: one label a row; integers or strings)."""
+    from ..io.arrays import read_array
+
+    y = np.asarray(read_array(spec)).reshape(-1) if not str(spec).endswith((".txt", ".csv")) else \
+        np.loadtxt(spec, dtype=str, delimiter=",", ndmin=1)
+    if y.shape[0] != n:
+        raise MmsoldError(f"{spec}: expected {n} labels, one per point, got {y.shape[0]}")
+    if y.dtype.kind in "fc":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise MmsoldError(f"{spec}: labels must be integers or names, got non-integer numbers")
+        y = y.astype(np.int64)
+    return y
+
+
+def fit_class_models(X, y, *, index: str = "auto", name: str = "data") -> dict:
+    """One fitted model per class, by label (sorted): each class needs more points than dimensions."""
+    from ..model import fit_moments
+
+    models = {}
+    for c in np.unique(y):
+        Xc = X[y == c]
+        if Xc.shape[0] <= X.shape[1]:
+            raise MmsoldError(f"{name}: class {c!r} has {Xc.shape[0]} points; expected more than the dimension "
+                              f"{X.shape[1]} to fit its moments")
+        models[c.item() if isinstance(c, np.generic) else c] = fit_moments(Xc, index=index, name=f"{name} class {c}")
+    return models
+
+
+def class_seed(seed, i: int):
+    """The seed of class i of a run with ``seed`` (None stays None: fresh entropy)."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def sample_classes(models: dict, counts: dict, *, seed=None, **options):
+    """``counts[c]`` samples of each class's model: (points, labels, per-class SampleResult)."""
+    from ..sampling import sample
+
+    points, labels, results = [], [], {}
+    for i, (c, model) in enumerate(models.items()):
+        k = int(counts[c])
+        if k == 0:
+            continue
+        res = sample(model, k, random_state=class_seed(seed, i), **options)
+        results[c] = res
+        points.append(res.samples)
+        labels.append(np.full(k, c))
+    if not points:
+        raise MmsoldError("no samples asked for: every class count is 0")
+    return np.concatenate(points), np.concatenate(labels), results
+
+
+def augment(X, y, factor: float, *, seed=None, index: str = "auto", **options):
+    """The original points followed by round(factor × n_c) generated ones per class: (points, labels, generated)."""
+    if not np.isfinite(factor) or factor <= 0:
+        raise MmsoldError(f"factor must be > 0, got {factor!r}")
+    models = fit_class_models(X, y, index=index)
+    counts = {c: int(round(factor * np.sum(y == c))) for c in models}
+    G, yg, _ = sample_classes(models, counts, seed=seed, **options)
+    points = np.concatenate([X, G])
+    labels = np.concatenate([y, yg.astype(y.dtype)])
+    generated = np.concatenate([np.zeros(len(X), bool), np.ones(len(G), bool)])
+    return points, labels, generated

@@ -1,0 +1,98 @@
+"""Labelled data on the command line: one model per class, per-class sampling, augmentation, classification, whitening."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mmsold_cli.cli import app
+
+CENTRES = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+
+
+def invoke(*args):
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, (res.exit_code, res.stderr, res.exception)
+    return res
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("labelled")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    X = CENTRES[y] + rng.standard_normal((600, 2)) * [1.0, 0.5]
+    np.save(folder / "X.npy", X)
+    np.save(folder / "y.npy", y)
+    np.save(folder / "Xy.npy", np.c_[X, y])
+    invoke("fit-moments", folder / "X.npy", "--labels", folder / "y.npy", "-o", folder / "cls.h5")
+    return folder, X, y
+
+
+def test_per_class_sampling_writes_labels_and_holds_each_class_at_its_moments(labelled):
+    folder, X, y = labelled
+    out = folder / "s.npy"
+    res = invoke("sample", folder / "cls.h5", "--per-class", 300, "-o", out, "--seed", 1, "--json", "--overwrite")
+    assert json.loads(res.stdout)["classes"] == 3
+    Z, lab = np.load(out), np.load(folder / "s.labels.npy")
+    assert Z.shape == (900, 2) and np.bincount(lab).tolist() == [300, 300, 300]
+    for c in range(3):  # every class's samples carry that class's training mean and covariance
+        np.testing.assert_allclose(Z[lab == c].mean(axis=0), X[y == c].mean(axis=0), atol=1e-9)
+        np.testing.assert_allclose(np.cov(Z[lab == c].T, bias=True), np.cov(X[y == c].T, bias=True), atol=1e-9)
+    again = folder / "s2.npy"
+    invoke("sample", folder / "cls.h5", "--per-class", 300, "-o", again, "--seed", 1)
+    assert np.load(again).tobytes() == Z.tobytes()
+
+
+def test_one_class_and_the_refusal_without_a_class(labelled):
+    folder, X, y = labelled
+    invoke("sample", folder / "cls.h5", "-n", 200, "--class", 2, "-o", folder / "c2.npy", "--seed", 0)
+    np.testing.assert_allclose(np.load(folder / "c2.npy").mean(axis=0), X[y == 2].mean(axis=0), atol=1e-9)
+    assert np.all(np.load(folder / "c2.labels.npy") == 2)
+    res = CliRunner().invoke(app, ["sample", str(folder / "cls.h5"), "-n", "10", "-o", str(folder / "x.npy")])
+    assert res.exit_code == 2 and "one model per class" in res.stderr and not (folder / "x.npy").exists()
+    res = CliRunner().invoke(app, ["sample", str(folder / "cls.h5"), "-n", "10", "--class", "7", "-o",
+                                   str(folder / "x.npy")])
+    assert res.exit_code == 2 and "no class 7; expected one of 0, 1, 2" in res.stderr
+
+
+def test_augment_from_a_label_column(labelled):
+    folder, X, y = labelled
+    out = folder / "aug.npy"
+    res = invoke("augment", folder / "Xy.npy", "--labels", "col:-1", "--factor", 2, "-o", out, "--seed", 0, "--json")
+    summary = json.loads(res.stdout)
+    assert summary["original"] == 600 and summary["generated"] == 1200
+    A, lab = np.load(out), np.load(folder / "aug.labels.npy")
+    np.testing.assert_array_equal(A[:600], X)  # the originals first, unchanged
+    np.testing.assert_array_equal(lab[:600], y)
+    for c in range(3):
+        gen = A[600:][lab[600:] == c]
+        assert len(gen) == 2 * np.sum(y == c)
+        np.testing.assert_allclose(gen.mean(axis=0), X[y == c].mean(axis=0), atol=1e-9)
+
+
+def test_classify_reports_accuracy_f1_and_confusion(labelled):
+    pytest.importorskip("sklearn")
+    folder, X, y = labelled
+    rng = np.random.default_rng(9)
+    yt = rng.integers(0, 3, 300)
+    np.save(folder / "Xt.npy", CENTRES[yt] + rng.standard_normal((300, 2)) * [1.0, 0.5])
+    np.save(folder / "yt.npy", yt)
+    res = invoke("classify", folder / "cls.h5", folder / "Xt.npy", "--labels", folder / "yt.npy", "-o",
+                 folder / "pred.npy", "--json")
+    s = json.loads(res.stdout)
+    pred = np.load(folder / "pred.npy")
+    assert s["accuracy"] == pytest.approx(np.mean(pred == yt)) and s["accuracy"] > 0.93
+    assert np.array(s["confusion"]).sum() == 300 and 0.9 < s["macro_f1"] <= 1
+
+
+def test_whitened_model_samples_in_the_original_space(labelled):
+    folder, X, y = labelled
+    invoke("fit-moments", folder / "X.npy", "--whiten", 1, "-o", folder / "w.h5")
+    invoke("sample", folder / "w.h5", "-n", 2000, "-o", folder / "w.npy", "--seed", 0)
+    Z = np.load(folder / "w.npy")
+    np.testing.assert_allclose(Z.mean(axis=0), X.mean(axis=0), atol=1e-9)
+    np.testing.assert_allclose(np.cov(Z.T, bias=True), np.cov(X.T, bias=True), rtol=1e-8)
