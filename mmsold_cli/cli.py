@@ -436,5 +436,17 @@ def run():
     sys.exit(code)
 
 
+@app.command("warm-up")
+def warm_up_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON summary.")):
+    """Compile every numba kernel into the on-disk cache (NUMBA_CACHE_DIR), e.g. while building a container image."""
+
+    def body():
+        from .warmup import warm_up
+
+        _emit(warm_up(), as_json, "warm-up")
+
+    _run(body)
+
+
 if __name__ == "__main__":
     run()

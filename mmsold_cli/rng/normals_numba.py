@@ -49,6 +49,8 @@ def _mulhilo(typingctx, a, b):
     return sig, codegen
 
 
+# inlined: the ten rounds are cheap to compile, and a call per block in normals_at's loop costs ~10 % of the
+# sampling time
 @numba.njit(cache=True, nogil=True, inline="always")
 def philox_block(c0, c1, c2, c3, k0, k1):
     """Philox4x64-10 of the counter (c0, c1, c2, c3) under the key (k0, k1): four uint64 words."""
@@ -61,7 +63,7 @@ def philox_block(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _extra_word(k0, k1, j, n):
     """Extra word n of normal j: word n mod 4 of block (n div 4, j, 1, 0) (a block per word: the slow path is rare)."""
     ws = philox_block(np.uint64(n // 4), np.uint64(j), np.uint64(1), np.uint64(0), k0, k1)
@@ -71,7 +73,7 @@ def _extra_word(k0, k1, j, n):
 @numba.njit(cache=True, nogil=True)
 def _slow(W, K, F, k0, k1, j, u):
     """Normal j whose first word u missed the fast path: the tail, the wedge test, retries (no allocation)."""
-    n = 0  # extra words used so far
+    n = np.int64(0)  # extra words used so far (np.int64: a literal 0 would compile _extra_word twice)
     while True:
         i = np.intp(u & _U255)
         neg = (u >> _U8) & _U1
@@ -97,9 +99,13 @@ def _slow(W, K, F, k0, k1, j, u):
     return -x if neg else x
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def normals_at(W, K, F, k0, k1, j0, out, r0, r1):
-    """``out[j] =`` normal number ``j0 + j`` of the key (k0, k1), for j in [r0, r1)."""
+    """``out[j] =`` normal number ``j0 + j`` of the key (k0, k1), for j in [r0, r1).
+
+    A function call, not inlined into the kernels: inlining compiled it again in each (seconds of a first
+    run).  Callers pass constants as ``np.int64(0)``: a literal 0 would compile a second specialisation.
+    """
     zero = np.uint64(0)
     # Pass 1, branch-free: the fast path for every word (a branch on the sign or on the fast test would be
     # mispredicted often enough to double the cost); NaN marks the 1.2 % that need more.
@@ -133,7 +139,7 @@ def _fill_mean(W, K, F, a0, a1, b0, b1, j0, out, r0, r1):
     for s in range(r0, r1, n):
         e = min(s + n, r1)
         normals_at(W, K, F, a0, a1, j0, out, s, e)
-        normals_at(W, K, F, b0, b1, j0 + s, buf, 0, e - s)
+        normals_at(W, K, F, b0, b1, j0 + s, buf, np.int64(0), e - s)
         for j in range(s, e):
             out[j] = (out[j] + buf[j - s]) * 0.5
 
@@ -171,9 +177,9 @@ def kernel_draws(G, key, n_normals, start=0):
     return np.empty((0, 0, 0)), int(n_normals), source(key, start)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def draws_of(src, p0, m, n, buf):
     """The n normals each of particles p0 … p0 + m − 1 from the key source ``src`` = (W, K, F, k0, k1, j0):
     numbers j0 + p0 n … j0 + (p0 + m) n − 1, particle-major, into buf."""
     W, K, F, k0, k1, j0 = src
-    normals_at(W, K, F, k0, k1, j0 + p0 * n, buf, 0, m * n)
+    normals_at(W, K, F, k0, k1, j0 + p0 * n, buf, np.int64(0), m * n)

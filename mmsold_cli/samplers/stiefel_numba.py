@@ -55,7 +55,7 @@ __all__ = ["MAX_DIM", "step", "langevin_step", "moment_error", "to_z"]
 MAX_DIM = 8
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _product_into(A, B, W, out):
     """out ← A B for d × d blocks, through the scratch W (out may be A or B)."""
     d = A.shape[0]
@@ -195,13 +195,13 @@ def _retract_step(y, g, c, mu, A, H, R, T, Yk, Zk, W, row):
     return True
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _copy_block(c, out, e):
-    # element by element: a slice assignment ``out[e] = c`` makes numba compile its shape-mismatch error
-    # message (string formatting), seconds of a first run's compilation for a check that cannot fail here
-    for i in range(c.shape[0]):
-        for k in range(c.shape[1]):
-            out[e, i, k] = c[i, k]
+@numba.njit(cache=True, nogil=True)
+def _copy_into(src, dst):
+    # a loop, not ``dst[...] = src``: numba's array assignment compiles a shape check whose error message
+    # (string formatting) costs seconds of first-run compile time
+    for i in range(src.shape[0]):
+        for k in range(src.shape[1]):
+            dst[i, k] = src[i, k]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -214,7 +214,7 @@ def _step(Y, D, out, ok, e0, e1):
     for e in range(e0, e1):
         ok[e] = _retract_step(Y[e], D[e], c, mu, A, H, R, T, Yk, Zk, W, row)
         if ok[e]:
-            _copy_block(c, out, e)
+            _copy_into(c, out[e])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -233,9 +233,9 @@ def _langevin_step(Y, S, L, h, lm, p0, p1, src, ok, e0, e1):
         # this ensemble's normals: numbers j0 + e P d … j0 + (e + 1) P d − 1 of the key, as from_key of
         # shape (E, P, d) from j0; LM makes the previous step's ξ again from its key (p0, p1): no (E, P, d)
         # state between steps
-        normals_at(Wz, Kz, Fz, k0, k1, j0 + e * P * d, xb, 0, P * d)
+        normals_at(Wz, Kz, Fz, k0, k1, j0 + e * P * d, xb, np.int64(0), P * d)
         if lm:
-            normals_at(Wz, Kz, Fz, p0, p1, j0 + e * P * d, xa, 0, P * d)
+            normals_at(Wz, Kz, Fz, p0, p1, j0 + e * P * d, xa, np.int64(0), P * d)
         for i in range(P):
             for b in range(d):
                 s = 0.0
@@ -245,7 +245,7 @@ def _langevin_step(Y, S, L, h, lm, p0, p1, src, ok, e0, e1):
                 g[i, b] = xi * sq + s * h  # the displacement: the integrator's noise and drift (G = S L)
         ok[e] = _retract_step(Y[e], g, c, mu, A, H, R, T, Yk, Zk, W, row)
         if ok[e]:
-            _copy_block(c, Y, e)
+            _copy_into(c, Y[e])
 
 
 def step(Y, D, *, overwrite_y=False):

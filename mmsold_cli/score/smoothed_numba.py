@@ -103,7 +103,7 @@ def _pool_bary_mean(X, Z, G, nz, Mg, sigma, n_pairs, pool, inv2t2, score_scale, 
     gb = np.empty(Mg * d if gen else 0)
     for p in range(r0, r1):
         if gen:  # this particle's normals (a call per particle: 128 of them at d = 64, no per-call overhead to share)
-            draws_of(nz, p, 1, Mg * d, gb)
+            draws_of(nz, p, np.int64(1), Mg * d, gb)
         for j in range(c):  # gather the particle's candidates once for all draws
             xi = pool[p, j]
             for k in range(d):
