@@ -93,7 +93,7 @@ CONSTRAINTS = {
     "init": ("init", _Options(INITS)),
     "target_cov": ("target_cov", _Options(TARGET_COVS)),
     "batch_size": ("batch_size", _Int(1)),
-    "backend": ("backend", _Options(("numba", "numpy"))),
+    "backend": ("backend", _Options(("auto", "numba", "numpy"))),
     "start_time": ("start_time T", _OpenUnit()),
     "search": ("search", _Options(("auto", "all", "index", "grid", "grid-knn", "pool"))),
 }
@@ -173,7 +173,9 @@ class SampleConfig:
         P = check_int(P, "ensemble size P", low=d + 1)
         if n <= d and sampler == "mmsold":
             raise MmsoldError(f"MM-SOLD needs more samples than dimensions (n > d = {d}), got n = {n}")
-        backend = o.get("backend", "numba")
+        backend = o.get("backend", "auto")
+        if backend == "auto":
+            backend = defaults.backend_for(d, n * steps)
         search = resolve_search(o.get("search", "auto"), n=n_train, d=d, sampler=sampler, K=K, L=L,
                                 backend=backend)
         return cls(sampler=sampler, n=n, steps=steps, eta=o.get("eta", defaults.ETA), t=t, sigma=sigma, M=M, K=K,

@@ -70,6 +70,8 @@ __all__ = [
     "noise_level",
     "smoothing",
     "BATCH_PARTICLES",
+    "SMALL_JOB",
+    "backend_for",
     "GRAPH_K",
     "POOL_FACTOR",
     "CFDM_SIGMA_FACTOR",
@@ -166,6 +168,16 @@ def smoothing(model, t: float) -> float:
 
 #: Particles stepped at once (``batch_size``): bounds memory, not results.
 BATCH_PARTICLES = 65_536
+#: ``backend="auto"``: point sets (d ≤ LOW_DIM) with at most this many particle-steps run on the NumPy
+#: backend, which compiles nothing: a first run's numba compilation (10–15 s on 2 cores) outweighs such a
+#: job's whole run on NumPy (about 1.5 s for 1,000 samples × 100 steps).  Larger jobs and latent sets run
+#: the numba kernels.  The rule depends on the job only, so a seed gives the same bytes every time.
+SMALL_JOB = 100_000
+
+
+def backend_for(d: int, particle_steps: int) -> str:
+    """The backend ``auto`` resolves to for a job of ``particle_steps`` in d dimensions."""
+    return "numpy" if d <= LOW_DIM and particle_steps <= SMALL_JOB else "numba"
 #: Neighbours per training point in the model's k-NN graph (spacing, ℓ, the tracked pool).
 GRAPH_K = 16
 #: The tracked pool keeps POOL_FACTOR × K neighbours per particle.

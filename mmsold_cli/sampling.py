@@ -278,7 +278,7 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
     t0 = time.perf_counter()
     for a, b in _batches(sizes, first, stop, cfg.batch_size):
         P = int(sizes[a])
-        stream = RunStream(entropy, int(offsets[a]))
+        stream = RunStream(entropy, int(offsets[a]), kernel=cfg.backend == "numba")
         score.new_particles()
         def on_step(i, t, h, state, info, _a=a, _b=b):
             me, ce = (kernel.moment_error(state, t, h) if hasattr(kernel, "moment_error")

@@ -102,3 +102,14 @@ def test_lm_integrator_uses_the_last_steps_key_and_the_rows_counters():
     # rows 2 … of the same stream: the numbers of those rows of the whole draw
     _, part, _ = leimkuhler_matthews(G[2:].copy(), 0.1, Noise(run.at(1), G[2:].shape, row=2 * 7), None)
     np.testing.assert_array_equal(part, noise2[2:])
+
+
+def test_numpy_normals_are_the_kernels_numbers_at_any_offset():
+    key = normals.new_key(np.random.default_rng(11))
+    for start, n in [(0, 5000), (12_345, 777), (3, 1)]:
+        a = normals.from_key(key, (n,), start=start)
+        b = normals.from_key(key, (n,), start=start, kernel=False)
+        np.testing.assert_array_equal(a, b)
+    k2 = normals.new_key(np.random.default_rng(12))
+    np.testing.assert_array_equal(normals.mean_of_two(key, k2, (40, 3), start=9),
+                                  normals.mean_of_two(key, k2, (40, 3), start=9, kernel=False))

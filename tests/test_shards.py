@@ -29,9 +29,10 @@ N, STEPS = 7300, 12
 
 
 @pytest.mark.parametrize("opts", [{}, {"sampler": "sold"}, {"sampler": "cfdm", "steps": STEPS},
-                                  {"integrator": "ams"}, {"init": "gmm"}, {"backend": "numpy", "search": "index", "L": 3}])
+                                  {"integrator": "ams"}, {"init": "gmm"}, {"backend": "numpy"},
+                                  {"backend": "numpy", "search": "index", "L": 3}])
 def test_same_bytes_for_any_batch_size_and_shards(moons, opts):
-    kw = {"steps": STEPS, **opts}
+    kw = {"steps": STEPS, "backend": "numba", **opts}  # numba's fused grid kernels unless the case says NumPy
     whole = sample(moons, N, random_state=11, batch_size=65_536, **kw)
     assert whole.settings["shard"] == [0, 8] and len(whole.diagnostics["ensemble_sizes"]) == 2
     small = sample(moons, N, random_state=11, batch_size=1_000, **kw)
@@ -40,8 +41,22 @@ def test_same_bytes_for_any_batch_size_and_shards(moons, opts):
     parts = [sample(moons, N, random_state=11, shard=s, **kw) for s in [(0, 3), (3, 4), (4, 8)]]
     assert [p.samples.shape[0] for p in parts] == [offsets[3], offsets[4] - offsets[3], N - offsets[4]]
     assert np.concatenate([p.samples for p in parts]).tobytes() == whole.samples.tobytes()
+    assert whole.settings["search"] == ("grid" if kw["backend"] == "numba" and kw.get("L") is None else "index")
     other = sample(moons, N, random_state=12, **kw)
     assert not np.array_equal(other.samples, whole.samples)
+
+
+def test_small_point_set_jobs_run_on_numpy_and_compile_nothing(moons):
+    """backend="auto": a job of ≤ SMALL_JOB particle-steps in ≤ 3-D takes the NumPy backend (no compilation);
+    its normals are the kernels' own numbers (NumPy's Philox), so only the arithmetic path differs."""
+    from mmsold_cli.defaults import SMALL_JOB
+
+    small = sample(moons, 1000, random_state=0, steps=SMALL_JOB // 1000)
+    assert small.settings["backend"] == "numpy" and small.settings["search"] == "index"
+    big = sample(moons, 1000, random_state=0, steps=SMALL_JOB // 1000 + 1)
+    assert big.settings["backend"] == "numba" and big.settings["search"] == "grid"
+    forced = sample(moons, 1000, random_state=0, steps=SMALL_JOB // 1000, backend="numpy")
+    assert forced.samples.tobytes() == small.samples.tobytes()
 
 
 def test_same_bytes_above_three_dimensions(latent16):

@@ -132,17 +132,17 @@ def _slow_reference(key, j, u):
     return -x if s else x
 
 
-def standard_normal_reference(key, n: int) -> np.ndarray:
-    """The first n normals of ``key`` from NumPy's Philox (vectorised fast path): the kernel's oracle."""
+def standard_normal_reference(key, n: int, start: int = 0) -> np.ndarray:
+    """Normals ``start … start + n − 1`` of ``key`` from NumPy's Philox (vectorised fast path, the rare slow
+    draws in Python): the kernel's oracle, and the NumPy backend's normals (no numba needed)."""
     key = np.asarray(key, dtype=np.uint64)
-    nb = -(-n // 4)
-    u = _philox_from(key, (0, 0, 0, 0)).random_raw(4 * nb)[:n]
+    u = words_from_key(key, (int(n),), start)
     i = (u & np.uint64(255)).astype(np.intp)
     m = (u >> np.uint64(11)).astype(np.int64)
     x = m.astype(np.float64) * _W[i]
     x = np.where((u >> np.uint64(8)) & np.uint64(1), -x, x)
     for j in np.flatnonzero(m >= _K[i]):
-        x[j] = _slow_reference(key, int(j), int(u[j]))
+        x[j] = _slow_reference(key, int(start) + int(j), int(u[j]))
     return x
 
 
@@ -159,7 +159,7 @@ def words_from_key(key, shape, start=0) -> np.ndarray:
     return words.reshape(shape)
 
 
-def from_key(key, shape, start=0, out=None) -> np.ndarray:
+def from_key(key, shape, start=0, out=None, *, kernel: bool = True) -> np.ndarray:
     """Normals ``start, start + 1, …`` of ``key`` in an array of the given shape (C order).
 
     Parameters
@@ -170,23 +170,34 @@ def from_key(key, shape, start=0, out=None) -> np.ndarray:
         Index of the first normal: a range of rows of a larger draw gets the numbers the whole draw
         would give it.
     out : float64 C-contiguous array of that shape, optional
+    kernel : bool
+        Fill by the numba kernel on all threads (True) or by NumPy's Philox (False: the same numbers,
+        no compilation — the NumPy backend's choice).
     """
+    out = np.empty(shape) if out is None else out
+    if not kernel:
+        out.reshape(-1)[:] = standard_normal_reference(key, out.size, start)
+        return out
     from .normals_numba import fill
 
-    out = np.empty(shape) if out is None else out
     fill(key, out.reshape(-1), start)
     return out
 
 
-def mean_of_two(key_a, key_b, shape, start=0, out=None) -> np.ndarray:
+def mean_of_two(key_a, key_b, shape, start=0, out=None, *, kernel: bool = True) -> np.ndarray:
     """``(a + b) / 2`` for the normals a of ``key_a`` and b of ``key_b`` (numbers ``start, start + 1, …``).
 
     Same numbers as ``(from_key(key_a, ...) + from_key(key_b, ...)) * 0.5`` without the second array:
-    the Leimkuhler–Matthews noise when the state is the previous step's key.
+    the Leimkuhler–Matthews noise when the state is the previous step's key.  ``kernel`` as for
+    :func:`from_key`.
     """
+    out = np.empty(shape) if out is None else out
+    if not kernel:
+        n = out.size
+        out.reshape(-1)[:] = (standard_normal_reference(key_a, n, start) + standard_normal_reference(key_b, n, start)) * 0.5
+        return out
     from .normals_numba import fill_mean
 
-    out = np.empty(shape) if out is None else out
     fill_mean(key_a, key_b, out.reshape(-1), start)
     return out
 

@@ -42,11 +42,14 @@ class RunStream:
         The run's seed (``random_state``) or :func:`new_entropy`.
     row0 : int
         Index, in the whole run, of this stream's first row.
+    kernel : bool
+        Make normals with the numba kernel (True) or NumPy's Philox (False): the same numbers.
     """
 
-    def __init__(self, entropy: int, row0: int = 0):
+    def __init__(self, entropy: int, row0: int = 0, kernel: bool = True):
         self.entropy = int(entropy)
         self.row0 = int(row0)
+        self.kernel = bool(kernel)
 
     def _seq(self, *spawn_key) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.entropy, spawn_key=tuple(int(k) for k in spawn_key))
@@ -92,7 +95,7 @@ class StepStream:
         from .normals import from_key
 
         per_row = int(np.prod(shape[1:], dtype=np.int64))
-        return from_key(self.key(purpose, lag), shape, start=self.start(per_row, row), out=out)
+        return from_key(self.key(purpose, lag), shape, start=self.start(per_row, row), out=out, kernel=self.run.kernel)
 
     def words(self, purpose: int, shape, row: int = 0) -> np.ndarray:
         """Uniform 64-bit words for rows ``row …``, laid out as :meth:`normals` (uint64)."""

@@ -86,14 +86,15 @@ class Noise:
         self.start = rng.start(d, row)
         self.key = rng.key(NOISE)
         self.prev_key = rng.key(NOISE, lag=1)
+        self.kernel = rng.run.kernel
 
     def xi(self) -> np.ndarray:
         """ξ_k+1, this step's fresh normals."""
-        return from_key(self.key, self.shape, start=self.start)
+        return from_key(self.key, self.shape, start=self.start, kernel=self.kernel)
 
     def mean_of_last_two(self) -> np.ndarray:
         """(ξ_k + ξ_k+1)/2 in one pass."""
-        return mean_of_two(self.prev_key, self.key, self.shape, start=self.start)
+        return mean_of_two(self.prev_key, self.key, self.shape, start=self.start, kernel=self.kernel)
 
 
 def leimkuhler_matthews(G, h, noise, state):
