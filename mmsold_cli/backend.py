@@ -11,7 +11,6 @@ numba).  This module is the one place that rule lives.
 
 from __future__ import annotations
 
-import functools
 from typing import Callable, NamedTuple, Optional
 
 from .errors import MmsoldError
@@ -55,7 +54,7 @@ class Backend(NamedTuple):
 def _numpy_backend() -> Backend:
     from .samplers import stiefel
 
-    return Backend("numpy", stiefel.to_z, stiefel.to_y, functools.partial(stiefel.step, overwrite_y=True),
+    return Backend("numpy", stiefel.to_z, stiefel.to_y, lambda Y, D: stiefel.step(Y, D, out=Y),
                    stiefel.moment_error, stiefel.moment_error_y, None)
 
 
@@ -71,5 +70,5 @@ def get_backend(name: str, d: int) -> Backend:
     if d > stiefel_numba.MAX_DIM:  # the score kernels stay numba; the d × d work is BLAS-sized
         return base._replace(name="numba")
     return Backend("numba", stiefel_numba.to_z, base.to_y,
-                   functools.partial(stiefel_numba.step, overwrite_y=True), stiefel_numba.moment_error,
+                   lambda Y, D: stiefel_numba.step(Y, D, out=Y), stiefel_numba.moment_error,
                    stiefel_numba.moment_error_y, stiefel_numba.langevin_step)

@@ -68,7 +68,7 @@ def _calls():
                                                               key=key, n_normals=2, score=True)),
         ("brute top-k", lambda: brute_numba.topk_rows(rng.random((4, 32)), np.zeros(4), 3)),
         ("screened k-NN", lambda: brute_numba.screened_knn(X16, None, np.einsum("ij,ij->i", X16, X16), X16[:4], 3)),
-        ("tracking", lambda: tracking_numba.track(X2, graph, Z, pool, 8, distances=False, overwrite_pool=False)),
+        ("tracking", lambda: tracking_numba.track(X2, graph, Z, pool, 8, distances=False)),
         ("barycentre", lambda: smoothed_numba.barycentre_mean(X2, G, np.broadcast_to(pool, (2,) + pool.shape)
                                                               .astype(np.int64), 0.1)),
         ("pool barycentre", lambda: smoothed_numba.pool_barycentre_mean(X2, Z, None, pool, 0.1, sigma=0.05,

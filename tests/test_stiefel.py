@@ -73,7 +73,7 @@ def test_fused_step_equals_numpy_reference(rng, d, size):
 
 @pytest.mark.parametrize("d", [3, 64])
 def test_step_in_place_equals_reference(rng, d):
-    """overwrite_y: the result lands in Y's array (numba: D untouched; NumPy: D is workspace), same values."""
+    """out=Y: the result lands in Y's array (numba: D untouched; NumPy: D is workspace), same values."""
     from mmsold_cli.samplers import stiefel_numba
 
     Y = stiefel.uniform(3, 200, d, rng)
@@ -82,15 +82,17 @@ def test_step_in_place_equals_reference(rng, d):
     steps = [stiefel.step] + ([stiefel_numba.step] if d <= stiefel_numba.MAX_DIM else [])
     for step in steps:
         y, g = Y.copy(), D.copy()
-        out = step(y, g, overwrite_y=True)
+        out = step(y, g, out=y)
         assert out is y
         np.testing.assert_allclose(y, ref, rtol=0, atol=1e-11)
         if step is stiefel_numba.step:
             np.testing.assert_array_equal(g, D)
-    y = np.asfortranarray(Y)  # not C-contiguous: a new array, Y untouched
-    out = stiefel.step(y, D.copy(), overwrite_y=True)
-    assert out is not y and np.array_equal(y, Y)
+    y = np.asfortranarray(Y)  # not C-contiguous: computed aside, then written into out all the same
+    out = stiefel.step(y, D.copy(), out=y)
+    assert out is y
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-11)
+    fresh = stiefel.step(Y, D)  # no out: a new array, Y untouched
+    assert fresh is not Y and np.array_equal(Y, Y.copy())
 
 
 def test_inverse_square_root_iteration(rng):

@@ -146,7 +146,7 @@ class TrackedNeighbours:
             from .tracking_numba import track
 
             # the new lists replace the old in their array (the caller's copy from the last call included)
-            d2, idx = track(self.X, self.graph, Z, self.idx, self.c, distances=distances, overwrite_pool=True)
+            d2, idx = track(self.X, self.graph, Z, self.idx, self.c, distances=distances, out=self.idx)
             self.n_tracked += Z.shape[0]
             moved = np.empty(Z.shape[0])
             for s in range(0, Z.shape[0], 1024):  # in row blocks: no (m, d) temporaries

@@ -60,10 +60,11 @@ def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
                 out_d[p, j] = bd[j]
 
 
-def track(X, graph, Z, pool, c, *, distances=True, overwrite_pool=False):
+def track(X, graph, Z, pool, c, *, distances=True, out=None):
     """Re-rank each particle's previous neighbours and their graph neighbours (see :mod:`mmsold_cli.neighbors.tracking`).
 
-    ``overwrite_pool``: write the new lists over ``pool`` (same width c, C-contiguous int32/int64).
+    ``out``: where the new lists go, shape (m, c), of pool's integer type; ``out=pool`` writes them over the
+    pool itself (same width c, C-contiguous), no second (m, c) array.
 
     Returns
     -------
@@ -74,6 +75,12 @@ def track(X, graph, Z, pool, c, *, distances=True, overwrite_pool=False):
     given = pool
     pool = np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64)
     out_d = np.empty((m, c) if distances else (0, c))
-    out_i = pool if overwrite_pool and pool is given and pool.shape[1] == c else np.empty((m, c), dtype=pool.dtype)
+    if out is None:
+        out_i = np.empty((m, c), dtype=pool.dtype)
+    elif out is given and pool is given and pool.shape[1] == c:
+        out_i = pool
+    else:
+        raise ValueError(f"out must be the pool itself (C-contiguous, width {c}) or None, got shape "
+                         f"{getattr(out, 'shape', None)}")
     run_rows(_track, m, X, graph, np.ascontiguousarray(Z, dtype=np.float64), pool, int(c), out_d, out_i, min_rows=64)
     return (out_d if distances else None), out_i

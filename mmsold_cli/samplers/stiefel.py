@@ -92,7 +92,7 @@ def retract(Y: np.ndarray) -> np.ndarray:
     return np.sqrt(C.shape[-2]) * np.matmul(U, Vt)
 
 
-def step(Y: np.ndarray, D: np.ndarray, *, overwrite_y: bool = False) -> np.ndarray:
+def step(Y: np.ndarray, D: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""One manifold step :math:`R(Y + \Pi_Y(D))`: array of shape (E, P, d).
 
     The reference for the fused kernel :func:`mmsold_cli.samplers.stiefel_numba.step`.
@@ -101,15 +101,18 @@ def step(Y: np.ndarray, D: np.ndarray, *, overwrite_y: bool = False) -> np.ndarr
     ----------
     Y : array of shape (E, P, d), on the manifold
     D : array of shape (E, P, d), the displacement (drift plus scaled noise)
-    overwrite_y : bool
-        Write the result into Y, one ensemble at a time, using D as workspace
-        (both C-contiguous float64 arrays of one shape): no temporary larger
-        than (P, d).  The same formulas; results differ from the default by
-        rounding only.
+    out : array of shape (E, P, d), optional
+        Where the result goes.  ``out=Y`` steps Y in place, one ensemble at a time, using D as workspace
+        (both C-contiguous float64 arrays of one shape): no temporary larger than (P, d); the same
+        formulas, results differ from a new array's by rounding only.
     """
     ok = all(isinstance(A, np.ndarray) and A.flags.c_contiguous and A.dtype == np.float64 for A in (Y, D))
-    if not (overwrite_y and ok and D.shape == Y.shape):
-        return retract(Y + project_tangent(Y, D))
+    if not (out is Y and ok and D.shape == Y.shape):
+        res = retract(Y + project_tangent(Y, D))
+        if out is None:
+            return res
+        out[...] = res
+        return out
     P = Y.shape[-2]
     for y, g in zip(Y.reshape(-1, *Y.shape[-2:]), D.reshape(-1, *D.shape[-2:])):
         g -= g.mean(axis=0)  # Ḡ

@@ -248,17 +248,16 @@ def _langevin_step(Y, S, L, h, lm, p0, p1, src, ok, e0, e1):
             _copy_into(c, Y[e])
 
 
-def step(Y, D, *, overwrite_y=False):
+def step(Y, D, *, out=None):
     """:math:`R(Y + \\Pi_Y(D))` for every ensemble.
 
     Parameters
     ----------
     Y : array of shape (E, P, d), on the manifold
     D : array of shape (E, P, d), the step's displacement
-    overwrite_y : bool
-        Write the result into Y (a C-contiguous float64 array): the state
-        keeps one array for the whole run, and a caller's reference to the
-        start costs no memory.  D is left unchanged either way.
+    out : array of shape (E, P, d), optional
+        Where the result goes (C-contiguous float64); ``out=Y`` steps Y in place: the state keeps one
+        array for the whole run.  D is left unchanged either way.
 
     Returns
     -------
@@ -269,15 +268,19 @@ def step(Y, D, *, overwrite_y=False):
     from .._threads import run_rows
     from . import stiefel
 
-    overwrite_y = overwrite_y and isinstance(Y, np.ndarray) and Y.flags.c_contiguous and Y.dtype == np.float64
+    in_place = out is Y and isinstance(Y, np.ndarray) and Y.flags.c_contiguous and Y.dtype == np.float64
     Y = np.ascontiguousarray(Y, dtype=np.float64)
     D = np.ascontiguousarray(D, dtype=np.float64)
-    out = Y if overwrite_y else np.empty_like(Y)
+    given = out
+    out = Y if in_place else np.empty_like(Y)
     ok = np.zeros(Y.shape[0], dtype=np.bool_)
     run_rows(_step, Y.shape[0], Y, D, out, ok, min_rows=max(1, 4096 // max(1, Y.shape[1])))
     if not ok.all():
         bad = ~ok
         out[bad] = stiefel.retract(Y[bad] + stiefel.project_tangent(Y[bad], D[bad]))
+    if given is not None and given is not out:
+        given[...] = out
+        return given
     return out
 
 
