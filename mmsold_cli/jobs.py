@@ -32,12 +32,25 @@ def is_model_file(spec: str) -> bool:
         return False
 
 
-def check_outputs(output: Path, plot, overwrite: bool) -> Path:
-    """Refuse unusable outputs before any work: the results, their diagnostics file and the picture."""
+def check_extension(output: Path) -> None:
+    """An output's extension must be one the writers know."""
+    from .io.arrays import WRITE_EXTENSIONS
+
+    if Path(output).suffix.lower() not in WRITE_EXTENSIONS:
+        raise MmsoldError(f"{output}: unknown output extension {Path(output).suffix!r}; expected one of "
+                          f"{', '.join(WRITE_EXTENSIONS)}")
+
+
+def check_outputs(output: Path, plot, overwrite: bool, inputs=()) -> Path:
+    """Refuse unusable outputs before any work: the results, their diagnostics file and the picture (each new or
+    ``overwrite``, none of them one of the ``inputs``, the results in a known format); the diagnostics path."""
     from .io.arrays import check_output_path
+    from .io.room import check_not_inputs
 
     output = Path(output)
     diag_path = output.with_name(output.stem + ".diagnostics.json")
+    check_not_inputs([output, diag_path, plot], inputs)
+    check_extension(output)
     check_output_path(output, overwrite=overwrite)
     check_output_path(diag_path, overwrite=overwrite)
     if plot is not None:
@@ -46,7 +59,6 @@ def check_outputs(output: Path, plot, overwrite: bool) -> Path:
         require_matplotlib()
         check_output_path(plot, overwrite=overwrite)
     return diag_path
-
 
 
 def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None, labels=None,
@@ -148,7 +160,6 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
 
     from .io.arrays import (
         STREAM_EXTENSIONS,
-        WRITE_EXTENSIONS,
         PointWriter,
         atomic_paths,
         check_output_path,
@@ -161,11 +172,7 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
     from .workflows import whiten as wh
 
     output = Path(output)
-    diag_path = check_outputs(output, plot, overwrite)
-    check_not_inputs([output, diag_path, plot], [model_path])
-    if output.suffix.lower() not in WRITE_EXTENSIONS:
-        raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of "
-                          f"{', '.join(WRITE_EXTENSIONS)}")
+    diag_path = check_outputs(output, plot, overwrite, [model_path])
     if (n is None) == (per_class is None):
         raise MmsoldError(f"give either a number of samples or a number per class, got n = {n!r}, per class = "
                           f"{per_class!r}")
@@ -255,7 +262,7 @@ def augment_job(data, labels, output, *, factor: float, seed=None, index: str = 
     """Original points plus ``factor`` × n_c generated ones per class to ``output``, labels to ``OUT.labels.npy``."""
     import numpy as np
 
-    from .io.arrays import WRITE_EXTENSIONS, atomic_paths, check_output_path, read_points, save_points
+    from .io.arrays import atomic_paths, check_output_path, read_points, save_points
     from .io.room import check_not_inputs, check_room
     from .workflows import labelled
 
@@ -263,11 +270,9 @@ def augment_job(data, labels, output, *, factor: float, seed=None, index: str = 
     label_path = output.with_name(output.stem + ".labels.npy")
     label_file = None if str(labels).startswith("col:") else labels
     check_not_inputs([output, label_path], [data, label_file])
+    check_extension(output)
     for p in (output, label_path):
         check_output_path(p, overwrite=overwrite)
-    if output.suffix.lower() not in WRITE_EXTENSIONS:
-        raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of "
-                          f"{', '.join(WRITE_EXTENSIONS)}")
     X = read_points(data)
     if label_file is None:
         X, y = labelled.split_label_column(X, str(labels))
@@ -379,17 +384,13 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
 def densify_job(sparse, output, *, n=None, factor: float = 20.0, denoise: str = "mls", seed=None, plot=None,
                 overwrite: bool = False, progress=None, **options) -> dict:
     """Densify a sparse cloud file to ``output`` with a diagnostics JSON beside it (:func:`densify`)."""
-    from .io.arrays import WRITE_EXTENSIONS, atomic_paths, save_points
+    from .io.arrays import atomic_paths, save_points
     from .io.mesh import read_point_cloud
-    from .io.room import check_not_inputs, check_room
+    from .io.room import check_room
     from .workflows.densify import densify
 
     output = Path(output)
-    diag_path = check_outputs(output, plot, overwrite)
-    check_not_inputs([output, diag_path, plot], [sparse])
-    if output.suffix.lower() not in WRITE_EXTENSIONS:
-        raise MmsoldError(f"{output}: unknown output extension {output.suffix!r}; expected one of "
-                          f"{', '.join(WRITE_EXTENSIONS)}")
+    diag_path = check_outputs(output, plot, overwrite, [sparse])
     X = read_point_cloud(sparse)
     check_room(output, int(n if n is not None else round(factor * X.shape[0])), X.shape[1], in_memory=True)
     res = densify(X, n, factor=factor, denoise=denoise, random_state=seed, progress=progress, **options)
