@@ -225,7 +225,9 @@ def fixed_overhead(work: Path, env, repeats: int = 3) -> float:
     rng = np.random.default_rng(0)
     np.save(work / "tiny.npy", rng.standard_normal((n, d)))
     run_child(cli_cmd("fit-moments", work / "tiny.npy", "-o", work / "tiny.h5", "--overwrite"), env)
-    cmd = cli_cmd("sample", work / "tiny.h5", "-n", N, "-o", work / "tiny_out.npy", "--overwrite", "--seed", 0)
+    cmd = cli_cmd("sample", work / "tiny.h5", "-n", N, "-o", work / "tiny_out.npy", "--overwrite", "--seed", 0,
+                  # the numba kernels, as the benchmark jobs run them (a job this small would run on NumPy)
+                  "--backend", "numba")
     run_child(cmd, env)  # once to fill the numba cache: compiling takes ~40 MB more than loading
     peak = float(np.median([run_child(cmd, env)[1] for _ in range(repeats)]))
     return peak - 2 * (n * d + N * d) * 8 / 2**20

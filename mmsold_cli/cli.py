@@ -261,6 +261,8 @@ def sample_cmd(
                                                help="cfdm start time T in (0, 1) [1/(1 + 2 ℓ)]."),
     target_cov: str = typer.Option("data", "--target-cov", help="data (Σ) or blurred (Σ + t² I)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Particles stepped at once [65536]."),
+    backend: str = typer.Option("auto", "--backend", help="auto (NumPy for point-set jobs of ≤ 100,000 particle-steps, "
+                                "which compile nothing; else numba), numba or numpy."),
     search: str = typer.Option(
         "auto", "--search",
         help="Barycentre candidates: auto, grid (cell block ⊇ K nearest, d ≤ 3), grid-knn, index (K nearest + L), "
@@ -282,7 +284,7 @@ def sample_cmd(
 
         opts = dict(sampler=sampler, steps=steps, eta=eta, t=t, sigma=sigma, M=draws, K=neighbours, L=remainder,
                     P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
-                    start_time=start_time, search=search)
+                    start_time=start_time, search=search, backend=backend)
         with _progress_bar(sys.stderr.isatty()) as update:
             summary = sample_job(model_path, output, n, seed=seed, label=_label(label), per_class=per_class, plot=plot,
                                  overwrite=overwrite, progress=update, **opts)
