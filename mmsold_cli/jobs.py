@@ -336,8 +336,11 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     return summary
 
 
-def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: int = 0) -> dict:
-    """Metrics of a samples file against a reference file (:func:`mmsold_cli.metrics.evaluate_all`)."""
+def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: int = 0, repeats: int = 1) -> dict:
+    """Metrics of a samples file against a reference file (:func:`mmsold_cli.metrics.evaluate_all`).
+
+    ``repeats`` R > 1: the metrics with seeds seed … seed + R − 1 (projections, subsets), each reported as
+    the mean with its standard deviation beside it (``name_sd``)."""
     from .io.arrays import read_points
     from .io.room import check_not_inputs
     from .metrics.evaluate import evaluate_all
@@ -368,8 +371,20 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
         from .io.mesh import read_mesh
 
         surf = read_mesh(mesh)
-    res, dist = evaluate_all(A, B, train=train_X, model=model, mesh=surf, distances=plot is not None,
-                             random_state=seed)
+    from .validation import check_int
+
+    repeats = check_int(repeats, "repeats", low=1)
+    runs = [evaluate_all(A, B, train=train_X, model=model, mesh=surf, distances=plot is not None and r == 0,
+                         random_state=seed + r) for r in range(repeats)]
+    res, dist = runs[0]
+    if repeats > 1:
+        import numpy as np
+
+        for key, value in list(res.items()):
+            if isinstance(value, float):
+                vals = [r[0][key] for r in runs]
+                res[key], res[key + "_sd"] = float(np.mean(vals)), float(np.std(vals))
+        res["repeats"] = repeats
     if plot is not None:
         from .plots import plot_result
         from .workflows import latent

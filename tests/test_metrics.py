@@ -68,3 +68,22 @@ def test_moment_errors(rng):
     assert metrics.mean_error(B + shift, B) == pytest.approx(np.sqrt(shift @ np.linalg.solve(C, shift)), rel=1e-9)
     assert 0.9 < metrics.mean_error(B + shift, B) < 1.1
     assert metrics.cov_error(B * np.sqrt(2), B) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_density_coverage_and_duplicate_rate():
+    from mmsold_cli.metrics.points import density_coverage, duplicate_rate
+
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((2000, 2))
+    same = rng.standard_normal((2000, 2))
+    d, c = density_coverage(same, ref, k=5)
+    assert 0.85 < d < 1.15 and c > 0.95  # a fresh draw of the same law: density ≈ 1, coverage ≈ 1
+    half = same[same[:, 0] > 0]  # only one half of the law: coverage about one half, density kept
+    d2, c2 = density_coverage(half, ref, k=5)
+    assert 0.4 < c2 < 0.6 and d2 > 0.8
+    far = same + 10.0
+    assert density_coverage(far, ref, k=5) == (0.0, 0.0)
+    train = rng.standard_normal((1000, 2))
+    copies = train[:400] + 1e-9
+    assert duplicate_rate(copies, train, p=5) == 1.0
+    assert duplicate_rate(rng.standard_normal((2000, 2)), train, p=5) < 0.1

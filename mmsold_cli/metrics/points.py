@@ -42,6 +42,8 @@ __all__ = [
     "kid",
     "precision_recall",
     "memorisation_fraction",
+    "density_coverage",
+    "duplicate_rate",
     "evaluate",
     "EXACT_W2_MAX",
 ]
@@ -200,6 +202,52 @@ def precision_recall(samples, reference, k: int = 3, max_points: int = 10_000, r
     return precision, recall
 
 
+def density_coverage(samples, reference, k: int = 5, max_points: int = 10_000, random_state=0) -> tuple[float, float]:
+    r"""Density and coverage of Naeem et al. (2020), with k-NN balls around the reference points.
+
+    .. math::
+
+        	ext{density} = rac{1}{kM}\sum_{j=1}^{M}\sum_{i=1}^{N} \mathbf 1[y_j \in B(x_i, r_k(x_i))], \qquad
+        	ext{coverage} = rac1N\sum_{i=1}^{N} \mathbf 1[\exists j:\ y_j \in B(x_i, r_k(x_i))]
+
+    where :math:`x_i` are the N reference points, :math:`y_j` the M samples and :math:`r_k(x)` the
+    distance from x to its k-th nearest other reference point.  (What the MM-SOLD authors report as
+    "recall" is this coverage.)
+    """
+    from ..neighbors.indexes import build_index
+
+    rng = check_random_state(random_state)
+    A = _subsample(samples, max_points, rng)
+    B = _subsample(reference, max_points, rng)
+    radii = _kth_radius(B, k)
+    kk = min(64, B.shape[0])
+    d2, idx = build_index(B).query(A, kk)
+    hits = np.sqrt(d2) <= radii[idx]
+    count = hits.sum(axis=1).astype(np.float64)
+    # balls beyond the kk nearest reference points are counted exactly for the samples that may lie in them
+    far = np.flatnonzero(np.sqrt(d2[:, -1]) < radii.max())
+    for s in range(0, far.size, 512):
+        blk = far[s : s + 512]
+        inside = np.sqrt(_sqdist(A[blk], B)) <= radii[None, :]
+        count[blk] = inside.sum(axis=1)
+    density = float(count.sum() / (k * A.shape[0]))
+    nearest = build_index(A).query(B, 1)[0][:, 0]
+    coverage = float((np.sqrt(nearest) <= radii).mean())
+    return density, coverage
+
+
+def duplicate_rate(samples, train, p: float = 5.0, index=None) -> float:
+    """DupRate: the share of samples closer to a training point than the p-th percentile of the training set's
+    nearest-neighbour distances (near-copies of training points)."""
+    from ..neighbors.indexes import build_index, knn_graph
+
+    index = index or build_index(train)
+    nn = np.sqrt(knn_graph(train, 1, index)[0][:, 0])
+    threshold = np.percentile(nn, p)
+    d2, _ = index.query(samples, 1)
+    return float((np.sqrt(d2[:, 0]) < threshold).mean())
+
+
 def memorisation_fraction(samples, train, train_nn_dist=None, index=None, ratio: float = 1.0 / 3.0) -> float:
     """Share of samples closer to a training point than ``ratio`` × that point's NN distance."""
     from ..neighbors.indexes import build_index, knn_graph
@@ -240,13 +288,17 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0) -> d
     out["sliced_w2"] = sliced_w2(A, B, random_state=random_state)
     out["mmd2"] = mmd2_rbf(A, B, random_state=random_state)
     out["precision"], out["recall"] = precision_recall(A, B, random_state=random_state)
+    out["density"], out["coverage"] = density_coverage(A, B, random_state=random_state)
+    out["kid"], out["kid_std"] = kid(A, B, n_subsets=20, random_state=random_state)
     if model is not None:
         if model.d_ != A.shape[1]:
             from ..errors import MmsoldError
 
             raise MmsoldError(f"model has dimension {model.d_}, samples have {A.shape[1]}")
         out["memorisation"] = memorisation_fraction(A, model.X_, model.nn_dist_, model.index_)
+        out["dup_rate"] = duplicate_rate(A, model.X_, index=model.index_)
     elif train is not None:
         T = check_points(train, name="train", min_points=2, dim=A.shape[1])
         out["memorisation"] = memorisation_fraction(A, T)
+        out["dup_rate"] = duplicate_rate(A, T)
     return out
