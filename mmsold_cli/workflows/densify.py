@@ -103,6 +103,7 @@ __all__ = [
     "T_FACTOR",
     "DensifyResult",
     "densify",
+    "densify_cloud",
     "mls_project",
     "trusted",
     "tweedie_step",
@@ -376,3 +377,98 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     diagnostics = dict(sample_time=t1 - t0, denoise_time=t2 - t1,
                        mean_move=float(np.linalg.norm(out - Z, axis=1).mean() / spacing), sampler=res.diagnostics)
     return DensifyResult(out, settings, diagnostics)
+
+
+def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random_state=None, normals: bool = False,
+                  drop_attributes=(), keep_input: bool = False, project_input: bool = False,
+                  tile_points: int | None = None, halo: float | None = None, progress=None, **options):
+    """Densify a :class:`~mmsold_cli.io.cloud.PointCloud`, carrying its attributes onto the new points.
+
+    Parameters
+    ----------
+    cloud : PointCloud
+        Positions and per-point attributes (LAS dimensions, PLY properties).
+    n : int, optional
+        New points; default ``round(factor × len(cloud))``.  With tiles the
+        count is ``Σ round(factor × core points)`` (``n`` sets the factor).
+    factor : float
+    random_state : int or None
+        With tiles an int is required (each tile's seed derives from it and
+        the tile index, :func:`mmsold_cli.workflows.tiles.tile_seed`).
+    normals : bool
+        Add oriented normals ``nx, ny, nz`` (:mod:`mmsold_cli.workflows.normals`)
+        to the new points (and to the input points with ``keep_input``).
+    drop_attributes : iterable of str or True
+        Attributes left out of the output (True: all of them).
+    keep_input : bool
+        Output the input points first, then the new ones.
+    project_input : bool
+        With ``keep_input``, move the input points onto the MLS surface too
+        (:func:`mls_project`); otherwise they are kept exactly as read.
+    tile_points : int, optional
+        Process in tiles of at most this many input points
+        (:mod:`mmsold_cli.workflows.tiles`) when the cloud is larger; default
+        :data:`mmsold_cli.workflows.tiles.TILE_POINTS`.  0 never tiles.
+    halo : float, optional
+        Tile halo in spacings (default :data:`mmsold_cli.workflows.tiles.HALO`).
+    progress : callable, optional
+    **options
+        Passed to :func:`densify`.
+
+    Returns
+    -------
+    (PointCloud, dict)
+        The output cloud (input metadata kept, so it writes back in the
+        input's format) and diagnostics (``tiles``: per-tile info, or the
+        untiled densify settings and diagnostics).
+    """
+    from scipy.spatial import cKDTree
+
+    from . import tiles as tl
+    from .attributes import transfer_attributes
+    from .normals import estimate_normals, normals_for
+
+    X = check_points(cloud.positions, name="input points", dim=3, min_points=7)
+    if drop_attributes is True:
+        drop_attributes = tuple(cloud.attributes)
+    drop = tuple(drop_attributes)
+    unknown = [d for d in drop if d not in cloud.attributes]
+    if unknown:
+        raise MmsoldError(f"cannot drop {', '.join(map(repr, unknown))}: the input's attributes are "
+                          f"{', '.join(cloud.attributes) or 'none'}")
+    if n is not None:
+        factor = check_int(n, "number of output points n", low=1) / X.shape[0]
+    factor = check_positive(factor, "factor")
+    tile_points = tl.TILE_POINTS if tile_points is None else check_int(tile_points, "tile_points", low=0)
+    halo = tl.HALO if halo is None else check_positive(halo, "halo")
+    diag: dict = {}
+    if tile_points and X.shape[0] > tile_points:
+        out, infos = tl.densify_tiled(cloud, factor=factor, seed=random_state, tile_points=tile_points, halo=halo,
+                                      normals=normals, drop_attributes=drop, progress=progress, **options)
+        diag["tiles"] = infos
+        tree = None
+    else:
+        res = densify(X, max(int(round(factor * X.shape[0])), 1), random_state=random_state, progress=progress,
+                      **options)
+        tree = cKDTree(X)
+        attrs = transfer_attributes(cloud.attributes, X, res.points, spacing=res.settings["spacing"], tree=tree,
+                                    drop=drop)
+        if normals:
+            NX = estimate_normals(X, tree=tree)
+            attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree).T)))
+        out = type(cloud)(res.points, attrs, cloud.fmt, cloud.meta)
+        diag.update(settings=res.settings, diagnostics=res.diagnostics)
+    if keep_input:
+        P = X
+        if project_input:
+            from ..metrics.surface import mean_spacing
+
+            P = mls_project(X, X, MLS_RADIUS * mean_spacing(X))
+        attrs_in = {k: np.asarray(v) for k, v in cloud.attributes.items() if k not in drop}
+        if normals:
+            NX = estimate_normals(X, tree=tree)
+            attrs_in.update(dict(zip(("nx", "ny", "nz"), NX.T)))
+        out = type(cloud)(np.r_[P, out.positions],
+                          {k: np.concatenate([attrs_in[k], np.asarray(out.attributes[k]).astype(attrs_in[k].dtype)])
+                           for k in attrs_in}, cloud.fmt, cloud.meta)
+    return out, diag
