@@ -141,19 +141,19 @@ def _mls_once(Z, X, idx, d2, h):
     P = X[idx]  # (m, k, 3)
     w = np.exp(-(d2 - d2[:, :1]) / (h * h))  # shifted by the nearest: same weights after normalising
     w /= w.sum(axis=1, keepdims=True)
-    c = np.einsum("mk,mkd->md", w, P)
+    c = (w[:, None, :] @ P)[:, 0]  # batched matmul: several times faster than einsum over (m, k, d)
     D = P - c[:, None, :]
-    C = np.einsum("mk,mki,mkj->mij", w, D, D)
+    C = (D * w[..., None]).transpose(0, 2, 1) @ D
     _, vec = np.linalg.eigh(C)  # ascending: normal first
     nrm, e2, e1 = vec[..., 0], vec[..., 1], vec[..., 2]
-    u = np.einsum("mkd,md->mk", D, e1) / h
-    v = np.einsum("mkd,md->mk", D, e2) / h
-    hgt = np.einsum("mkd,md->mk", D, nrm)
+    uvh = D @ np.stack([e1 / h, e2 / h, nrm], axis=2)  # (m, k, 3): tangential coordinates and height
+    u, v, hgt = uvh[..., 0], uvh[..., 1], uvh[..., 2]
     A = _quad_basis(u, v)
-    G = np.einsum("mk,mki,mkj->mij", w, A, A) + 1e-6 * np.eye(6)
-    r = np.einsum("mk,mki,mk->mi", w, A, hgt)
+    Aw = A * w[..., None]
+    G = Aw.transpose(0, 2, 1) @ A + 1e-6 * np.eye(6)
+    r = (Aw.transpose(0, 2, 1) @ hgt[..., None])[..., 0]
     coef = np.linalg.solve(G, r[..., None])[..., 0]
-    resid = np.sqrt(np.einsum("mk,mk->m", w, (hgt - np.einsum("mki,mi->mk", A, coef)) ** 2))
+    resid = np.sqrt(np.einsum("mk,mk->m", w, (hgt - (A @ coef[..., None])[..., 0]) ** 2))
     zc = Z - c
     uz = np.einsum("md,md->m", zc, e1) / h
     vz = np.einsum("md,md->m", zc, e2) / h
