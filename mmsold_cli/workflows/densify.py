@@ -93,6 +93,7 @@ __all__ = [
     "DENOISERS",
     "NOISE_THRESHOLD",
     "choose_kernel",
+    "even_density",
     "estimate_noise",
     "smooth_support",
     "FACTOR",
@@ -121,6 +122,10 @@ NOISE_THRESHOLD = 0.2
 NOISY_KERNELS = ((1.5, 24), (2.0, 32), (2.5, 48), (3.0, 64))
 #: Passes moving a noisy input onto its own MLS surface (the support samples are projected on).
 NOISY_PASSES = 2
+#: even_density: filling passes, candidate jitter (in local spacings), percentile of the reference spacing.
+EVEN_PASSES, EVEN_JITTER, EVEN_PERCENTILE = 3, 0.8, 25
+#: even_density drops candidates whose neighbours' centroid is farther than this share of their mean distance.
+RIM_OFFSET = 0.7
 _MLS_BLOCK = 16_384
 
 
@@ -259,6 +264,58 @@ def estimate_noise(X, *, spacing: float | None = None, neighbours: int = MLS_NEI
     return float(np.median(np.linalg.norm(P - Q, axis=1)) / 0.6745 / delta)
 
 
+def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, percentile: float = EVEN_PERCENTILE,
+                 neighbours: int = 6, random_state=0) -> np.ndarray:
+    r"""Fill the sparse parts of a surface cloud up to the density of its dense parts (points added, none moved).
+
+    Let :math:`s_i` be the mean distance from :math:`x_i` to its 6 nearest
+    neighbours and :math:`s_\text{ref}` the ``percentile``-th percentile of
+    :math:`s` (the dense parts' spacing).  Each pass gives every point
+    :math:`c_i = \max(0, \operatorname{round}((s_i/s_\text{ref})^2 - 1))`
+    candidates (capped at 20) — the points missing from its share
+    :math:`\propto s_i^2` of the surface at density :math:`s_\text{ref}^{-2}` —
+
+    .. math::
+
+        z = x_i + \text{jitter}\cdot s_i\,\varepsilon, \qquad \varepsilon \sim N(0, I),
+
+    drops candidates within :math:`s_\text{ref}/2` of an existing point,
+    moves the rest onto the MLS surface of the current cloud (kernel
+    :math:`1.5\,\operatorname{median} s` of their sources) and keeps those
+    inside the cloud: the centroid of their 6 nearest points within
+    ``RIM_OFFSET`` × those points' mean distance (past an open border the
+    neighbours all lie on one side).  A second pass
+    fills what the first left (the candidates are random, so their first
+    layer is uneven), a third what is left.  Measured on an 8:1 density step (tests/test_scans_even.py):
+    sparse coverage 0.33 → 0.86, 0.93 × the dense part's.
+    """
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(random_state)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    ref = None
+    for _ in range(int(passes)):
+        tree = cKDTree(X)
+        d, _ = tree.query(X, k=min(neighbours + 1, len(X)), workers=-1)
+        s = d[:, 1:].mean(axis=1)
+        ref = float(np.percentile(s, percentile)) if ref is None else ref
+        c = np.minimum(np.maximum(np.rint((s / ref) ** 2 - 1), 0), 20).astype(np.int64)
+        src = np.repeat(np.arange(len(X)), c)
+        if len(src) == 0:
+            break
+        Z = X[src] + jitter * s[src, None] * rng.standard_normal((len(src), 3))
+        keep = tree.query(Z, k=1, workers=-1)[0] > 0.5 * ref
+        if not keep.any():
+            break
+        Z = mls_project(Z[keep], X, 1.5 * float(np.median(s[src])), tree=tree)
+        # a rim point's neighbours all lie on one side, so its s is large and candidates spill past an open
+        # border: keep a candidate only if it sits among its neighbours, not beside them (centroid offset)
+        dz, iz = tree.query(Z, k=min(neighbours, len(X)), workers=-1)
+        offset = np.linalg.norm(X[iz].mean(axis=1) - Z, axis=1) / dz.mean(axis=1)
+        X = np.r_[X, Z[offset < RIM_OFFSET]]
+    return X
+
+
 def choose_kernel(X, *, spacing: float | None = None) -> tuple[float, int]:
     r"""The MLS kernel (width in spacings, neighbours) for a noisy cloud: least leave-one-out residual.
 
@@ -336,7 +393,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
             t: float | None = None, sigma: float | None = None, steps: int | None = None,
             sampler: str = "mmsold", mls_radius: float | None = None, mls_neighbours: int = MLS_NEIGHBOURS,
             mls_iters: int = MLS_ITERS, reject: float = REJECT, tweedie_t: float | None = None, anneal_t_end: float | None = None,
-            anneal_steps: int = ANNEAL_STEPS, model=None, progress=None, noise="auto",
+            anneal_steps: int = ANNEAL_STEPS, model=None, progress=None, noise="auto", even: bool = False,
             **sample_options) -> DensifyResult:
     """Fit a model to a sparse point cloud, sample N points, denoise them onto the surface.
 
@@ -382,8 +439,12 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
         to 3 δ and 64 neighbours, averaging the noise over about 3× as many
         points); the denoised points are then densified as a clean input (a
         given ``model`` is refitted to them).  The input array itself is not
-        changed.  Explicit
-        ``mls_radius``/``mls_neighbours`` win over the noisy defaults.
+        changed.
+    even : bool
+        Fill the input's sparse parts first (:func:`even_density`) so the
+        output is about as dense everywhere, whatever the input's density
+        (a given ``model`` is refitted).  The added points only guide the
+        sampler; they are not in the output.
     **sample_options
         Further options of :func:`mmsold_cli.sampling.sample` (M, K, P, eta, …).
 
@@ -426,6 +487,13 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
             noise_info.update(noisy=True, noise_kernel=hf, noise_neighbours=kn)
         else:
             noise_info["noisy"] = False
+    if even:
+        if X.shape[1] != 3:
+            raise MmsoldError(f"even density works on 3-D surface points, got {X.shape[1]}-D")
+        n_in = X.shape[0]
+        X = even_density(X, random_state=random_state if isinstance(random_state, int) else 0)
+        model = None
+        noise_info["even_added"] = int(X.shape[0] - n_in)
     if model is None:
         model = fit_moments(X, name="sparse points")
     spacing = model.spacing_
