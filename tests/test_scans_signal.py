@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent("""
             sys.stderr.write(f"tile {done}/{total}\\n")
             sys.stderr.flush()
 
-        res, _ = densify_cloud(cloud, factor=4, random_state=0, tile_points=6000, progress=progress)
+        res, _ = densify_cloud(cloud, factor=4, random_state=0, tile_points=6000, tile_progress=progress)
         write_cloud(out, res, like=cloud)
 
     try:

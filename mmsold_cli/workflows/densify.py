@@ -546,7 +546,8 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
 
 def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random_state=None, normals: bool = False,
                   drop_attributes=(), keep_input: bool = False, project_input: bool = False,
-                  tile_points: int | None = None, halo: float | None = None, progress=None, **options):
+                  tile_points: int | None = None, halo: float | None = None, progress=None, tile_progress=None,
+                  **options):
     """Densify a :class:`~mmsold_cli.io.cloud.PointCloud`, carrying its attributes onto the new points.
 
     Parameters
@@ -577,6 +578,10 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     halo : float, optional
         Tile halo in spacings (default :data:`mmsold_cli.workflows.tiles.HALO`).
     progress : callable, optional
+        ``progress(done, total, step, steps)`` of the sampler (with tiles:
+        ``done``/``total`` count tiles).
+    tile_progress : callable, optional
+        ``tile_progress(done, total)`` after each tile.
     **options
         Passed to :func:`densify`.
 
@@ -609,7 +614,8 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     diag: dict = {}
     if tile_points and X.shape[0] > tile_points:
         out, infos = tl.densify_tiled(cloud, factor=factor, seed=random_state, tile_points=tile_points, halo=halo,
-                                      normals=normals, drop_attributes=drop, progress=progress, **options)
+                                      normals=normals, drop_attributes=drop, progress=progress,
+                                      tile_progress=tile_progress, **options)
         diag["tiles"] = infos
         tree = None
     else:

@@ -177,8 +177,12 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
 
 
 def densify_tiled(cloud, *, factor: float, seed: int, tile_points: int = TILE_POINTS, halo: float = HALO,
-                  normals: bool = False, drop_attributes=(), progress=None, **densify_options):
+                  normals: bool = False, drop_attributes=(), progress=None, tile_progress=None, **densify_options):
     """Densify a cloud tile by tile and concatenate the new points (tiles in index order).
+
+    ``progress(done, total, step, steps)`` is the sampler's, within the
+    current tile (``done``/``total`` count tiles); ``tile_progress(done,
+    total)`` is called after each tile.
 
     Returns
     -------
@@ -190,12 +194,13 @@ def densify_tiled(cloud, *, factor: float, seed: int, tile_points: int = TILE_PO
     tiles = plan_tiles(cloud.positions, tile_points)
     parts, infos = [], []
     for k, tile in enumerate(tiles):
+        inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
         part, info = densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
-                                  drop_attributes=drop_attributes, **densify_options)
+                                  drop_attributes=drop_attributes, progress=inner, **densify_options)
         parts.append(part)
         infos.append(info)
-        if progress is not None:
-            progress(k + 1, len(tiles))
+        if tile_progress is not None:
+            tile_progress(k + 1, len(tiles))
     names = list(parts[0].attributes) if parts else []
     Z = np.concatenate([p.positions for p in parts]) if parts else np.zeros((0, 3))
     attrs = {nm: np.concatenate([p.attributes[nm] for p in parts]) for nm in names}
