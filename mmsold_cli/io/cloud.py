@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["PointCloud", "read_cloud", "write_cloud", "CLOUD_FORMATS"]
+__all__ = ["PointCloud", "read_cloud", "save_cloud", "write_cloud", "CLOUD_FORMATS"]
 
 #: Extensions :func:`write_cloud` writes with attributes.
 CLOUD_FORMATS = (".las", ".laz", ".ply")
@@ -97,6 +97,31 @@ def read_cloud(spec: str | os.PathLike) -> PointCloud:
     return PointCloud(read_point_cloud(spec), {}, ext)
 
 
+def save_cloud(path: str | os.PathLike, cloud: PointCloud, *, like: PointCloud | None = None,
+               ply_format: str | None = None) -> None:
+    """Write a cloud to ``path`` directly (not atomically): the writer behind :func:`write_cloud`.
+
+    Use it inside :func:`mmsold_cli.io.arrays.atomic_paths` to commit several
+    outputs together.  Parameters as for :func:`write_cloud`.
+    """
+    from .arrays import save_points
+
+    path = Path(path)
+    ext = _ext(path)
+    meta = (like if like is not None else cloud).meta
+    if ext in (".las", ".laz"):
+        from .las import write_las
+
+        write_las(path, cloud, header=meta.get("las_header"))
+    elif ext == ".ply":
+        from .ply import write_ply_cloud
+
+        write_ply_cloud(path, cloud, fmt=ply_format or meta.get("ply_format", "binary_little_endian"),
+                        types=meta.get("ply_types"))
+    else:
+        save_points(path, cloud.positions, fmt=path.suffix)
+
+
 def write_cloud(path: str | os.PathLike, cloud: PointCloud, *, overwrite: bool = False, like: PointCloud | None = None,
                 ply_format: str | None = None) -> Path:
     """Write a cloud atomically (temporary file beside ``path``, then ``os.replace``).
@@ -114,21 +139,9 @@ def write_cloud(path: str | os.PathLike, cloud: PointCloud, *, overwrite: bool =
     ply_format : str, optional
         PLY encoding; default the input's, else binary little-endian.
     """
-    from .arrays import atomic_path, save_points
+    from .arrays import atomic_path
 
     path = Path(path)
-    ext = _ext(path)
-    meta = (like if like is not None else cloud).meta
     with atomic_path(path, overwrite=overwrite) as tmp:
-        if ext in (".las", ".laz"):
-            from .las import write_las
-
-            write_las(tmp, cloud, header=meta.get("las_header"))
-        elif ext == ".ply":
-            from .ply import write_ply_cloud
-
-            write_ply_cloud(tmp, cloud, fmt=ply_format or meta.get("ply_format", "binary_little_endian"),
-                            types=meta.get("ply_types"))
-        else:
-            save_points(tmp, cloud.positions, fmt=path.suffix)
+        save_cloud(tmp, cloud, like=like, ply_format=ply_format)
     return path

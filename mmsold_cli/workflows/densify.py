@@ -559,8 +559,9 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         count is ``Σ round(factor × core points)`` (``n`` sets the factor).
     factor : float
     random_state : int or None
-        With tiles an int is required (each tile's seed derives from it and
-        the tile index, :func:`mmsold_cli.workflows.tiles.tile_seed`).
+        With tiles each tile's seed derives from it and the tile index
+        (:func:`mmsold_cli.workflows.tiles.tile_seed`); None draws a run seed,
+        reported as ``diagnostics["seed"]``.
     normals : bool
         Add oriented normals ``nx, ny, nz`` (:mod:`mmsold_cli.workflows.normals`)
         to the new points (and to the input points with ``keep_input``).
@@ -613,6 +614,9 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     halo = tl.HALO if halo is None else check_positive(halo, "halo")
     diag: dict = {}
     if tile_points and X.shape[0] > tile_points:
+        if random_state is None:  # every tile's seed derives from one run seed: draw it, and report it
+            random_state = int(np.random.SeedSequence().generate_state(1)[0])
+        diag["seed"] = random_state
         out, infos = tl.densify_tiled(cloud, factor=factor, seed=random_state, tile_points=tile_points, halo=halo,
                                       normals=normals, drop_attributes=drop, progress=progress,
                                       tile_progress=tile_progress, **options)
