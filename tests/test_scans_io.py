@@ -62,9 +62,12 @@ def test_las_new_points_get_the_input_header(tmp_path, rng):
     laspy = pytest.importorskip("laspy")
     _las_file(tmp_path / "in.las", rng)
     cloud = read_cloud(tmp_path / "in.las")
-    new = PointCloud(cloud.positions[:10] + 0.0123, {"classification": np.full(10, 6, np.uint8)}, ".las")
+    new = PointCloud(cloud.positions[:10] + 0.0123, {"classification": np.full(10, 6, np.uint8),
+                                                     "nx": np.linspace(-1, 1, 10)}, ".las")
     write_cloud(tmp_path / "new.las", new, like=cloud)
     back = laspy.read(str(tmp_path / "new.las"))
+    assert np.allclose(back.nx, np.linspace(-1, 1, 10))  # not in the input's format: added as extra bytes
+    assert "nx" not in cloud.meta["las_header"].point_format.dimension_names  # the input's header untouched
     assert back.header.point_format.id == 7 and "reflect" in back.point_format.dimension_names
     assert np.abs(back.x - new.positions[:, 0]).max() <= 0.0005 + 1e-9  # quantised to the 1 mm grid
     assert np.all(back.classification == 6) and np.all(back.intensity == 0)

@@ -88,13 +88,21 @@ def write_las(path: str | os.PathLike, cloud, *, header=None) -> None:
         (CRS, extra-bytes definitions) are reused.  Without one, point format
         3 (RGB + GPS time) at LAS 1.2 with a scale of 1e-4 of the extent is
         used and attributes it has no dimension for are added as extra bytes.
-        Attributes the format has and the cloud lacks are written as zeros.
+        Attributes the format has and the cloud lacks are written as zeros;
+        attributes the format lacks are added as extra-bytes dimensions.
     """
     path = Path(path)
     laspy = require_laspy(path.suffix.lower() == ".laz")
     pos = cloud.positions
     if header is not None:
-        header = header.copy() if hasattr(header, "copy") else header
+        header = header.copy()
+        have = set(header.point_format.dimension_names)
+        # attributes the input's format has no dimension for (e.g. normals added by densify) become extra bytes
+        extra = [laspy.ExtraBytesParams(name=name, type=np.asarray(a).dtype if np.asarray(a).dtype.kind in "iuf"
+                                        else np.float64)
+                 for name, a in cloud.attributes.items() if name not in have and np.asarray(a).ndim == 1]
+        if extra:
+            header.add_extra_dims(extra)
     else:
         header = laspy.LasHeader(point_format=3, version="1.2")
         lo = pos.min(axis=0) if len(pos) else np.zeros(3)
