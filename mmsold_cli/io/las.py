@@ -1,0 +1,140 @@
+"""LAS and LAZ point clouds through laspy (LAZ compression by its lazrs backend).
+
+LAS [1]_ stores positions as 32-bit integers with a per-axis scale and offset
+in the header, :math:`x = X \\cdot s_x + o_x`, and every point record carries
+the dimensions of its point format (intensity, return number, number of
+returns, classification and its flags, scan angle, user data, point source,
+GPS time, RGB, NIR …) plus any "extra bytes" dimensions a producer declared.
+Reading keeps all of them as attributes (laspy's names) and keeps the header
+(point format, version, scale, offset, VLRs/EVLRs such as the CRS) in
+``meta["las_header"]``; writing reuses that header so the output has the
+same point format, the same scale and offset (hence the same coordinate
+grid), the same CRS records and the same extra-bytes dimensions.
+
+Needs the ``scans`` extra: ``pip install "mmsold[scans]"``.
+
+References
+----------
+.. [1] ASPRS, "LAS specification 1.4 – R15", 2019.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MmsoldError
+
+__all__ = ["read_las", "write_las", "require_laspy"]
+
+_COORDS = ("X", "Y", "Z")
+
+
+def require_laspy(need_laz: bool = False):
+    """Import laspy (and check a LAZ backend), or raise a one-line MmsoldError naming the extra."""
+    try:
+        import laspy
+    except ImportError as exc:
+        raise MmsoldError('reading or writing LAS/LAZ needs laspy: pip install "mmsold[scans]"') from exc
+    if need_laz:
+        try:
+            import lazrs  # noqa: F401
+        except ImportError as exc:
+            raise MmsoldError('LAZ (compressed LAS) needs the lazrs backend: pip install "mmsold[scans]"') from exc
+    return laspy
+
+
+def read_las(spec: str | os.PathLike):
+    """Read a LAS/LAZ file: positions in real coordinates, every other dimension as an attribute.
+
+    Returns
+    -------
+    PointCloud
+        ``meta["las_header"]`` is the file's ``laspy.LasHeader``.
+    """
+    from .cloud import PointCloud
+
+    path = Path(spec)
+    laspy = require_laspy(path.suffix.lower() == ".laz")
+    if not path.is_file():
+        raise MmsoldError(f"{path}: no such file")
+    try:
+        las = laspy.read(path)
+    except (laspy.errors.LaspyException, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MmsoldError(f"{path}: cannot read as LAS/LAZ ({first})") from exc
+    pos = np.stack([np.asarray(las.x, dtype=np.float64), np.asarray(las.y, dtype=np.float64),
+                    np.asarray(las.z, dtype=np.float64)], axis=1)
+    attrs = {}
+    for name in las.point_format.dimension_names:
+        if name in _COORDS:
+            continue
+        attrs[name] = np.array(las[name])  # bit fields come back as views: copy them to plain arrays
+    return PointCloud(pos, attrs, path.suffix.lower(), {"las_header": las.header})
+
+
+def write_las(path: str | os.PathLike, cloud, *, header=None) -> None:
+    """Write a PointCloud as LAS or LAZ (by the extension), in place.
+
+    Parameters
+    ----------
+    path : str or path
+        ``.las`` or ``.laz`` (``.part.laz`` temporary names count as ``.laz``).
+    cloud : PointCloud
+    header : laspy.LasHeader, optional
+        The input's header: its point format, version, scale, offset and VLRs
+        (CRS, extra-bytes definitions) are reused.  Without one, point format
+        3 (RGB + GPS time) at LAS 1.2 with a scale of 1e-4 of the extent is
+        used and attributes it has no dimension for are added as extra bytes.
+        Attributes the format has and the cloud lacks are written as zeros;
+        attributes the format lacks are added as extra-bytes dimensions.
+    """
+    path = Path(path)
+    laspy = require_laspy(path.suffix.lower() == ".laz")
+    pos = cloud.positions
+    if header is not None:
+        header = header.copy()
+        have = set(header.point_format.dimension_names)
+        # attributes the input's format has no dimension for (e.g. normals added by densify) become extra bytes
+        extra = [laspy.ExtraBytesParams(name=name, type=np.asarray(a).dtype if np.asarray(a).dtype.kind in "iuf"
+                                        else np.float64)
+                 for name, a in cloud.attributes.items() if name not in have and np.asarray(a).ndim == 1]
+        if extra:
+            header.add_extra_dims(extra)
+    else:
+        header = laspy.LasHeader(point_format=3, version="1.2")
+        lo = pos.min(axis=0) if len(pos) else np.zeros(3)
+        ext = float(np.ptp(pos, axis=0).max()) if len(pos) else 1.0
+        header.offsets = np.floor(lo)
+        header.scales = np.full(3, 10.0 ** np.floor(np.log10(max(ext, 1e-9) * 1e-7)))
+        have = set(header.point_format.dimension_names)
+        extra = []
+        for name, a in cloud.attributes.items():
+            a = np.asarray(a)
+            if name not in have and a.ndim == 1:
+                extra.append(laspy.ExtraBytesParams(name=name, type=a.dtype if a.dtype.kind in "iuf" else np.float64))
+        if extra:
+            header.add_extra_dims(extra)
+    # the real coordinates must fit the integer grid: X = (x - offset) / scale in int32
+    q = np.rint((pos - np.asarray(header.offsets)) / np.asarray(header.scales)) if len(pos) else np.zeros((0, 3))
+    if len(pos) and (q.min() < np.iinfo(np.int32).min or q.max() > np.iinfo(np.int32).max):
+        raise MmsoldError(f"{path}: points fall outside the LAS header's integer grid (scale {list(header.scales)}, "
+                          f"offset {list(header.offsets)})")
+    points = laspy.ScaleAwarePointRecord.zeros(len(pos), header=header)
+    las = laspy.LasData(header=header, points=points)
+    las.x, las.y, las.z = pos[:, 0], pos[:, 1], pos[:, 2]
+    dims = set(header.point_format.dimension_names)
+    for name, a in cloud.attributes.items():
+        if name in dims:
+            a = np.asarray(a)
+            target = np.asarray(las[name]).dtype
+            if target.kind in "iu" and a.dtype.kind == "f":
+                info = np.iinfo(target)
+                a = np.clip(np.rint(a), info.min, info.max)
+            las[name] = a.astype(target, copy=False)
+    try:
+        las.write(str(path))
+    except (laspy.errors.LaspyException, ValueError) as exc:
+        raise MmsoldError(f"{path}: cannot write LAS/LAZ ({str(exc).strip().splitlines()[0]})") from exc

@@ -1,0 +1,176 @@
+"""PLY point clouds with every scalar vertex property: read and write, binary and ASCII.
+
+A PLY file [1]_ is a header naming elements (``vertex``, ``face``, …) and
+their typed properties, followed by the elements' data in order.  We read the
+``vertex`` element into a :class:`~mmsold_cli.io.cloud.PointCloud`: ``x, y,
+z`` become the positions and every other scalar property an attribute with its
+own type (``red`` uchar, ``intensity`` float, ``label`` int, ``nx`` …).
+Elements after the vertices (faces) are ignored; elements before them are
+skipped when their size can be computed (binary with scalar properties, or
+ASCII line by line).  List properties on the vertex element are refused.
+
+References
+----------
+.. [1] G. Turk, "The PLY polygon file format", 1994
+   (http://paulbourke.net/dataformats/ply/).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MmsoldError
+
+__all__ = ["read_ply", "write_ply_cloud", "PLY_TYPES"]
+
+#: PLY scalar type names and their numpy codes (both the old and the sized spellings).
+PLY_TYPES = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
+    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
+    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+}
+_NAME_OF = {"i1": "char", "u1": "uchar", "i2": "short", "u2": "ushort", "i4": "int", "u4": "uint", "f4": "float",
+            "f8": "double"}
+_FORMATS = ("ascii", "binary_little_endian", "binary_big_endian")
+
+
+def _header(fh, path):
+    first = fh.readline()
+    if first.strip() != b"ply":
+        raise MmsoldError(f"{path}: not a PLY file (first line {first[:20]!r}, expected 'ply')")
+    fmt, elements = None, []  # elements: [name, count, [(prop, type) or (prop, None) for lists]]
+    while True:
+        raw = fh.readline()
+        if not raw:
+            raise MmsoldError(f"{path}: PLY header has no 'end_header' line")
+        words = raw.decode("ascii", errors="replace").split()
+        if not words or words[0] in ("comment", "obj_info"):
+            continue
+        if words[0] == "end_header":
+            break
+        if words[0] == "format":
+            fmt = words[1] if len(words) > 1 else ""
+            if fmt not in _FORMATS:
+                raise MmsoldError(f"{path}: PLY format must be one of {', '.join(_FORMATS)}, got {fmt!r}")
+        elif words[0] == "element" and len(words) == 3:
+            elements.append([words[1], int(words[2]), []])
+        elif words[0] == "property" and elements:
+            if words[1] == "list":
+                elements[-1][2].append((words[-1], None))
+            elif len(words) == 3 and words[1] in PLY_TYPES:
+                elements[-1][2].append((words[2], PLY_TYPES[words[1]]))
+            else:
+                raise MmsoldError(f"{path}: unknown PLY property line {' '.join(words)!r}")
+    if fmt is None:
+        raise MmsoldError(f"{path}: PLY header has no 'format' line")
+    return fmt, elements
+
+
+def read_ply(spec: str | os.PathLike):
+    """Read the vertex element of a PLY file with all its scalar properties.
+
+    Returns
+    -------
+    PointCloud
+        ``meta`` holds ``ply_format`` (the encoding read) and ``ply_types``
+        (property name → numpy type code) so a write reproduces the types.
+    """
+    from .cloud import PointCloud
+
+    path = Path(spec)
+    if not path.is_file():
+        raise MmsoldError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        fmt, elements = _header(fh, path)
+        names = [e[0] for e in elements]
+        if "vertex" not in names:
+            raise MmsoldError(f"{path}: PLY file has no vertex element (elements: {', '.join(names) or 'none'})")
+        vi = names.index("vertex")
+        _, count, props = elements[vi]
+        if any(t is None for _, t in props):
+            raise MmsoldError(f"{path}: PLY vertex element has list properties; only scalar properties are read")
+        order = "<" if fmt == "binary_little_endian" else ">"
+        dtype = np.dtype([(p, order + t) for p, t in props])
+        for name, n_el, el_props in elements[:vi]:  # skip what comes before the vertices
+            if fmt == "ascii":
+                for _ in range(n_el):
+                    fh.readline()
+            elif any(t is None for _, t in el_props):
+                raise MmsoldError(f"{path}: PLY element {name!r} before the vertices has list properties; cannot skip it")
+            else:
+                fh.seek(n_el * np.dtype([(p, order + t) for p, t in el_props]).itemsize, 1)
+        if fmt == "ascii":
+            lines = [fh.readline() for _ in range(count)]
+            try:
+                table = np.array([ln.split()[: len(props)] for ln in lines], dtype=np.float64).reshape(count, len(props))
+            except ValueError as exc:
+                raise MmsoldError(f"{path}: PLY ASCII vertex lines do not hold {len(props)} numbers each") from exc
+            data = np.empty(count, dtype=dtype)
+            for j, (p, t) in enumerate(props):
+                data[p] = table[:, j].astype(t)
+        else:
+            buf = fh.read(count * dtype.itemsize)
+            if len(buf) < count * dtype.itemsize:
+                raise MmsoldError(f"{path}: PLY file is truncated: {count} vertices of {dtype.itemsize} bytes "
+                                  f"announced, {len(buf)} bytes present")
+            data = np.frombuffer(buf, dtype=dtype, count=count)
+    fields = [p for p, _ in props]
+    missing = [c for c in "xyz" if c not in fields]
+    if missing:
+        raise MmsoldError(f"{path}: PLY vertex element has no {', '.join(missing)} properties "
+                          f"(properties: {', '.join(fields)})")
+    pos = np.stack([data[c].astype(np.float64) for c in "xyz"], axis=1)
+    attrs = {p: data[p].astype(data[p].dtype.newbyteorder("=")) for p in fields if p not in "xyz"}
+    types = {p: t for p, t in props}
+    return PointCloud(pos, attrs, ".ply", {"ply_format": fmt, "ply_types": types})
+
+
+def write_ply_cloud(path: str | os.PathLike, cloud, *, fmt: str = "binary_little_endian", types: dict | None = None):
+    """Write a PointCloud as a PLY vertex list (in place; :func:`mmsold_cli.io.cloud.write_cloud` is atomic).
+
+    Positions are written as ``double`` unless ``types`` says ``float``
+    (the input's type); each attribute keeps its array type, or the type in
+    ``types`` when it names one.  Attributes of shape (n, c) become properties
+    ``name_0 … name_{c-1}``.
+    """
+    if fmt not in _FORMATS:
+        raise MmsoldError(f"PLY format must be one of {', '.join(_FORMATS)}, got {fmt!r}")
+    types = dict(types or {})
+    order = ">" if fmt == "binary_big_endian" else "<"
+    cols = []
+    for j, c in enumerate("xyz"):
+        cols.append((c, types.get(c, "f8"), cloud.positions[:, j]))
+    for name, a in cloud.attributes.items():
+        a = np.asarray(a)
+        parts = [(name, a)] if a.ndim == 1 else [(f"{name}_{i}", a[:, i]) for i in range(a.shape[1])]
+        for pname, col in parts:
+            code = types.get(pname, col.dtype.str[1:])
+            if code not in _NAME_OF:
+                if col.dtype.kind == "b":
+                    code = "u1"
+                elif col.dtype.kind in "iu":
+                    code = "i4" if col.dtype.kind == "i" else "u4"
+                else:
+                    code = "f8"
+            cols.append((pname, code, col))
+    n = len(cloud)
+    header = ["ply", f"format {fmt} 1.0", "comment written by mmsold", f"element vertex {n}"]
+    header += [f"property {_NAME_OF[code]} {name}" for name, code, _ in cols]
+    header.append("end_header")
+    data = np.empty(n, dtype=[(name, order + code) for name, code, _ in cols])
+    for name, code, col in cols:
+        if code[0] in "iu":
+            info = np.iinfo(code)
+            col = np.clip(np.rint(col) if col.dtype.kind == "f" else col, info.min, info.max)
+        data[name] = col
+    with open(path, "wb") as fh:
+        fh.write(("\n".join(header) + "\n").encode("ascii"))
+        if fmt == "ascii":
+            fmts = " ".join("%d" if code[0] in "iu" else ("%.9g" if code == "f4" else "%.17g") for _, code, _ in cols)
+            np.savetxt(fh, data, fmt=fmts)
+        else:
+            fh.write(data.tobytes())

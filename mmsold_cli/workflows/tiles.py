@@ -1,0 +1,207 @@
+r"""Densifying large clouds tile by tile, with a halo, in cost linear in the input.
+
+The cloud's bounding box is cut recursively at the median of its longest
+axis until no tile holds more than ``tile_points`` input points (a k-d
+partition: balanced counts whatever the density).  Each tile is then a plain
+function of (cloud, core box, halo, seed, tile index), :func:`densify_tile`:
+
+1. take the input points inside the core box grown by the halo
+   :math:`\eta = c_\eta\,\delta_{\text{core}}` (:math:`\delta_{\text{core}}`:
+   mean nearest-neighbour distance of the core's points, :math:`c_\eta` =
+   ``HALO`` spacings);
+2. fit and densify them on their own, drawing :math:`(1+s)\,f\,n_{\text{halo}}`
+   points (:math:`f` the factor, :math:`s` a surplus);
+3. keep only the new points inside the core box (half-open,
+   :math:`[\ell, u)`, so a point on a shared face belongs to exactly one
+   tile), then exactly :math:`\operatorname{round}(f\,n_{\text{core}})` of
+   them, chosen at random;
+4. carry the attributes (and normals) from the halo-grown input.
+
+Why the halo removes seams: near a core face, both the sampler's particles
+(which move a few :math:`t = 1.5\,\delta`) and the MLS fit (kernel width
+:math:`1.5\,\delta`, 24 neighbours) see the same input as they would without
+the cut, as long as :math:`\eta` exceeds their reach; points generated in the
+halo are discarded, so what is kept was made with full neighbourhoods.
+
+Each tile's seed is drawn from ``numpy.random.SeedSequence(seed,
+spawn_key=(index,))``, so a tile's result depends on the run's seed and its
+own index only — not on the order or the process the tiles run in.  The cost
+is a sum over tiles of a bounded amount of work: linear in the input.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import MmsoldError
+
+__all__ = ["HALO", "TILE_POINTS", "SURPLUS", "Tile", "plan_tiles", "densify_tile", "densify_tiled", "tile_seed"]
+
+#: Halo width in spacings of the tile's core.
+HALO = 5.0
+#: Most input points per tile.
+TILE_POINTS = 100_000
+#: Extra share of points drawn, so the core still holds enough after the halo's are dropped.
+SURPLUS = 0.15
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A core box ``[lo, hi)`` and its index in the partition (depth-first order)."""
+
+    index: int
+    lo: tuple
+    hi: tuple
+
+
+def plan_tiles(positions, tile_points: int = TILE_POINTS) -> list[Tile]:
+    """Cut the bounding box at medians of the longest axis until each tile holds ≤ ``tile_points`` points.
+
+    The outermost faces are pushed to ±inf so every point lies in exactly one
+    core box.  Tiles are numbered depth-first (lower half first).
+    """
+    P = np.asarray(positions, dtype=np.float64)
+    tile_points = int(tile_points)
+    if tile_points < 100:
+        raise MmsoldError(f"tile_points must be at least 100, got {tile_points}")
+    tiles: list[Tile] = []
+
+    def split(idx, lo, hi):
+        if len(idx) <= tile_points:
+            tiles.append(Tile(len(tiles), tuple(lo), tuple(hi)))
+            return
+        sub = P[idx]
+        ext = sub.max(axis=0) - sub.min(axis=0)
+        ax = int(np.argmax(ext))
+        cut = float(np.median(sub[:, ax]))
+        left = sub[:, ax] < cut
+        if left.all() or not left.any():  # all on one value: cannot cut further along this axis
+            tiles.append(Tile(len(tiles), tuple(lo), tuple(hi)))
+            return
+        hi_l, lo_r = list(hi), list(lo)
+        hi_l[ax] = cut
+        lo_r[ax] = cut
+        split(idx[left], lo, hi_l)
+        split(idx[~left], lo_r, hi)
+
+    split(np.arange(len(P)), [-np.inf] * 3, [np.inf] * 3)
+    return tiles
+
+
+def tile_seed(seed, index: int) -> int:
+    """A tile's seed from the run's seed and the tile's index only."""
+    if seed is None:
+        raise MmsoldError("tiled densify needs an integer seed so tiles are reproducible whatever their order")
+    return int(np.random.SeedSequence(int(seed), spawn_key=(int(index),)).generate_state(1, dtype=np.uint32)[0])
+
+
+def _inside(P, lo, hi, pad=0.0):
+    lo = np.asarray(lo) - pad
+    hi = np.asarray(hi) + pad
+    return np.all((P >= lo) & (P < hi), axis=1)
+
+
+def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
+                 drop_attributes=(), **densify_options):
+    """Densify one tile (module docstring); returns ``(PointCloud of new core points, info dict)``.
+
+    Parameters
+    ----------
+    cloud : PointCloud
+        The whole input (only the tile's halo-grown box is read).
+    tile : Tile
+    factor : float
+        New points per core input point.
+    seed : int
+        The run's seed; the tile's own is :func:`tile_seed` (seed, tile.index).
+    halo : float
+        Halo in spacings of the core's points.
+    normals : bool
+        Also estimate oriented normals (``nx, ny, nz``) for the new points.
+    drop_attributes : iterable of str
+    **densify_options
+        Passed to :func:`mmsold_cli.workflows.densify.densify`.
+    """
+    from scipy.spatial import cKDTree
+
+    from .attributes import transfer_attributes
+    from .densify import densify
+
+    P = cloud.positions
+    core = _inside(P, tile.lo, tile.hi)
+    n_core = int(core.sum())
+    n_out = int(round(factor * n_core))
+    info = dict(index=tile.index, core_points=n_core, output_points=n_out)
+    if n_out == 0:  # an empty core (a tile of a degenerate cut): nothing to make, same attribute names
+        attrs = {k: np.asarray(v)[:0] for k, v in cloud.attributes.items() if k not in set(drop_attributes)}
+        if normals:
+            attrs.update(nx=np.zeros(0), ny=np.zeros(0), nz=np.zeros(0))
+        return type(cloud)(np.zeros((0, 3)), attrs, cloud.fmt, cloud.meta), info
+    C = P[core]
+    d, _ = cKDTree(C).query(C, k=2, workers=-1) if n_core >= 2 else (np.zeros((1, 2)), None)
+    delta = float(d[:, 1].mean()) if n_core >= 2 else 0.0
+    eta = halo * delta
+    grown = _inside(P, tile.lo, tile.hi, pad=eta)
+    idx = np.flatnonzero(grown)
+    if len(idx) < 7:
+        raise MmsoldError(f"tile {tile.index} holds {len(idx)} points with its halo; at least 7 are needed "
+                          "(raise tile_points)")
+    sub = cloud.subset(idx)
+    X = sub.positions
+    rng = np.random.default_rng(tile_seed(seed, tile.index))
+    n_draw = int(np.ceil((1 + SURPLUS) * factor * len(idx)))
+    t0 = time.perf_counter()
+    res = densify(X, n_draw, random_state=int(rng.integers(2**31)), **densify_options)
+    keep = np.flatnonzero(_inside(res.points, tile.lo, tile.hi))
+    if len(keep) < n_out:  # rare: a sliver tile; draw again with a larger surplus rather than return too few
+        res2 = densify(X, 2 * n_draw, random_state=int(rng.integers(2**31)), **densify_options)
+        pts = np.r_[res.points[keep], res2.points[_inside(res2.points, tile.lo, tile.hi)]]
+    else:
+        pts = res.points[keep]
+    if len(pts) < n_out:
+        raise MmsoldError(f"tile {tile.index}: {len(pts)} new points fell in its core, {n_out} needed")
+    Z = pts[np.sort(rng.choice(len(pts), n_out, replace=False))]
+    tree = cKDTree(X)
+    attrs = transfer_attributes(sub.attributes, X, Z, spacing=res.settings["spacing"], tree=tree,
+                                drop=drop_attributes)
+    if normals:
+        from .normals import estimate_normals, normals_for
+
+        NX = estimate_normals(X, tree=tree)
+        attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(Z, X, NX, tree=tree).T)))
+    info.update(halo_points=len(idx), spacing=res.settings["spacing"], halo=eta, seconds=time.perf_counter() - t0)
+    return type(cloud)(Z, attrs, cloud.fmt, cloud.meta), info
+
+
+def densify_tiled(cloud, *, factor: float, seed: int, tile_points: int = TILE_POINTS, halo: float = HALO,
+                  normals: bool = False, drop_attributes=(), progress=None, tile_progress=None, **densify_options):
+    """Densify a cloud tile by tile and concatenate the new points (tiles in index order).
+
+    ``progress(done, total, step, steps)`` is the sampler's, within the
+    current tile (``done``/``total`` count tiles); ``tile_progress(done,
+    total)`` is called after each tile.
+
+    Returns
+    -------
+    (PointCloud, list of per-tile info dicts)
+    """
+    from .densify import densify  # noqa: F401  (import errors surface before any work)
+
+    tile_seed(seed, 0)
+    tiles = plan_tiles(cloud.positions, tile_points)
+    parts, infos = [], []
+    for k, tile in enumerate(tiles):
+        inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
+        part, info = densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
+                                  drop_attributes=drop_attributes, progress=inner, **densify_options)
+        parts.append(part)
+        infos.append(info)
+        if tile_progress is not None:
+            tile_progress(k + 1, len(tiles))
+    names = list(parts[0].attributes) if parts else []
+    Z = np.concatenate([p.positions for p in parts]) if parts else np.zeros((0, 3))
+    attrs = {nm: np.concatenate([p.attributes[nm] for p in parts]) for nm in names}
+    return type(cloud)(Z, attrs, cloud.fmt, cloud.meta), infos

@@ -1,0 +1,151 @@
+"""Scan formats: LAS/LAZ and PLY round trips keep every attribute, the header's grid and the CRS."""
+
+import numpy as np
+import pytest
+
+from mmsold_cli.errors import MmsoldError
+from mmsold_cli.io.cloud import PointCloud, read_cloud, write_cloud
+
+WKT = 'PROJCS["WGS 84 / UTM zone 32N",GEOGCS["WGS 84"],UNIT["metre",1]]'
+
+
+def _las_file(path, rng, n=500):
+    laspy = pytest.importorskip("laspy")
+    if str(path).endswith(".laz"):
+        pytest.importorskip("lazrs")
+    h = laspy.LasHeader(point_format=7, version="1.4")
+    h.add_extra_dims([laspy.ExtraBytesParams(name="reflect", type=np.float32),
+                      laspy.ExtraBytesParams(name="tree_id", type=np.int32)])
+    h.offsets = np.array([500000.0, 4_000_000.0, 100.0])
+    h.scales = np.array([0.001, 0.001, 0.01])
+    h.vlrs.append(laspy.VLR(user_id="LASF_Projection", record_id=2112, description="OGC WKT",
+                            record_data=WKT.encode() + b"\0"))
+    las = laspy.LasData(h)
+    las.points = laspy.ScaleAwarePointRecord.zeros(n, header=h)
+    las.x = 500000 + rng.uniform(0, 50, n)
+    las.y = 4_000_000 + rng.uniform(0, 50, n)
+    las.z = 100 + rng.uniform(0, 5, n)
+    las.intensity = rng.integers(0, 65535, n)
+    las.return_number = rng.integers(1, 4, n)
+    las.number_of_returns = np.full(n, 3)
+    las.classification = rng.choice([2, 5, 6], n)
+    las.gps_time = 1e8 + np.sort(rng.uniform(0, 100, n))
+    las.red, las.green, las.blue = (rng.integers(0, 65535, n) for _ in range(3))
+    las.reflect = rng.standard_normal(n).astype(np.float32)
+    las.tree_id = rng.integers(0, 40, n)
+    las.write(str(path))
+    return laspy.read(str(path))
+
+
+@pytest.mark.parametrize("ext", [".las", ".laz"])
+def test_las_round_trip_keeps_dimensions_grid_and_crs(tmp_path, rng, ext):
+    laspy = pytest.importorskip("laspy")
+    src = _las_file(tmp_path / f"in{ext}", rng)
+    cloud = read_cloud(tmp_path / f"in{ext}")
+    assert len(cloud) == 500
+    assert np.allclose(cloud.positions[:, 0], src.x) and np.allclose(cloud.positions[:, 2], src.z)
+    for name in ("intensity", "return_number", "classification", "gps_time", "red", "reflect", "tree_id"):
+        assert np.array_equal(cloud.attributes[name], np.asarray(src[name])), name
+    write_cloud(tmp_path / f"out{ext}", cloud)
+    back = laspy.read(str(tmp_path / f"out{ext}"))
+    assert back.header.point_format.id == 7 and str(back.header.version) == "1.4"
+    assert np.allclose(back.header.scales, [0.001, 0.001, 0.01]) and np.allclose(back.header.offsets, src.header.offsets)
+    assert np.array_equal(back.X, src.X) and np.array_equal(back.Z, src.Z)  # same integer grid: exact
+    for name in src.point_format.dimension_names:
+        assert np.array_equal(np.asarray(back[name]), np.asarray(src[name])), name
+    wkt = [v for v in back.header.vlrs if v.record_id == 2112]
+    assert len(wkt) == 1 and WKT in wkt[0].string
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_las_new_points_get_the_input_header(tmp_path, rng):
+    laspy = pytest.importorskip("laspy")
+    _las_file(tmp_path / "in.las", rng)
+    cloud = read_cloud(tmp_path / "in.las")
+    new = PointCloud(cloud.positions[:10] + 0.0123, {"classification": np.full(10, 6, np.uint8),
+                                                     "nx": np.linspace(-1, 1, 10)}, ".las")
+    write_cloud(tmp_path / "new.las", new, like=cloud)
+    back = laspy.read(str(tmp_path / "new.las"))
+    assert np.allclose(back.nx, np.linspace(-1, 1, 10))  # not in the input's format: added as extra bytes
+    assert "nx" not in cloud.meta["las_header"].point_format.dimension_names  # the input's header untouched
+    assert back.header.point_format.id == 7 and "reflect" in back.point_format.dimension_names
+    assert np.abs(back.x - new.positions[:, 0]).max() <= 0.0005 + 1e-9  # quantised to the 1 mm grid
+    assert np.all(back.classification == 6) and np.all(back.intensity == 0)
+
+
+def test_las_without_header_writes_attributes_as_extra_bytes(tmp_path, rng):
+    laspy = pytest.importorskip("laspy")
+    X = rng.uniform(-1, 1, (50, 3))
+    cloud = PointCloud(X, {"intensity": rng.integers(0, 1000, 50).astype(np.uint16),
+                           "score": rng.standard_normal(50)}, ".npy")
+    write_cloud(tmp_path / "a.las", cloud)
+    back = laspy.read(str(tmp_path / "a.las"))
+    assert np.allclose(back.x, X[:, 0], atol=1e-6) and np.array_equal(back.intensity, cloud.attributes["intensity"])
+    assert np.allclose(back.score, cloud.attributes["score"])
+
+
+@pytest.mark.parametrize("fmt", ["ascii", "binary_little_endian", "binary_big_endian"])
+def test_ply_round_trip_keeps_every_vertex_property(tmp_path, rng, fmt):
+    from mmsold_cli.io.ply import write_ply_cloud
+
+    n = 200
+    X = rng.standard_normal((n, 3))
+    attrs = {"red": rng.integers(0, 256, n).astype(np.uint8), "green": rng.integers(0, 256, n).astype(np.uint8),
+             "intensity": rng.random(n).astype(np.float32), "label": rng.integers(-5, 9, n).astype(np.int32),
+             "nx": rng.standard_normal(n)}
+    write_ply_cloud(tmp_path / "a.ply", PointCloud(X, attrs, ".ply"), fmt=fmt)
+    c = read_cloud(tmp_path / "a.ply")
+    assert c.meta["ply_format"] == fmt
+    assert np.array_equal(c.positions, X)  # written as double
+    for k, v in attrs.items():
+        assert c.attributes[k].dtype == v.dtype, k
+        assert np.array_equal(c.attributes[k], v), k
+    write_cloud(tmp_path / "b.ply", c)  # same encoding and types as read
+    c2 = read_cloud(tmp_path / "b.ply")
+    assert c2.meta == c.meta and all(np.array_equal(c2.attributes[k], v) for k, v in attrs.items())
+
+
+def test_ply_with_faces_before_vertices_and_float_coordinates(tmp_path):
+    body = (b"ply\nformat binary_little_endian 1.0\nelement camera 1\nproperty float a\nproperty uchar b\n"
+            b"element vertex 2\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\n"
+            b"element face 0\nproperty list uchar int vertex_indices\nend_header\n")
+    rec = np.array([(1.5, 2.0, 3.0, 7), (4.0, 5.0, 6.0, 200)],
+                   dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1")])
+    (tmp_path / "c.ply").write_bytes(body + np.array([(0.5, 9)], dtype=[("a", "<f4"), ("b", "u1")]).tobytes()
+                                     + rec.tobytes())
+    c = read_cloud(tmp_path / "c.ply")
+    assert np.array_equal(c.positions, [[1.5, 2, 3], [4, 5, 6]]) and list(c.attributes["red"]) == [7, 200]
+
+
+def test_bad_scan_files_give_one_line_errors(tmp_path):
+    (tmp_path / "a.e57").write_bytes(b"ASTM-E57")
+    with pytest.raises(MmsoldError, match="E57 is not supported"):
+        read_cloud(tmp_path / "a.e57")
+    (tmp_path / "t.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 10\nproperty float x\n"
+                                     b"property float y\nproperty float z\nend_header\n" + b"\0" * 20)
+    with pytest.raises(MmsoldError, match="truncated"):
+        read_cloud(tmp_path / "t.ply")
+    (tmp_path / "n.ply").write_bytes(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
+                                     b"end_header\n1 2\n")
+    with pytest.raises(MmsoldError, match="no z"):
+        read_cloud(tmp_path / "n.ply")
+    pytest.importorskip("laspy")
+    (tmp_path / "bad.las").write_bytes(b"LASF" + b"\0" * 50)
+    with pytest.raises(MmsoldError, match="cannot read as LAS"):
+        read_cloud(tmp_path / "bad.las")
+
+
+def test_missing_laspy_names_the_extra(monkeypatch, tmp_path):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "laspy":
+            raise ImportError("no laspy")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    (tmp_path / "a.las").write_bytes(b"LASF")
+    with pytest.raises(MmsoldError, match=r"mmsold\[scans\]"):
+        read_cloud(tmp_path / "a.las")

@@ -1,0 +1,69 @@
+"""SIGTERM during a long tiled densify: exit 143 within 2 s, nothing left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import typer
+    from mmsold_cli.cli import _on_sigterm, _run
+    from mmsold_cli.io.cloud import PointCloud, write_cloud
+    from mmsold_cli.workflows.densify import densify_cloud
+    import signal
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    out = sys.argv[1]
+
+    def body():
+        rng = np.random.default_rng(0)
+        v = rng.standard_normal((60000, 3))
+        X = v / np.linalg.norm(v, axis=1, keepdims=True)
+        cloud = PointCloud(X, {"intensity": rng.integers(0, 1000, len(X)).astype(np.uint16)}, ".ply")
+
+        def progress(done, total):
+            sys.stderr.write(f"tile {done}/{total}\\n")
+            sys.stderr.flush()
+
+        res, _ = densify_cloud(cloud, factor=4, random_state=0, tile_points=6000, tile_progress=progress)
+        write_cloud(out, res, like=cloud)
+
+    try:
+        _run(body)
+    except typer.Exit as exc:
+        sys.stderr.flush()
+        os._exit(exc.exit_code)
+""")
+
+
+@pytest.mark.slow
+def test_sigterm_mid_tiled_densify_stops_within_two_seconds(tmp_path):
+    work = tmp_path / "out"
+    work.mkdir()
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(work / "dense.ply")], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        line = proc.stderr.readline()  # the first tile is done: numba is compiled, the run is under way
+        assert line.startswith(b"tile 1/"), line
+        time.sleep(1.0)  # now in the middle of the second tile
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read().decode(errors="replace")
+    assert code == 143, err
+    assert "terminated; no partial output left" in err
+    print(f"SIGTERM to exit: {elapsed:.2f} s")
+    assert elapsed <= 2.0, elapsed
+    assert os.listdir(work) == []
