@@ -176,7 +176,8 @@ def measure(name, args, work: Path, overhead_mb: float):
 
     model = fit_moments(train)
     kw = {"steps": steps_override} if steps_override else {}
-    sample(model, min(N, 2000), random_state=0, steps=2)  # warm-up (compilation, caches, threads)
+    # warm-up (compilation, caches, threads) on the numba kernels the job runs (a job this small alone would take NumPy)
+    sample(model, min(N, 2000), random_state=0, steps=2, backend="numba")
     walls = []
     for r in range(args.repeats):
         res = sample(model, N, random_state=r, **kw)
