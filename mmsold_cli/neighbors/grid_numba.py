@@ -285,7 +285,9 @@ def _grid_bary(Xs, cell_bits, cell_rank, cell_start, lo, dims, s, Z, U, K, h0, i
             out[p, k] = acc[k] / M
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
+# inlined into the block kernel: as a call per draw it cost job A 10-25 % (measured); the compile time it adds
+# matters less since small point-set jobs run on NumPy
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=FAST)
 def _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2, shift, num):
     """One pass over the gathered block: softmax sums and the in-ball count of one draw.
 
@@ -327,7 +329,7 @@ def _block_sums(C0, C1, C2, D, c, q0, q1, q2, inv2t2, b2, shift, num):
     return den, cin
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=FAST)
 def _block_nearest(C0, C1, C2, D, c, q0, q1, q2):
     """Smallest squared distance from q to the gathered block."""
     mn = _F32(np.inf)
