@@ -95,7 +95,7 @@ CONSTRAINTS = {
     "batch_size": ("batch_size", _Int(1)),
     "backend": ("backend", _Options(("auto", "numba", "numpy"))),
     "start_time": ("start_time T", _OpenUnit()),
-    "search": ("search", _Options(("auto", "all", "index", "grid", "grid-knn", "pool"))),
+    "search": ("search", _Options(("auto", "all", "index", "grid", "grid-knn", "pool", "walk"))),
 }
 
 

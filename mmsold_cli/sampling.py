@@ -199,7 +199,7 @@ def make_score(model, cfg):
     from .score import SmoothedScore
 
     return SmoothedScore(model.X_, model.index_, sigma=cfg.sigma, M=cfg.M, K=cfg.K, L=cfg.L, backend=cfg.backend,
-                         search=cfg.search, graph=model.knn_idx_ if cfg.search == "pool" else None,
+                         search=cfg.search, graph=model.knn_idx_ if cfg.search in ("pool", "walk") else None,
                          sampler=cfg.sampler, owner=model)
 
 
@@ -235,7 +235,7 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
         sigma, M, K, L, P, integrator ("lm" | "em" | "ams" | "ams-tc"; cfdm: Euler only), init ("data" |
         "gaussian" | "moments" | "gmm"), target_cov ("data" | "blurred"), batch_size, backend ("numba" |
         "numpy"), start_time (cfdm's T in (0, 1)), search ("auto" | "all" | "index" | "grid" | "grid-knn"
-        | "pool").
+        | "pool" | "walk").
 
     Returns
     -------
@@ -270,7 +270,11 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
         mixture = fit_gmm(model.X_, law.a, law.s, rng=run.run_rng(MIXTURE))
     elif cfg.init == "moments":
         mixture = moments_gaussian(model.X_, law.a, law.s)
-    order = spatial_order(model.X_) if cfg.init == "data" else None
+    order = None
+    if cfg.init == "data":  # a property of the training set: made once per model
+        order = model.__dict__.get("_spatial_order")
+        if order is None:
+            order = model.__dict__["_spatial_order"] = spatial_order(model.X_)
     steps = cfg.steps
     mean_err, cov_err, score_norm = np.zeros(steps), np.zeros(steps), np.zeros(steps)
     samples = out if out is not None else None
@@ -319,9 +323,12 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
         "score_norm": (score_norm / rows).tolist(),
     }
     tracker = getattr(score.strategy, "tracker", None)
-    if tracker is not None:  # rows re-ranked from the pool vs answered by full queries
+    if hasattr(tracker, "n_full"):  # rows re-ranked from the pool vs answered by full queries
         diagnostics["tracked_rows"] = int(tracker.n_tracked)
         diagnostics["full_query_rows"] = int(tracker.n_full)
+    elif hasattr(tracker, "n_first"):  # rows walked on vs given first beams (from anchors)
+        diagnostics["walked_rows"] = int(tracker.n_walked)
+        diagnostics["first_beam_rows"] = int(tracker.n_first)
     settings = cfg.as_dict()
     if cfg.sampler == "sold":
         settings["step_capped"] = capped
@@ -352,6 +359,8 @@ def memory_estimate(model, n, *, out=None, **options) -> int:
     grid = cfg.search in ("grid", "grid-knn")
     if grid:
         c_B, a, k_g = 6 * d, d + 6, 0
+    elif cfg.search == "walk":  # beams (int32) and flags per particle; the k-NN graph and the walk graph
+        c_B, a, k_g = 6 * d + 5 * POOL_FACTOR * cfg.K / 8, 2 * d + 3, 3 * GRAPH_K
     elif cfg.search == "pool":
         c_B, a, k_g = 6 * d + POOL_FACTOR * cfg.K + d / 2, 2 * d + 2, GRAPH_K
     else:

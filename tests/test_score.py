@@ -197,7 +197,7 @@ def test_grid_block_mirrors_pairs(rng, M):
                                pool_barycentre_mean(X, Z, U, pool, t), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("search", ["auto", "grid", "grid-knn", "index", "pool"])
+@pytest.mark.parametrize("search", ["auto", "grid", "grid-knn", "index", "pool", "walk"])
 def test_exact_when_k_is_n(rng, search):
     """K = n, L = 0: every strategy is the exact smoothed score for the same draws (1e-6)."""
     X = rng.standard_normal((300, 2))
@@ -218,12 +218,13 @@ def test_block_and_pool_are_closer_to_the_oracle_than_knn(rng):
     U = antithetic_draws(np.random.default_rng(9), 4, Z.shape, sigma)
     exact = np.mean([barycentre_exact(X, Z + u, t) for u in U], axis=0)
     err = {}
-    for search in ("index", "grid", "pool"):
-        est = SmoothedScore(X, model.index_, sigma=sigma, K=16, search=search, graph=model.knn_idx_)
+    for search in ("index", "grid", "pool", "walk"):
+        est = SmoothedScore(X, model.index_, sigma=sigma, K=16, search=search, graph=model.knn_idx_, owner=model)
         B = est.barycentre(Z, t, np.random.default_rng(9))
         err[search] = np.linalg.norm(B - exact) / np.linalg.norm(exact - Z)
     assert err["grid"] < 0.5 * err["index"], err
     assert err["pool"] < 0.5 * err["index"], err
+    assert err["walk"] < 0.5 * err["index"], err
     assert err["index"] < 0.5, err
 
 
@@ -236,6 +237,8 @@ def test_bad_search_choices(rng):
         SmoothedScore(X, model.index_, sigma=0.1, search="grid")
     with pytest.raises(MmsoldError, match="graph"):
         SmoothedScore(X, model.index_, sigma=0.1, search="pool")
+    with pytest.raises(MmsoldError, match="graph"):
+        SmoothedScore(X, model.index_, sigma=0.1, search="walk")
     with pytest.raises(MmsoldError, match="L = 0"):
         SmoothedScore(X[:, :2], model.index_, sigma=0.1, L=3, search="grid")
     assert SmoothedScore(X, model.index_, sigma=0.1).search == "index"
@@ -249,7 +252,7 @@ def test_grid_cells_sized_for_perturbed_queries(rng):
     assert 1 <= g.h0 <= 3
 
 
-@pytest.mark.parametrize("search", ["grid", "pool"])
+@pytest.mark.parametrize("search", ["grid", "pool", "walk"])
 def test_kernels_draw_from_the_key_what_draws_gives_numpy(rng, search):
     """The fused kernels make their normals from one key, particle by particle on both threads; the same key's
     normals as an array (antithetic_normals, draws()) give the same barycentres, and the score over Z agrees."""
@@ -258,14 +261,14 @@ def test_kernels_draw_from_the_key_what_draws_gives_numpy(rng, search):
     model = fit_moments(X)
     Z = X[rng.integers(0, 1500, 2600)] + 0.05 * rng.standard_normal((2600, d))
     t = 0.5 if d == 64 else 0.1
-    kw = dict(sigma=t / 2, M=4, K=16, search=search, graph=model.knn_idx_)
+    kw = dict(sigma=t / 2, M=4, K=16, search=search, graph=model.knn_idx_, owner=model)
     fast = SmoothedScore(X, model.index_, backend="numba", **kw)
     B = fast.barycentre(Z, t, np.random.default_rng(1))
     G, k = antithetic_normals(np.random.default_rng(1), 4, Z.shape)
     assert k == 2 and G.shape == (2, 2600, d)
     U = fast.draws(np.random.default_rng(1), Z.shape)
     np.testing.assert_array_equal(U, np.concatenate([t / 2 * G, -t / 2 * G]))
-    if search == "pool":
+    if search in ("pool", "walk"):
         fast.new_particles()
         ref = SmoothedScore(X, model.index_, backend="numpy", **kw)
         np.testing.assert_allclose(B, ref.barycentre(Z, t, np.random.default_rng(1)), rtol=0, atol=1e-9)

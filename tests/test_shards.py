@@ -60,9 +60,9 @@ def test_small_point_set_jobs_run_on_numpy_and_compile_nothing(moons):
 
 
 def test_same_bytes_above_three_dimensions(latent16):
-    """The tracked pool (16-D): each particle's pool is its own, so batches and shards agree too."""
+    """The walked beams (16-D): each particle's beam is its own, so batches and shards agree too."""
     whole = sample(latent16, 2500, random_state=5, steps=8, P=500)
-    assert whole.settings["search"] == "pool"
+    assert whole.settings["search"] == "walk"
     small = sample(latent16, 2500, random_state=5, steps=8, P=500, batch_size=1000)
     shards = [sample(latent16, 2500, random_state=5, steps=8, P=500, shard=s).samples for s in [(0, 1), (1, 5)]]
     assert small.samples.tobytes() == whole.samples.tobytes()

@@ -72,9 +72,9 @@ def _latent_like(rng, n=3000, d=12):
     return np.tanh(u @ A) + 0.05 * rng.standard_normal((n, d))
 
 
-def test_auto_search_is_the_pool_above_three_dimensions(rng):
+def test_pool_search_tracks_and_queries(rng):
     model = fit_moments(_latent_like(rng))
-    res = sample(model, 300, random_state=0, steps=8)
+    res = sample(model, 300, random_state=0, steps=8, search="pool")
     assert res.settings["search"] == "pool"
     assert res.diagnostics["tracked_rows"] > res.diagnostics["full_query_rows"] >= 300
     assert sample(model, 300, random_state=0, steps=2, sampler="cfdm").settings["search"] == "index"
@@ -84,7 +84,7 @@ def test_auto_search_is_the_pool_above_three_dimensions(rng):
 def test_each_batch_starts_from_a_full_query(rng):
     """Equal-sized batches must not inherit the previous batch's neighbours: one full query per particle each."""
     model = fit_moments(_latent_like(rng))
-    res = sample(model, 4 * 100, random_state=0, steps=1, P=100, batch_size=100)  # 4 batches of one ensemble
+    res = sample(model, 4 * 100, random_state=0, steps=1, P=100, batch_size=100, search="pool")  # 4 batches
     assert res.diagnostics["full_query_rows"] == 400
     assert res.diagnostics["tracked_rows"] == 0
 

@@ -248,6 +248,10 @@ def start_divergence(name: str, X, a: float, s: float, *, m: int = 2000, n_compo
     return {"kl": kl, "mmd2": mmd2_rbf(Q, P2, random_state=rng.integers(2**31))}
 
 
+#: Above this dimension :func:`spatial_order` splits along the leading principal components only.
+ORDER_DIMS = 8
+
+
 def spatial_order(X: np.ndarray, leaf: int = 4) -> np.ndarray:
     """A permutation of the training points in k-d tree leaf order (neighbours stay adjacent).
 
@@ -258,6 +262,14 @@ def spatial_order(X: np.ndarray, leaf: int = 4) -> np.ndarray:
     """
     X = np.asarray(X, dtype=np.float64)
     n, d = X.shape
+    if d > ORDER_DIMS:
+        # the tree on the leading principal components: the same regions at a fraction of the cost
+        # (each level reads every column once: 60,000 × 64 took 1 s, 1,000,000 × 64 would take ~20 s)
+        Xc = X - X.mean(axis=0)
+        _, V = np.linalg.eigh(Xc.T @ Xc)
+        X = Xc @ V[:, -ORDER_DIMS:]
+        d = ORDER_DIMS
+        del Xc
     order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
     starts = np.zeros(1, dtype=np.int64)
     while True:

@@ -20,9 +20,10 @@ numba = import_numba()
 
 from .._fastexp import exp_nonpos  # noqa: E402
 from .._threads import run_rows  # noqa: E402
+from ..neighbors.walk_numba import measure_row, seen_size, walk_row  # noqa: E402
 from ..rng.normals_numba import draws_of, kernel_draws  # noqa: E402
 
-__all__ = ["barycentre_mean", "pool_barycentre_mean"]
+__all__ = ["barycentre_mean", "pool_barycentre_mean", "walk_barycentre_mean"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -183,4 +184,109 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
              float(sigma), int(n_pairs),
              np.ascontiguousarray(pool, dtype=np.int32 if pool.dtype == np.int32 else np.int64), 1.0 / (2.0 * t * t),
              1.0 / (t * t) if score else 0.0, out, min_rows=64)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp", "afn"})
+def _walk_bary_mean(X, graph, Z, beams, width, max_expand, n_seen, G, nz, Mg, sigma, n_pairs, inv2t2, score_scale, out,
+                    r0, r1):
+    m, d = Z.shape
+    M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
+    gen = G.shape[0] == 0  # no array: the particle's normals come from the key source nz
+    c = beams.shape[1]
+    bd = np.empty(c)
+    bi = np.empty(c, beams.dtype)
+    bx = np.zeros(c, np.bool_)
+    seen = np.zeros(n_seen, np.int64)
+    dots = np.empty((Mg, c))
+    lg = np.empty(c)
+    om = np.empty(c)
+    acc = np.empty(d)
+    z = np.empty(d)
+    gb = np.empty(Mg * d if gen else 0)
+    for p in range(r0, r1):
+        for k in range(d):
+            z[k] = Z[p, k]
+        measure_row(X, z, beams[p], bd, bi, bx)
+        walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, p + 1)
+        cv = 0  # valid entries (a training set smaller than the beam leaves empty slots)
+        for s in range(c):
+            beams[p, s] = bi[s]
+            if bi[s] >= 0:
+                cv = s + 1
+        if gen:
+            draws_of(nz, p, np.int64(1), Mg * d, gb)
+        # ‖x − z − u‖² = ‖x − z‖² − 2 u·(x − z) + ‖u‖²: the last term is the same for every x (it cancels in the
+        # softmax) and the first is the beam's distance, so a draw costs one dot product per point, and its
+        # antithetic twin −u none
+        for s in range(cv):
+            j = bi[s]
+            for r in range(Mg):
+                t = 0.0
+                if gen:
+                    for k in range(d):
+                        t += gb[r * d + k] * (X[j, k] - z[k])
+                else:
+                    for k in range(d):
+                        t += G[r, p, k] * (X[j, k] - z[k])
+                dots[r, s] = t
+        for s in range(cv):
+            om[s] = 0.0
+        for r in range(M):
+            # the order of antithetic_draws: the pairs' + halves, their − halves, the unpaired draw
+            g = r if r < n_pairs else r - n_pairs
+            sg = -sigma if n_pairs <= r < 2 * n_pairs else sigma
+            mx = -np.inf
+            for s in range(cv):
+                lg[s] = (2.0 * sg * dots[g, s] - bd[s]) * inv2t2
+                if lg[s] > mx:
+                    mx = lg[s]
+            den = 0.0
+            for s in range(cv):
+                lg[s] = exp_nonpos(lg[s] - mx)
+                den += lg[s]
+            for s in range(cv):
+                om[s] += lg[s] / den
+        # the mean barycentre minus z, Σ_s ω_s (x_s − z) / M: one pass over the beam for all draws
+        for k in range(d):
+            acc[k] = 0.0
+        for s in range(cv):
+            j = bi[s]
+            w = om[s] / M
+            for k in range(d):
+                acc[k] += w * (X[j, k] - z[k])
+        for k in range(d):  # the barycentre, or (score_scale = 1/t²) the score (b − z)/t²; out may be Z
+            out[p, k] = z[k] + acc[k] if score_scale == 0.0 else acc[k] * score_scale
+
+
+def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, sigma=1.0, n_pairs=0, G=None, key=None,
+                         start=0, n_normals=0, score=False, out=None):
+    r"""Walk each particle's beam to Z (:mod:`mmsold_cli.neighbors.walk`), then the mean barycentre over it.
+
+    Every draw of particle p uses the walked beam (updated in ``beams``, in place); the draws and their
+    order are those of :func:`pool_barycentre_mean`, whose NumPy equivalent is
+    :func:`mmsold_cli.score.smoothed.barycentre_candidates` with the beam repeated per draw.
+
+    Parameters
+    ----------
+    X : array of shape (n, d), float64
+    graph : array of shape (n, g), of the beams' integer type
+    Z : array of shape (m, d)
+    beams : array of shape (m, c), int32 or int64, C-contiguous — read and rewritten (−1: empty slot)
+    t : float
+    width, max_expand : int — the walk's (see :func:`mmsold_cli.neighbors.walk.walk_numpy`)
+    sigma, n_pairs, G, key, start, n_normals, score, out : as for :func:`pool_barycentre_mean`
+
+    Returns
+    -------
+    B : array of shape (m, d)
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    out = np.empty(Z.shape) if out is None else out
+    G, Mg, nz = kernel_draws(G, key, n_normals, start)
+    if not (beams.flags.c_contiguous and beams.dtype in (np.int32, np.int64) and graph.dtype == beams.dtype):
+        raise ValueError("beams must be C-contiguous int32 or int64, of the graph's integer type")
+    run_rows(_walk_bary_mean, Z.shape[0], X, graph, Z, beams, int(width), int(max_expand),
+             seen_size(beams.shape[1], graph.shape[1], int(max_expand)), G, nz, Mg, float(sigma),
+             int(n_pairs), 1.0 / (2.0 * t * t), 1.0 / (t * t) if score else 0.0, out, min_rows=64)
     return out

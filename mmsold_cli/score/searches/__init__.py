@@ -22,6 +22,7 @@ SEARCHES = {
     "grid": (True, True, True),
     "grid-knn": (True, True, True),
     "pool": (False, True, False),
+    "walk": (False, True, False),
 }
 
 
@@ -32,9 +33,9 @@ def resolve_search(search: str, *, n: int, d: int, sampler: str, K: int, L: int,
       * ``all`` when K ≥ n (every point is a neighbour: the exact score);
       * ``grid`` for d ≤ 3 with the numba backend and L = 0 (a certified superset of the K nearest,
         shared by a particle's draws);
-      * ``pool`` for the Langevin samplers above 3-D with the numba backend and L = 0 (particles move a
-        fraction of their neighbourhood per step, so re-ranking last step's neighbours replaces a search
-        over all n points);
+      * ``walk`` for the Langevin samplers above 3-D with the numba backend and L = 0 (particles move a
+        fraction of their neighbourhood per step, so walking last step's neighbours along the training
+        k-NN graph replaces a search over all n points);
       * ``index`` otherwise (σ-CFDM's queries z/t sweep from noise to data, so it keeps the index; a score
         used on its own, ``sampler=None``, has no particles to track).
     """
@@ -48,7 +49,7 @@ def resolve_search(search: str, *, n: int, d: int, sampler: str, K: int, L: int,
         if backend == "numba" and L == 0 and d <= GRID_MAX_DIM:
             return "grid"
         if backend == "numba" and L == 0 and sampler not in (None, "cfdm"):
-            return "pool"
+            return "walk"
         return "index"
     numba_only, no_remainder, low_dim = SEARCHES[search]
     if low_dim and d > GRID_MAX_DIM:
@@ -75,6 +76,10 @@ def make_search(name: str, X, *, index=None, graph=None, K: int, L: int = 0, sig
         from .grid import GridSearch
 
         return GridSearch(X, K, sigma, exact_k=name == "grid-knn", owner=owner)
+    if name == "walk":
+        from .walk import WalkSearch, walk_graph_of
+
+        return WalkSearch(X, walk_graph_of(owner, graph), K, pool, backend)
     if name == "pool":
         from .pool import PoolSearch
 

@@ -1,0 +1,215 @@
+r"""Graph walks: each particle's c nearest training points, kept up to date without searching all n.
+
+A particle keeps a *beam*: c training points sorted by squared distance to its
+position.  Each step re-measures the beam at the new position and then
+*expands* beam entries, nearest first: an expansion offers the entry's g
+neighbours in the training set's k-NN graph, each kept if it beats the beam's
+worst.  The walk stops when the first ``width`` entries of the beam are all
+expanded or after ``max_expand`` expansions,
+
+.. math::
+
+    B \leftarrow \operatorname{top}_c\bigl(B \cup G(j)\bigr) \quad
+    \text{for } j = \text{the nearest unexpanded entry among the first } w,
+
+so a step costs :math:`c + w g` distance evaluations (the re-measure and one
+expansion of each of the w nearest) instead of a search over all n points.
+Particles move a fraction of their neighbourhood per step, so the entries that
+enter the first w are few and the walk follows the particle; a start far from
+its beam (the first step of a batch) walks longer.
+
+First beams come from *anchors*: a fixed, evenly spread subset of the training
+points (every ⌈n / A⌉-th point of a seeded permutation, A = 4 ⌈√n⌉).  A particle's
+first beam is its ``seeds`` nearest anchors, found by one dense product, and the walk
+from there runs with a larger ``max_expand`` (``first_expand``).
+
+Ties are broken by the smaller index, so a beam is a function of the position and
+the previous beam only (not of threads or batches).  :func:`walk_numpy` is the slow
+reference of the numba kernel :func:`~mmsold_cli.neighbors.walk_numba.walk`.
+
+where
+    * :math:`B` is the particle's beam (c indices),
+    * :math:`G(j)` the g nearest training points of training point j (``Model.knn_idx_``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["walk_numpy", "walk_graph", "anchor_points", "first_beams", "WalkNeighbours"]
+
+
+def _insert(bd, bi, bx, d2, j):
+    """Put (d2, j) into the sorted beam (bd, bi, bx) if it beats the worst and is not there yet."""
+    c = bd.size
+    if not (d2 < bd[-1] or (d2 == bd[-1] and j < bi[-1])):
+        return
+    pos = int(np.searchsorted(bd, d2, side="left"))
+    q = pos
+    while q < c and bd[q] == d2:  # an entry already in the beam is met at its own distance
+        if bi[q] == j:
+            return
+        q += 1
+    while pos < c and bd[pos] == d2 and bi[pos] < j:
+        pos += 1
+    bd[pos + 1 :] = bd[pos:-1].copy()
+    bi[pos + 1 :] = bi[pos:-1].copy()
+    bx[pos + 1 :] = bx[pos:-1].copy()
+    bd[pos], bi[pos], bx[pos] = d2, j, False
+
+
+def walk_numpy(X, graph, Z, beams, *, width: int, max_expand: int):
+    """Reference walk (NumPy, one particle at a time).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    graph : array of shape (n, g), int
+    Z : array of shape (m, d)
+    beams : array of shape (m, c), int; −1 marks an empty slot
+    width, max_expand : int
+
+    Returns
+    -------
+    sqdist : array of shape (m, c), ascending (inf for empty slots)
+    idx : array of shape (m, c), int64 (−1 for empty slots)
+    """
+    m, c = beams.shape
+    out_d = np.full((m, c), np.inf)
+    out_i = np.full((m, c), -1, dtype=np.int64)
+    for p in range(m):
+        bd, bi, bx = np.full(c, np.inf), np.full(c, -1, dtype=np.int64), np.zeros(c, dtype=bool)
+        for j in beams[p]:
+            if j >= 0:
+                _insert(bd, bi, bx, float(np.sum((X[j] - Z[p]) ** 2)), int(j))
+        for _ in range(max_expand):
+            open_ = [q for q in range(min(width, c)) if bi[q] >= 0 and not bx[q]]
+            if not open_:
+                break
+            q = open_[0]
+            bx[q] = True
+            for j in graph[bi[q]]:
+                if j < 0:
+                    break
+                _insert(bd, bi, bx, float(np.sum((X[j] - Z[p]) ** 2)), int(j))
+        out_d[p], out_i[p] = bd, bi
+    return out_d, out_i
+
+
+def walk_graph(knn_idx, knn_sqdist, extra: int | None = None) -> np.ndarray:
+    """The graph the walks follow: each point's k nearest plus up to ``extra`` (default k) points that have
+    it among *their* k nearest, the closest of those first; −1 pads.  Array (n, k + extra), of knn_idx's type.
+
+    In high dimension many points are among nobody's k nearest (hubness): in the plain k-NN graph no walk
+    can reach them.  With the reverse edges every point is reachable from its own neighbours.
+    """
+    knn_idx = np.asarray(knn_idx)
+    n, k = knn_idx.shape
+    extra = k if extra is None else int(extra)
+    src = np.repeat(np.arange(n, dtype=np.int64), k)  # edge src -> dst; reversed: dst gains src
+    dst = knn_idx.ravel().astype(np.int64)
+    d2 = np.asarray(knn_sqdist, dtype=np.float64).ravel()
+    # drop reverse edges already forward (j in knn[i] and i in knn[j])
+    fwd = np.sort(knn_idx.astype(np.int64) + np.arange(n)[:, None] * n, axis=None)  # keys i*n + j
+    key = dst * n + src
+    pos = np.minimum(np.searchsorted(fwd, key), fwd.size - 1)
+    keep = fwd[pos] != key
+    dst, src, d2 = dst[keep], src[keep], d2[keep]
+    order = np.lexsort((src, d2, dst))  # by owner, then distance, then index
+    dst, src = dst[order], src[order]
+    first = np.searchsorted(dst, np.arange(n))
+    rank = np.arange(dst.size) - first[dst]
+    keep = rank < extra
+    out = np.full((n, k + extra), -1, dtype=knn_idx.dtype)
+    out[:, :k] = knn_idx
+    out[dst[keep], k + rank[keep]] = src[keep]
+    return out
+
+
+def anchor_points(n: int, count: int | None = None) -> np.ndarray:
+    """The anchors' indices: ``count`` (default 4 ⌈√n⌉) training points spread by a fixed permutation."""
+    count = min(n, 4 * int(np.ceil(np.sqrt(n))) if count is None else int(count))
+    perm = np.random.default_rng(0x5EED).permutation(n)
+    return np.sort(perm[:count])
+
+
+def first_beams(X, anchors, Z, c: int, seeds: int, XA_sq=None) -> np.ndarray:
+    """Each row's ``seeds`` nearest anchors (ties by index) as a beam of width c: array (m, c), −1 padded."""
+    A = X[anchors]
+    a2 = np.einsum("ij,ij->i", A, A) if XA_sq is None else XA_sq
+    m = Z.shape[0]
+    seeds = min(seeds, anchors.size, c)
+    out = np.full((m, c), -1, dtype=np.int64)
+    for s in range(0, m, 1024):
+        # ‖a − z‖² up to the row's constant ‖z‖²: the order is all that matters here
+        D = a2[None, :] - 2.0 * (Z[s : s + 1024] @ A.T)
+        part = np.argpartition(D, seeds - 1, axis=1)[:, :seeds] if seeds < anchors.size else \
+            np.broadcast_to(np.arange(anchors.size), (D.shape[0], anchors.size))
+        out[s : s + 1024, :seeds] = anchors[part]
+    return out
+
+
+class WalkNeighbours:
+    """Each particle's beam of c training points, walked along the k-NN graph from step to step.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    graph : array of shape (n, g), int — each training point's nearest other points
+    c : int — beam width (points kept per particle)
+    width : int — the first ``width`` beam entries are expanded each step
+    seeds : int — anchors a first beam starts from
+    first_expand : int — the expansion cap of a first beam's walk (whose width is the whole beam)
+
+    Attributes
+    ----------
+    n_first, n_walked : int
+        Rows given first beams, rows walked on from their previous beam, so far.
+    """
+
+    def __init__(self, X, graph, c: int, *, width: int = 16, seeds: int = 8, first_expand: int | None = None):
+        self.X = np.ascontiguousarray(X, dtype=np.float64)
+        n = self.X.shape[0]
+        self._int = np.int32 if n < 2**31 else np.int64
+        self.graph = np.ascontiguousarray(graph, dtype=self._int)
+        self.c = int(min(c, n))
+        self.width = int(min(width, self.c))
+        self.seeds = int(seeds)
+        self.first_expand = int(4 * self.c if first_expand is None else first_expand)
+        self.anchors = anchor_points(n)
+        A = self.X[self.anchors]
+        self._a2 = np.einsum("ij,ij->i", A, A)
+        self.n_first = 0
+        self.n_walked = 0
+        self.reset()
+
+    def reset(self):
+        """Forget all particles (the next call starts from anchors)."""
+        self.idx = None
+        self.sqdist = None
+
+    def start(self, Z):
+        """First beams for the rows of Z (anchors, then a long walk); returns (sqdist, idx)."""
+        from .walk_numba import walk
+
+        beams = first_beams(self.X, self.anchors, Z, self.c, self.seeds, self._a2).astype(self._int)
+        self.n_first += Z.shape[0]
+        self.sqdist, self.idx = walk(self.X, self.graph, Z, beams, width=self.c, max_expand=self.first_expand,
+                                     out=beams)
+        return self.sqdist, self.idx
+
+    def query(self, Z):
+        """The beams walked to the rows of Z from the previous call's (same row count), else first beams.
+
+        Returns (sqdist, idx), each of shape (m, c): ascending squared distances, indices; both are rewritten
+        in place by the next call (copy them to keep them).
+        """
+        Z = np.ascontiguousarray(Z, dtype=np.float64)
+        if self.idx is None or self.idx.shape[0] != Z.shape[0]:
+            return self.start(Z)
+        from .walk_numba import walk
+
+        self.n_walked += Z.shape[0]
+        self.sqdist, self.idx = walk(self.X, self.graph, Z, self.idx, width=self.width, max_expand=self.width,
+                                     out=self.idx, out_d=self.sqdist)
+        return self.sqdist, self.idx

@@ -1,0 +1,174 @@
+"""The numba kernel of :mod:`mmsold_cli.neighbors.walk`: re-measure each beam, then walk it along the graph.
+
+Serial ``nogil`` kernels over plain arrays; :func:`~mmsold_cli._threads.run_rows` spreads the particles over
+threads.  :func:`walk_row` is shared with the fused score kernel of :mod:`mmsold_cli.score.walk_numba`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._numba import import_numba
+
+numba = import_numba()
+
+from .._threads import run_rows  # noqa: E402
+
+__all__ = ["walk", "walk_row", "measure_row", "seen_size", "FAST"]
+
+# fast-math without 'nnan'/'ninf': the distance sums may be reassociated (so LLVM vectorises them) while
+# comparisons with inf (empty beam slots) stay meaningful
+FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
+
+
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=FAST)
+def _sqdist(X, j, z):
+    s = 0.0
+    for k in range(z.shape[0]):
+        t = X[j, k] - z[k]
+        s += t * t
+    return s
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _insert(bd, bi, bx, d2, j):
+    """Put (d2, j) into the sorted beam unless it is no better than the worst or already there."""
+    c = bd.shape[0]
+    if not (d2 < bd[c - 1] or (d2 == bd[c - 1] and j < bi[c - 1])):
+        return
+    pos = c - 1
+    # the place, from the end (ties by index); an entry at the same distance with the same index is j itself
+    while pos > 0 and (bd[pos - 1] > d2 or (bd[pos - 1] == d2 and bi[pos - 1] >= j)):
+        if bi[pos - 1] == j:
+            return
+        pos -= 1
+    for q in range(c - 1, pos, -1):
+        bd[q] = bd[q - 1]
+        bi[q] = bi[q - 1]
+        bx[q] = bx[q - 1]
+    bd[pos] = d2
+    bi[pos] = j
+    bx[pos] = False
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _first_offer(seen, stamp, j):
+    """Record j in the open-addressing set ``seen`` under ``stamp``; False if it was there already.
+
+    A slot holds stamp · 2³² + index: slots of other stamps (earlier rows) count as empty, so the set
+    is emptied for the next row by changing the stamp, not by clearing it.
+    """
+    mask = seen.shape[0] - 1
+    tag = (np.int64(stamp) << 32) | np.int64(j)
+    h = (np.int64(j) * np.int64(2654435761)) & mask
+    while True:
+        v = seen[h]
+        if v == tag:
+            return False
+        if (v >> 32) != stamp:
+            seen[h] = tag
+            return True
+        h = (h + 1) & mask
+
+
+def seen_size(c: int, g: int, max_expand: int) -> int:
+    """Slots of the set a walk records its offered points in: a power of two over twice the most offers."""
+    return 1 << int(2 * (c + max_expand * g)).bit_length()
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
+    """Walk one beam (bd, bi: distances and indices, already measured at z and sorted; bx: expanded flags).
+
+    ``seen``: a set of :func:`seen_size` slots, ``stamp`` > 0 unique to the row among the set's users: a point
+    offered twice is measured once (neighbours of nearby points overlap by about half).
+    """
+    c = bd.shape[0]
+    g = graph.shape[1]
+    w = min(width, c)
+    for s in range(c):
+        if bi[s] >= 0:
+            _first_offer(seen, stamp, bi[s])
+    for _ in range(max_expand):
+        q = -1
+        for s in range(w):
+            if bi[s] >= 0 and not bx[s]:
+                q = s
+                break
+        if q < 0:
+            break
+        bx[q] = True
+        src = bi[q]
+        for a in range(g):
+            j = graph[src, a]
+            if j < 0:  # padding: this point has fewer neighbours
+                break
+            if _first_offer(seen, stamp, j):
+                _insert(bd, bi, bx, _sqdist(X, j, z), j)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def measure_row(X, z, beam, bd, bi, bx):
+    """The beam's entries (distinct; −1: empty) at their distances from z, sorted (ties by index), unexpanded.
+
+    Last step's beam is nearly in order at the new position, so an insertion sort costs about c moves.
+    """
+    c = bd.shape[0]
+    for s in range(c):
+        j = beam[s]
+        bi[s] = j
+        bx[s] = False
+        bd[s] = _sqdist(X, j, z) if j >= 0 else np.inf
+    for s in range(1, c):
+        d2 = bd[s]
+        j = bi[s]
+        q = s
+        while q > 0 and (bd[q - 1] > d2 or (bd[q - 1] == d2 and (bi[q - 1] > j or bi[q - 1] < 0) and j >= 0)):
+            bd[q] = bd[q - 1]
+            bi[q] = bi[q - 1]
+            q -= 1
+        bd[q] = d2
+        bi[q] = j
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk(X, graph, Z, beams, width, max_expand, n_seen, out_d, out_i, r0, r1):
+    c = beams.shape[1]
+    bd = np.empty(c)
+    bi = np.empty(c, out_i.dtype)  # built here, then copied: out_i may be the beams themselves
+    bx = np.zeros(c, np.bool_)
+    seen = np.zeros(n_seen, np.int64)
+    for p in range(r0, r1):
+        measure_row(X, Z[p], beams[p], bd, bi, bx)
+        walk_row(X, graph, Z[p], bd, bi, bx, width, max_expand, seen, p + 1)
+        for s in range(c):
+            out_d[p, s] = bd[s]
+            out_i[p, s] = bi[s]
+
+
+def walk(X, graph, Z, beams, *, width, max_expand, out=None, out_d=None):
+    """Re-measure each row's beam at Z and walk it (see :mod:`mmsold_cli.neighbors.walk`).
+
+    ``out``: None or the beams array itself (C-contiguous; the new beams overwrite it); ``out_d``: None or an
+    (m, c) float64 array for the distances.
+
+    Returns
+    -------
+    sqdist : array of shape (m, c), ascending (ties by index; inf for empty slots)
+    idx : array of shape (m, c), of the beams' integer type (−1 for empty slots)
+    """
+    m, c = beams.shape
+    given = beams
+    beams = np.ascontiguousarray(beams, dtype=np.int32 if beams.dtype == np.int32 else np.int64)
+    if out is None:
+        out_i = np.empty((m, c), dtype=beams.dtype)
+    elif out is given and beams is given:
+        out_i = beams
+    else:
+        raise ValueError("out must be the beams array itself (C-contiguous, int32 or int64) or None")
+    if out_d is None:
+        out_d = np.empty((m, c))
+    run_rows(_walk, m, np.ascontiguousarray(X, dtype=np.float64), graph, np.ascontiguousarray(Z, dtype=np.float64),
+             beams, int(width), int(max_expand),
+             seen_size(c, graph.shape[1], int(max_expand)), out_d, out_i, min_rows=64)
+    return out_d, out_i

@@ -1,0 +1,165 @@
+"""The walk search: beams walked along the training k-NN graph (neighbors/walk*.py, score/searches/walk.py)."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from mmsold_cli import fit_moments, sample
+from mmsold_cli.neighbors.indexes import knn_graph
+from mmsold_cli.neighbors.walk import WalkNeighbours, anchor_points, first_beams, walk_graph, walk_numpy
+from mmsold_cli.neighbors.walk_numba import walk
+from mmsold_cli.score import SmoothedScore
+from mmsold_cli.score.smoothed import antithetic_draws, barycentre_candidates, smoothed_score_exact
+from mmsold_cli.score.smoothed_numba import walk_barycentre_mean
+
+
+def _clustered(rng, n=4000, d=24, k=12):
+    """Codes on k well-separated low-rank clusters, like an autoencoder's latents."""
+    centres = 4.0 * rng.standard_normal((k, d))
+    lab = rng.integers(0, k, n)
+    basis = rng.standard_normal((k, 4, d))
+    return centres[lab] + np.einsum("nr,nrd->nd", rng.standard_normal((n, 4)), basis[lab]) \
+        + 0.3 * rng.standard_normal((n, d))
+
+
+def _exact_knn(X, Z, k):
+    D = (Z**2).sum(1)[:, None] - 2 * Z @ X.T + (X**2).sum(1)[None]
+    return np.argsort(D, axis=1, kind="stable")[:, :k]
+
+
+def _recall(found, exact):
+    return float(np.mean([np.intersect1d(a, b).size / b.size for a, b in zip(found, exact)]))
+
+
+def test_walk_graph_adds_the_reverse_edges(rng):
+    X = rng.standard_normal((500, 6))
+    sq, idx = knn_graph(X, 5)
+    G = walk_graph(idx, sq)
+    assert G.shape == (500, 10)
+    np.testing.assert_array_equal(G[:, :5], idx)
+    # every reverse edge j -> i (i in knn[j]) that is not forward is listed, nearest first, up to 5
+    for i in rng.integers(0, 500, 40):
+        rev = [j for j in range(500) if i in idx[j] and j not in idx[i]]
+        rev.sort(key=lambda j: (sq[j][list(idx[j]).index(i)], j))
+        got = [j for j in G[i, 5:] if j >= 0]
+        assert got == rev[:5]
+    # every point is reachable: in someone's list
+    assert np.unique(G[G >= 0]).size == 500
+
+
+def test_kernel_equals_numpy_with_padding(rng):
+    X = rng.standard_normal((2000, 8))
+    sq, idx = knn_graph(X, 8)
+    G = walk_graph(idx, sq).astype(np.int32)
+    Z = rng.standard_normal((60, 8))
+    beams = first_beams(X, anchor_points(2000), Z, 24, 6).astype(np.int32)
+    assert (beams == -1).any()  # empty slots
+    d_ref, i_ref = walk_numpy(X, G, Z, beams, width=6, max_expand=10)
+    d_k, i_k = walk(X, G, Z, beams.copy(), width=6, max_expand=10)
+    np.testing.assert_array_equal(i_k, i_ref)
+    np.testing.assert_allclose(d_k, d_ref, rtol=1e-12)
+    assert np.all(np.diff(d_k, axis=1) >= 0)
+
+
+def test_first_beams_find_the_nearest(rng):
+    X = _clustered(rng)
+    sq, idx = knn_graph(X, 16)
+    tr = WalkNeighbours(X, walk_graph(idx, sq), 64)
+    Z = X[rng.integers(0, len(X), 300)] + 0.3 * rng.standard_normal((300, X.shape[1]))
+    _, beams = tr.start(Z)
+    assert _recall(beams[:, :16], _exact_knn(X, Z, 16)) >= 0.99
+
+
+def test_fused_kernel_equals_the_numpy_oracle(rng):
+    """The fused walk + barycentre over the walked beam is the candidate barycentre over that beam."""
+    X = _clustered(rng, n=1500, d=16)
+    sq, idx = knn_graph(X, 16)
+    G = walk_graph(idx, sq).astype(np.int32)
+    Z = X[rng.integers(0, 1500, 200)] + 0.2 * rng.standard_normal((200, 16))
+    beams = WalkNeighbours(X, G, 48).start(Z)[1].copy()
+    t, sigma = 0.6, 0.4
+    N = rng.standard_normal((2, 200, 16))
+    U = np.concatenate([sigma * N, -sigma * N])
+    B = walk_barycentre_mean(X, G, Z, beams, t, width=8, max_expand=8, sigma=sigma, n_pairs=2, G=N, n_normals=2)
+    # the beams were walked in place; the oracle takes the walked beams
+    ref = np.mean([barycentre_candidates(X, Z + u, beams.astype(np.int64), t) for u in U], axis=0)
+    np.testing.assert_allclose(B, ref, rtol=0, atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def clustered_model():
+    return fit_moments(_clustered(np.random.default_rng(3)))
+
+
+def test_recall_and_score_error_along_a_run(clustered_model, monkeypatch):
+    """Along a real run: the K = 16 nearest of each particle are in its beam (≥ 0.99 on average, ≥ 0.97 at every
+    checked step), and the score is within 3 % of the exact all-points estimator with the same draws, and no
+    more than 10 % further from it than the score over each particle's exact c nearest points (what a perfect
+    search would give the beam)."""
+    from mmsold_cli.score.searches import walk as walk_mod
+
+    X = clustered_model.X_
+    records = []
+    orig = walk_mod.WalkSearch.barycentre_mean
+
+    def wrapped(self, Z, t, sigma, M, rng, *, out=None, score=False):
+        sub = slice(0, None, 5)
+        Zs = Z[sub].copy()
+        U = antithetic_draws(rng, M, Z.shape, sigma)[:, sub]
+        res = orig(self, Z, t, sigma, M, rng, out=out, score=score)
+        S = res[sub] if score else (res[sub] - Zs) / t**2
+        E = smoothed_score_exact(X, Zs, t, U)
+        best = _exact_knn(X, Zs, self.tracker.c)
+        S_best = (np.mean([barycentre_candidates(X, Zs + u, best, t) for u in U], axis=0) - Zs) / t**2
+        records.append((_recall(self.tracker.idx[sub, :16], best[:, :16]),
+                        np.linalg.norm(S - E) / np.linalg.norm(E), np.linalg.norm(S_best - E) / np.linalg.norm(E)))
+        return res
+
+    monkeypatch.setattr(walk_mod.WalkSearch, "barycentre_mean", wrapped)
+    res = sample(clustered_model, 500, random_state=1, steps=20, search="walk")
+    assert res.settings["search"] == "walk"
+    rec = np.array(records)
+    assert rec[:, 0].mean() >= 0.99 and rec[:, 0].min() >= 0.97, rec[:, 0]
+    assert rec[:, 1].mean() <= 0.03, rec[:, 1]
+    assert rec[:, 1].mean() <= 1.1 * rec[:, 2].mean(), rec[:, 1:].mean(axis=0)
+
+
+def test_no_full_queries_and_walk_is_auto(clustered_model):
+    class NoQueries:
+        def query(self, Q, k):
+            raise AssertionError("the walk search never queries the index")
+
+    res = sample(clustered_model, 300, random_state=0, steps=5)
+    assert res.settings["search"] == "walk"
+    assert res.diagnostics["first_beam_rows"] == 300 and res.diagnostics["walked_rows"] == 4 * 300
+    est = SmoothedScore(clustered_model.X_, NoQueries(), sigma=0.3, K=16, search="walk",
+                        graph=clustered_model.knn_idx_, owner=clustered_model)
+    Z = clustered_model.X_[:100] + 0.1
+    S1 = est(Z, 0.5, np.random.default_rng(0))
+    assert np.isfinite(S1).all()
+
+
+def test_without_faiss_the_large_index_is_pynndescent(monkeypatch):
+    """The optional library absent (faiss): ``auto`` falls back to pynndescent, and asking for ivf says what to install."""
+    from mmsold_cli.errors import MmsoldError
+    from mmsold_cli.neighbors import indexes
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
+    assert indexes.choose_index(400_000, 64) == "nndescent"
+    assert indexes.choose_index(60_000, 64) == "brute"
+    idx = indexes.build_index(np.zeros((100, 12)), "ivf")
+    with pytest.raises(MmsoldError, match="faiss"):
+        idx.query(np.zeros((2, 12)), 3)
+
+
+def test_ivf_index_recall(rng):
+    pytest.importorskip("faiss")
+    from mmsold_cli.neighbors.indexes import IVFIndex, choose_index
+
+    assert choose_index(400_000, 64) == "ivf"
+    X = _clustered(rng, n=20_000, d=32, k=20)
+    Q = X[rng.integers(0, len(X), 500)] + 0.3 * rng.standard_normal((500, 32))
+    d2, idx = IVFIndex(X).query(Q, 16)
+    assert np.all(np.diff(d2, axis=1) >= 0)
+    assert _recall(idx, _exact_knn(X, Q, 16)) >= 0.99
