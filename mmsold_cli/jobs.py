@@ -148,15 +148,24 @@ class _Mapped:
 
 
 def sample_job(model_path, output, n: int | None = None, *, seed=None, label=None, per_class: int | None = None,
-               plot=None, overwrite: bool = False, progress=None, **options) -> dict:
+               plot=None, overwrite: bool = False, progress=None, dask=None, **options) -> dict:
     """Sample a model file to ``output`` (streamed for .npy and text) with a diagnostics JSON beside it.
 
     A model with a PCA basis also gets its decoded images (``OUT.images.npy``) and a grid (``OUT.png``);
     a whitened model's samples are mapped back.  A per-class file: ``label`` samples one class,
     ``per_class`` samples every class that many times; the labels go to ``OUT.labels.npy``.
     ``options`` as for :func:`mmsold_cli.sampling.sample`.
+
+    ``dask``: a cluster address (:mod:`mmsold_cli.distributed.client`): shards of the run are tasks there,
+    with the bytes of the one-machine run.  A ``.zarr`` output (also without ``dask``) is a Zarr v3 store
+    filled shard by shard (:mod:`mmsold_cli.distributed.zarr_store`).  ``progress`` then counts shards:
+    ``progress(done, total, 0, 0)``.
     """
     import numpy as np
+
+    if dask is not None or Path(output).suffix.lower() == ".zarr":
+        return _sample_sharded_job(model_path, output, n, seed=seed, label=label, per_class=per_class, plot=plot,
+                                   overwrite=overwrite, progress=progress, dask=dask, options=options)
 
     from .io.arrays import (
         STREAM_EXTENSIONS,
@@ -254,6 +263,140 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
     if labelled_out:
         summary["classes"] = len(models)
         summary["labels"] = str(extra_paths[-1])
+    return summary
+
+
+class _Rows:
+    """An ``out`` writing consecutive row blocks into a Zarr store's samples (one process)."""
+
+    def __init__(self, store, shape):
+        import zarr
+
+        from .distributed.zarr_store import ZARR_ARRAY
+
+        self.arr = zarr.open_array(store=str(store.tmp), path=ZARR_ARRAY, mode="r+")
+        self.shape = shape
+
+    def __setitem__(self, key, X):
+        self.arr[key] = X
+
+
+def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, overwrite, progress, dask,
+                        options) -> dict:
+    """``sample_job`` on a Dask cluster, or to a ``.zarr`` store (see :func:`sample_job`)."""
+    import contextlib
+
+    import numpy as np
+
+    from .distributed.client import parse_address, require_dask
+    from .io.arrays import STREAM_EXTENSIONS, PointWriter, atomic_paths, check_output_path, save_points
+    from .io.model_file import class_labels, load_model
+    from .io.room import check_not_inputs, check_room
+    from .sampling import resolve_settings, sample
+    from .workflows import latent
+    from .workflows import whiten as wh
+
+    output = Path(output)
+    zarr_out = output.suffix.lower() == ".zarr"
+    if dask is not None:
+        parse_address(dask)  # a bad address before any work
+        require_dask()
+    if zarr_out:
+        from .distributed.zarr_store import _require_zarr, check_zarr_target
+
+        _require_zarr()
+    how = "--dask" if dask is not None else "a .zarr output"
+    if per_class is not None:
+        raise MmsoldError(f"--per-class is not available with {how}; sample each class with --class")
+    if n is None:
+        raise MmsoldError("give a number of samples (-n)")
+    if plot is not None:
+        raise MmsoldError(f"--plot is not available with {how}; draw the output with `mmsold evaluate --plot`")
+    diag_path = output.with_name(output.stem + ".diagnostics.json")
+    check_not_inputs([output, diag_path], [model_path])
+    if zarr_out:
+        check_zarr_target(output, overwrite=overwrite)
+    else:
+        check_extension(output)
+        check_output_path(output, overwrite=overwrite)
+    check_output_path(diag_path, overwrite=overwrite)
+    labels = class_labels(model_path)
+    model = load_model(model_path, label=None if labels is None else label)
+    if latent.has_basis(model):
+        raise MmsoldError(f"{model_path}: a model with a PCA basis (decoded images) cannot be sampled with {how}")
+    settings = resolve_settings(model, n, **options)  # bad options: before any work
+    d = model.d_
+    stream = output.suffix.lower() in STREAM_EXTENSIONS
+    check_room(output, n, d, in_memory=not (stream or zarr_out))
+    white = wh.from_extras(model.extras_) if wh.has_whitening(model) else None
+    back = (lambda Z: Z) if white is None else (lambda Z: wh.unwhiten(Z, white))
+    shard_progress = None if progress is None else (lambda done, total: progress(done, total, 0, 0))
+    if dask is not None:
+        from .distributed.client import connect
+
+        ctx = connect(dask)
+    else:
+        ctx = contextlib.nullcontext(None)
+    with ctx as client:
+        if client is not None:
+            from .distributed.client import measure_overhead
+            from .distributed.sample import sample_distributed, shard_rows
+
+            workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+            overhead = measure_overhead(client)
+            rows = shard_rows(n, settings["P"], settings["steps"], workers=workers, overhead=overhead)
+
+            def run(**kw):
+                return sample_distributed(model, n, client=client, random_state=seed, rows_per_shard=rows,
+                                          overhead=overhead, progress=shard_progress, unwhiten=True, **kw, **options)
+        else:
+            from .distributed.sample import shard_rows
+
+            rows = shard_rows(n, settings["P"], settings["steps"], workers=1, overhead=0.0)
+
+            def run(out):
+                return sample(model, n, random_state=seed, progress=progress, out=_Mapped(out, back, (n, d)),
+                              **options)
+
+        if zarr_out:
+            from .distributed.zarr_store import ZarrOutput
+
+            with atomic_paths(diag_path, overwrite=overwrite) as (tmp_diag,):
+                with ZarrOutput(output, n, d, chunk_rows=rows, overwrite=overwrite,
+                                attributes={"mmsold": {"model": str(model_path), "random_state": seed}}) as store:
+                    res = run(store=store) if client is not None else run(_Rows(store, (n, d)))
+                    diag = {"settings": dict(res.settings, model=str(model_path), label=label), **res.diagnostics}
+                    store.set_attributes({"mmsold": {"model": str(model_path),
+                                                     "random_state": res.settings["random_state"]}})
+                    tmp_diag.write_text(json.dumps(diag, indent=1, default=str))
+                    store.commit()
+        else:
+            with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
+                if stream:
+                    with PointWriter(tmp_out, n, d, fmt=output.suffix) as writer:
+                        res = run(out=writer)
+                else:
+                    res = run(out=np.empty((n, d)))
+                    save_points(tmp_out, res.samples, fmt=output.suffix)
+                diag = {"settings": dict(res.settings, model=str(model_path), label=label), **res.diagnostics}
+                tmp_diag.write_text(json.dumps(diag, indent=1, default=str))
+    dg = res.diagnostics
+    summary = {
+        "output": str(output),
+        "diagnostics": str(diag_path),
+        "samples": int(n),
+        "dim": int(d),
+        "sampler": res.settings["sampler"],
+        "steps": res.settings["steps"],
+        "t": res.settings["t"],
+        "sigma": res.settings["sigma"],
+        "wall_time_s": dg["wall_time"],
+        "particle_steps_per_s": dg["particle_steps_per_s"],
+        "final_mean_error": dg["mean_error"][-1],
+        "final_cov_error": dg["cov_error"][-1],
+    }
+    if client is not None:
+        summary.update(workers=dg["workers"], shards=dg["shards"], rows_per_shard=dg["rows_per_shard"])
     return summary
 
 
