@@ -540,8 +540,17 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
 
 
 def densify_job(sparse, output, *, n=None, factor: float = 20.0, denoise: str = "mls", seed=None, plot=None,
-                overwrite: bool = False, progress=None, **options) -> dict:
-    """Densify a sparse cloud file to ``output`` with a diagnostics JSON beside it (:func:`densify`)."""
+                overwrite: bool = False, progress=None, dask=None, tile_points=None, **options) -> dict:
+    """Densify a sparse cloud file to ``output`` with a diagnostics JSON beside it (:func:`densify`).
+
+    ``dask``: a cluster address: the cloud is densified in tiles (``tile_points`` input points at most,
+    :mod:`mmsold_cli.workflows.tiles`), one task each, with the bytes of the one-machine tiled run
+    (``progress(tiles_done, tiles_total, 0, 0)``).  A ``.zarr`` output is a Zarr v3 store of the positions.
+    """
+    if dask is not None or Path(output).suffix.lower() == ".zarr":
+        return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
+                                    overwrite=overwrite, progress=progress, dask=dask, tile_points=tile_points,
+                                    options=options)
     from .io.arrays import atomic_paths, save_points
     from .io.mesh import read_point_cloud
     from .io.room import check_room
@@ -574,3 +583,98 @@ def densify_job(sparse, output, *, n=None, factor: float = 20.0, denoise: str = 
         "denoise_seconds": res.diagnostics["denoise_time"],
         "mean_move_spacings": res.diagnostics["mean_move"],
     }
+
+
+def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, overwrite, progress, dask, tile_points,
+                         options) -> dict:
+    """``densify_job`` on a Dask cluster (tiles), or to a ``.zarr`` store (see :func:`densify_job`)."""
+    import contextlib
+
+    from .distributed.client import parse_address, require_dask
+    from .io.arrays import atomic_paths, check_output_path, save_points
+    from .io.cloud import PointCloud
+    from .io.mesh import read_point_cloud
+    from .io.room import check_not_inputs, check_room
+    from .validation import check_int, check_positive
+
+    output = Path(output)
+    zarr_out = output.suffix.lower() == ".zarr"
+    if dask is not None:
+        parse_address(dask)
+        require_dask()
+    if zarr_out:
+        from .distributed.zarr_store import _require_zarr, check_zarr_target
+
+        _require_zarr()
+    if plot is not None:
+        raise MmsoldError(f"--plot is not available with {'--dask' if dask is not None else 'a .zarr output'}; "
+                          "draw the output with `mmsold evaluate --plot`")
+    diag_path = output.with_name(output.stem + ".diagnostics.json")
+    check_not_inputs([output, diag_path], [sparse])
+    if zarr_out:
+        check_zarr_target(output, overwrite=overwrite)
+    else:
+        check_extension(output)
+        check_output_path(output, overwrite=overwrite)
+    check_output_path(diag_path, overwrite=overwrite)
+    X = read_point_cloud(sparse)
+    if n is not None:
+        factor = check_int(n, "number of output points n", low=1) / X.shape[0]
+    factor = check_positive(factor, "factor")
+    check_room(output, int(round(factor * X.shape[0])), X.shape[1], in_memory=not zarr_out)
+    options = dict(options, denoise=denoise)
+    cloud = PointCloud(X, {}, output.suffix.lower())
+    if dask is not None:
+        from .distributed.client import connect
+
+        ctx = connect(dask)
+    else:
+        ctx = contextlib.nullcontext(None)
+    tile_progress = None if progress is None else (lambda done, total: progress(done, total, 0, 0))
+    with ctx as client:
+        if client is not None:
+            from .distributed.densify import densify_distributed, tile_rows
+            from .workflows import tiles as tl
+
+            if seed is None:
+                seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
+
+            def run(store=None):
+                return densify_distributed(cloud, client=client, factor=factor, seed=seed, tile_points=tile_points,
+                                           progress=tile_progress, store=store, **options)
+
+            rows = int(tile_rows(X, tl.plan_tiles(X, tl.TILE_POINTS if tile_points is None else tile_points),
+                                 factor)[-1])
+        else:  # a local .zarr output: densify here, then write the store
+            from .workflows.densify import densify
+
+            res = densify(X, max(int(round(factor * X.shape[0])), 1), random_state=seed, progress=progress, **options)
+            rows = res.points.shape[0]
+        if zarr_out:
+            from .distributed.densify import ZARR_CHUNK_ROWS
+            from .distributed.zarr_store import ZarrOutput, write_rows
+
+            with atomic_paths(diag_path, overwrite=overwrite) as (tmp_diag,):
+                with ZarrOutput(output, rows, 3, chunk_rows=ZARR_CHUNK_ROWS, overwrite=overwrite,
+                                attributes={"mmsold": {"source": str(sparse), "random_state": seed}}) as store:
+                    if client is not None:
+                        _, diag = run(store)
+                    else:
+                        write_rows(store.tmp, 0, res.points)
+                        diag = {"settings": res.settings, **res.diagnostics}
+                    diag = {**diag, "settings": dict(diag.get("settings", {}), source=str(sparse), random_state=seed,
+                                                     factor=factor, **options)}
+                    tmp_diag.write_text(json.dumps(diag, indent=1, default=float))
+                    store.commit()
+        else:
+            out, diag = run()
+            rows = out.positions.shape[0]
+            diag = {**diag, "settings": dict(source=str(sparse), random_state=seed, factor=factor, **options)}
+            with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
+                save_points(tmp_out, out.positions, fmt=output.suffix)
+                tmp_diag.write_text(json.dumps(diag, indent=1, default=float))
+    summary = {"output": str(output), "input_points": int(X.shape[0]), "output_points": int(rows),
+               "denoise": denoise, "random_state": seed}
+    if client is not None:
+        summary.update(tiles=len(diag["tiles"]), workers=diag["workers"], wall_time_s=diag["wall_time"])
+    return summary

@@ -1,0 +1,249 @@
+"""On a Dask cluster (a LocalCluster of 2 processes): the bytes of one machine, faults, the Zarr output, seams."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import SAMPLE_DATA
+
+pytest.importorskip("distributed")
+pytest.importorskip("zarr")
+
+from mmsold_cli import fit_moments, sample  # noqa: E402
+from mmsold_cli.distributed.client import connect, parse_address, worker_threads  # noqa: E402
+from mmsold_cli.distributed.sample import plan_shards, sample_distributed, shard_rows  # noqa: E402
+from mmsold_cli.distributed.zarr_store import ZarrOutput, read_zarr  # noqa: E402
+from mmsold_cli.errors import MmsoldError  # noqa: E402
+
+N, STEPS = 7300, 12  # 8 ensembles of 913 and 912 (P = 1,000)
+
+
+def mmsold(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "mmsold_cli.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, **kw)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    return fit_moments(np.load(SAMPLE_DATA / "moons_train.npy"))
+
+
+@pytest.fixture(scope="module")
+def client():
+    with connect("local:2") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def local_run(moons):
+    return sample(moons, N, random_state=11, steps=STEPS, backend="numba")
+
+
+def test_address_forms_and_thread_rule(tmp_path):
+    assert parse_address("local:3") == ("local", 3)
+    assert parse_address("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
+    f = tmp_path / "scheduler.json"
+    f.write_text("{}")
+    assert parse_address(str(f)) == ("file", f)
+    for bad in ["local:0", "local:x", "tcp://host", "tcp://host:99999", "http://h:1", "nofile.json", ""]:
+        with pytest.raises(MmsoldError):
+            parse_address(bad)
+    assert worker_threads(2, 2) == 1 and worker_threads(64, 4) == 16 and worker_threads(2, 8) == 1
+
+
+def test_workers_times_threads_is_cores(client):
+    threads = client.run(lambda: int(os.environ["NUMBA_NUM_THREADS"]))
+    cores = len(os.sched_getaffinity(0))
+    assert len(threads) == 2 and sum(threads.values()) == max(2, cores)
+
+
+def test_shard_rule():
+    # the overhead bound: 5 ms at 1 % is 0.5 s a task, 1.5e6 × 0.5 / 100 steps = 7,500 rows
+    assert shard_rows(10**6, 1000, 100, workers=2, overhead=0.005, rate=1.5e6) == 32_000
+    assert shard_rows(10**6, 1000, 100, workers=2, overhead=0.05, rate=1.5e6) == 75_000
+    assert shard_rows(10**9, 1000, 100, workers=400, overhead=0.002, rate=1.5e6) == 100_000  # ≤ 10,000 tasks
+    assert shard_rows(5000, 1000, 20, workers=2, overhead=0.0) == 1000  # one ensemble at least
+    assert shard_rows(300, 1000, 20, workers=2, overhead=0.0) == 300
+    assert plan_shards(10, 4) == [(0, 4), (4, 8), (8, 10)]
+
+
+@pytest.mark.parametrize("rows", [700, 2500])
+def test_same_bytes_as_one_machine_for_two_shard_sizes(moons, client, local_run, rows):
+    res = sample_distributed(moons, N, client=client, random_state=11, rows_per_shard=rows, steps=STEPS,
+                             backend="numba")
+    assert res.samples.tobytes() == local_run.samples.tobytes()
+    d = res.diagnostics
+    assert d["shards"] == -(-N // rows) and d["workers"] == 2
+    assert d["mean_error"] == pytest.approx(local_run.diagnostics["mean_error"], abs=1e-15)
+    assert max(d["cov_error"]) == max(local_run.diagnostics["cov_error"])
+    assert res.settings["random_state"] == 11 and res.settings["ensembles_total"] == 8
+
+
+def test_same_bytes_on_one_worker_and_through_sample(moons, local_run):
+    with connect("local:1") as one:
+        assert list(one.run(lambda: os.environ["NUMBA_NUM_THREADS"]).values()) == [str(len(os.sched_getaffinity(0)))]
+        res = sample(moons, N, random_state=11, steps=STEPS, backend="numba", client=one)
+    assert res.samples.tobytes() == local_run.samples.tobytes()
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_the_zarr_is_complete(moons, client, tmp_path):
+    n, steps = 24_000, 40
+    ref = sample(moons, n, random_state=5, steps=steps, backend="numba").samples
+    pids = client.run(os.getpid)
+    killed = []
+
+    def progress(done, total):
+        if done == 2 and not killed:  # two shards in: kill the worker that has work in hand
+            busy = [w for w, tasks in client.processing().items() if tasks] or list(pids)
+            os.kill(pids[busy[0]], signal.SIGKILL)
+            killed.append(busy[0])
+
+    with ZarrOutput(tmp_path / "k.zarr", n, 2, chunk_rows=1000) as store:
+        res = sample_distributed(moons, n, client=client, random_state=5, store=store, progress=progress,
+                                 steps=steps, backend="numba")
+        store.commit()
+    assert killed and res.diagnostics["shards"] == 24
+    assert read_zarr(tmp_path / "k.zarr").tobytes() == ref.tobytes()
+    assert os.listdir(tmp_path) == ["k.zarr"]
+    deadline = time.time() + 30
+    while len(client.scheduler_info(n_workers=-1)["workers"]) < 2 and time.time() < deadline:
+        time.sleep(0.2)  # the nanny restarts it, with its numba threads
+    assert sorted(client.run(lambda: os.environ["NUMBA_NUM_THREADS"]).values()) == ["1", "1"]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "m.h5"
+    r = mmsold("fit-moments", SAMPLE_DATA / "moons_train.npy", "-o", path)
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+def test_cli_dask_npy_and_zarr_same_bytes_and_zarr_round_trip(model_file, tmp_path):
+    common = ["-n", 5000, "--steps", 20, "--seed", 3, "--backend", "numba"]
+    assert mmsold("sample", model_file, *common, "-o", tmp_path / "a.npy").returncode == 0
+    a = np.load(tmp_path / "a.npy")
+    r = mmsold("sample", model_file, *common, "-o", tmp_path / "b.csv", "--dask", "local:2", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["workers"] == 2 and info["shards"] >= 1
+    assert np.loadtxt(tmp_path / "b.csv", delimiter=",").tobytes() == a.tobytes()  # %.17g round-trips
+    env = dict(os.environ, MMSOLD_DASK="local:2")
+    r = mmsold("sample", model_file, *common, "-o", tmp_path / "c.zarr", env=env)
+    assert r.returncode == 0, r.stderr
+    assert read_zarr(tmp_path / "c.zarr").tobytes() == a.tobytes()
+    diag = json.loads((tmp_path / "c.diagnostics.json").read_text())
+    assert diag["shards"] >= 1 and diag["settings"]["random_state"] == 3 and max(diag["cov_error"]) < 1e-9
+    # a local .zarr (no cluster): the same bytes; an existing store needs --overwrite
+    r = mmsold("sample", model_file, *common, "-o", tmp_path / "c.zarr")
+    assert r.returncode == 2 and "exists" in r.stderr
+    r = mmsold("sample", model_file, *common, "-o", tmp_path / "c.zarr", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    import zarr
+
+    arr = zarr.open_array(tmp_path / "c.zarr", path="samples", mode="r")
+    assert arr.metadata.zarr_format == 3 and arr.shape == (5000, 2)
+    assert read_zarr(tmp_path / "c.zarr").tobytes() == a.tobytes()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left
+
+
+def test_unreachable_scheduler_bad_address_and_missing_dask(model_file, tmp_path):
+    out = tmp_path / "s.zarr"
+    t0 = time.time()
+    r = mmsold("sample", model_file, "-n", 100, "-o", out, "--dask", "tcp://127.0.0.1:9", "--seed", 0)
+    assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert time.time() - t0 < 40
+    r = mmsold("sample", model_file, "-n", 100, "-o", out, "--dask", "tcp://nohost")
+    assert r.returncode == 2 and "scheme://host:port" in r.stderr
+    code = ("import sys; sys.modules['distributed'] = None; from mmsold_cli.cli import run; "
+            f"sys.argv = ['mmsold', 'sample', {str(model_file)!r}, '-n', '100', '-o', {str(out)!r}, "
+            "'--dask', 'local:2']; run()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 2 and 'pip install "mmsold[dask]"' in r.stderr, r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_cancels_and_leaves_nothing(model_file, tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "mmsold_cli.cli", "sample", str(model_file), "-n", "400000",
+                          "--steps", "200", "-o", str(tmp_path / "s.zarr"), "--dask", "local:2", "--seed", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(n.endswith(".part.zarr") for n in os.listdir(tmp_path)) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # shards running
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_import_does_not_load_dask():
+    code = "import sys, mmsold_cli, mmsold_cli.cli, mmsold_cli.distributed; print(sorted({'dask', 'distributed', " \
+           "'zarr'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+# --- tiled densify: the seams of tests/test_scans_tiles.py, on the cluster ---------------------------------
+
+
+def _height(x, y):
+    return 0.3 * np.sin(2 * x) * np.cos(2 * y)
+
+
+def _dist(P):
+    gx = 0.6 * np.cos(2 * P[:, 0]) * np.cos(2 * P[:, 1])
+    gy = -0.6 * np.sin(2 * P[:, 0]) * np.sin(2 * P[:, 1])
+    return np.abs(P[:, 2] - _height(P[:, 0], P[:, 1])) / np.sqrt(1 + gx**2 + gy**2)
+
+
+def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, tmp_path):
+    from mmsold_cli.distributed.densify import densify_distributed, tile_rows
+    from mmsold_cli.io.cloud import PointCloud
+    from mmsold_cli.metrics.surface import mean_spacing
+    from mmsold_cli.workflows.tiles import densify_tile, plan_tiles
+
+    rng = np.random.default_rng(0)
+    u = rng.uniform(0, 4, (12000, 2))
+    X = np.c_[u, _height(u[:, 0], u[:, 1])]
+    cloud = PointCloud(X, {"h": X[:, 2].copy()}, ".ply")
+    out, diag = densify_distributed(cloud, client=client, factor=4, seed=1, tile_points=3000)
+    Z = out.positions
+    tiles = plan_tiles(X, 3000)
+    assert len(diag["tiles"]) == 4 and len(Z) == 4 * len(X)
+    # a tile computed here alone is the cluster's rows of it, byte for byte
+    first = sum(i["output_points"] for i in diag["tiles"][:2])
+    part, _ = densify_tile(cloud, tiles[2], factor=4, seed=1)
+    assert part.positions.tobytes() == Z[first: first + len(part)].tobytes()
+    delta = mean_spacing(X)
+
+    def band(P):
+        b = np.full(len(P), np.inf)
+        for t in tiles:
+            m = np.all((P >= t.lo) & (P < t.hi), axis=1)
+            for ax in (0, 1):
+                for face in (t.lo[ax], t.hi[ax]):
+                    if np.isfinite(face):
+                        b[m] = np.minimum(b[m], np.abs(P[m, ax] - face))
+        inner = np.all((P[:, :2] > 3 * delta) & (P[:, :2] < 4 - 3 * delta), axis=1)
+        return (b < 2 * delta) & inner, (b >= 2 * delta) & inner
+
+    bz, iz = band(Z)
+    bx, ix = band(X)
+    assert bz.sum() > 1000
+    density = (bz.sum() / bx.sum()) / (iz.sum() / ix.sum())
+    d = _dist(Z) / delta
+    assert abs(density - 1) <= 0.05, density
+    assert d[bz].mean() <= 1.05 * d[iz].mean(), (d[bz].mean(), d[iz].mean())
+    assert np.percentile(d[bz], 95) <= 1.05 * np.percentile(d[iz], 95)
+    # the .zarr of the same run, written by the workers (inner chunks) and the client (shared chunks)
+    offsets = tile_rows(X, tiles, 4)
+    with ZarrOutput(tmp_path / "d.zarr", int(offsets[-1]), 3, chunk_rows=5000) as store:
+        densify_distributed(cloud, client=client, factor=4, seed=1, tile_points=3000, store=store)
+        store.commit()
+    assert read_zarr(tmp_path / "d.zarr").tobytes() == Z.tobytes()
