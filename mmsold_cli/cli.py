@@ -32,6 +32,9 @@ app = typer.Typer(
 
 _STATE = {"debug": False}
 
+_DASK_HELP = ("Run on a Dask cluster: tcp://host:port, a scheduler file, or local:N (N worker processes here); "
+              "also MMSOLD_DASK.  Needs mmsold[dask].")
+
 
 class _Terminated(BaseException):
     """Raised by the SIGTERM handler so cleanup runs as for Ctrl-C."""
@@ -196,6 +199,9 @@ def fit_moments_cmd(
     whiten: Optional[int] = typer.Option(None, "--whiten", metavar="K",
                                          help="Partial whitening first, as the MM-SOLD authors do: the top K "
                                               "directions kept, the rest scaled to the (K+1)-th eigenvalue."),
+    dask: Optional[str] = typer.Option(None, "--dask", metavar="ADDRESS", envvar="MMSOLD_DASK",
+                                       help=_DASK_HELP + "  The moments by map-reduce over DATA's blocks (a .zarr "
+                                            "store, HDF5 chunks, a glob or folder of files)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
@@ -204,14 +210,10 @@ def fit_moments_cmd(
     def body():
         from .jobs import fit_moments_job
 
-        _emit(fit_moments_job(data, output, index=index, pca=pca, labels=labels, whiten=whiten, overwrite=overwrite),
-              as_json, "fit-moments")
+        _emit(fit_moments_job(data, output, index=index, pca=pca, labels=labels, whiten=whiten, overwrite=overwrite,
+                              dask=dask), as_json, "fit-moments")
 
     _run(body)
-
-
-_DASK_HELP = ("Run on a Dask cluster: tcp://host:port, a scheduler file, or local:N (N worker processes here); "
-              "also MMSOLD_DASK.  Needs mmsold[dask].")
 
 
 @contextlib.contextmanager

@@ -62,13 +62,22 @@ def check_outputs(output: Path, plot, overwrite: bool, inputs=()) -> Path:
 
 
 def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None, labels=None,
-                    whiten: int | None = None, overwrite: bool = False) -> dict:
+                    whiten: int | None = None, overwrite: bool = False, dask=None) -> dict:
     """Read a training set (or images, with ``pca``), fit a model and save it; the summary.
 
     ``labels`` (a file of one label per point, or ``col:K`` for column K of the data): one model per
     class in one file.  ``whiten`` K: the partial whitening of :mod:`mmsold_cli.workflows.whiten`
     (top K directions kept) before fitting; samples are mapped back when written.
+
+    A chunked input (a ``.zarr`` store, a glob pattern or a folder of files) or ``dask`` (a cluster
+    address): the mean and covariance by map-reduce over the input's blocks
+    (:mod:`mmsold_cli.distributed.moments`), on the cluster's workers with ``dask``.
     """
+    from .distributed.moments import is_chunked_input
+
+    if dask is not None or is_chunked_input(data):
+        return _fit_moments_blocks_job(data, output, index=index, pca=pca, labels=labels, whiten=whiten,
+                                       overwrite=overwrite, dask=dask)
     import time
 
     import numpy as np
@@ -135,6 +144,52 @@ def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None
         summary["pca_components"] = basis.k
         summary["pca_image_shape"] = "×".join(map(str, basis.shape))
     return summary
+
+
+def _fit_moments_blocks_job(data, output, *, index, pca, labels, whiten, overwrite, dask) -> dict:
+    """``fit_moments_job`` with the moments by map-reduce (see :func:`fit_moments_job`)."""
+    import contextlib
+    import time
+
+    from .distributed.moments import distributed_moments, read_all
+    from .io.arrays import check_output_path
+    from .io.room import check_not_inputs
+    from .model import Model
+
+    if dask is not None:
+        from .distributed.client import parse_address, require_dask
+
+        parse_address(dask)
+        require_dask()
+    if str(data).lower().rstrip("/").split(":")[0].endswith(".zarr"):
+        from .distributed.zarr_store import _require_zarr
+
+        _require_zarr()
+    for name, value in (("--pca", pca), ("--labels", labels), ("--whiten", whiten)):
+        if value is not None:
+            raise MmsoldError(f"{name} is not available for a chunked input or with --dask")
+    if not any(c in str(data) for c in "*?["):
+        check_not_inputs([output], [data])
+    check_output_path(output, overwrite=overwrite)
+    t0 = time.perf_counter()
+    if dask is not None:
+        from .distributed.client import connect
+
+        ctx = connect(dask)
+    else:
+        ctx = contextlib.nullcontext(None)
+    with ctx as client:
+        mom = distributed_moments(data, client=client)
+    X = read_all(data)  # the model holds the points (its index and score need them)
+    if X.shape[0] != mom["n"]:
+        raise MmsoldError(f"{data}: the input changed while it was read ({mom['n']} then {X.shape[0]} rows)")
+    model = Model(index=index).fit(X, name=str(data), moments=(mom["mean"], mom["covariance"]))
+    model.extras_ = {}
+    model.save(output, overwrite=overwrite, settings={"source": str(data), "index": index, "pca": None,
+                                                      "labels": None, "whiten": None, "moments": "map-reduce"})
+    return {"model": str(output), "points": model.n_, "dim": model.d_, "index": model.index_kind_,
+            "spacing": model.spacing_, "jitter": model.jitter_, "fit_seconds": time.perf_counter() - t0,
+            "moment_blocks": mom["blocks"], "cluster": dask is not None}
 
 
 class _Mapped:

@@ -247,3 +247,40 @@ def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, t
         densify_distributed(cloud, client=client, factor=4, seed=1, tile_points=3000, store=store)
         store.commit()
     assert read_zarr(tmp_path / "d.zarr").tobytes() == Z.tobytes()
+
+
+# --- fit-moments on a chunked input: map-reduce on the cluster ---------------------------------------------
+
+
+def test_moments_by_map_reduce_equal_one_machine(client, tmp_path):
+    import h5py
+    import zarr
+
+    from mmsold_cli.distributed.moments import distributed_moments
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((20_000, 3)) @ np.array([[2.0, 0, 0], [0.5, 1, 0], [0.1, 0.3, 0.2]]) + 1e3
+    mu = X.mean(0)
+    cov = (X - mu).T @ (X - mu) / len(X)
+    z = zarr.open_group(store=str(tmp_path / "x.zarr"), mode="w", zarr_format=3)
+    z.create_array("samples", shape=X.shape, chunks=(3000, 3), dtype="<f8")[...] = X
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("pts", data=X, chunks=(2500, 3))
+    (tmp_path / "parts").mkdir()
+    for i, r0 in enumerate(range(0, len(X), 7000)):
+        np.save(tmp_path / "parts" / f"p{i}.npy", X[r0: r0 + 7000])
+    for spec, blocks in [(tmp_path / "x.zarr", 7), (f"{tmp_path / 'x.h5'}:pts", 1),
+                         (str(tmp_path / "parts" / "*.npy"), 3)]:
+        m = distributed_moments(spec, client=client, block_rows=5000)
+        assert m["n"] == len(X) and m["blocks"] >= blocks
+        assert np.max(np.abs(m["mean"] - mu) / np.abs(mu)) <= 1e-12
+        assert np.max(np.abs(m["covariance"] - cov)) / np.max(np.abs(cov)) <= 1e-12
+        here = distributed_moments(spec, block_rows=5000)  # the same tree without a cluster: the same bytes
+        assert here["covariance"].tobytes() == m["covariance"].tobytes()
+    r = mmsold("fit-moments", tmp_path / "parts", "-o", tmp_path / "m.h5", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["moment_blocks"] == 3
+    from mmsold_cli.io.model_file import load_model
+
+    model = load_model(tmp_path / "m.h5")
+    assert np.max(np.abs(model.covariance_ - cov)) / np.max(np.abs(cov)) <= 1e-12 and model.n_ == len(X)
