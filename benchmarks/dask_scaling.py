@@ -24,6 +24,28 @@ def surface(n, seed=0):
     return np.c_[u, 0.3 * np.sin(2 * u[:, 0]) * np.cos(2 * u[:, 1])]
 
 
+def _warm(payload, kw, cloud):
+    """On a worker: the model built and the kernels of a sampling and a densify run compiled (or loaded)."""
+    from mmsold_cli import sample
+    from mmsold_cli.workflows.tiles import densify_tile, plan_tiles
+
+    sample(payload.model(), 2000, random_state=0, **kw)
+    densify_tile(cloud, plan_tiles(cloud.positions, 1000)[0], factor=2, seed=0)
+    return True
+
+
+def best(fn, repeats):
+    """The fastest of ``repeats`` runs (the machine is shared): (wall, result)."""
+    out = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = fn()
+        wall = time.perf_counter() - t0
+        if out is None or wall < out[0]:
+            out = (wall, res)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200_000, help="samples of the measured sampling run")
@@ -34,12 +56,13 @@ def main():
     ap.add_argument("--factor", type=float, default=4.0)
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--cores-per-node", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=2, help="best of this many runs each")
     args = ap.parse_args()
 
     from mmsold_cli import fit_moments, sample
     from mmsold_cli.distributed.client import connect, measure_overhead
     from mmsold_cli.distributed.densify import densify_distributed
-    from mmsold_cli.distributed.sample import MAX_TASKS, OVERHEAD_SHARE, sample_distributed, shard_rows
+    from mmsold_cli.distributed.sample import MAX_TASKS, OVERHEAD_SHARE, ModelPayload, sample_distributed, shard_rows
     from mmsold_cli.io.cloud import PointCloud
     from mmsold_cli.sampling import resolve_settings
     from mmsold_cli.workflows.densify import densify_cloud
@@ -52,20 +75,20 @@ def main():
     sample(model, 2000, random_state=0, **kw)  # compiled
     n, steps = args.n, args.steps
     P = resolve_settings(model, n, **kw)["P"]
-    t0 = time.perf_counter()
-    ref = sample(model, n, random_state=7, **kw).samples
-    t_local = time.perf_counter() - t0
+    t_local, ref = best(lambda: sample(model, n, random_state=7, **kw).samples, args.repeats)
+    small = PointCloud(surface(3000, seed=2), {}, ".ply")
+    densify_cloud(small, factor=2, random_state=0, tile_points=1000)
     rows_out = [("one machine (no Dask)", cores, t_local, n * steps / t_local, "-", "-")]
     overheads = {}
     for w in (1, 2):
         with connect(f"local:{w}") as client:
-            sample_distributed(model, 2000, client=client, random_state=0, rows_per_shard=1000, **kw)  # warm
+            client.run(_warm, ModelPayload(model), kw, small)  # every worker warm, as a long run's would be
             over = measure_overhead(client, tasks=400)
             overheads[w] = over
             rows = shard_rows(n, P, steps, workers=w, overhead=over)
-            t0 = time.perf_counter()
-            res = sample_distributed(model, n, client=client, random_state=7, rows_per_shard=rows, **kw)
-            wall = time.perf_counter() - t0
+            wall, res = best(lambda: sample_distributed(model, n, client=client, random_state=7,  # noqa: B023
+                                                        rows_per_shard=rows, **kw),  # noqa: B023
+                             args.repeats)
             assert res.samples.tobytes() == ref.tobytes(), "cluster bytes differ from one machine"
             threads = sorted(set(client.run(lambda: os.environ.get("NUMBA_NUM_THREADS")).values()))
             rows_out.append((f"local:{w} ({'/'.join(threads)} numba threads each)", w, wall, n * steps / wall,
@@ -80,21 +103,19 @@ def main():
 
     # densify in tiles
     cloud = PointCloud(surface(args.scan, seed=1), {}, ".ply")
-    t0 = time.perf_counter()
-    loc, _ = densify_cloud(cloud, factor=args.factor, random_state=3, tile_points=args.tile_points)
-    t_dl = time.perf_counter() - t0
+    t_dl, (loc, _) = best(lambda: densify_cloud(cloud, factor=args.factor, random_state=3,
+                                                 tile_points=args.tile_points), 1)
     drow = [("one machine (no Dask)", cores, t_dl)]
     for w in (1, 2):
         with connect(f"local:{w}") as client:
-            t0 = time.perf_counter()
-            out, diag = densify_distributed(cloud, client=client, factor=args.factor, seed=3,
-                                            tile_points=args.tile_points)
-            wall = time.perf_counter() - t0
+            client.run(_warm, ModelPayload(model), kw, small)
+            wall, (out, diag) = best(lambda: densify_distributed(cloud, client=client, factor=args.factor,  # noqa: B023
+                                                                 seed=3, tile_points=args.tile_points), 1)
             assert out.positions.tobytes() == loc.positions.tobytes(), "cluster densify differs"
             drow.append((f"local:{w}", w, wall))
     tiles = len(diag["tiles"])
     print(f"\n## tiled densify: {args.scan:,} input points, factor {args.factor:g}, {tiles} tiles of ≤ "
-          f"{args.tile_points:,} (bytes = one machine; the first cluster run includes numba's compile on the workers)")
+          f"{args.tile_points:,} (bytes = one machine; workers warmed first)")
     print("| run | workers | wall (s) | input points/s |")
     print("|---|---:|---:|---:|")
     for r in drow:
@@ -120,7 +141,12 @@ def main():
     print(f"| compute, {N9:.0e} × 100 particle-steps / ({total:,} × r) | {compute:,.0f} s |")
     print(f"| scheduler time, tasks × o | {sched:,.1f} s |")
     print(f"| re-drawn boundary ensembles (≤ P / C of the work) | {100 * 1000 / C:.1f} % |")
-    print(f"| estimated wall | {compute * (1 + 1000 / C) + sched:,.0f} s ({(compute * (1 + 1000 / C) + sched) / 60:.1f} min) |")
+    task_s = C * 100 / rate_core
+    waves = math.ceil(tasks / total)
+    wall9 = max(compute, waves * task_s) * (1 + 1000 / C) + sched
+    print(f"| one shard, C × 100 / r | {task_s:,.1f} s |")
+    print(f"| waves of shards, ⌈tasks / workers⌉ | {waves} |")
+    print(f"| estimated wall, max(compute, waves × shard) × (1 + P/C) + scheduler | {wall9:,.0f} s ({wall9 / 60:.1f} min) |")
     print(f"| output, .zarr written by the workers | {N9 * 3 * 8 / 1e9:.0f} GB in {tasks:,} chunks |")
     S8 = 10**8
     tp = TILE_POINTS

@@ -153,9 +153,9 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
             for c0 in range(r0 - r0 % chunk, r0 + len(rows), chunk):
                 lo, hi = max(r0, c0), min(r0 + len(rows), c0 + chunk)
                 by_chunk.setdefault(c0, []).append((lo, rows[lo - r0: hi - r0]))
-        for c0, pieces in sorted(by_chunk.items()):
-            buf = np.concatenate([p for _, p in sorted(pieces, key=lambda q: q[0])])
-            write_rows(store.tmp, pieces[0][0] if len(pieces) == 1 else min(q[0] for q in pieces), buf)
+        for _, pieces in sorted(by_chunk.items()):  # each chunk's pieces are contiguous rows from its start
+            pieces.sort(key=lambda q: q[0])
+            write_rows(store.tmp, pieces[0][0], np.concatenate([p for _, p in pieces]))
         out = type(cloud)(np.zeros((0, 3)), {}, cloud.fmt, cloud.meta)
     else:
         names = list(parts[0].attributes) if parts else []
