@@ -155,10 +155,11 @@ def test_cli_dask_npy_and_zarr_same_bytes_and_zarr_round_trip(model_file, tmp_pa
 def test_unreachable_scheduler_bad_address_and_missing_dask(model_file, tmp_path):
     out = tmp_path / "s.zarr"
     t0 = time.time()
-    r = mmsold("sample", model_file, "-n", 100, "-o", out, "--dask", "tcp://127.0.0.1:9", "--seed", 0)
-    assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr, r.stderr
+    env = dict(os.environ, MMSOLD_DASK_TIMEOUT="2")
+    r = mmsold("sample", model_file, "-n", 100, "-o", out, "--dask", "tcp://127.0.0.1:9", "--seed", 0, env=env)
+    assert r.returncode == 2 and "cannot reach the Dask scheduler within 2 s" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
-    assert time.time() - t0 < 40
+    assert time.time() - t0 < 30
     r = mmsold("sample", model_file, "-n", 100, "-o", out, "--dask", "tcp://nohost")
     assert r.returncode == 2 and "scheme://host:port" in r.stderr
     code = ("import sys; sys.modules['distributed'] = None; from mmsold_cli.cli import run; "
@@ -167,6 +168,37 @@ def test_unreachable_scheduler_bad_address_and_missing_dask(model_file, tmp_path
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 2 and 'pip install "mmsold[dask]"' in r.stderr, r.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_scheduler_lost_mid_run_is_one_error_and_no_output(model_file, tmp_path):
+    sched_file = tmp_path / "scheduler.json"
+    out = tmp_path / "out"
+    out.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 30
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                       str(sched_file), "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        p = subprocess.Popen([sys.executable, "-m", "mmsold_cli.cli", "sample", str(model_file), "-n", "400000",
+                              "--steps", "200", "-o", str(out / "s.zarr"), "--dask", str(sched_file), "--seed", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not any(n.endswith(".part.zarr") for n in os.listdir(out)) and time.time() < deadline + 30:
+            time.sleep(0.1)
+        time.sleep(1.5)
+        procs[0].kill()  # the scheduler is gone
+        _, err = p.communicate(timeout=60)
+    finally:
+        for q in procs:
+            q.kill()
+            q.wait()
+    assert p.returncode == 2, err
+    assert err.startswith("mmsold: error: lost the Dask scheduler") and len(err.strip().splitlines()) == 1, err
+    assert os.listdir(out) == []
 
 
 def test_ctrl_c_cancels_and_leaves_nothing(model_file, tmp_path):

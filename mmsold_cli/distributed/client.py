@@ -32,8 +32,18 @@ __all__ = ["DASK_ENV", "INSTALL_HINT", "parse_address", "connect", "require_dask
 #: The environment variable that gives ``--dask``'s address.
 DASK_ENV = "MMSOLD_DASK"
 INSTALL_HINT = 'pip install "mmsold[dask]"'
-#: Seconds to wait for a scheduler before giving up.
+#: Seconds to wait for a scheduler before giving up (``MMSOLD_DASK_TIMEOUT`` in the environment changes it).
 CONNECT_TIMEOUT = 10.0
+
+
+def _connect_timeout() -> float:
+    try:
+        value = float(os.environ.get("MMSOLD_DASK_TIMEOUT", CONNECT_TIMEOUT))
+    except ValueError:
+        raise MmsoldError(f"MMSOLD_DASK_TIMEOUT={os.environ['MMSOLD_DASK_TIMEOUT']!r}: expected seconds") from None
+    if not value > 0:
+        raise MmsoldError(f"MMSOLD_DASK_TIMEOUT={value:g}: expected a positive number of seconds")
+    return value
 _SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
 
 
@@ -184,11 +194,30 @@ def cluster_errors(where: str):
         raise
 
 
+class _Quiet:
+    """Silence distributed's loggers (each has its own level) until :meth:`restore`."""
+
+    def __init__(self):
+        import logging
+
+        names = [n for n in list(logging.root.manager.loggerDict) if n == "distributed" or n.startswith("distributed.")]
+        self.levels = {n: logging.getLogger(n).level for n in names + ["distributed"]}
+        for n in self.levels:
+            logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+
+    def restore(self):
+        import logging
+
+        for n, level in self.levels.items():
+            logging.getLogger(n).setLevel(level)
+
+
 @contextlib.contextmanager
-def connect(address, *, timeout: float = CONNECT_TIMEOUT, threads: bool = True):
+def connect(address, *, timeout: float | None = None, threads: bool = True):
     """A connected :class:`distributed.Client` for ``address`` (see the module); closed (and a ``local:N``
     cluster stopped) on exit.  An unreachable scheduler is a MmsoldError raised within ``timeout`` s."""
     kind, value = parse_address(address)
+    timeout = _connect_timeout() if timeout is None else float(timeout)
     require_dask()
     import logging
 
@@ -197,6 +226,8 @@ def connect(address, *, timeout: float = CONNECT_TIMEOUT, threads: bool = True):
 
     cluster = None
     where = str(value)
+    # distributed logs every failed reconnect with a traceback; ours is the one line the error becomes
+    quiet = _Quiet()
     try:
         with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
             if kind == "local":
@@ -216,6 +247,7 @@ def connect(address, *, timeout: float = CONNECT_TIMEOUT, threads: bool = True):
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+        quiet.restore()
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MmsoldError(f"--dask {address}: cannot reach the Dask scheduler within {timeout:g} s ({text})") from None
     try:
@@ -230,3 +262,4 @@ def connect(address, *, timeout: float = CONNECT_TIMEOUT, threads: bool = True):
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close(timeout=10)
+        quiet.restore()
