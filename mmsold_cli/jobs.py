@@ -615,6 +615,12 @@ def densify_job(sparse, output, *, n=None, factor: float = 20.0, denoise: str = 
     diag_path = check_outputs(output, plot, overwrite, [sparse])
     X = read_point_cloud(sparse)
     check_room(output, int(n if n is not None else round(factor * X.shape[0])), X.shape[1], in_memory=True)
+    from .workflows.tiles import TILE_POINTS
+
+    if X.shape[0] > TILE_POINTS:  # a large cloud in tiles, as on a cluster (the same bytes)
+        return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
+                                    overwrite=overwrite, progress=progress, dask=None, tile_points=None,
+                                    options=options)
     res = densify(X, n, factor=factor, denoise=denoise, random_state=seed, progress=progress, **options)
     settings = dict(res.settings, source=str(sparse), random_state=seed)
     with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
@@ -686,6 +692,8 @@ def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, over
     else:
         ctx = contextlib.nullcontext(None)
     tile_progress = None if progress is None else (lambda done, total: progress(done, total, 0, 0))
+    from .distributed.zarr_store import write_rows
+
     with ctx as client:
         if client is not None:
             from .distributed.densify import densify_distributed, tile_rows
@@ -698,25 +706,32 @@ def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, over
                 return densify_distributed(cloud, client=client, factor=factor, seed=seed, tile_points=tile_points,
                                            progress=tile_progress, store=store, **options)
 
-            rows = int(tile_rows(X, tl.plan_tiles(X, tl.TILE_POINTS if tile_points is None else tile_points),
-                                 factor)[-1])
-        else:  # a local .zarr output: densify here, then write the store
-            from .workflows.densify import densify
+            tp = tl.TILE_POINTS if tile_points is None else tile_points
+            rows = (max(int(round(factor * X.shape[0])), 1) if X.shape[0] <= tp
+                    else int(tile_rows(X, tl.plan_tiles(X, tp), factor)[-1]))
+        else:  # here: densify_cloud (tiled above tile_points, as the cluster would)
+            from .workflows.densify import densify_cloud
 
-            res = densify(X, max(int(round(factor * X.shape[0])), 1), random_state=seed, progress=progress, **options)
-            rows = res.points.shape[0]
+            if seed is None:
+                seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
+            local, local_diag = densify_cloud(cloud, factor=factor, random_state=seed, tile_points=tile_points,
+                                              progress=progress, **options)
+            local_diag.pop("seed", None)
+
+            def run(store=None):
+                if store is not None:
+                    write_rows(store.tmp, 0, local.positions)
+                return local, local_diag
+
+            rows = local.positions.shape[0]
         if zarr_out:
             from .distributed.densify import ZARR_CHUNK_ROWS
-            from .distributed.zarr_store import ZarrOutput, write_rows
+            from .distributed.zarr_store import ZarrOutput
 
             with atomic_paths(diag_path, overwrite=overwrite) as (tmp_diag,):
                 with ZarrOutput(output, rows, 3, chunk_rows=ZARR_CHUNK_ROWS, overwrite=overwrite,
                                 attributes={"mmsold": {"source": str(sparse), "random_state": seed}}) as store:
-                    if client is not None:
-                        _, diag = run(store)
-                    else:
-                        write_rows(store.tmp, 0, res.points)
-                        diag = {"settings": res.settings, **res.diagnostics}
+                    _, diag = run(store)
                     diag = {**diag, "settings": dict(diag.get("settings", {}), source=str(sparse), random_state=seed,
                                                      factor=factor, **options)}
                     tmp_diag.write_text(json.dumps(diag, indent=1, default=float))

@@ -152,6 +152,19 @@ def test_cli_dask_npy_and_zarr_same_bytes_and_zarr_round_trip(model_file, tmp_pa
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left
 
 
+def test_cli_densify_on_the_cluster_gives_the_one_machine_bytes(tmp_path):
+    rng = np.random.default_rng(2)
+    u = rng.uniform(0, 4, (2000, 2))
+    np.save(tmp_path / "in.npy", np.c_[u, _height(u[:, 0], u[:, 1])])
+    common = ["--factor", 2, "--seed", 4, "--steps", 20]
+    assert mmsold("densify", tmp_path / "in.npy", *common, "-o", tmp_path / "a.npy").returncode == 0
+    r = mmsold("densify", tmp_path / "in.npy", *common, "-o", tmp_path / "b.zarr", "--dask", "local:2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tiles"] == 1 and json.loads(r.stdout)["workers"] == 2
+    assert read_zarr(tmp_path / "b.zarr").tobytes() == np.load(tmp_path / "a.npy").tobytes()
+    assert json.loads((tmp_path / "b.diagnostics.json").read_text())["settings"]["random_state"] == 4
+
+
 def test_unreachable_scheduler_bad_address_and_missing_dask(model_file, tmp_path):
     out = tmp_path / "s.zarr"
     t0 = time.time()

@@ -64,6 +64,23 @@ def _run_tile(cloud, tile, r0: int, factor: float, seed: int, halo: float, norma
     return edges, info
 
 
+def _run_whole(cloud, factor: float, seed: int, normals: bool, drop, options: dict, store=None):
+    """One task for a cloud of one tile: ``densify_cloud`` untiled, exactly as on one machine."""
+    from ..workflows.densify import densify_cloud
+
+    out, diag = densify_cloud(cloud, factor=factor, random_state=seed, tile_points=0, normals=normals,
+                              drop_attributes=drop, **options)
+    info = dict(index=0, core_points=len(cloud.positions), output_points=len(out.positions),
+                spacing=diag["settings"]["spacing"], seconds=diag["diagnostics"]["sample_time"]
+                + diag["diagnostics"]["denoise_time"])
+    if store is None:
+        return out, info
+    from .zarr_store import write_rows
+
+    write_rows(store, 0, out.positions)
+    return [], info
+
+
 def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points: int | None = None,
                         halo: float | None = None, normals: bool = False, drop_attributes=(), progress=None,
                         store=None, **options):
@@ -90,7 +107,9 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     Returns
     -------
     (PointCloud, dict)
-        As ``densify_cloud``: the new points in tile order and diagnostics (``seed``, ``tiles``).
+        As ``densify_cloud(cloud, factor=factor, random_state=seed, tile_points=tile_points)``, byte for
+        byte (a cloud of at most ``tile_points`` points is one untiled task): the new points in tile order
+        and diagnostics (``seed``, ``tiles``).
     """
     import contextlib
     import uuid
@@ -109,8 +128,10 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     tl.tile_seed(seed, 0)
-    tiles = tl.plan_tiles(X, tile_points)
-    offsets = tile_rows(X, tiles, factor)
+    whole = X.shape[0] <= tile_points  # one tile: densify_cloud's untiled run, as on one machine
+    tiles = [tl.Tile(0, (-np.inf,) * 3, (np.inf,) * 3)] if whole else tl.plan_tiles(X, tile_points)
+    offsets = (np.array([0, max(int(round(factor * X.shape[0])), 1)]) if whole
+               else tile_rows(X, tiles, factor))
     if store is not None and store.shape != (int(offsets[-1]), 3):
         raise MmsoldError(f"store must have shape {(int(offsets[-1]), 3)}, got {store.shape}")
     where = getattr(client, "mmsold_where", "")
@@ -121,10 +142,14 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         target = None if store is None else str(store.tmp)
         chunk = ZARR_CHUNK_ROWS if store is None else store.chunk_rows
         try:
-            futures = [client.submit(_run_tile, scattered, tile, int(offsets[k]), factor, seed, halo, normals, drop,
-                                     options, target, chunk, pure=False,
-                                     key=f"mmsold-tile-{seed}-{k}-{uuid.uuid4().hex[:8]}")
-                       for k, tile in enumerate(tiles)]
+            if whole:
+                futures = [client.submit(_run_whole, scattered, factor, seed, normals, drop, options, target,
+                                         pure=False, key=f"mmsold-tile-{seed}-0-{uuid.uuid4().hex[:8]}")]
+            else:
+                futures = [client.submit(_run_tile, scattered, tile, int(offsets[k]), factor, seed, halo, normals,
+                                         drop, options, target, chunk, pure=False,
+                                         key=f"mmsold-tile-{seed}-{k}-{uuid.uuid4().hex[:8]}")
+                           for k, tile in enumerate(tiles)]
             index = {f.key: k for k, f in enumerate(futures)}
             parts: list = [None] * len(tiles)
             infos: list = [None] * len(tiles)
