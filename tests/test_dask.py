@@ -113,7 +113,8 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_zarr_is_complete(moons, cli
     deadline = time.time() + 30
     while len(client.scheduler_info(n_workers=-1)["workers"]) < 2 and time.time() < deadline:
         time.sleep(0.2)  # the nanny restarts it, with its numba threads
-    assert sorted(client.run(lambda: os.environ["NUMBA_NUM_THREADS"]).values()) == ["1", "1"]
+    k = str(worker_threads(len(os.sched_getaffinity(0)), 2))
+    assert sorted(client.run(lambda: os.environ["NUMBA_NUM_THREADS"]).values()) == [k, k]
 
 
 @pytest.fixture(scope="module")
@@ -128,19 +129,20 @@ def test_cli_dask_npy_and_zarr_same_bytes_and_zarr_round_trip(model_file, tmp_pa
     common = ["-n", 5000, "--steps", 20, "--seed", 3, "--backend", "numba"]
     assert mmsold("sample", model_file, *common, "-o", tmp_path / "a.npy").returncode == 0
     a = np.load(tmp_path / "a.npy")
-    r = mmsold("sample", model_file, *common, "-o", tmp_path / "b.csv", "--dask", "local:2", "--json")
+    env = dict(os.environ, MMSOLD_DASK="local:2")  # the address from the environment
+    r = mmsold("sample", model_file, *common, "-o", tmp_path / "b.csv", "--json", env=env)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["workers"] == 2 and info["shards"] >= 1
     assert np.loadtxt(tmp_path / "b.csv", delimiter=",").tobytes() == a.tobytes()  # %.17g round-trips
-    env = dict(os.environ, MMSOLD_DASK="local:2")
-    r = mmsold("sample", model_file, *common, "-o", tmp_path / "c.zarr", env=env)
+    diag = json.loads((tmp_path / "b.diagnostics.json").read_text())
+    assert diag["shards"] >= 1 and diag["settings"]["random_state"] == 3 and max(diag["cov_error"]) < 1e-9
+    assert diag["mean_error"] == json.loads((tmp_path / "a.diagnostics.json").read_text())["mean_error"]
+    # a .zarr without a cluster (the workers' .zarr: the killed-worker test, and densify below)
+    r = mmsold("sample", model_file, *common, "-o", tmp_path / "c.zarr")
     assert r.returncode == 0, r.stderr
     assert read_zarr(tmp_path / "c.zarr").tobytes() == a.tobytes()
-    diag = json.loads((tmp_path / "c.diagnostics.json").read_text())
-    assert diag["shards"] >= 1 and diag["settings"]["random_state"] == 3 and max(diag["cov_error"]) < 1e-9
-    # a local .zarr (no cluster): the same bytes; an existing store needs --overwrite
-    r = mmsold("sample", model_file, *common, "-o", tmp_path / "c.zarr")
+    r = mmsold("sample", model_file, *common, "-o", tmp_path / "c.zarr")  # an existing store needs --overwrite
     assert r.returncode == 2 and "exists" in r.stderr
     r = mmsold("sample", model_file, *common, "-o", tmp_path / "c.zarr", "--overwrite")
     assert r.returncode == 0, r.stderr
@@ -251,13 +253,14 @@ def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, t
     from mmsold_cli.distributed.densify import densify_distributed, tile_rows
     from mmsold_cli.io.cloud import PointCloud
     from mmsold_cli.metrics.surface import mean_spacing
+    from mmsold_cli.workflows.densify import densify_cloud
     from mmsold_cli.workflows.tiles import densify_tile, plan_tiles
 
     rng = np.random.default_rng(0)
     u = rng.uniform(0, 4, (12000, 2))
     X = np.c_[u, _height(u[:, 0], u[:, 1])]
     cloud = PointCloud(X, {"h": X[:, 2].copy()}, ".ply")
-    out, diag = densify_distributed(cloud, client=client, factor=4, seed=1, tile_points=3000)
+    out, diag = densify_cloud(cloud, factor=4, random_state=1, tile_points=3000, client=client)  # the library's way
     Z = out.positions
     tiles = plan_tiles(X, 3000)
     assert len(diag["tiles"]) == 4 and len(Z) == 4 * len(X)
@@ -265,6 +268,8 @@ def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, t
     first = sum(i["output_points"] for i in diag["tiles"][:2])
     part, _ = densify_tile(cloud, tiles[2], factor=4, seed=1)
     assert part.positions.tobytes() == Z[first: first + len(part)].tobytes()
+    # attributes carried through the tiles on the workers (the height, interpolated)
+    assert np.abs(out.attributes["h"] - Z[:, 2]).mean() < 0.3 * 0.6 * mean_spacing(X)
     delta = mean_spacing(X)
 
     def band(P):
