@@ -403,7 +403,9 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
 
             def run(**kw):
                 return sample_distributed(model, n, client=client, random_state=seed, rows_per_shard=rows,
-                                          overhead=overhead, progress=shard_progress, unwhiten=True, **kw, **options)
+                                          overhead=overhead, progress=shard_progress, unwhiten=True,
+                                          model_path=model_path, label=None if labels is None else label,
+                                          **kw, **options)
         else:
             from .distributed.sample import shard_rows
 
@@ -451,7 +453,8 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
         "final_cov_error": dg["cov_error"][-1],
     }
     if client is not None:
-        summary.update(workers=dg["workers"], shards=dg["shards"], rows_per_shard=dg["rows_per_shard"])
+        summary.update(workers=dg["workers"], shards=dg["shards"], rows_per_shard=dg["rows_per_shard"],
+                       model_sent=dg["model_sent"])
     return summary
 
 

@@ -78,7 +78,7 @@ def test_same_bytes_as_one_machine_for_two_shard_sizes(moons, client, local_run,
                              backend="numba")
     assert res.samples.tobytes() == local_run.samples.tobytes()
     d = res.diagnostics
-    assert d["shards"] == -(-N // rows) and d["workers"] == 2
+    assert d["shards"] == -(-N // rows) and d["workers"] == 2 and d["model_sent"] == "scatter"
     assert d["mean_error"] == pytest.approx(local_run.diagnostics["mean_error"], abs=1e-15)
     assert max(d["cov_error"]) == max(local_run.diagnostics["cov_error"])
     assert res.settings["random_state"] == 11 and res.settings["ensembles_total"] == 8
@@ -133,7 +133,7 @@ def test_cli_dask_npy_and_zarr_same_bytes_and_zarr_round_trip(model_file, tmp_pa
     r = mmsold("sample", model_file, *common, "-o", tmp_path / "b.csv", "--json", env=env)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["workers"] == 2 and info["shards"] >= 1
+    assert info["workers"] == 2 and info["shards"] >= 1 and info["model_sent"] == "path"  # the workers see it
     assert np.loadtxt(tmp_path / "b.csv", delimiter=",").tobytes() == a.tobytes()  # %.17g round-trips
     diag = json.loads((tmp_path / "b.diagnostics.json").read_text())
     assert diag["shards"] >= 1 and diag["settings"]["random_state"] == 3 and max(diag["cov_error"]) < 1e-9

@@ -25,12 +25,14 @@ where
 
 Randomness depends on (seed, ensemble index) only (:mod:`mmsold_cli.rng.streams`), so neither W nor C
 changes a byte.  The model goes to every worker once (``scatter(broadcast=True)``) and is rebuilt there
-once per worker process (its index; as loading a model file does).
+once per worker process (its index; as loading a model file does) — or, when the run's model file is on
+a file system every worker sees, the workers read that file themselves (:func:`model_payload`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 
@@ -38,7 +40,7 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["OVERHEAD_SHARE", "MAX_TASKS", "WORKER_RATE", "ModelPayload", "shard_rows", "plan_shards",
+__all__ = ["OVERHEAD_SHARE", "MAX_TASKS", "WORKER_RATE", "ModelPayload", "ModelFile", "model_payload", "shard_rows", "plan_shards",
            "sample_distributed", "merge_diagnostics"]
 
 OVERHEAD_SHARE = 0.01
@@ -85,6 +87,46 @@ class ModelPayload:
 
 
 _MODELS: dict = {}
+
+
+class ModelFile:
+    """A model file every worker reads itself (a shared file system): nothing of the model goes through the
+    client, which matters for large training sets on many workers.  Loaded once per worker process."""
+
+    def __init__(self, path, label=None):
+        st = os.stat(path)
+        self.path, self.label = os.path.abspath(path), label
+        self.token = (self.path, st.st_size, st.st_mtime_ns, repr(label))
+
+    def model(self):
+        cached = _MODELS.get(self.token)
+        if cached is not None:
+            return cached
+        from ..io.model_file import load_model
+
+        m = load_model(self.path, label=self.label)
+        _MODELS.clear()
+        _MODELS[self.token] = m
+        return m
+
+
+def _sees(token) -> bool:
+    """On a worker: whether the model file is there, with the client's size and modification time."""
+    try:
+        st = os.stat(token[0])
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == tuple(token[1:3])
+
+
+def model_payload(client, model, model_path=None, label=None):
+    """What the tasks get: the model file's path when every worker sees that very file, else the model's
+    arrays sent to each worker once (``scatter(broadcast=True)``); a future, and how it was sent."""
+    if model_path is not None:
+        payload = ModelFile(model_path, label)
+        if all(client.run(_sees, payload.token).values()):
+            return client.scatter(payload, broadcast=True, hash=False), "path"
+    return client.scatter(ModelPayload(model), broadcast=True, hash=False), "scatter"
 
 
 def shard_rows(n: int, P: int, steps: int, *, workers: int, overhead: float, rate: float = WORKER_RATE,
@@ -158,7 +200,8 @@ def merge_diagnostics(parts: list, *, wall: float, n: int, steps: int, duplicate
 
 
 def sample_distributed(model, n, *, client, random_state=None, out=None, store=None, rows_per_shard=None,
-                       overhead=None, rate: float = WORKER_RATE, progress=None, unwhiten: bool = False, **options):
+                       overhead=None, rate: float = WORKER_RATE, progress=None, unwhiten: bool = False, model_path=None,
+                       label=None, **options):
     """:func:`mmsold_cli.sampling.sample` on a Dask cluster; a :class:`~mmsold_cli.sampling.SampleResult`.
 
     Parameters
@@ -180,6 +223,9 @@ def sample_distributed(model, n, *, client, random_state=None, out=None, store=N
         ``progress(shards_done, shards_total)`` as shards complete.
     unwhiten : bool
         Map a whitened model's samples back on the workers (what ``mmsold sample`` writes).
+    model_path, label : optional
+        The file ``model`` was loaded from (and its class): if every worker sees that file (same size and
+        modification time) the workers load it themselves; otherwise the model is sent to each worker.
     **options
         As for :func:`~mmsold_cli.sampling.sample`.
     """
@@ -215,7 +261,7 @@ def sample_distributed(model, n, *, client, random_state=None, out=None, store=N
         shards = plan_shards(n, rows)
         _, offsets = ensemble_layout(n, P, d)
         t0 = time.perf_counter()
-        payload = client.scatter(ModelPayload(model), broadcast=True, hash=False)
+        payload, sent = model_payload(client, model, model_path, label)
         target = None if store is None else str(store.tmp)
         try:
             futures = [client.submit(_run_shard, payload, n, seed, r0, r1, options, target, unwhiten, pure=False,
@@ -256,7 +302,7 @@ def sample_distributed(model, n, *, client, random_state=None, out=None, store=N
         wall = time.perf_counter() - t0
     drawn = sum(int(offsets[p["ensembles_drawn"][1]] - offsets[p["ensembles_drawn"][0]]) for p in parts)
     diagnostics = merge_diagnostics(parts, wall=wall, n=n, steps=steps, duplicate_rows=drawn - n)
-    diagnostics.update(workers=workers, rows_per_shard=rows)
+    diagnostics.update(workers=workers, rows_per_shard=rows, model_sent=sent)
     if overhead is not None:
         diagnostics["task_overhead_s"] = overhead
     settings.update(index=model.index_kind_, random_state=seed, shard=[0, len(offsets) - 1],
