@@ -368,13 +368,16 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
     if plot is not None:
         raise MmsoldError(f"--plot is not available with {how}; draw the output with `mmsold evaluate --plot`")
     diag_path = output.with_name(output.stem + ".diagnostics.json")
-    check_not_inputs([output, diag_path], [model_path])
+    # one class of a per-class file: its labels beside the samples, as sample_job writes them
+    extra = [output.with_name(output.stem + ".labels.npy")] if label is not None else []
+    check_not_inputs([output, diag_path, *extra], [model_path])
     if zarr_out:
         check_zarr_target(output, overwrite=overwrite)
     else:
         check_extension(output)
         check_output_path(output, overwrite=overwrite)
-    check_output_path(diag_path, overwrite=overwrite)
+    for p in (diag_path, *extra):
+        check_output_path(p, overwrite=overwrite)
     labels = class_labels(model_path)
     model = load_model(model_path, label=None if labels is None else label)
     if latent.has_basis(model):
@@ -386,6 +389,11 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
     white = wh.from_extras(model.extras_) if wh.has_whitening(model) else None
     back = (lambda Z: Z) if white is None else (lambda Z: wh.unwhiten(Z, white))
     shard_progress = None if progress is None else (lambda done, total: progress(done, total, 0, 0))
+
+    def write_labels(tmps):
+        for tmp in tmps:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.full(n, label), allow_pickle=False)
     if dask is not None:
         from .distributed.client import connect
 
@@ -418,7 +426,8 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
         if zarr_out:
             from .distributed.zarr_store import ZarrOutput
 
-            with atomic_paths(diag_path, overwrite=overwrite) as (tmp_diag,):
+            with atomic_paths(diag_path, *extra, overwrite=overwrite) as (tmp_diag, *tmp_extra):
+                write_labels(tmp_extra)
                 with ZarrOutput(output, n, d, chunk_rows=rows, overwrite=overwrite,
                                 attributes={"mmsold": {"model": str(model_path), "random_state": seed}}) as store:
                     res = run(store=store) if client is not None else run(_Rows(store, (n, d)))
@@ -428,7 +437,8 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
                     tmp_diag.write_text(json.dumps(diag, indent=1, default=str))
                     store.commit()
         else:
-            with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
+            with atomic_paths(output, diag_path, *extra, overwrite=overwrite) as (tmp_out, tmp_diag, *tmp_extra):
+                write_labels(tmp_extra)
                 if stream:
                     with PointWriter(tmp_out, n, d, fmt=output.suffix) as writer:
                         res = run(out=writer)
@@ -452,6 +462,8 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
         "final_mean_error": dg["mean_error"][-1],
         "final_cov_error": dg["cov_error"][-1],
     }
+    if extra:
+        summary.update(classes=1, labels=str(extra[0]))
     if client is not None:
         summary.update(workers=dg["workers"], shards=dg["shards"], rows_per_shard=dg["rows_per_shard"],
                        model_sent=dg["model_sent"])

@@ -84,6 +84,20 @@ def test_same_bytes_as_one_machine_for_two_shard_sizes(moons, client, local_run,
     assert res.settings["random_state"] == 11 and res.settings["ensembles_total"] == 8
 
 
+def test_a_whitened_model_is_mapped_back_on_the_workers(client):
+    from mmsold_cli.workflows import whiten as wh
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((2000, 5)) * np.array([4.0, 2.0, 1.0, 0.3, 0.1])
+    w = wh.fit_whitening(X, 2)
+    model = fit_moments(wh.whiten(X, w))
+    model.extras_ = wh.to_extras(w)
+    ref = wh.unwhiten(sample(model, 2400, random_state=2, steps=8, P=600).samples, w)
+    res = sample_distributed(model, 2400, client=client, random_state=2, rows_per_shard=1000, unwhiten=True, steps=8,
+                             P=600)
+    assert res.samples.tobytes() == ref.tobytes() and res.diagnostics["duplicate_rows"] == 1200  # ensembles 1 and 3 drawn twice
+
+
 def test_same_bytes_on_one_worker_and_through_sample(moons, local_run):
     with connect("local:1") as one:
         assert list(one.run(lambda: os.environ["NUMBA_NUM_THREADS"]).values()) == [str(len(os.sched_getaffinity(0)))]
