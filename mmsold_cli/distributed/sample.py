@@ -31,6 +31,7 @@ a file system every worker sees, the workers read that file themselves (:func:`m
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -288,17 +289,9 @@ def sample_distributed(model, n, *, client, random_state=None, out=None, store=N
                         next_row += 1
                 if progress is not None:
                     progress(done, len(shards))
-        finally:
-            live = [f for f in futures if f is not None]
-            if live:
-                import contextlib
-
-                with contextlib.suppress(Exception):
-                    client.cancel(live)
-            import contextlib
-
+        finally:  # on an error, Ctrl-C or success alike: nothing of the run stays on the cluster
             with contextlib.suppress(Exception):
-                client.cancel([payload])
+                client.cancel([f for f in futures if f is not None] + [payload])
         wall = time.perf_counter() - t0
     drawn = sum(int(offsets[p["ensembles_drawn"][1]] - offsets[p["ensembles_drawn"][0]]) for p in parts)
     diagnostics = merge_diagnostics(parts, wall=wall, n=n, steps=steps, duplicate_rows=drawn - n)
