@@ -305,12 +305,18 @@ def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, t
     assert abs(density - 1) <= 0.05, density
     assert d[bz].mean() <= 1.05 * d[iz].mean(), (d[bz].mean(), d[iz].mean())
     assert np.percentile(d[bz], 95) <= 1.05 * np.percentile(d[iz], 95)
-    # the .zarr of the same run, written by the workers (inner chunks) and the client (shared chunks)
-    offsets = tile_rows(X, tiles, 4)
-    with ZarrOutput(tmp_path / "d.zarr", int(offsets[-1]), 3, chunk_rows=5000) as store:
-        densify_distributed(cloud, client=client, factor=4, seed=1, tile_points=3000, store=store)
-        store.commit()
-    assert read_zarr(tmp_path / "d.zarr").tobytes() == Z.tobytes()
+    # a tiled .zarr, written by the workers (chunks inside a tile) and the client (chunks tiles share):
+    # a smaller cloud, short runs, chunks smaller and larger than a tile's rows
+    small = PointCloud(X[:2400], {}, ".ply")
+    kw = dict(factor=1.5, tile_points=600, steps=10)
+    ref, _ = densify_cloud(small, random_state=2, **kw)
+    offsets = tile_rows(small.positions, plan_tiles(small.positions, 600), 1.5)
+    assert len(offsets) == 5 and offsets[-1] == len(ref.positions)
+    for chunk in (250, 1000):
+        with ZarrOutput(tmp_path / f"d{chunk}.zarr", int(offsets[-1]), 3, chunk_rows=chunk) as store:
+            densify_distributed(small, client=client, seed=2, store=store, **kw)
+            store.commit()
+        assert read_zarr(tmp_path / f"d{chunk}.zarr").tobytes() == ref.positions.tobytes()
 
 
 # --- fit-moments on a chunked input: map-reduce on the cluster ---------------------------------------------
