@@ -164,6 +164,9 @@ def test_cli_dask_npy_and_zarr_same_bytes_and_zarr_round_trip(model_file, tmp_pa
 
     arr = zarr.open_array(tmp_path / "c.zarr", path="samples", mode="r")
     assert arr.metadata.zarr_format == 3 and arr.shape == (5000, 2)
+    from mmsold_cli.io.arrays import read_points
+
+    assert read_points(tmp_path / "c.zarr").tobytes() == a.tobytes()  # every command reads a .zarr output
     assert read_zarr(tmp_path / "c.zarr").tobytes() == a.tobytes()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left
 
