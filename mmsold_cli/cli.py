@@ -32,6 +32,9 @@ app = typer.Typer(
 
 _STATE = {"debug": False}
 
+_DASK_HELP = ("Run on a Dask cluster: tcp://host:port, a scheduler file, or local:N (N worker processes here); "
+              "also MMSOLD_DASK.  Needs mmsold[dask].")
+
 
 class _Terminated(BaseException):
     """Raised by the SIGTERM handler so cleanup runs as for Ctrl-C."""
@@ -196,6 +199,9 @@ def fit_moments_cmd(
     whiten: Optional[int] = typer.Option(None, "--whiten", metavar="K",
                                          help="Partial whitening first, as the MM-SOLD authors do: the top K "
                                               "directions kept, the rest scaled to the (K+1)-th eigenvalue."),
+    dask: Optional[str] = typer.Option(None, "--dask", metavar="ADDRESS", envvar="MMSOLD_DASK",
+                                       help=_DASK_HELP + "  The moments by map-reduce over DATA's blocks (a .zarr "
+                                            "store, HDF5 chunks, a glob or folder of files)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
@@ -204,15 +210,17 @@ def fit_moments_cmd(
     def body():
         from .jobs import fit_moments_job
 
-        _emit(fit_moments_job(data, output, index=index, pca=pca, labels=labels, whiten=whiten, overwrite=overwrite),
-              as_json, "fit-moments")
+        _emit(fit_moments_job(data, output, index=index, pca=pca, labels=labels, whiten=whiten, overwrite=overwrite,
+                              dask=dask), as_json, "fit-moments")
 
     _run(body)
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool):
-    """A rich progress bar on a terminal, as a ``progress(done, total, step, steps)`` callback; None otherwise."""
+def _progress_bar(enabled: bool, unit: str = "ensembles"):
+    """A rich progress bar on a terminal, as a ``progress(done, total, step, steps)`` callback; None otherwise.
+
+    ``unit``: what ``done`` counts (ensembles; shards or tiles on a cluster, where steps are not shown)."""
     if not enabled:
         yield None
         return
@@ -221,12 +229,13 @@ def _progress_bar(enabled: bool):
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    transient=True, console=Console(stderr=True))
-    ens = bar.add_task("ensembles", total=None)
-    stp = bar.add_task("steps", total=None)
+    ens = bar.add_task(unit, total=None)
+    stp = bar.add_task("steps", total=None) if unit == "ensembles" else None
 
     def update(done, total, step, steps):
         bar.update(ens, completed=done, total=total)
-        bar.update(stp, completed=step, total=steps)
+        if stp is not None:
+            bar.update(stp, completed=step, total=steps)
 
     with bar:
         yield update
@@ -269,6 +278,7 @@ def sample_cmd(
              "pool (4K tracked neighbours of the particle), all [auto: grid for d ≤ 3, else pool; index for cfdm]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (bit-identical results)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the result (.png/.pdf/.svg; needs mmsold[plot])."),
+    dask: Optional[str] = typer.Option(None, "--dask", metavar="ADDRESS", envvar="MMSOLD_DASK", help=_DASK_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
@@ -285,9 +295,10 @@ def sample_cmd(
         opts = dict(sampler=sampler, steps=steps, eta=eta, t=t, sigma=sigma, M=draws, K=neighbours, L=remainder,
                     P=ensemble, integrator=integrator, init=init, target_cov=target_cov, batch_size=batch_size,
                     start_time=start_time, search=search, backend=backend)
-        with _progress_bar(sys.stderr.isatty()) as update:
+        sharded = dask is not None or output.suffix.lower() == ".zarr"
+        with _progress_bar(sys.stderr.isatty(), "shards" if sharded else "ensembles") as update:
             summary = sample_job(model_path, output, n, seed=seed, label=_label(label), per_class=per_class, plot=plot,
-                                 overwrite=overwrite, progress=update, **opts)
+                                 overwrite=overwrite, progress=update, dask=dask, **opts)
         _emit(summary, as_json, "sample")
 
     _run(body)
@@ -390,6 +401,8 @@ def densify_cmd(
                                            "dropped (drawn in excess) [0.08]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the dense cloud (.png/.pdf/.svg)."),
+    dask: Optional[str] = typer.Option(None, "--dask", metavar="ADDRESS", envvar="MMSOLD_DASK",
+                                       help=_DASK_HELP + "  Tiles are the tasks."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ):
@@ -403,9 +416,9 @@ def densify_cmd(
 
         opts = {k: v for k, v in dict(t=t, sigma=sigma, steps=steps, sampler=sampler, reject=reject).items()
                 if v is not None}
-        with _progress_bar(sys.stderr.isatty()) as update:
+        with _progress_bar(sys.stderr.isatty(), "ensembles" if dask is None else "tiles") as update:
             summary = densify_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
-                                  overwrite=overwrite, progress=update, **opts)
+                                  overwrite=overwrite, progress=update, dask=dask, **opts)
         _emit(summary, as_json, "densify")
 
     _run(body)

@@ -62,13 +62,22 @@ def check_outputs(output: Path, plot, overwrite: bool, inputs=()) -> Path:
 
 
 def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None, labels=None,
-                    whiten: int | None = None, overwrite: bool = False) -> dict:
+                    whiten: int | None = None, overwrite: bool = False, dask=None) -> dict:
     """Read a training set (or images, with ``pca``), fit a model and save it; the summary.
 
     ``labels`` (a file of one label per point, or ``col:K`` for column K of the data): one model per
     class in one file.  ``whiten`` K: the partial whitening of :mod:`mmsold_cli.workflows.whiten`
     (top K directions kept) before fitting; samples are mapped back when written.
+
+    A chunked input (a ``.zarr`` store, a glob pattern or a folder of files) or ``dask`` (a cluster
+    address): the mean and covariance by map-reduce over the input's blocks
+    (:mod:`mmsold_cli.distributed.moments`), on the cluster's workers with ``dask``.
     """
+    from .distributed.moments import is_chunked_input
+
+    if dask is not None or is_chunked_input(data):
+        return _fit_moments_blocks_job(data, output, index=index, pca=pca, labels=labels, whiten=whiten,
+                                       overwrite=overwrite, dask=dask)
     import time
 
     import numpy as np
@@ -137,6 +146,52 @@ def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None
     return summary
 
 
+def _fit_moments_blocks_job(data, output, *, index, pca, labels, whiten, overwrite, dask) -> dict:
+    """``fit_moments_job`` with the moments by map-reduce (see :func:`fit_moments_job`)."""
+    import contextlib
+    import time
+
+    from .distributed.moments import distributed_moments, read_all
+    from .io.arrays import check_output_path
+    from .io.room import check_not_inputs
+    from .model import Model
+
+    if dask is not None:
+        from .distributed.client import parse_address, require_dask
+
+        parse_address(dask)
+        require_dask()
+    if str(data).lower().rstrip("/").split(":")[0].endswith(".zarr"):
+        from .distributed.zarr_store import _require_zarr
+
+        _require_zarr()
+    for name, value in (("--pca", pca), ("--labels", labels), ("--whiten", whiten)):
+        if value is not None:
+            raise MmsoldError(f"{name} is not available for a chunked input or with --dask")
+    if not any(c in str(data) for c in "*?["):
+        check_not_inputs([output], [data])
+    check_output_path(output, overwrite=overwrite)
+    t0 = time.perf_counter()
+    if dask is not None:
+        from .distributed.client import connect
+
+        ctx = connect(dask)
+    else:
+        ctx = contextlib.nullcontext(None)
+    with ctx as client:
+        mom = distributed_moments(data, client=client)
+    X = read_all(data)  # the model holds the points (its index and score need them)
+    if X.shape[0] != mom["n"]:
+        raise MmsoldError(f"{data}: the input changed while it was read ({mom['n']} then {X.shape[0]} rows)")
+    model = Model(index=index).fit(X, name=str(data), moments=(mom["mean"], mom["covariance"]))
+    model.extras_ = {}
+    model.save(output, overwrite=overwrite, settings={"source": str(data), "index": index, "pca": None,
+                                                      "labels": None, "whiten": None, "moments": "map-reduce"})
+    return {"model": str(output), "points": model.n_, "dim": model.d_, "index": model.index_kind_,
+            "spacing": model.spacing_, "jitter": model.jitter_, "fit_seconds": time.perf_counter() - t0,
+            "moment_blocks": mom["blocks"], "cluster": dask is not None}
+
+
 class _Mapped:
     """An ``out`` for :func:`mmsold_cli.sampling.sample` that maps each batch before storing it."""
 
@@ -148,15 +203,24 @@ class _Mapped:
 
 
 def sample_job(model_path, output, n: int | None = None, *, seed=None, label=None, per_class: int | None = None,
-               plot=None, overwrite: bool = False, progress=None, **options) -> dict:
+               plot=None, overwrite: bool = False, progress=None, dask=None, **options) -> dict:
     """Sample a model file to ``output`` (streamed for .npy and text) with a diagnostics JSON beside it.
 
     A model with a PCA basis also gets its decoded images (``OUT.images.npy``) and a grid (``OUT.png``);
     a whitened model's samples are mapped back.  A per-class file: ``label`` samples one class,
     ``per_class`` samples every class that many times; the labels go to ``OUT.labels.npy``.
     ``options`` as for :func:`mmsold_cli.sampling.sample`.
+
+    ``dask``: a cluster address (:mod:`mmsold_cli.distributed.client`): shards of the run are tasks there,
+    with the bytes of the one-machine run.  A ``.zarr`` output (also without ``dask``) is a Zarr v3 store
+    filled shard by shard (:mod:`mmsold_cli.distributed.zarr_store`).  ``progress`` then counts shards:
+    ``progress(done, total, 0, 0)``.
     """
     import numpy as np
+
+    if dask is not None or Path(output).suffix.lower() == ".zarr":
+        return _sample_sharded_job(model_path, output, n, seed=seed, label=label, per_class=per_class, plot=plot,
+                                   overwrite=overwrite, progress=progress, dask=dask, options=options)
 
     from .io.arrays import (
         STREAM_EXTENSIONS,
@@ -254,6 +318,155 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
     if labelled_out:
         summary["classes"] = len(models)
         summary["labels"] = str(extra_paths[-1])
+    return summary
+
+
+class _Rows:
+    """An ``out`` writing consecutive row blocks into a Zarr store's samples (one process)."""
+
+    def __init__(self, store, shape):
+        import zarr
+
+        from .distributed.zarr_store import ZARR_ARRAY
+
+        self.arr = zarr.open_array(store=str(store.tmp), path=ZARR_ARRAY, mode="r+")
+        self.shape = shape
+
+    def __setitem__(self, key, X):
+        self.arr[key] = X
+
+
+def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, overwrite, progress, dask,
+                        options) -> dict:
+    """``sample_job`` on a Dask cluster, or to a ``.zarr`` store (see :func:`sample_job`)."""
+    import contextlib
+
+    import numpy as np
+
+    from .distributed.client import parse_address, require_dask
+    from .io.arrays import STREAM_EXTENSIONS, PointWriter, atomic_paths, check_output_path, save_points
+    from .io.model_file import class_labels, load_model
+    from .io.room import check_not_inputs, check_room
+    from .sampling import resolve_settings, sample
+    from .workflows import latent
+    from .workflows import whiten as wh
+
+    output = Path(output)
+    zarr_out = output.suffix.lower() == ".zarr"
+    if dask is not None:
+        parse_address(dask)  # a bad address before any work
+        require_dask()
+    if zarr_out:
+        from .distributed.zarr_store import _require_zarr, check_zarr_target
+
+        _require_zarr()
+    how = "--dask" if dask is not None else "a .zarr output"
+    if per_class is not None:
+        raise MmsoldError(f"--per-class is not available with {how}; sample each class with --class")
+    if n is None:
+        raise MmsoldError("give a number of samples (-n)")
+    if plot is not None:
+        raise MmsoldError(f"--plot is not available with {how}; draw the output with `mmsold evaluate --plot`")
+    diag_path = output.with_name(output.stem + ".diagnostics.json")
+    # one class of a per-class file: its labels beside the samples, as sample_job writes them
+    extra = [output.with_name(output.stem + ".labels.npy")] if label is not None else []
+    check_not_inputs([output, diag_path, *extra], [model_path])
+    if zarr_out:
+        check_zarr_target(output, overwrite=overwrite)
+    else:
+        check_extension(output)
+        check_output_path(output, overwrite=overwrite)
+    for p in (diag_path, *extra):
+        check_output_path(p, overwrite=overwrite)
+    labels = class_labels(model_path)
+    model = load_model(model_path, label=None if labels is None else label)
+    if latent.has_basis(model):
+        raise MmsoldError(f"{model_path}: a model with a PCA basis (decoded images) cannot be sampled with {how}")
+    settings = resolve_settings(model, n, **options)  # bad options: before any work
+    d = model.d_
+    stream = output.suffix.lower() in STREAM_EXTENSIONS
+    check_room(output, n, d, in_memory=not (stream or zarr_out))
+    white = wh.from_extras(model.extras_) if wh.has_whitening(model) else None
+    back = (lambda Z: Z) if white is None else (lambda Z: wh.unwhiten(Z, white))
+    shard_progress = None if progress is None else (lambda done, total: progress(done, total, 0, 0))
+
+    def write_labels(tmps):
+        for tmp in tmps:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.full(n, label), allow_pickle=False)
+    if dask is not None:
+        from .distributed.client import connect
+
+        ctx = connect(dask)
+    else:
+        ctx = contextlib.nullcontext(None)
+    with ctx as client:
+        if client is not None:
+            from .distributed.client import measure_overhead
+            from .distributed.sample import sample_distributed, shard_rows
+
+            workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+            overhead = measure_overhead(client)
+            rows = shard_rows(n, settings["P"], settings["steps"], workers=workers, overhead=overhead)
+
+            def run(**kw):
+                return sample_distributed(model, n, client=client, random_state=seed, rows_per_shard=rows,
+                                          overhead=overhead, progress=shard_progress, unwhiten=True,
+                                          model_path=model_path, label=None if labels is None else label,
+                                          **kw, **options)
+        else:
+            from .distributed.sample import shard_rows
+
+            rows = shard_rows(n, settings["P"], settings["steps"], workers=1, overhead=0.0)
+
+            def run(out):
+                return sample(model, n, random_state=seed, progress=progress, out=_Mapped(out, back, (n, d)),
+                              **options)
+
+        if zarr_out:
+            from .distributed.zarr_store import ZarrOutput
+
+            with atomic_paths(diag_path, *extra, overwrite=overwrite) as (tmp_diag, *tmp_extra):
+                write_labels(tmp_extra)
+                with ZarrOutput(output, n, d, chunk_rows=rows, overwrite=overwrite,
+                                attributes={"mmsold": {"model": str(model_path), "random_state": seed}}) as store:
+                    res = run(store=store) if client is not None else run(_Rows(store, (n, d)))
+                    diag = {"settings": dict(res.settings, model=str(model_path), label=label), **res.diagnostics}
+                    store.set_attributes({"mmsold": {"model": str(model_path),
+                                                     "random_state": res.settings["random_state"]}})
+                    tmp_diag.write_text(json.dumps(diag, indent=1, default=str))
+                    store.commit()
+        else:
+            with atomic_paths(output, diag_path, *extra, overwrite=overwrite) as (tmp_out, tmp_diag, *tmp_extra):
+                write_labels(tmp_extra)
+                if stream:
+                    with PointWriter(tmp_out, n, d, fmt=output.suffix) as writer:
+                        res = run(out=writer)
+                else:
+                    res = run(out=np.empty((n, d)))
+                    save_points(tmp_out, res.samples, fmt=output.suffix)
+                diag = {"settings": dict(res.settings, model=str(model_path), label=label), **res.diagnostics}
+                tmp_diag.write_text(json.dumps(diag, indent=1, default=str))
+    dg = res.diagnostics
+    summary = {
+        "output": str(output),
+        "diagnostics": str(diag_path),
+        "samples": int(n),
+        "dim": int(d),
+        "sampler": res.settings["sampler"],
+        "steps": res.settings["steps"],
+        "t": res.settings["t"],
+        "sigma": res.settings["sigma"],
+        "wall_time_s": dg["wall_time"],
+        "particle_steps_per_s": dg["particle_steps_per_s"],
+        "final_mean_error": dg["mean_error"][-1],
+        "final_cov_error": dg["cov_error"][-1],
+    }
+    if extra:
+        summary.update(classes=1, labels=str(extra[0]))
+    if client is not None:
+        summary.update(workers=dg["workers"], shards=dg["shards"], rows_per_shard=dg["rows_per_shard"],
+                       model_sent=dg["model_sent"])
     return summary
 
 
@@ -397,8 +610,17 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
 
 
 def densify_job(sparse, output, *, n=None, factor: float = 20.0, denoise: str = "mls", seed=None, plot=None,
-                overwrite: bool = False, progress=None, **options) -> dict:
-    """Densify a sparse cloud file to ``output`` with a diagnostics JSON beside it (:func:`densify`)."""
+                overwrite: bool = False, progress=None, dask=None, tile_points=None, **options) -> dict:
+    """Densify a sparse cloud file to ``output`` with a diagnostics JSON beside it (:func:`densify`).
+
+    ``dask``: a cluster address: the cloud is densified in tiles (``tile_points`` input points at most,
+    :mod:`mmsold_cli.workflows.tiles`), one task each, with the bytes of the one-machine tiled run
+    (``progress(tiles_done, tiles_total, 0, 0)``).  A ``.zarr`` output is a Zarr v3 store of the positions.
+    """
+    if dask is not None or Path(output).suffix.lower() == ".zarr":
+        return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
+                                    overwrite=overwrite, progress=progress, dask=dask, tile_points=tile_points,
+                                    options=options)
     from .io.arrays import atomic_paths, save_points
     from .io.mesh import read_point_cloud
     from .io.room import check_room
@@ -408,6 +630,12 @@ def densify_job(sparse, output, *, n=None, factor: float = 20.0, denoise: str = 
     diag_path = check_outputs(output, plot, overwrite, [sparse])
     X = read_point_cloud(sparse)
     check_room(output, int(n if n is not None else round(factor * X.shape[0])), X.shape[1], in_memory=True)
+    from .workflows.tiles import TILE_POINTS
+
+    if X.shape[0] > TILE_POINTS:  # a large cloud in tiles, as on a cluster (the same bytes)
+        return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
+                                    overwrite=overwrite, progress=progress, dask=None, tile_points=None,
+                                    options=options)
     res = densify(X, n, factor=factor, denoise=denoise, random_state=seed, progress=progress, **options)
     settings = dict(res.settings, source=str(sparse), random_state=seed)
     with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
@@ -431,3 +659,107 @@ def densify_job(sparse, output, *, n=None, factor: float = 20.0, denoise: str = 
         "denoise_seconds": res.diagnostics["denoise_time"],
         "mean_move_spacings": res.diagnostics["mean_move"],
     }
+
+
+def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, overwrite, progress, dask, tile_points,
+                         options) -> dict:
+    """``densify_job`` on a Dask cluster (tiles), or to a ``.zarr`` store (see :func:`densify_job`)."""
+    import contextlib
+
+    from .distributed.client import parse_address, require_dask
+    from .io.arrays import atomic_paths, check_output_path, save_points
+    from .io.cloud import PointCloud
+    from .io.mesh import read_point_cloud
+    from .io.room import check_not_inputs, check_room
+    from .validation import check_int, check_positive
+
+    output = Path(output)
+    zarr_out = output.suffix.lower() == ".zarr"
+    if dask is not None:
+        parse_address(dask)
+        require_dask()
+    if zarr_out:
+        from .distributed.zarr_store import _require_zarr, check_zarr_target
+
+        _require_zarr()
+    if plot is not None:
+        raise MmsoldError(f"--plot is not available with {'--dask' if dask is not None else 'a .zarr output'}; "
+                          "draw the output with `mmsold evaluate --plot`")
+    diag_path = output.with_name(output.stem + ".diagnostics.json")
+    check_not_inputs([output, diag_path], [sparse])
+    if zarr_out:
+        check_zarr_target(output, overwrite=overwrite)
+    else:
+        check_extension(output)
+        check_output_path(output, overwrite=overwrite)
+    check_output_path(diag_path, overwrite=overwrite)
+    X = read_point_cloud(sparse)
+    if n is not None:
+        factor = check_int(n, "number of output points n", low=1) / X.shape[0]
+    factor = check_positive(factor, "factor")
+    check_room(output, int(round(factor * X.shape[0])), X.shape[1], in_memory=not zarr_out)
+    options = dict(options, denoise=denoise)
+    cloud = PointCloud(X, {}, output.suffix.lower())
+    if dask is not None:
+        from .distributed.client import connect
+
+        ctx = connect(dask)
+    else:
+        ctx = contextlib.nullcontext(None)
+    tile_progress = None if progress is None else (lambda done, total: progress(done, total, 0, 0))
+    from .distributed.zarr_store import write_rows
+
+    with ctx as client:
+        if client is not None:
+            from .distributed.densify import densify_distributed, tile_rows
+            from .workflows import tiles as tl
+
+            if seed is None:
+                seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
+
+            def run(store=None):
+                return densify_distributed(cloud, client=client, factor=factor, seed=seed, tile_points=tile_points,
+                                           progress=tile_progress, store=store, **options)
+
+            tp = tl.TILE_POINTS if tile_points is None else tile_points
+            rows = (max(int(round(factor * X.shape[0])), 1) if X.shape[0] <= tp
+                    else int(tile_rows(X, tl.plan_tiles(X, tp), factor)[-1]))
+        else:  # here: densify_cloud (tiled above tile_points, as the cluster would)
+            from .workflows.densify import densify_cloud
+
+            if seed is None:
+                seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
+            local, local_diag = densify_cloud(cloud, factor=factor, random_state=seed, tile_points=tile_points,
+                                              progress=progress, **options)
+            local_diag.pop("seed", None)
+
+            def run(store=None):
+                if store is not None:
+                    write_rows(store.tmp, 0, local.positions)
+                return local, local_diag
+
+            rows = local.positions.shape[0]
+        if zarr_out:
+            from .distributed.densify import ZARR_CHUNK_ROWS
+            from .distributed.zarr_store import ZarrOutput
+
+            with atomic_paths(diag_path, overwrite=overwrite) as (tmp_diag,):
+                with ZarrOutput(output, rows, 3, chunk_rows=ZARR_CHUNK_ROWS, overwrite=overwrite,
+                                attributes={"mmsold": {"source": str(sparse), "random_state": seed}}) as store:
+                    _, diag = run(store)
+                    diag = {**diag, "settings": dict(diag.get("settings", {}), source=str(sparse), random_state=seed,
+                                                     factor=factor, **options)}
+                    tmp_diag.write_text(json.dumps(diag, indent=1, default=float))
+                    store.commit()
+        else:
+            out, diag = run()
+            rows = out.positions.shape[0]
+            diag = {**diag, "settings": dict(source=str(sparse), random_state=seed, factor=factor, **options)}
+            with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
+                save_points(tmp_out, out.positions, fmt=output.suffix)
+                tmp_diag.write_text(json.dumps(diag, indent=1, default=float))
+    summary = {"output": str(output), "input_points": int(X.shape[0]), "output_points": int(rows),
+               "denoise": denoise, "random_state": seed}
+    if client is not None:
+        summary.update(tiles=len(diag["tiles"]), workers=diag["workers"], wall_time_s=diag["wall_time"])
+    return summary

@@ -158,7 +158,7 @@ class Model:
     def __init__(self, index: str = "auto"):
         self.index = index
 
-    def fit(self, X, *, name: str = "data"):
+    def fit(self, X, *, name: str = "data", moments=None):
         """Validate X, compute its moments, build the index.
 
         Parameters
@@ -167,6 +167,9 @@ class Model:
             n ≥ d + 1 finite points.
         name : str
             Used in error messages.
+        moments : (mean, covariance), optional
+            X's moments computed elsewhere (by map-reduce over its blocks on a cluster,
+            :mod:`mmsold_cli.distributed.moments`), used instead of computing them here.
 
         Returns
         -------
@@ -179,10 +182,16 @@ class Model:
         if n < d + 1:
             raise MmsoldError(f"{name}: expected at least d + 1 = {d + 1} points for {d}-D data, got {n}")
         self.X_ = X
-        self.mean_ = X.mean(axis=0)
-        Xc = X - self.mean_
-        self.covariance_ = (Xc.T @ Xc) / n
-        del Xc
+        if moments is not None:
+            mean, cov = (np.asarray(v, dtype=np.float64) for v in moments)
+            if mean.shape != (d,) or cov.shape != (d, d):
+                raise MmsoldError(f"{name}: moments of shape {mean.shape}, {cov.shape} for {d}-D points")
+            self.mean_, self.covariance_ = mean, cov
+        else:
+            self.mean_ = X.mean(axis=0)
+            Xc = X - self.mean_
+            self.covariance_ = (Xc.T @ Xc) / n
+            del Xc
         lam = np.linalg.eigvalsh(self.covariance_)
         check_spread(X, float(lam[-1]), name=name)
         self.cholesky_, self.jitter_ = _cholesky(self.covariance_, name, lam)

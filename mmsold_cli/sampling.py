@@ -204,7 +204,7 @@ def make_score(model, cfg):
 
 
 def sample(model, n, *, random_state=None, shard=None, callback=None, progress=None, schedule=None, out=None,
-           **options) -> SampleResult:
+           client=None, **options) -> SampleResult:
     """Draw n samples from a fitted :class:`~mmsold_cli.model.Model` (or one shard of them).
 
     Parameters
@@ -230,6 +230,11 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
         Where the samples go, batch by batch in row order (``out[a:b] = batch``): an array, a memory map,
         or an :class:`mmsold_cli.io.PointWriter` that streams them to a file.  The result's ``samples``
         is then ``out``.
+    client : distributed.Client, optional
+        Run on this Dask cluster, one task per shard of rows
+        (:func:`mmsold_cli.distributed.sample_distributed`): the same bytes as here for the same seed
+        (a seed is drawn and reported when None); ``progress(shards_done, shards_total)`` then counts shards.
+        Not with ``shard``, ``callback`` or ``schedule``.
     **options
         See :data:`mmsold_cli.config.CONSTRAINTS`: sampler ("mmsold" | "sold" | "cfdm"), steps, eta, t,
         sigma, M, K, L, P, integrator ("lm" | "em" | "ams" | "ams-tc"; cfdm: Euler only), init ("data" |
@@ -241,6 +246,13 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
     -------
     SampleResult
     """
+    if client is not None:
+        if shard is not None or callback is not None or schedule is not None:
+            raise MmsoldError("sample on a cluster (client=) takes no shard, callback or schedule")
+        from .distributed.sample import sample_distributed
+
+        return sample_distributed(model, n, client=client, random_state=random_state, out=out, progress=progress,
+                                  **options)
     from .backend import get_backend
     from .rng.streams import MIXTURE, RunStream, new_entropy
     from .samplers import SAMPLERS

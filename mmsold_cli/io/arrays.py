@@ -81,6 +81,10 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
     """
     path, key = split_path_key(spec)
     ext = _ext(path)
+    if ext == ".zarr" and path.is_dir():  # the samples of a .zarr output (mmsold_cli.distributed.zarr_store)
+        from ..distributed.zarr_store import read_zarr
+
+        return read_zarr(path)
     if ext not in READ_EXTENSIONS:
         raise MmsoldError(
             f"{path}: unknown extension {ext or '(none)'!r}; expected one of {', '.join(READ_EXTENSIONS)}"

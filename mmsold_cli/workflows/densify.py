@@ -547,7 +547,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
 def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random_state=None, normals: bool = False,
                   drop_attributes=(), keep_input: bool = False, project_input: bool = False,
                   tile_points: int | None = None, halo: float | None = None, progress=None, tile_progress=None,
-                  **options):
+                  client=None, **options):
     """Densify a :class:`~mmsold_cli.io.cloud.PointCloud`, carrying its attributes onto the new points.
 
     Parameters
@@ -583,6 +583,11 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         ``done``/``total`` count tiles).
     tile_progress : callable, optional
         ``tile_progress(done, total)`` after each tile.
+    client : distributed.Client, optional
+        Run the tiles as tasks on this Dask cluster
+        (:func:`mmsold_cli.distributed.densify_distributed`): the same bytes as here for the same seed
+        (one is drawn and reported when None); ``tile_progress(done, total)`` counts tiles, ``progress``
+        is not called.
     **options
         Passed to :func:`densify`.
 
@@ -613,7 +618,17 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     tile_points = tl.TILE_POINTS if tile_points is None else check_int(tile_points, "tile_points", low=0)
     halo = tl.HALO if halo is None else check_positive(halo, "halo")
     diag: dict = {}
-    if tile_points and X.shape[0] > tile_points:
+    if client is not None:
+        from ..distributed.densify import densify_distributed
+
+        if random_state is None:
+            random_state = int(np.random.SeedSequence().generate_state(1)[0])
+        out, dd = densify_distributed(cloud, client=client, factor=factor, seed=random_state,
+                                      tile_points=tile_points if tile_points else max(X.shape[0], 100), halo=halo,
+                                      normals=normals, drop_attributes=drop, progress=tile_progress, **options)
+        diag.update(dd)
+        tree = None
+    elif tile_points and X.shape[0] > tile_points:
         if random_state is None:  # every tile's seed derives from one run seed: draw it, and report it
             random_state = int(np.random.SeedSequence().generate_state(1)[0])
         diag["seed"] = random_state
