@@ -147,6 +147,7 @@ def test_without_faiss_the_large_index_is_pynndescent(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
     assert indexes.choose_index(400_000, 64) == "nndescent"
+    assert indexes.choose_index(200_000, 64) == "nndescent"  # the all-pairs graph would take minutes
     assert indexes.choose_index(60_000, 64) == "brute"
     idx = indexes.build_index(np.zeros((100, 12)), "ivf")
     with pytest.raises(MmsoldError, match="faiss"):
@@ -157,7 +158,7 @@ def test_ivf_index_recall(rng):
     pytest.importorskip("faiss")
     from mmsold_cli.neighbors.indexes import IVFIndex, choose_index
 
-    assert choose_index(400_000, 64) == "ivf"
+    assert choose_index(400_000, 64) == choose_index(200_000, 64) == "ivf"
     X = _clustered(rng, n=20_000, d=32, k=20)
     Q = X[rng.integers(0, len(X), 500)] + 0.3 * rng.standard_normal((500, 32))
     d2, idx = IVFIndex(X).query(Q, 16)

@@ -51,11 +51,14 @@ def choose_index(n: int, d: int) -> str:
     k-d trees lose to a linear scan as d grows (the ``2^d`` rule of thumb);
     measured here, cKDTree wins up to d ≈ 8.  Exact BLAS search costs
     ``n·d`` per query and stays cheaper than pynndescent's start-up up to
-    about 20 million ``n·d``.
+    about 20 million ``n·d``, as long as the all-pairs k-NN graph of the fit
+    (``n²·d``) stays within seconds.
     """
     if d <= 8:
         return "kdtree"
-    if n * d <= 20_000_000:
+    # exact search also builds the fit's k-NN graph, an all-pairs pass of n²·d: 60,000 × 64 (2.3e11) takes
+    # seconds, 200,000 × 64 (2.6e12) over a minute
+    if n * d <= 20_000_000 and n * n * d <= 4e11:
         return "brute"
     return "ivf" if have_faiss() else "nndescent"
 

@@ -1,0 +1,239 @@
+"""Latent spaces at scale: fit time and memory, particle-steps/s and quality at the defaults, one table.
+
+Jobs (``latent_data.JOBS``): MNIST PCA-64 (60k, the official split), the 200k × 64 low-rank mixture,
+MNIST PCA-256 (27k), raw MNIST pixels (784-D, 60k) and, with ``--big``, the 1M × 64 mixture.  Each job
+runs in a fresh process (``mmsold_cli`` as a user gets it, defaults only):
+
+* ``fit``: ``Model().fit(train)`` wall time and the process's peak RSS after it;
+* ``sample``: 1,000 samples × 100 steps after a warm-up (compilation excluded), wall and particle-steps/s;
+* ``score``: along a run of ``--check`` particles, every 10th step, the smoothed score's relative error
+  against the exact all-points estimator with the same draws (‖ŝ − s‖ / ‖s‖ over the particles), and the
+  recall of each particle's 16 nearest training points in its candidate set;
+* ``quality``: sliced W2 to held-out codes, precision / recall (k = 3), KID, memorisation (share of samples
+  within a third of their training point's nearest-neighbour distance) and mean / covariance error — for
+  the default sampler, for the exact-score sampler (``search="all"``, 500 samples × 30 steps; jobs with
+  n·d ≤ 8 million) and for 1,000 real training codes.
+
+With ``--jax PYTHON`` (an interpreter with jax) the authors' kNN estimator (``jax_latent_reference.py``) runs
+on MNIST PCA-64 and PCA-256 in the same invocation, for the side-by-side ratio.
+
+    python benchmarks/latent_scale.py [--jobs mnist64,mix200k,mnist256,mnist784] [--big] [--jax /path/python]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
+    """One job in this process: the measurements as a dict."""
+    import resource
+
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    from latent_data import load
+
+    from mmsold_cli import Model, sample
+    from mmsold_cli.metrics.points import cov_error, kid, mean_error, memorisation_fraction, precision_recall, sliced_w2
+    from mmsold_cli.score import searches
+    from mmsold_cli.score.smoothed import antithetic_draws, smoothed_score_exact
+
+    train, test = load(job, seed)
+    row = {"job": job, "n": int(train.shape[0]), "d": int(train.shape[1])}
+    t0 = time.perf_counter()
+    model = Model().fit(train)
+    row["fit_s"] = time.perf_counter() - t0
+    row["fit_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["index"] = model.index_kind_
+
+    sample(model, 200, random_state=seed + 1, steps=2)  # warm-up: compilation and caches
+    t0 = time.perf_counter()
+    res = sample(model, 1000, random_state=seed, steps=100)
+    wall = time.perf_counter() - t0
+    row.update(sample_s=wall, psteps=1000 * 100 / wall, search=res.settings["search"])
+    S_ours = res.samples
+
+    # score error and recall along a run: the search object's calls are observed, the run is unchanged
+    X = model.X_
+    strategy_cls = {"walk": "WalkSearch", "pool": "PoolSearch"}.get(res.settings["search"])
+    errs, recs = [], []
+    if strategy_cls is not None:
+        mod = __import__(f"mmsold_cli.score.searches.{res.settings['search']}", fromlist=[strategy_cls])
+        cls = getattr(mod, strategy_cls)
+        orig = cls.barycentre_mean
+        calls = [0]
+
+        def observed(self, Z, t, sigma, M, rng, *, out=None, score=False):
+            i = calls[0]
+            calls[0] += 1
+            if i % 10:
+                return orig(self, Z, t, sigma, M, rng, out=out, score=score)
+            sub = slice(0, None, max(1, Z.shape[0] // 100))
+            Zs = Z[sub].copy()
+            U = antithetic_draws(rng, M, Z.shape, sigma)[:, sub]
+            r = orig(self, Z, t, sigma, M, rng, out=out, score=score)
+            mine = r[sub] if score else (r[sub] - Zs) / t**2
+            exact = smoothed_score_exact(X, Zs, t, U)
+            errs.append(float(np.linalg.norm(mine - exact) / np.linalg.norm(exact)))
+            D = (Zs**2).sum(1)[:, None] - 2 * Zs @ X.T + (X**2).sum(1)[None]
+            nn = np.argpartition(D, 16, axis=1)[:, :16]
+            recs.append(float(np.mean([np.intersect1d(a, b).size / 16 for a, b in zip(self.tracker.idx[sub], nn)])))
+            return r
+
+        cls.barycentre_mean = observed
+        try:
+            sample(model, check, random_state=seed + 2, steps=100)
+        finally:
+            cls.barycentre_mean = orig
+    row["score_err"] = float(np.mean(errs)) if errs else None
+    row["recall16"] = float(np.mean(recs)) if recs else None
+
+    rng = np.random.default_rng(seed)
+    real = train[rng.choice(len(train), 1000, replace=False)]
+    ref = test[: min(len(test), 5000)]
+
+    def quality(S):
+        p, r = precision_recall(S, ref, k=3)
+        k_mean, _ = kid(S, ref, subset_size=min(1000, len(S)))
+        return {"sw2": sliced_w2(S, ref), "precision": p, "recall": r, "kid": k_mean,
+                "memorised": memorisation_fraction(S, train, model.nn_dist_, index=model.index_),
+                "mean_err": mean_error(S, train), "cov_err": cov_error(S, train)}
+
+    row["q_ours"] = quality(S_ours)
+    row["q_real"] = quality(real)
+    if train.size <= exact_limit:
+        S_exact = sample(model, 500, random_state=seed, steps=30, search="all").samples
+        row["q_exact"] = quality(S_exact)
+        row["q_ours500"] = quality(sample(model, 500, random_state=seed, steps=30).samples)
+    del searches
+    return row
+
+
+def run_child(job, args) -> dict:
+    cmd = [sys.executable, __file__, "--child", job, "--check", str(args.check), "--exact-limit",
+           str(args.exact_limit), "--seed", str(args.seed)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"job": job, "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_jax(python: str, job: str, steps: int) -> dict:
+    """The authors' estimator in ``python`` (with jax): its speed, and the quality of its samples (here)."""
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "samples.npy"
+        code = (f"import sys, json, numpy as np; sys.path.insert(0, {str(HERE)!r}); from latent_data import load; "
+                f"from jax_latent_reference import run; tr, te = load({job!r}); "
+                f"r = run(tr, particles=1000, steps={steps}, seed=0); np.save({str(path)!r}, r['samples']); "
+                "print(json.dumps({k: float(r[k]) for k in ('particle_steps_per_s', 'compile_s')}))")
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True)
+        if out.returncode != 0:
+            return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        S = np.load(path)
+    from latent_data import load
+
+    from mmsold_cli.metrics.points import kid, precision_recall, sliced_w2
+
+    train, test = load(job, 0)
+    ref = test[:5000]
+    p, r = precision_recall(S, ref, k=3)
+    res.update(sw2=sliced_w2(S, ref), precision=p, recall=r, kid=kid(S, ref, subset_size=min(1000, len(S)))[0])
+    return res
+
+
+def fmt(v, f):
+    return "-" if v is None else format(v, f)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", default="mnist64,mix200k,mnist256,mnist784")
+    ap.add_argument("--big", action="store_true", help="also the 1M × 64 mixture")
+    ap.add_argument("--check", type=int, default=1000, help="particles of the score-error run")
+    ap.add_argument("--exact-limit", type=float, default=8e6, help="largest n·d for the exact-score sampler")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jax", default=None, help="a Python with jax: run the authors' estimator too")
+    ap.add_argument("--jax-steps", type=int, default=20)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.check, args.exact_limit, args.seed)))
+        return 0
+    sys.path.insert(0, str(HERE))
+    from latent_data import data_dir
+
+    if not (data_dir() / "mnist.npz").exists():
+        print(f"{data_dir()}/mnist.npz not available: skipped", file=sys.stderr)
+        return 0
+    jobs = args.jobs.split(",") + (["mix1m"] if args.big else [])
+    rows = []
+    for job in jobs:
+        load0 = os.getloadavg()[0]
+        row = run_child(job, args)
+        row["load"] = (load0, os.getloadavg()[0])
+        rows.append(row)
+        print(f"{job}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    jax = {}
+    if args.jax:
+        for job in ("mnist64", "mnist256"):
+            jax[job] = run_jax(args.jax, job, args.jax_steps)
+            print(f"jax {job}: {jax[job]}", file=sys.stderr, flush=True)
+
+    print("| job | n × d | index | fit s | fit peak RSS MB | search | particle-steps/s | 1,000 samples s "
+          "| score rel. error | recall@16 | load |")
+    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['job']} | failed: {r['error']} |")
+            continue
+        print(f"| {r['job']} | {r['n']:,} × {r['d']} | {r['index']} | {r['fit_s']:.1f} | {r['fit_rss_mb']:.0f} | "
+              f"{r['search']} | {r['psteps']:,.0f} | {r['sample_s']:.2f} | {fmt(r['score_err'], '.4f')} | "
+              f"{fmt(r['recall16'], '.4f')} | {r['load'][0]:.1f}–{r['load'][1]:.1f} |")
+    print()
+    print("| job | samples | sliced W2 | precision | recall | KID | memorised | mean err | cov err |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if "error" in r:
+            continue
+        for key, what in (("q_ours", "ours, 1,000 × 100 steps"), ("q_ours500", "ours, 500 × 30 steps"),
+                          ("q_exact", "exact score, 500 × 30 steps"), ("q_real", "1,000 training codes")):
+            q = r.get(key)
+            if q is None:
+                continue
+            print(f"| {r['job']} | {what} | {q['sw2']:.4f} | {q['precision']:.3f} | {q['recall']:.3f} | "
+                  f"{q['kid']:.4f} | {q['memorised']:.3f} | {q['mean_err']:.4f} | {q['cov_err']:.4f} |")
+    if jax:
+        print()
+        print(f"| job | authors' estimator (JAX, {args.jax_steps} steps) particle-steps/s | ours | ratio "
+              "| its sliced W2 | precision | recall | KID |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        ours = {r["job"]: r.get("psteps") for r in rows}
+        for job, j in jax.items():
+            if "error" in j or ours.get(job) is None:
+                print(f"| {job} | {j.get('error', '-')} | - | - |")
+                continue
+            print(f"| {job} | {j['particle_steps_per_s']:,.0f} | {ours[job]:,.0f} | "
+                  f"{ours[job] / j['particle_steps_per_s']:.1f}× | {j['sw2']:.4f} | {j['precision']:.3f} | "
+                  f"{j['recall']:.3f} | {j['kid']:.4f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "jax": jax}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
