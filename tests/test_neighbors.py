@@ -6,7 +6,7 @@ from scipy.spatial import cKDTree
 
 from mmsold_cli.datasets import moons
 from mmsold_cli.errors import MmsoldError
-from mmsold_cli.neighbors.indexes import BruteIndex, GridIndex, build_index, choose_index, knn_graph
+from mmsold_cli.neighbors.indexes import BruteIndex, GridIndex, build_index, choose_index, have_faiss, knn_graph
 
 
 def _same_neighbours(d2, idx, X, Q, k):
@@ -87,7 +87,7 @@ def test_grid_refuses_high_dimension(rng):
 def test_choose_index_by_size_and_dimension():
     assert choose_index(2000, 2) == "kdtree"
     assert choose_index(60_000, 64) == "brute"
-    assert choose_index(1_000_000, 64) == "nndescent"
+    assert choose_index(1_000_000, 64) == ("ivf" if have_faiss() else "nndescent")
 
 
 def test_screen_without_a_float32_copy_is_the_same_search(rng):
