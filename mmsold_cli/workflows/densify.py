@@ -142,11 +142,17 @@ class DensifyResult:
         ``sample_time``, ``denoise_time`` (s), ``mean_move`` (mean
         displacement by the denoising stage, in spacings) and the sampler's
         own diagnostics under ``sampler``.
+    support : array of shape (n_s, 3)
+        The input after the noise and even-density stages: the points the
+        samples were projected on.
     """
 
     points: np.ndarray
     settings: dict
     diagnostics: dict = field(default_factory=dict)
+    #: The points the samples were fitted to and projected on: the input after the noise and even-density
+    #: stages (the input itself when neither ran).
+    support: np.ndarray | None = None
 
 
 def _quad_basis(u, v):
@@ -541,7 +547,18 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     settings.update({k: v for k, v in res.settings.items() if k not in settings})
     diagnostics = dict(sample_time=t1 - t0, denoise_time=t2 - t1,
                        mean_move=float(np.linalg.norm(out - Z, axis=1).mean() / spacing), sampler=res.diagnostics)
-    return DensifyResult(out, settings, diagnostics)
+    return DensifyResult(out, settings, diagnostics, model.X_)
+
+
+def project_on_support(X, res: DensifyResult) -> np.ndarray:
+    """Input points moved onto the MLS surface the new points were projected on (``--project-input``).
+
+    The surface is that of ``res.support``: for a noisy input its denoised points, so the input points
+    lose their noise too; the kernel is the one the samples were projected with.
+    """
+    S = res.support if res.support is not None else X
+    radius = res.settings.get("mls_radius") or MLS_RADIUS * res.settings["spacing"]
+    return mls_project(X, S, radius, neighbours=res.settings.get("mls_neighbours", MLS_NEIGHBOURS))
 
 
 def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random_state=None, normals: bool = False,
@@ -570,12 +587,15 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     keep_input : bool
         Output the input points first, then the new ones.
     project_input : bool
-        With ``keep_input``, move the input points onto the MLS surface too
-        (:func:`mls_project`); otherwise they are kept exactly as read.
+        With ``keep_input``, move the input points onto the MLS surface the
+        new points were projected on (:func:`project_on_support`: after the
+        noise stage, the denoised one; with tiles, each tile's); otherwise
+        they are kept exactly as read.
     tile_points : int, optional
         Process in tiles of at most this many input points
         (:mod:`mmsold_cli.workflows.tiles`) when the cloud is larger; default
-        :data:`mmsold_cli.workflows.tiles.TILE_POINTS`.  0 never tiles.
+        :func:`mmsold_cli.workflows.tiles.auto_tile_points` (``TILE_POINTS``, fewer
+        when a tile that large would not fit in the available memory).  0 never tiles.
     halo : float, optional
         Tile halo in spacings (default :data:`mmsold_cli.workflows.tiles.HALO`).
     progress : callable, optional
@@ -610,16 +630,17 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     if n is not None:
         factor = check_int(n, "number of output points n", low=1) / X.shape[0]
     factor = check_positive(factor, "factor")
-    tile_points = tl.TILE_POINTS if tile_points is None else check_int(tile_points, "tile_points", low=0)
+    tile_points = tl.auto_tile_points(factor) if tile_points is None else check_int(tile_points, "tile_points", low=0)
     halo = tl.HALO if halo is None else check_positive(halo, "halo")
     diag: dict = {}
     if tile_points and X.shape[0] > tile_points:
         if random_state is None:  # every tile's seed derives from one run seed: draw it, and report it
             random_state = int(np.random.SeedSequence().generate_state(1)[0])
-        diag["seed"] = random_state
+        diag.update(seed=random_state, tile_points=tile_points, halo=halo)
+        projected = np.empty_like(X) if keep_input and project_input else None
         out, infos = tl.densify_tiled(cloud, factor=factor, seed=random_state, tile_points=tile_points, halo=halo,
                                       normals=normals, drop_attributes=drop, progress=progress,
-                                      tile_progress=tile_progress, **options)
+                                      tile_progress=tile_progress, projected=projected, **options)
         diag["tiles"] = infos
         tree = None
     else:
@@ -633,12 +654,10 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
             attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree).T)))
         out = type(cloud)(res.points, attrs, cloud.fmt, cloud.meta)
         diag.update(settings=res.settings, diagnostics=res.diagnostics)
+        if keep_input and project_input:
+            projected = project_on_support(X, res)
     if keep_input:
-        P = X
-        if project_input:
-            from ..metrics.surface import mean_spacing
-
-            P = mls_project(X, X, MLS_RADIUS * mean_spacing(X))
+        P = projected if project_input else X
         attrs_in = {k: np.asarray(v) for k, v in cloud.attributes.items() if k not in drop}
         if normals:
             NX = estimate_normals(X, tree=tree)
