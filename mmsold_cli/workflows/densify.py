@@ -127,6 +127,9 @@ EVEN_PASSES, EVEN_JITTER, EVEN_PERCENTILE = 3, 0.8, 25
 #: even_density drops candidates whose neighbours' centroid is farther than this share of their mean distance.
 RIM_OFFSET = 0.7
 _MLS_BLOCK = 16_384
+#: mls_project runs the numba kernel (:mod:`mmsold_cli.workflows.mls_numba`, 5-6x faster) from this many
+#: points on; below, the NumPy fit, which compiles nothing.
+MLS_NUMBA_POINTS = 20_000
 
 
 @dataclass
@@ -225,13 +228,16 @@ def mls_project(Z, X, radius: float, *, neighbours: int = MLS_NEIGHBOURS, iters:
     k = min(check_int(neighbours, "MLS neighbours", low=6), X.shape[0])
     iters = check_int(iters, "MLS iterations", low=1)
     tree = cKDTree(X) if tree is None else tree
+    once = _mls_once
+    if Z.shape[0] >= MLS_NUMBA_POINTS:  # small calls stay on NumPy: they compile nothing
+        from .mls_numba import mls_once_numba as once
     out = np.empty_like(Z)
     res = np.empty(Z.shape[0])
     for s in range(0, Z.shape[0], _MLS_BLOCK):
         z = Z[s : s + _MLS_BLOCK]
         for _ in range(iters):
             d, idx = tree.query(z, k=k, workers=-1)
-            z, r = _mls_once(z, X, idx, d * d, radius)
+            z, r = once(z, X, idx, d * d, radius)
         out[s : s + _MLS_BLOCK] = z
         res[s : s + _MLS_BLOCK] = r
     return (out, res) if return_residual else out
