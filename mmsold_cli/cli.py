@@ -389,7 +389,7 @@ def densify_cmd(
     denoise: str = typer.Option("mls", "--denoise", help="mls (surface projection), tweedie, anneal or none."),
     t: Optional[float] = typer.Option(None, "--t", help="Sampler noise t [1.5 × input spacing]."),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [0]."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [50]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [10; anneal: 50]."),
     sampler: str = typer.Option("mmsold", "--sampler", help="mmsold, sold or cfdm."),
     reject: Optional[float] = typer.Option(None, "--reject", help="Share of MLS points with the worst local fit "
                                            "dropped (drawn in excess) [0.08]."),

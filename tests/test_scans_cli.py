@@ -110,7 +110,7 @@ def test_tiles_start_automatically_when_memory_is_short(tmp_path, rng, monkeypat
     from mmsold_cli.workflows.tiles import BYTES_PER_POINT, MEMORY_SHARE, SURPLUS, auto_tile_points
 
     per_input = BYTES_PER_POINT * (1 + (1 + SURPLUS) * 4)
-    assert auto_tile_points(4, memory=10**9) == int(MEMORY_SHARE * 10**9 / per_input) == 29761
+    assert auto_tile_points(4, memory=10**9) == int(MEMORY_SHARE * 10**9 / per_input) == 32808
     assert auto_tile_points(4, memory=10**12) == 100_000 and auto_tile_points(4, memory=10**6) == 1_000
     X = _sphere(2500, rng)
     np.save(tmp_path / "in.npy", X)

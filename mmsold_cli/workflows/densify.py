@@ -82,6 +82,7 @@ from ..defaults import (
 )
 from ..defaults import DENSIFY_FACTOR as FACTOR
 from ..defaults import DENSIFY_SIGMA_FACTOR as SIGMA_FACTOR
+from ..defaults import DENSIFY_ANNEAL_TOTAL_STEPS as ANNEAL_TOTAL_STEPS
 from ..defaults import DENSIFY_STEPS as STEPS
 from ..defaults import DENSIFY_T_FACTOR as T_FACTOR
 from ..errors import MmsoldError
@@ -127,8 +128,8 @@ EVEN_PASSES, EVEN_JITTER, EVEN_PERCENTILE = 3, 0.8, 25
 #: even_density drops candidates whose neighbours' centroid is farther than this share of their mean distance.
 RIM_OFFSET = 0.7
 _MLS_BLOCK = 16_384
-#: mls_project runs the numba kernel (:mod:`mmsold_cli.workflows.mls_numba`, 5-6x faster) from this many
-#: points on; below, the NumPy fit, which compiles nothing.
+#: mls_project runs the numba kernel (:mod:`mmsold_cli.workflows.mls_numba`, 5-6x faster) and the grid k-NN
+#: search from this many points on; below, the NumPy fit and the k-d tree, which compile nothing.
 MLS_NUMBA_POINTS = 20_000
 
 
@@ -164,7 +165,7 @@ def _quad_basis(u, v):
 
 def _mls_once(Z, X, idx, d2, h):
     P = X[idx]  # (m, k, 3)
-    w = np.exp(-(d2 - d2[:, :1]) / (h * h))  # shifted by the nearest: same weights after normalising
+    w = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (h * h))  # shifted by the nearest: same weights once normalised
     w /= w.sum(axis=1, keepdims=True)
     c = (w[:, None, :] @ P)[:, 0]  # batched matmul: several times faster than einsum over (m, k, d)
     D = P - c[:, None, :]
@@ -207,7 +208,8 @@ def mls_project(Z, X, radius: float, *, neighbours: int = MLS_NEIGHBOURS, iters:
     iters : int
         Projection passes.
     tree : scipy.spatial.cKDTree, optional
-        A k-d tree over X, if one exists already.
+        A k-d tree over X, if one exists already (used below ``MLS_NUMBA_POINTS``
+        points; above, a grid index is built).
     return_residual : bool
         Also return each point's fit residual.
 
@@ -227,17 +229,29 @@ def mls_project(Z, X, radius: float, *, neighbours: int = MLS_NEIGHBOURS, iters:
     radius = check_positive(radius, "MLS radius")
     k = min(check_int(neighbours, "MLS neighbours", low=6), X.shape[0])
     iters = check_int(iters, "MLS iterations", low=1)
-    tree = cKDTree(X) if tree is None else tree
-    once = _mls_once
-    if Z.shape[0] >= MLS_NUMBA_POINTS:  # small calls stay on NumPy: they compile nothing
+    if Z.shape[0] >= MLS_NUMBA_POINTS:
+        # large calls: the numba fit, and the exact grid k-NN search (3x faster than the k-d tree at k = 24)
+        from ..neighbors.indexes import GridIndex
         from .mls_numba import mls_once_numba as once
+
+        grid = GridIndex(X, k=k)
+
+        def knn(z):
+            return grid.query(z, k)
+    else:  # small calls stay on NumPy and the k-d tree: they compile nothing
+        once = _mls_once
+        tree = cKDTree(X) if tree is None else tree
+
+        def knn(z):
+            d, idx = tree.query(z, k=k, workers=-1)
+            return d * d, idx
     out = np.empty_like(Z)
     res = np.empty(Z.shape[0])
     for s in range(0, Z.shape[0], _MLS_BLOCK):
         z = Z[s : s + _MLS_BLOCK]
         for _ in range(iters):
-            d, idx = tree.query(z, k=k, workers=-1)
-            z, r = once(z, X, idx, d * d, radius)
+            d2, idx = knn(z)
+            z, r = once(z, X, idx, d2, radius)
         out[s : s + _MLS_BLOCK] = z
         res[s : s + _MLS_BLOCK] = r
     return (out, res) if return_residual else out
@@ -422,7 +436,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     random_state : int or None
     t, sigma, steps : optional
         Sampler noise level, smoothing and steps; defaults ``T_FACTOR × spacing``,
-        ``SIGMA_FACTOR × t`` and ``STEPS``.
+        ``SIGMA_FACTOR × t`` and ``STEPS`` (``ANNEAL_TOTAL_STEPS`` with ``denoise="anneal"``).
     sampler : {"mmsold", "sold", "cfdm"}
     mls_radius : float, optional
         MLS kernel width; default ``MLS_RADIUS × spacing``.
@@ -512,7 +526,9 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     sigma_given = sigma is not None
     t = T_FACTOR * spacing if t is None else check_positive(t, "noise t")
     sigma = SIGMA_FACTOR * t if sigma is None else check_positive(sigma, "smoothing sigma", allow_zero=True)
-    steps = STEPS if steps is None else check_int(steps, "steps", low=1)
+    if steps is None:
+        steps = ANNEAL_TOTAL_STEPS if denoise == "anneal" else STEPS
+    steps = check_int(steps, "steps", low=1)
     reject = check_positive(reject, "reject", allow_zero=True)
     if reject >= 1:
         raise MmsoldError(f"reject must be in [0, 1), got {reject!r}")

@@ -95,6 +95,8 @@ def _mls_rows(Z, X, idx, d2, h, out, resid, r0, r1):
     ih2 = 1.0 / (h * h)
     for i in range(r0, r1):
         d0 = d2[i, 0]
+        for j in range(1, k):
+            d0 = min(d0, d2[i, j])
         s = 0.0
         for j in range(k):
             w[j] = np.exp(-(d2[i, j] - d0) * ih2)

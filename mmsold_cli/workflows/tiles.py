@@ -9,8 +9,8 @@ function of (cloud, core box, halo, seed, tile index), :func:`densify_tile`:
    :math:`\eta = c_\eta\,\delta_{\text{core}}` (:math:`\delta_{\text{core}}`:
    mean nearest-neighbour distance of the core's points, :math:`c_\eta` =
    ``HALO`` spacings);
-2. fit and densify them on their own, drawing :math:`(1+s)\,f\,n_{\text{halo}}`
-   points (:math:`f` the factor, :math:`s` a surplus);
+2. fit and densify them on their own, drawing :math:`(1+s)\,f\,n_{\text{halo}} +
+   4\sqrt{f\,n_{\text{halo}}}` points (:math:`f` the factor, :math:`s` a small surplus);
 3. keep only the new points inside the core box (half-open,
    :math:`[\ell, u)`, so a point on a shared face belongs to exactly one
    tile), then exactly :math:`\operatorname{round}(f\,n_{\text{core}})` of
@@ -45,8 +45,9 @@ __all__ = ["HALO", "TILE_POINTS", "SURPLUS", "BYTES_PER_POINT", "MEMORY_SHARE", 
 HALO = 5.0
 #: Most input points per tile.
 TILE_POINTS = 100_000
-#: Extra share of points drawn, so the core still holds enough after the halo's are dropped.
-SURPLUS = 0.15
+#: Extra share of points drawn, so the core still holds enough after the halo's are dropped; four standard
+#: deviations of the count that lands in the core are drawn on top (a binomial count: at most √n).
+SURPLUS = 0.02
 #: Peak working memory of an untiled densify per point it handles (input plus drawn output), in bytes:
 #: an upper bound on what the sampler's particles, the MLS blocks and the neighbour trees hold at once.
 BYTES_PER_POINT = 1_500
@@ -178,7 +179,7 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     sub = cloud.subset(idx)
     X = sub.positions
     rng = np.random.default_rng(tile_seed(seed, tile.index))
-    n_draw = int(np.ceil((1 + SURPLUS) * factor * len(idx)))
+    n_draw = int(np.ceil((1 + SURPLUS) * factor * len(idx) + 4.0 * np.sqrt(factor * len(idx))))
     t0 = time.perf_counter()
     res = densify(X, n_draw, random_state=int(rng.integers(2**31)), **densify_options)
     keep = np.flatnonzero(_inside(res.points, tile.lo, tile.hi))
