@@ -110,6 +110,7 @@ __all__ = [
     "DensifyResult",
     "densify",
     "densify_cloud",
+    "mls_grid",
     "mls_project",
     "trusted",
     "tweedie_step",
@@ -191,8 +192,20 @@ def _mls_once(Z, X, idx, d2, h):
     return c + (uz * h)[:, None] * e1 + (vz * h)[:, None] * e2 + f[:, None] * nrm, resid
 
 
+def mls_grid(X, radius: float, neighbours: int = MLS_NEIGHBOURS):
+    """The exact grid k-NN index over X that :func:`mls_project` searches for large calls.
+
+    Its cell side follows from the kernel width rather than from a sampled
+    estimate: on a surface of mean spacing δ (h = 1.5 δ by default) the k-th
+    neighbour lies about :math:`2\delta\sqrt{k/\pi}` away.
+    """
+    from ..neighbors.indexes import GridIndex
+
+    return GridIndex(X, radius=(4.0 / 3.0) * float(radius) * np.sqrt(neighbours / np.pi), k=neighbours)
+
+
 def mls_project(Z, X, radius: float, *, neighbours: int = MLS_NEIGHBOURS, iters: int = MLS_ITERS, tree=None,
-                return_residual: bool = False):
+                return_residual: bool = False, grid=None):
     r"""Project points on the moving-least-squares surface of X (see the module docstring).
 
     Parameters
@@ -209,7 +222,10 @@ def mls_project(Z, X, radius: float, *, neighbours: int = MLS_NEIGHBOURS, iters:
         Projection passes.
     tree : scipy.spatial.cKDTree, optional
         A k-d tree over X, if one exists already (used below ``MLS_NUMBA_POINTS``
-        points; above, a grid index is built).
+        points).
+    grid : GridIndex, optional
+        A grid index over X (:func:`mls_grid`), used from ``MLS_NUMBA_POINTS`` points on; built when
+        not given.
     return_residual : bool
         Also return each point's fit residual.
 
@@ -231,10 +247,9 @@ def mls_project(Z, X, radius: float, *, neighbours: int = MLS_NEIGHBOURS, iters:
     iters = check_int(iters, "MLS iterations", low=1)
     if Z.shape[0] >= MLS_NUMBA_POINTS:
         # large calls: the numba fit, and the exact grid k-NN search (3x faster than the k-d tree at k = 24)
-        from ..neighbors.indexes import GridIndex
         from .mls_numba import mls_once_numba as once
 
-        grid = GridIndex(X, k=k)
+        grid = mls_grid(X, radius, k) if grid is None else grid
 
         def knn(z):
             return grid.query(z, k)
@@ -364,7 +379,7 @@ def smooth_support(X, radius: float, *, neighbours: int, passes: int) -> np.ndar
     return S
 
 
-def trusted(P, residual, model, n: int) -> np.ndarray:
+def trusted(P, residual, model, n: int, index=None) -> np.ndarray:
     """Indices (sorted) of the n most trusted MLS-projected points.
 
     Dropped first: points farther than ``FAR`` spacings from every training
@@ -381,12 +396,15 @@ def trusted(P, residual, model, n: int) -> np.ndarray:
         Fitted to the sparse points.
     n : int
         Points to keep, at most m.
+    index : optional
+        An exact index over the model's points to search instead of its own
+        (``query(P, k)`` → squared distances, indices), e.g. :func:`mls_grid`'s.
 
     Returns
     -------
     keep : array of shape (n,), int, increasing
     """
-    far = np.sqrt(model.index_.query(P, 1)[0][:, 0]) / model.spacing_
+    far = np.sqrt((model.index_ if index is None else index).query(P, 1)[0][:, 0]) / model.spacing_
     score = residual / model.spacing_ + 10.0 * np.maximum(far - FAR, 0.0)
     return np.sort(np.argsort(score, kind="stable")[:n])
 
@@ -554,9 +572,10 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     settings.update(t=res.settings.get("t"), sigma=res.settings.get("sigma"))
     Z = res.samples
     if denoise == "mls":
+        grid = mls_grid(model.X_, radius, mls_neighbours) if len(Z) >= MLS_NUMBA_POINTS else None
         out, resid = mls_project(Z, model.X_, radius, neighbours=mls_neighbours, iters=mls_iters,
-                                 return_residual=True)
-        keep = trusted(out, resid, model, n)
+                                 return_residual=True, grid=grid)
+        keep = trusted(out, resid, model, n, index=grid)
         out, Z = out[keep], Z[keep]
         settings.update(mls_radius=radius, mls_neighbours=mls_neighbours, mls_iters=mls_iters, reject=reject,
                         drawn=n_draw)
