@@ -193,7 +193,7 @@ def _mls_once(Z, X, idx, d2, h):
 
 
 def mls_grid(X, radius: float, neighbours: int = MLS_NEIGHBOURS):
-    """The exact grid k-NN index over X that :func:`mls_project` searches for large calls.
+    r"""The exact grid k-NN index over X that :func:`mls_project` searches for large calls.
 
     Its cell side follows from the kernel width rather than from a sampled
     estimate: on a surface of mean spacing δ (h = 1.5 δ by default) the k-th
