@@ -374,7 +374,9 @@ def evaluate_cmd(
     """Metrics of samples against a reference: moments, W2, sliced W2, MMD², precision/recall, memorisation.
 
     3-D clouds also get Chamfer and Hausdorff distances on the reference's unit
-    sphere, and with --mesh the exact distance to the surface and coverage.
+    sphere, PU-GAN's uniformity U(p) for p = 0.4 … 1.2 % (lower is more even; the
+    surface area from --mesh, else estimated from the reference), and with --mesh
+    the exact distance to the surface and coverage.
     """
 
     def body():
@@ -388,18 +390,38 @@ def evaluate_cmd(
 
 @app.command("densify")
 def densify_cmd(
-    sparse: str = typer.Argument(..., help="Sparse surface points: .ply .obj .xyz .csv .txt .npy .npz[:key] .h5[:/name]"),
-    output: Path = typer.Option(..., "-o", "--output", help="Dense cloud to write: .ply .xyz .csv .txt .npy .h5"),
+    sparse: str = typer.Argument(..., help="Sparse surface points: .las .laz .ply .e57 (every per-point attribute "
+                                 "kept) or .obj .xyz .csv .txt .npy .npz[:key] .h5[:/name] (positions)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Dense cloud to write: .las .laz .ply .e57 "
+                                          "(with attributes) or .xyz .csv .txt .npy .h5 (positions) "
+                                          "[INPUT.dense.EXT, the input's format]."),
     factor: float = typer.Option(20.0, "--factor", help="Output points per input point (when -n is not given)."),
-    n: Optional[int] = typer.Option(None, "-n", "--n-points", help="Number of output points."),
+    n: Optional[int] = typer.Option(None, "-n", "--n-points", help="Number of new points."),
     denoise: str = typer.Option("mls", "--denoise", help="mls (surface projection), tweedie, anneal or none."),
     t: Optional[float] = typer.Option(None, "--t", help="Sampler noise t [1.5 × input spacing]."),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [0]."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [50]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Langevin steps [10; anneal: 50]."),
     sampler: str = typer.Option("mmsold", "--sampler", help="mmsold, sold or cfdm."),
     reject: Optional[float] = typer.Option(None, "--reject", help="Share of MLS points with the worst local fit "
                                            "dropped (drawn in excess) [0.08]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    noise: str = typer.Option("auto", "--noise", help="Scanner-noise stage: auto (run it when the input's estimated "
+                              "noise exceeds 0.2 spacings), on or off."),
+    even: bool = typer.Option(False, "--even/--no-even", help="Even-density stage: fill sparsely sampled parts "
+                              "first, so the output is about as dense everywhere."),
+    normals: bool = typer.Option(False, "--normals", help="Estimate consistently oriented normals nx, ny, nz "
+                                 "for the output."),
+    drop_attributes: Optional[str] = typer.Option(None, "--drop-attributes", metavar="NAMES",
+                                                  help="Attributes left out of the output: comma-separated "
+                                                  "names, or 'all'."),
+    keep_input: bool = typer.Option(False, "--keep-input", help="Write the input points too, first, as read."),
+    project_input: bool = typer.Option(False, "--project-input", help="Write the input points too, first, moved "
+                                       "onto the fitted surface (implies --keep-input)."),
+    tile_points: Optional[int] = typer.Option(None, "--tile-points", metavar="N", help="Work in spatial tiles of at "
+                                              "most N input points when the cloud is larger (0: never) [100000, "
+                                              "fewer if a tile would not fit in a quarter of the free memory]."),
+    halo: Optional[float] = typer.Option(None, "--halo", help="Tile halo, in input spacings [5]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (a tiled run without one reports the seed "
+                                       "it drew)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the dense cloud (.png/.pdf/.svg)."),
     dask: Optional[str] = typer.Option(None, "--dask", metavar="ADDRESS", envvar="MMSOLD_DASK",
                                        help=_DASK_HELP + "  Tiles are the tasks."),
@@ -408,7 +430,9 @@ def densify_cmd(
 ):
     """Densify a sparse surface point cloud: fit, sample and project back on the surface in one step.
 
-    Defaults scale with the input's point spacing (mean nearest-neighbour distance).
+    Defaults scale with the input's point spacing (mean nearest-neighbour distance).  Scan attributes
+    (LAS/LAZ dimensions, PLY properties, E57 intensity and colour) are carried onto the new points:
+    measurements interpolated from the nearest input points, classes and flags from the nearest one.
     """
 
     def body():
@@ -418,7 +442,9 @@ def densify_cmd(
                 if v is not None}
         with _progress_bar(sys.stderr.isatty(), "ensembles" if dask is None else "tiles") as update:
             summary = densify_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
-                                  overwrite=overwrite, progress=update, dask=dask, **opts)
+                                  overwrite=overwrite, progress=update, dask=dask, normals=normals,
+                                  drop_attributes=drop_attributes, keep_input=keep_input, project_input=project_input,
+                                  noise=noise, even=even, tile_points=tile_points, halo=halo, **opts)
         _emit(summary, as_json, "densify")
 
     _run(body)

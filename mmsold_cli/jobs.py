@@ -32,16 +32,17 @@ def is_model_file(spec: str) -> bool:
         return False
 
 
-def check_extension(output: Path) -> None:
-    """An output's extension must be one the writers know."""
+def check_extension(output: Path, extensions=None) -> None:
+    """An output's extension must be one the writers know (``extensions``; default the point formats)."""
     from .io.arrays import WRITE_EXTENSIONS
 
-    if Path(output).suffix.lower() not in WRITE_EXTENSIONS:
+    extensions = WRITE_EXTENSIONS if extensions is None else tuple(extensions)
+    if Path(output).suffix.lower() not in extensions:
         raise MmsoldError(f"{output}: unknown output extension {Path(output).suffix!r}; expected one of "
-                          f"{', '.join(WRITE_EXTENSIONS)}")
+                          f"{', '.join(extensions)}")
 
 
-def check_outputs(output: Path, plot, overwrite: bool, inputs=()) -> Path:
+def check_outputs(output: Path, plot, overwrite: bool, inputs=(), extensions=None) -> Path:
     """Refuse unusable outputs before any work: the results, their diagnostics file and the picture (each new or
     ``overwrite``, none of them one of the ``inputs``, the results in a known format); the diagnostics path."""
     from .io.arrays import check_output_path
@@ -50,7 +51,7 @@ def check_outputs(output: Path, plot, overwrite: bool, inputs=()) -> Path:
     output = Path(output)
     diag_path = output.with_name(output.stem + ".diagnostics.json")
     check_not_inputs([output, diag_path, plot], inputs)
-    check_extension(output)
+    check_extension(output, extensions)
     check_output_path(output, overwrite=overwrite)
     check_output_path(diag_path, overwrite=overwrite)
     if plot is not None:
@@ -609,56 +610,147 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     return res
 
 
-def densify_job(sparse, output, *, n=None, factor: float = 20.0, denoise: str = "mls", seed=None, plot=None,
-                overwrite: bool = False, progress=None, dask=None, tile_points=None, **options) -> dict:
-    """Densify a sparse cloud file to ``output`` with a diagnostics JSON beside it (:func:`densify`).
+#: Extensions densify writes: the point formats, plus LAS/LAZ (and E57 when its reader is installed).
+SCAN_EXTENSIONS = (".las", ".laz", ".e57")
+_NOISE = {"auto": "auto", "on": True, "off": False, True: True, False: False}
 
-    ``dask``: a cluster address: the cloud is densified in tiles (``tile_points`` input points at most,
-    :mod:`mmsold_cli.workflows.tiles`), one task each, with the bytes of the one-machine tiled run
-    (``progress(tiles_done, tiles_total, 0, 0)``).  A ``.zarr`` output is a Zarr v3 store of the positions.
+
+def default_dense_output(sparse) -> Path:
+    """``INPUT.dense.EXT`` beside the input, in the input's format (``.ply`` when that cannot be written)."""
+    from .io.arrays import WRITE_EXTENSIONS, split_path_key
+
+    path, _ = split_path_key(sparse)
+    ext = path.suffix.lower()
+    ext = ext if ext in WRITE_EXTENSIONS + SCAN_EXTENSIONS else ".ply"
+    return path.with_name(f"{path.stem}.dense{ext}")
+
+
+def parse_drop(drop) -> tuple | bool:
+    """``--drop-attributes``: None → nothing, ``"all"`` → True, ``"a,b"`` → ("a", "b"); an iterable passes."""
+    if drop is None or drop is False:
+        return ()
+    if drop is True:
+        return True
+    if isinstance(drop, str):
+        if drop.strip().lower() == "all":
+            return True
+        names = tuple(a.strip() for a in drop.split(",") if a.strip())
+        if not names:
+            raise MmsoldError(f"--drop-attributes expects attribute names separated by commas, or 'all'; got {drop!r}")
+        return names
+    return tuple(drop)
+
+
+def _check_scan_output(output: Path) -> None:
+    """A LAS/LAZ/E57 output needs its writer installed: refuse before any work."""
+    ext = output.suffix.lower()
+    if ext in (".las", ".laz"):
+        from .io.las import require_laspy
+
+        require_laspy(ext == ".laz")
+    elif ext == ".e57":
+        from .io.e57 import require_pye57
+
+        require_pye57()
+
+
+def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: str = "mls", seed=None, plot=None,
+                overwrite: bool = False, progress=None, normals: bool = False, drop_attributes=None,
+                keep_input: bool = False, project_input: bool = False, noise="auto", even: bool = False,
+                tile_points: int | None = None, halo: float | None = None, dask=None, **options) -> dict:
+    """Densify a cloud file to ``output`` with a diagnostics JSON beside it
+    (:func:`mmsold_cli.workflows.densify.densify_cloud`).
+
+    LAS/LAZ, PLY (and E57 with its extra) keep every per-point attribute: the new points take them from the
+    input (measurements interpolated, classes from the nearest point); other formats carry positions only.
+    ``output`` defaults to ``INPUT.dense.EXT`` in the input's format.  ``noise``: "auto", "on" or "off" (or
+    a bool); ``drop_attributes``: names (a list, or "a,b") or "all"; ``project_input`` implies
+    ``keep_input``; ``tile_points`` None: tiles when the cloud exceeds
+    :func:`mmsold_cli.workflows.tiles.auto_tile_points`, 0: never.
+
+    ``dask``: a cluster address: the cloud is densified in tiles, one task each, with the bytes of the
+    one-machine tiled run (``progress(tiles_done, tiles_total, 0, 0)``); a ``.zarr`` output is a Zarr v3
+    store of the positions.  Both carry positions only.
     """
-    if dask is not None or Path(output).suffix.lower() == ".zarr":
+    if dask is not None or (output is not None and Path(output).suffix.lower() == ".zarr"):
+        if normals or drop_attributes or keep_input or project_input or even or noise != "auto" or halo is not None:
+            raise MmsoldError("--dask and .zarr outputs densify positions only: --normals, --drop-attributes, "
+                              "--keep-input, --project-input, --even, --noise and --halo are not available with them")
         return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
                                     overwrite=overwrite, progress=progress, dask=dask, tile_points=tile_points,
                                     options=options)
-    from .io.arrays import atomic_paths, save_points
-    from .io.mesh import read_point_cloud
+    import time
+
+    import numpy as np
+
+    from .io.arrays import WRITE_EXTENSIONS, atomic_paths
+    from .io.cloud import read_cloud, save_cloud
     from .io.room import check_room
-    from .workflows.densify import densify
+    from .workflows.densify import densify_cloud
 
-    output = Path(output)
-    diag_path = check_outputs(output, plot, overwrite, [sparse])
-    X = read_point_cloud(sparse)
-    check_room(output, int(n if n is not None else round(factor * X.shape[0])), X.shape[1], in_memory=True)
-    from .workflows.tiles import TILE_POINTS
-
-    if X.shape[0] > TILE_POINTS:  # a large cloud in tiles, as on a cluster (the same bytes)
-        return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
-                                    overwrite=overwrite, progress=progress, dask=None, tile_points=None,
-                                    options=options)
-    res = densify(X, n, factor=factor, denoise=denoise, random_state=seed, progress=progress, **options)
-    settings = dict(res.settings, source=str(sparse), random_state=seed)
+    t_start = time.perf_counter()
+    output = default_dense_output(sparse) if output is None else Path(output)
+    ext = output.suffix.lower()
+    if noise not in _NOISE:
+        raise MmsoldError(f"--noise must be auto, on or off, got {noise!r}")
+    drop = parse_drop(drop_attributes)
+    keep_input = bool(keep_input or project_input)
+    diag_path = check_outputs(output, plot, overwrite, [sparse], extensions=WRITE_EXTENSIONS + SCAN_EXTENSIONS)
+    _check_scan_output(output)
+    cloud = read_cloud(sparse)
+    n_out = int(n if n is not None else round(factor * len(cloud))) + (len(cloud) if keep_input else 0)
+    check_room(output, n_out, 3 + len(cloud.attributes) + 3 * bool(normals), in_memory=True)
+    out, diag = densify_cloud(cloud, n, factor=factor, random_state=seed, normals=normals, drop_attributes=drop,
+                              keep_input=keep_input, project_input=project_input, tile_points=tile_points, halo=halo,
+                              progress=progress, denoise=denoise, noise=_NOISE[noise], even=even, **options)
+    tiles = diag.get("tiles") or []
+    run_seed = diag.get("seed", seed)
+    if tiles:
+        core = np.array([t["core_points"] for t in tiles], dtype=float)
+        settings = dict(denoise=denoise, tile_points=diag.get("tile_points"), halo=diag.get("halo"))
+        spacing = float(np.average([t.get("spacing", np.nan) for t in tiles], weights=np.maximum(core, 1)))
+        summary_extra = dict(
+            t=None, sample_seconds=float(sum(t.get("sample_time", 0.0) for t in tiles)),
+            denoise_seconds=float(sum(t.get("denoise_time", 0.0) for t in tiles)),
+            mean_move_spacings=float(np.average([t.get("mean_move", 0.0) for t in tiles], weights=np.maximum(core, 1))),
+            noisy_tiles=int(sum(bool(t.get("noisy")) for t in tiles)),
+            even_added=int(sum(t.get("even_added", 0) for t in tiles)) if even else None)
+        diagnostics = {}
+    else:
+        settings = dict(diag["settings"])
+        spacing = settings["spacing"]
+        diagnostics = diag["diagnostics"]
+        summary_extra = dict(t=settings.get("t"), sample_seconds=diagnostics["sample_time"],
+                             denoise_seconds=diagnostics["denoise_time"], mean_move_spacings=diagnostics["mean_move"],
+                             noisy=settings.get("noisy"), noise_estimate=settings.get("noise_estimate"),
+                             even_added=settings.get("even_added"))
+    settings.update(source=str(sparse), random_state=run_seed, normals=bool(normals), keep_input=keep_input,
+                    project_input=bool(project_input), dropped=list(cloud.attributes) if drop is True else list(drop))
     with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
-        save_points(tmp_out, res.points, fmt=output.suffix)
-        tmp_diag.write_text(json.dumps({"settings": settings, **res.diagnostics}, indent=1, default=float))
+        save_cloud(tmp_out, out, like=cloud)
+        tmp_diag.write_text(json.dumps({"settings": settings, "tiles": tiles or None, **diagnostics}, indent=1,
+                                       default=float))
     if plot is not None:
         from .metrics.surface import nn_distance
         from .plots import cloud_views
 
-        cloud_views(plot, res.points, nn_distance(res.points, X) / res.settings["spacing"],
+        cloud_views(plot, out.positions, nn_distance(out.positions, cloud.positions) / spacing,
                     value_label="distance to nearest input point / spacing",
-                    title=f"{res.points.shape[0]} points from {X.shape[0]}")
-    return {
+                    title=f"{len(out)} points from {len(cloud)}")
+    written = list(out.attributes) if ext in (".las", ".laz", ".ply", ".e57") else []
+    summary = {
         "output": str(output),
-        "input_points": int(X.shape[0]),
-        "output_points": int(res.points.shape[0]),
-        "spacing": res.settings["spacing"],
+        "input_points": len(cloud),
+        "output_points": len(out),
+        "attributes": written,
+        "tiles": len(tiles) or 1,
+        "seed": run_seed,
+        "spacing": spacing,
         "denoise": denoise,
-        "t": res.settings["t"],
-        "sample_seconds": res.diagnostics["sample_time"],
-        "denoise_seconds": res.diagnostics["denoise_time"],
-        "mean_move_spacings": res.diagnostics["mean_move"],
     }
+    summary.update({k: v for k, v in summary_extra.items() if v is not None or k == "t"})
+    summary["seconds"] = time.perf_counter() - t_start
+    return summary
 
 
 def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, overwrite, progress, dask, tile_points,

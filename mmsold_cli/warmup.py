@@ -21,6 +21,7 @@ _KERNEL_MODULES = (
     "mmsold_cli.neighbors.brute_numba",
     "mmsold_cli.neighbors.tracking_numba",
     "mmsold_cli.score.smoothed_numba",
+    "mmsold_cli.workflows.mls_numba",
     "mmsold_cli.samplers.stiefel_numba",
 )
 
@@ -46,6 +47,7 @@ def _calls():
     from .rng import normals_numba
     from .samplers import stiefel, stiefel_numba
     from .score import smoothed_numba
+    from .workflows import mls_numba
 
     rng = np.random.default_rng(0)
     key, prev = np.array([1, 2], dtype=np.uint64), np.array([3, 4], dtype=np.uint64)
@@ -77,6 +79,8 @@ def _calls():
         ("langevin step", lambda: stiefel_numba.langevin_step(Y.copy(), S, 0.01, L, key, prev, lm=True)),
         ("moments", lambda: (stiefel_numba.moment_error(Y, np.zeros(3), L), stiefel_numba.to_z(Y, np.zeros(3), L))),
         ("grid 3-D", lambda: GridIndex(X3, k=4)),  # same kernel types in 3-D: nothing new to compile
+        ("MLS fit", lambda: mls_numba.mls_once_numba(X3[:8], X3, np.tile(np.arange(8), (8, 1)),
+                                                     np.ones((8, 8)), 1.0)),
     ]
 
 

@@ -147,3 +147,37 @@ def test_cli_densify(tmp_path):
     bad.write_text("ply\nformat ascii 1.0\nelement vertex 1\nproperty float u\nend_header\n1\n")
     r = runner.invoke(app, ["densify", str(bad), "-o", str(tmp_path / "y.ply")])
     assert r.exit_code == 2 and "no position properties" in r.output
+
+
+def test_mls_numba_kernel_matches_numpy_fit(rng):
+    from scipy.spatial import cKDTree
+
+    from mmsold_cli.workflows import densify as dn
+    from mmsold_cli.workflows.mls_numba import mls_once_numba
+
+    v = rng.standard_normal((3000, 3))
+    S = v / np.linalg.norm(v, axis=1, keepdims=True)
+    fold = rng.random((1500, 3))  # two half-planes meeting at a crease along the y axis
+    fold[:, 2] = np.abs(fold[:, 0] - 0.5)
+    for X in (S, fold):
+        delta = mean_spacing(X)
+        Z = X[rng.integers(0, len(X), 4000)] + 1.5 * delta * rng.standard_normal((4000, 3))
+        d, idx = cKDTree(X).query(Z, k=24)
+        P0, r0 = dn._mls_once(Z, X, idx, d * d, 1.5 * delta)
+        P1, r1 = mls_once_numba(Z, X, idx, d * d, 1.5 * delta)
+        assert np.abs(P1 - P0).max() < 1e-9 * delta and np.abs(r1 - r0).max() < 1e-9 * delta
+        assert np.abs(P1 - Z).max() > delta  # the pass does move the points
+
+
+def test_mls_project_numba_and_numpy_paths_agree(rng, monkeypatch):
+    from mmsold_cli.workflows import densify as dn
+
+    v = rng.standard_normal((2000, 3))
+    X = v / np.linalg.norm(v, axis=1, keepdims=True)
+    Z = X[rng.integers(0, 2000, 3000)] * (1 + 0.05 * rng.standard_normal((3000, 1)))
+    monkeypatch.setattr(dn, "MLS_NUMBA_POINTS", 10**9)
+    P0, r0 = dn.mls_project(Z, X, 0.08, return_residual=True)
+    monkeypatch.setattr(dn, "MLS_NUMBA_POINTS", 1)
+    P1, r1 = dn.mls_project(Z, X, 0.08, return_residual=True)
+    assert np.abs(P1 - P0).max() < 1e-10 and np.abs(r1 - r0).max() < 1e-10
+    assert np.abs(np.linalg.norm(P1, axis=1) - 1).max() < 2e-3  # on the unit sphere

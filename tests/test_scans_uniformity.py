@@ -38,3 +38,51 @@ def test_farthest_points_spread_and_bad_input():
     assert d.min() > 0.5  # 20 points over a unit sphere, spread: far apart
     with pytest.raises(MmsoldError, match="at least 10 points"):
         uniformity(np.zeros((5, 3)))
+
+
+def _cube_mesh():
+    V = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=float)
+    F = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
+                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+    return V, F
+
+
+def test_evaluate_reports_uniformity_for_3d_clouds(tmp_path, rng):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmsold_cli.cli import app
+    from mmsold_cli.metrics.evaluate import evaluate_all
+    from mmsold_cli.metrics.uniformity import cloud_area, mesh_area
+
+    n = 2000
+    even = _fibonacci(n)
+    v = rng.standard_normal((n, 3))
+    random = v / np.linalg.norm(v, axis=1, keepdims=True)
+    w = rng.standard_normal((4000, 3))
+    ref = w / np.linalg.norm(w, axis=1, keepdims=True)
+    r_even, _ = evaluate_all(even, ref)
+    r_rand, _ = evaluate_all(random, ref)
+    # the area comes from the reference (4 N δ̄² ≈ 4π for independent points), the same for both sample sets
+    assert r_even["uniformity_area"] == r_rand["uniformity_area"] == cloud_area(ref)
+    assert 0.6 * 4 * np.pi < r_even["uniformity_area"] < 1.4 * 4 * np.pi
+    direct = uniformity(even, area=cloud_area(ref))
+    for key, value in direct.items():
+        assert r_even[key] == value and r_even[key] < 0.5 * r_rand[key], key
+    # with a mesh, its exact area (unit cube: 6)
+    V, F = _cube_mesh()
+    assert mesh_area(V, F) == pytest.approx(6.0)
+    face = rng.random((1200, 3))
+    axis = rng.integers(0, 3, 1200)
+    face[np.arange(1200), axis] = rng.integers(0, 2, 1200)  # points on the six faces
+    r_cube, _ = evaluate_all(face, face[::2], mesh=(V, F))
+    assert r_cube["uniformity_area"] == pytest.approx(6.0)
+    assert r_cube["uniformity_1.0%"] == pytest.approx(uniformity(face, area=6.0)["uniformity_1.0%"])
+    # 2-D samples get none; the command line reports it for 3-D
+    assert not any(k.startswith("uniformity") for k in evaluate_all(random[:, :2], ref[:, :2])[0])
+    np.save(tmp_path / "s.npy", even)
+    np.save(tmp_path / "r.npy", ref)
+    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "s.npy"), str(tmp_path / "r.npy"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["uniformity_1.2%"] == pytest.approx(direct["uniformity_1.2%"])

@@ -13,8 +13,8 @@ Formats:
 * ``.las`` / ``.laz`` — :mod:`mmsold_cli.io.las` (needs the ``scans`` extra:
   laspy, lazrs);
 * ``.ply`` — :mod:`mmsold_cli.io.ply`, every scalar vertex property kept;
-* ``.e57`` — refused with a message (no maintained reader installs from PyPI
-  on every platform we support);
+* ``.e57`` — :mod:`mmsold_cli.io.e57` (needs the ``e57`` extra: pye57;
+  without it, refused with a one-line message);
 * anything else :func:`mmsold_cli.io.mesh.read_point_cloud` reads — positions
   only.
 """
@@ -32,7 +32,7 @@ from ..errors import MmsoldError
 __all__ = ["PointCloud", "read_cloud", "save_cloud", "write_cloud", "CLOUD_FORMATS"]
 
 #: Extensions :func:`write_cloud` writes with attributes.
-CLOUD_FORMATS = (".las", ".laz", ".ply")
+CLOUD_FORMATS = (".las", ".laz", ".ply", ".e57")
 
 
 @dataclass
@@ -90,8 +90,9 @@ def read_cloud(spec: str | os.PathLike) -> PointCloud:
 
         return read_ply(path)
     if ext == ".e57":
-        raise MmsoldError(f"{path}: E57 is not supported (no maintained E57 reader installs from PyPI everywhere); "
-                          "convert it to LAS/LAZ or PLY first, e.g. with PDAL or CloudCompare")
+        from .e57 import read_e57
+
+        return read_e57(path)
     from .mesh import read_point_cloud
 
     return PointCloud(read_point_cloud(spec), {}, ext)
@@ -118,6 +119,10 @@ def save_cloud(path: str | os.PathLike, cloud: PointCloud, *, like: PointCloud |
 
         write_ply_cloud(path, cloud, fmt=ply_format or meta.get("ply_format", "binary_little_endian"),
                         types=meta.get("ply_types"))
+    elif ext == ".e57":
+        from .e57 import write_e57
+
+        write_e57(path, cloud)
     else:
         save_points(path, cloud.positions, fmt=path.suffix)
 

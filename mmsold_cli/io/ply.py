@@ -121,8 +121,8 @@ def read_ply(spec: str | os.PathLike):
     fields = [p for p, _ in props]
     missing = [c for c in "xyz" if c not in fields]
     if missing:
-        raise MmsoldError(f"{path}: PLY vertex element has no {', '.join(missing)} properties "
-                          f"(properties: {', '.join(fields)})")
+        raise MmsoldError(f"{path}: PLY vertex element has no {', '.join(missing)} properties (no position "
+                          f"properties: x, y, z are needed; it has {', '.join(fields)})")
     pos = np.stack([data[c].astype(np.float64) for c in "xyz"], axis=1)
     attrs = {p: data[p].astype(data[p].dtype.newbyteorder("=")) for p in fields if p not in "xyz"}
     types = {p: t for p, t in props}

@@ -15,7 +15,9 @@ def evaluate_all(samples, reference, *, train=None, model=None, mesh=None, dista
     memorisation against ``train`` points or a ``model``); 3-D clouds also get
     :func:`mmsold_cli.metrics.surface.evaluate_cloud` (Chamfer, Hausdorff on the reference's unit sphere;
     with ``mesh = (vertices, faces)`` the exact distance to the surface and coverage, at a radius of half
-    the training spacing).
+    the training spacing) and PU-GAN's uniformity :math:`U(p)` (:func:`mmsold_cli.metrics.uniformity.uniformity`,
+    ``uniformity_0.4%`` … ``uniformity_1.2%``, lower is more even) with the surface area of the mesh, or
+    else estimated from the reference (``uniformity_area``).
 
     Returns
     -------
@@ -35,6 +37,14 @@ def evaluate_all(samples, reference, *, train=None, model=None, mesh=None, dista
 
         spacing = model.spacing_ if model is not None else mean_spacing(train) if train is not None else None
         res.update(evaluate_cloud(samples, reference, mesh=mesh, spacing=spacing, random_state=random_state))
+        if len(samples) >= 10 and len(reference) >= 2:
+            from .uniformity import UNIFORMITY_SEEDS, cloud_area, mesh_area, uniformity
+
+            # the area from the mesh, else from the reference (independent uniform points on the surface give
+            # an unbiased estimate), never from the samples: an evenly spread set would inflate its own
+            area = mesh_area(*mesh) if mesh is not None else cloud_area(reference)
+            res.update(uniformity(samples, area=area, seeds=UNIFORMITY_SEEDS))
+            res["uniformity_area"] = area
         if mesh is not None and distances:
             dist = point_to_mesh(samples, *mesh) / res["spacing"]
     return res, dist

@@ -37,10 +37,29 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["UNIFORMITY_SHARES", "farthest_points", "uniformity"]
+__all__ = ["UNIFORMITY_SHARES", "UNIFORMITY_SEEDS", "cloud_area", "farthest_points", "mesh_area", "uniformity"]
 
 #: Area shares p of PU-GAN's table.
 UNIFORMITY_SHARES = (0.004, 0.006, 0.008, 0.010, 0.012)
+#: Balls M (PU-GAN's evaluation uses 1,000).
+UNIFORMITY_SEEDS = 1000
+
+
+def mesh_area(vertices, faces) -> float:
+    """Total area of a triangle mesh."""
+    V = np.asarray(vertices, dtype=np.float64)
+    F = np.asarray(faces, dtype=np.int64)
+    a, b, c = V[F[:, 0]], V[F[:, 1]], V[F[:, 2]]
+    return float(0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum())
+
+
+def cloud_area(P) -> float:
+    r"""Surface area estimated from a cloud of independent uniform points on it: :math:`4N\bar\delta^2`."""
+    from scipy.spatial import cKDTree
+
+    P = np.asarray(P, dtype=np.float64)
+    delta = float(cKDTree(P).query(P, k=2, workers=-1)[0][:, 1].mean())
+    return 4.0 * len(P) * delta * delta
 
 
 def farthest_points(P, m: int, *, start: int = 0) -> np.ndarray:
@@ -81,8 +100,7 @@ def uniformity(P, *, area: float | None = None, shares=UNIFORMITY_SHARES, seeds:
     tree = cKDTree(P)
     N = len(P)
     if area is None:
-        delta = float(tree.query(P, k=2, workers=-1)[0][:, 1].mean())
-        area = 4.0 * N * delta * delta
+        area = cloud_area(P)
     centres = P[farthest_points(P, seeds)]
     out = {}
     for p in shares:

@@ -39,7 +39,8 @@ CATEGORICAL = frozenset({
 })
 #: Integer-typed names that are measurements, hence interpolated.
 CONTINUOUS = frozenset({"red", "green", "blue", "nir", "alpha", "r", "g", "b", "intensity", "scan_angle",
-                        "scan_angle_rank", "gps_time", "reflectance", "amplitude"})
+                        "scan_angle_rank", "gps_time", "reflectance", "amplitude", "colorred", "colorgreen",
+                        "colorblue"})
 #: Input points in each inverse-distance average.
 IDW_NEIGHBOURS = 8
 _BLOCK = 262_144

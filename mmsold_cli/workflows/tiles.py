@@ -9,8 +9,8 @@ function of (cloud, core box, halo, seed, tile index), :func:`densify_tile`:
    :math:`\eta = c_\eta\,\delta_{\text{core}}` (:math:`\delta_{\text{core}}`:
    mean nearest-neighbour distance of the core's points, :math:`c_\eta` =
    ``HALO`` spacings);
-2. fit and densify them on their own, drawing :math:`(1+s)\,f\,n_{\text{halo}}`
-   points (:math:`f` the factor, :math:`s` a surplus);
+2. fit and densify them on their own, drawing :math:`(1+s)\,f\,n_{\text{halo}} +
+   4\sqrt{f\,n_{\text{halo}}}` points (:math:`f` the factor, :math:`s` a small surplus);
 3. keep only the new points inside the core box (half-open,
    :math:`[\ell, u)`, so a point on a shared face belongs to exactly one
    tile), then exactly :math:`\operatorname{round}(f\,n_{\text{core}})` of
@@ -38,14 +38,36 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["HALO", "TILE_POINTS", "SURPLUS", "Tile", "plan_tiles", "densify_tile", "densify_tiled", "tile_seed"]
+__all__ = ["HALO", "TILE_POINTS", "SURPLUS", "BYTES_PER_POINT", "MEMORY_SHARE", "Tile", "auto_tile_points",
+           "plan_tiles", "densify_tile", "densify_tiled", "tile_seed"]
 
 #: Halo width in spacings of the tile's core.
 HALO = 5.0
 #: Most input points per tile.
 TILE_POINTS = 100_000
-#: Extra share of points drawn, so the core still holds enough after the halo's are dropped.
-SURPLUS = 0.15
+#: Extra share of points drawn, so the core still holds enough after the halo's are dropped; four standard
+#: deviations of the count that lands in the core are drawn on top (a binomial count: at most √n).
+SURPLUS = 0.02
+#: Peak working memory of an untiled densify per point it handles (input plus drawn output), in bytes:
+#: an upper bound on what the sampler's particles, the MLS blocks and the neighbour trees hold at once.
+BYTES_PER_POINT = 1_500
+#: Share of the available memory one tile may use.
+MEMORY_SHARE = 0.25
+
+
+def auto_tile_points(factor: float, *, memory: int | None = None, tile_points: int = TILE_POINTS) -> int:
+    """Most input points per tile: ``tile_points``, fewer when a tile of that size would not fit in memory.
+
+    A tile of m input points handles about ``m (1 + (1 + SURPLUS) factor)`` points at
+    :data:`BYTES_PER_POINT` each; it may use :data:`MEMORY_SHARE` of ``memory`` (default: the memory
+    available now).  A cloud is tiled when it is larger than the result.
+    """
+    from ..io.room import available_memory
+
+    memory = available_memory() if memory is None else int(memory)
+    per_input = BYTES_PER_POINT * (1.0 + (1.0 + SURPLUS) * float(factor))
+    fit = int(MEMORY_SHARE * memory / per_input)
+    return max(1_000, min(int(tile_points), fit))
 
 
 @dataclass(frozen=True)
@@ -105,7 +127,7 @@ def _inside(P, lo, hi, pad=0.0):
 
 
 def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
-                 drop_attributes=(), **densify_options):
+                 drop_attributes=(), projected=None, **densify_options):
     """Densify one tile (module docstring); returns ``(PointCloud of new core points, info dict)``.
 
     Parameters
@@ -122,13 +144,16 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     normals : bool
         Also estimate oriented normals (``nx, ny, nz``) for the new points.
     drop_attributes : iterable of str
+    projected : array of shape (len(cloud), 3), optional
+        Filled, at the core's rows, with the core's input points moved onto
+        the tile's MLS surface (:func:`~mmsold_cli.workflows.densify.project_on_support`).
     **densify_options
         Passed to :func:`mmsold_cli.workflows.densify.densify`.
     """
     from scipy.spatial import cKDTree
 
     from .attributes import transfer_attributes
-    from .densify import densify
+    from .densify import densify, project_on_support
 
     P = cloud.positions
     core = _inside(P, tile.lo, tile.hi)
@@ -139,6 +164,8 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
         attrs = {k: np.asarray(v)[:0] for k, v in cloud.attributes.items() if k not in set(drop_attributes)}
         if normals:
             attrs.update(nx=np.zeros(0), ny=np.zeros(0), nz=np.zeros(0))
+        if projected is not None:  # nothing sampled here: a tiny factor on a small core; left as read
+            projected[core] = P[core]
         return type(cloud)(np.zeros((0, 3)), attrs, cloud.fmt, cloud.meta), info
     C = P[core]
     d, _ = cKDTree(C).query(C, k=2, workers=-1) if n_core >= 2 else (np.zeros((1, 2)), None)
@@ -152,7 +179,7 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     sub = cloud.subset(idx)
     X = sub.positions
     rng = np.random.default_rng(tile_seed(seed, tile.index))
-    n_draw = int(np.ceil((1 + SURPLUS) * factor * len(idx)))
+    n_draw = int(np.ceil((1 + SURPLUS) * factor * len(idx) + 4.0 * np.sqrt(factor * len(idx))))
     t0 = time.perf_counter()
     res = densify(X, n_draw, random_state=int(rng.integers(2**31)), **densify_options)
     keep = np.flatnonzero(_inside(res.points, tile.lo, tile.hi))
@@ -164,6 +191,8 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     if len(pts) < n_out:
         raise MmsoldError(f"tile {tile.index}: {len(pts)} new points fell in its core, {n_out} needed")
     Z = pts[np.sort(rng.choice(len(pts), n_out, replace=False))]
+    if projected is not None:
+        projected[core] = project_on_support(P[core], res)
     tree = cKDTree(X)
     attrs = transfer_attributes(sub.attributes, X, Z, spacing=res.settings["spacing"], tree=tree,
                                 drop=drop_attributes)
@@ -172,17 +201,21 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
 
         NX = estimate_normals(X, tree=tree)
         attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(Z, X, NX, tree=tree).T)))
-    info.update(halo_points=len(idx), spacing=res.settings["spacing"], halo=eta, seconds=time.perf_counter() - t0)
+    info.update(halo_points=len(idx), spacing=res.settings["spacing"], halo=eta, seconds=time.perf_counter() - t0,
+                t=res.settings.get("t"), sample_time=res.diagnostics["sample_time"],
+                denoise_time=res.diagnostics["denoise_time"], mean_move=res.diagnostics["mean_move"],
+                **{k: res.settings[k] for k in ("noisy", "noise_estimate", "even_added") if k in res.settings})
     return type(cloud)(Z, attrs, cloud.fmt, cloud.meta), info
 
 
 def densify_tiled(cloud, *, factor: float, seed: int, tile_points: int = TILE_POINTS, halo: float = HALO,
-                  normals: bool = False, drop_attributes=(), progress=None, tile_progress=None, **densify_options):
+                  normals: bool = False, drop_attributes=(), progress=None, tile_progress=None, projected=None,
+                  **densify_options):
     """Densify a cloud tile by tile and concatenate the new points (tiles in index order).
 
     ``progress(done, total, step, steps)`` is the sampler's, within the
     current tile (``done``/``total`` count tiles); ``tile_progress(done,
-    total)`` is called after each tile.
+    total)`` is called after each tile.  ``projected``: see :func:`densify_tile`.
 
     Returns
     -------
@@ -196,7 +229,8 @@ def densify_tiled(cloud, *, factor: float, seed: int, tile_points: int = TILE_PO
     for k, tile in enumerate(tiles):
         inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
         part, info = densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
-                                  drop_attributes=drop_attributes, progress=inner, **densify_options)
+                                  drop_attributes=drop_attributes, progress=inner, projected=projected,
+                                  **densify_options)
         parts.append(part)
         infos.append(info)
         if tile_progress is not None:

@@ -1,0 +1,92 @@
+"""E57 point clouds (ASTM E2807) through pye57, an optional dependency.
+
+An E57 file holds one or more scans, each with its own pose (rotation and
+translation into the file's common frame) and per-point fields.  Reading
+takes every scan, moves its points into the common frame, drops the points a
+scan marks invalid and concatenates the scans; ``intensity``, the colour
+channels ``colorRed/Green/Blue`` and the grid indices ``rowIndex`` /
+``columnIndex`` become attributes when every scan has them.  Writing stores
+one scan with the positions and those of the same attributes the cloud has
+(colours and grid indices only as complete groups, as they are read).
+Fields pye57 cannot read (time stamps, return indices, spherical-only
+extras) are not carried.
+
+Needs ``pip install "mmsold[e57]"`` (pye57; its wheels bundle libE57Format).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MmsoldError
+
+__all__ = ["read_e57", "write_e57", "require_pye57", "E57_ATTRIBUTES"]
+
+#: Per-point fields carried as attributes (pye57's names), with their E57 storage types.
+E57_ATTRIBUTES = {"intensity": np.float32, "colorRed": np.uint8, "colorGreen": np.uint8, "colorBlue": np.uint8,
+                  "rowIndex": np.uint16, "columnIndex": np.uint16}
+
+
+def require_pye57():
+    """Import pye57 or raise a one-line MmsoldError saying E57 is not supported without it."""
+    try:
+        import pye57
+    except ImportError as exc:
+        raise MmsoldError('E57 is not supported in this installation: it needs pye57 (pip install "mmsold[e57]"), '
+                          "or convert the file to LAS/LAZ or PLY first, e.g. with PDAL or CloudCompare") from exc
+    return pye57
+
+
+def read_e57(spec: str | os.PathLike):
+    """Read every scan of an E57 file into one PointCloud in the file's common frame."""
+    from .cloud import PointCloud
+
+    path = Path(spec)
+    pye57 = require_pye57()
+    if not path.is_file():
+        raise MmsoldError(f"{path}: no such file")
+    try:
+        f = pye57.E57(str(path))
+    except Exception as exc:  # libE57Format raises its own exception types
+        raise MmsoldError(f"{path}: cannot read as E57 ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from exc
+    try:
+        scans = []
+        for i in range(f.scan_count):
+            scans.append(f.read_scan(i, intensity=True, colors=True, row_column=True, transform=True,
+                                     ignore_missing_fields=True))
+    except Exception as exc:
+        raise MmsoldError(f"{path}: cannot read E57 scan data ({str(exc).strip().splitlines()[0]})") from exc
+    finally:
+        f.close()
+    if not scans:
+        raise MmsoldError(f"{path}: the E57 file holds no scans")
+    pos = np.concatenate([np.stack([s["cartesianX"], s["cartesianY"], s["cartesianZ"]], axis=1) for s in scans])
+    names = [k for k in E57_ATTRIBUTES if all(k in s for s in scans)]
+    attrs = {k: np.concatenate([np.asarray(s[k]) for s in scans]).astype(E57_ATTRIBUTES[k]) for k in names}
+    return PointCloud(pos.astype(np.float64), attrs, ".e57", {"e57_scans": len(scans)})
+
+
+def write_e57(path: str | os.PathLike, cloud) -> None:
+    """Write a PointCloud as a one-scan E57 file, in place (attributes outside :data:`E57_ATTRIBUTES`, and
+    incomplete colour or row/column groups, are left out)."""
+    pye57 = require_pye57()
+    path = Path(path)
+    data = {"cartesianX": cloud.positions[:, 0].copy(), "cartesianY": cloud.positions[:, 1].copy(),
+            "cartesianZ": cloud.positions[:, 2].copy()}
+    groups = (("intensity",), ("colorRed", "colorGreen", "colorBlue"), ("rowIndex", "columnIndex"))
+    # pye57 reads colours and grid indices only as complete groups: an incomplete group is not written
+    written = [name for g in groups if all(k in cloud.attributes for k in g) for name in g]
+    for name, typ in E57_ATTRIBUTES.items():
+        if name in written:
+            a = np.asarray(cloud.attributes[name])
+            if np.dtype(typ).kind == "u" and a.dtype.kind == "f":
+                a = np.clip(np.rint(a), 0, np.iinfo(typ).max)
+            data[name] = a.astype(typ)
+    f = pye57.E57(str(path), mode="w")
+    try:
+        f.write_scan_raw(data)
+    finally:
+        f.close()

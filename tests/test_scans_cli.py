@@ -1,0 +1,202 @@
+"""`mmsold densify` on scan files: formats and attributes, normals, the noise/even stages, tiles, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from typer.testing import CliRunner
+
+from mmsold_cli.cli import app
+from mmsold_cli.io.cloud import PointCloud, read_cloud, write_cloud
+
+R = 10.0  # sphere radius of every test cloud
+
+
+def _sphere(n, rng):
+    v = rng.standard_normal((n, 3))
+    return R * v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _las(path, X):
+    """A LAS/LAZ file (point format 3, scale 1e-4) with intensity linear in x and two classes by the sign of z."""
+    laspy = pytest.importorskip("laspy")
+    if str(path).endswith(".laz"):
+        pytest.importorskip("lazrs")
+    h = laspy.LasHeader(point_format=3, version="1.2")
+    h.scales = np.full(3, 1e-4)
+    h.offsets = np.zeros(3)
+    las = laspy.LasData(h)
+    las.points = laspy.ScaleAwarePointRecord.zeros(len(X), header=h)
+    las.x, las.y, las.z = X.T
+    las.intensity = np.rint(3000 + 100 * X[:, 0]).astype(np.uint16)
+    las.classification = np.where(X[:, 2] > 0, 6, 2).astype(np.uint8)
+    las.write(str(path))
+    return read_cloud(path).positions  # as stored: on the 1e-4 grid
+
+
+def run(*args):
+    return CliRunner().invoke(app, ["densify", *map(str, args)])
+
+
+def ok(res):
+    assert res.exit_code == 0, (res.output, res.exception)
+    return json.loads(res.stdout)
+
+
+def test_las_to_laz_keeps_format_attributes_and_adds_oriented_normals(tmp_path, rng):
+    laspy = pytest.importorskip("laspy")
+    pytest.importorskip("lazrs")
+    X = _las(tmp_path / "in.las", _sphere(1500, rng))
+    s = ok(run(tmp_path / "in.las", "-o", tmp_path / "out.laz", "--factor", "2", "--seed", "0", "--normals", "--json"))
+    assert s["input_points"] == 1500 and s["output_points"] == 3000 and s["tiles"] == 1
+    assert {"intensity", "classification", "nx", "ny", "nz"} <= set(s["attributes"])
+    out = laspy.read(str(tmp_path / "out.laz"))
+    assert out.header.point_format.id == 3 and np.allclose(out.header.scales, 1e-4)
+    assert np.allclose(out.header.offsets, 0) and len(out.points) == 3000
+    P = np.c_[out.x, out.y, out.z]
+    assert np.abs(np.linalg.norm(P, axis=1) - R).mean() < 0.02  # on the sphere (spacing ≈ 0.45)
+    # classes: exactly the nearest input point's
+    near = cKDTree(X).query(P)[1]
+    assert np.array_equal(np.asarray(out.classification), np.where(X[near, 2] > 0, 6, 2))
+    # intensity interpolated: the field is linear in x, so the new points follow 3000 + 100 x
+    assert np.abs(np.asarray(out.intensity, dtype=float) - (3000 + 100 * P[:, 0])).mean() < 15  # spread: 580
+    assert {"nx", "ny", "nz"} <= set(out.point_format.extra_dimension_names)
+    N = np.c_[out.nx, out.ny, out.nz]
+    assert np.allclose(np.linalg.norm(N, axis=1), 1, atol=1e-5)
+    assert np.einsum("ij,ij->i", N, P / R).min() > 0.9  # outward everywhere on the sphere
+    diag = json.loads((tmp_path / "out.diagnostics.json").read_text())
+    assert diag["settings"]["random_state"] == 0 and diag["settings"]["normals"] is True
+
+
+def test_default_output_is_the_input_format_with_its_property_types(tmp_path, rng):
+    X = _sphere(1200, rng)
+    red = np.rint(127 + 120 * X[:, 1] / R).astype(np.uint8)
+    label = (X[:, 0] > 0).astype(np.int32) + 7
+    write_cloud(tmp_path / "scan.ply", PointCloud(X, {"red": red, "label": label, "quality": X[:, 2] / R}))
+    s = ok(run(tmp_path / "scan.ply", "--factor", "3", "--seed", "1", "--json"))
+    out_path = tmp_path / "scan.dense.ply"
+    assert s["output"] == str(out_path) and s["output_points"] == 3600
+    c = read_cloud(out_path)
+    assert list(c.attributes) == ["red", "label", "quality"]
+    assert c.attributes["red"].dtype == np.uint8 and c.attributes["label"].dtype == np.int32
+    near = cKDTree(X).query(c.positions)[1]
+    assert np.array_equal(c.attributes["label"], label[near])
+    assert set(np.unique(c.attributes["label"])) == {7, 8}
+    assert np.abs(c.attributes["red"] - (127 + 12 * c.positions[:, 1])).mean() < 2.0
+    assert np.abs(c.attributes["quality"] - c.positions[:, 2] / R).mean() < 0.02  # spread: 0.58
+
+
+def test_tiles_keep_input_and_drop_attributes(tmp_path, rng):
+    X = _las(tmp_path / "in.las", _sphere(3000, rng))
+    s = ok(run(tmp_path / "in.las", "-o", tmp_path / "out.ply", "--factor", "1", "--seed", "3", "--tile-points",
+               "1000", "--keep-input", "--drop-attributes", "intensity,gps_time", "--json"))
+    assert s["tiles"] >= 3 and s["seed"] == 3
+    c = read_cloud(tmp_path / "out.ply")
+    assert len(c) == 6000 == s["output_points"]
+    assert "intensity" not in c.attributes and "gps_time" not in c.attributes and "classification" in c.attributes
+    assert np.array_equal(c.positions[:3000], X)  # the input first, exactly as read
+    assert np.array_equal(c.attributes["classification"][:3000], np.where(X[:, 2] > 0, 6, 2))
+    new = c.positions[3000:]
+    assert np.abs(np.linalg.norm(new, axis=1) - R).mean() < 0.03
+    near = cKDTree(X).query(new)[1]
+    assert np.array_equal(c.attributes["classification"][3000:], np.where(X[near, 2] > 0, 6, 2))
+    diag = json.loads((tmp_path / "out.diagnostics.json").read_text())
+    assert sum(t["core_points"] for t in diag["tiles"]) == 3000
+
+
+def test_tiles_start_automatically_when_memory_is_short(tmp_path, rng, monkeypatch):
+    from mmsold_cli.io import room
+    from mmsold_cli.workflows.tiles import BYTES_PER_POINT, MEMORY_SHARE, SURPLUS, auto_tile_points
+
+    per_input = BYTES_PER_POINT * (1 + (1 + SURPLUS) * 4)
+    assert auto_tile_points(4, memory=10**9) == int(MEMORY_SHARE * 10**9 / per_input) == 32808
+    assert auto_tile_points(4, memory=10**12) == 100_000 and auto_tile_points(4, memory=10**6) == 1_000
+    X = _sphere(2500, rng)
+    np.save(tmp_path / "in.npy", X)
+    s = ok(run(tmp_path / "in.npy", "-o", tmp_path / "plenty.npy", "--factor", "1", "--seed", "0", "--json"))
+    assert s["tiles"] == 1
+    per_input_1 = BYTES_PER_POINT * (1 + (1 + SURPLUS) * 1)  # --factor 1: room for tiles of 1,000 points
+    monkeypatch.setattr(room, "available_memory", lambda: int(1_000 * per_input_1 / MEMORY_SHARE) + 1)
+    s = ok(run(tmp_path / "in.npy", "-o", tmp_path / "short.npy", "--factor", "1", "--seed", "0", "--json"))
+    assert s["tiles"] >= 3 and np.load(tmp_path / "short.npy").shape == (2500, 3)
+
+
+def test_noise_stage_switch_and_project_input(tmp_path, rng):
+    C = _sphere(2000, rng)
+    X = C + 0.06 * rng.standard_normal(C.shape)  # about 0.15 of the spacing (0.4)
+    np.save(tmp_path / "noisy.npy", X)
+    off = ok(run(tmp_path / "noisy.npy", "-o", tmp_path / "off.npy", "--factor", "2", "--seed", "0", "--noise", "off",
+                 "--json"))
+    on = ok(run(tmp_path / "noisy.npy", "-o", tmp_path / "on.npy", "--factor", "2", "--seed", "0", "--noise", "on",
+                "--project-input", "--json"))
+    assert "noisy" not in off and on["noisy"] is True and on["output_points"] == 6000
+
+    def err(P):
+        return np.abs(np.linalg.norm(P, axis=1) - R).mean()
+
+    e_in, e_off = err(X), err(np.load(tmp_path / "off.npy"))
+    P_on = np.load(tmp_path / "on.npy")
+    assert err(P_on[2000:]) < 0.75 * e_off and e_off > 0.5 * e_in
+    # --project-input: the input points come first, moved towards the surface, each near where it was
+    moved = np.linalg.norm(P_on[:2000] - X, axis=1)
+    assert err(P_on[:2000]) < 0.7 * e_in and 0 < moved.mean() < 0.2
+
+
+def test_even_stage_fills_a_sparse_half(tmp_path, rng):
+    S = _sphere(6000, rng)
+    X = np.r_[S[S[:, 2] > 0], S[S[:, 2] <= 0][::6]]  # the lower half 6x sparser
+    np.save(tmp_path / "uneven.npy", X)
+    plain = ok(run(tmp_path / "uneven.npy", "-o", tmp_path / "plain.npy", "--factor", "4", "--seed", "0", "--json"))
+    even = ok(run(tmp_path / "uneven.npy", "-o", tmp_path / "even.npy", "--factor", "4", "--seed", "0", "--even",
+                  "--json"))
+    assert "even_added" not in plain and even["even_added"] > 1000
+
+    def lower_share(path):
+        return float((np.load(path)[:, 2] < 0).mean())
+
+    # the input's lower half holds 1/7 of the points; an even output covers both halves about equally
+    assert lower_share(tmp_path / "plain.npy") < 0.2 and lower_share(tmp_path / "even.npy") > 0.35
+
+
+@pytest.mark.parametrize("args, msg", [(["--noise", "maybe"], "--noise must be auto, on or off"),
+                                       (["--drop-attributes", "alpha"], "cannot drop 'alpha'"),
+                                       (["--drop-attributes", ","], "--drop-attributes expects"),
+                                       (["--tile-points", "50"], "tile_points must be at least 100"),
+                                       (["--factor", "-1"], "factor")])
+def test_bad_scan_options_one_line_exit_2_nothing_left(tmp_path, rng, args, msg):
+    _las(tmp_path / "in.las", _sphere(300, rng))
+    res = run(tmp_path / "in.las", "-o", tmp_path / "o.las", *args)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and msg in lines[0], res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.las"]
+
+
+def test_e57_without_its_reader_is_refused(tmp_path, rng):
+    try:
+        import pye57  # noqa: F401
+
+        pytest.skip("pye57 is installed: E57 is supported (test_e57_round_trip)")
+    except ImportError:
+        pass
+    np.save(tmp_path / "in.npy", _sphere(300, rng))
+    (tmp_path / "scan.e57").write_bytes(b"ASTM-E57")
+    for res in (run(tmp_path / "in.npy", "-o", tmp_path / "o.e57"), run(tmp_path / "scan.e57", "-o", tmp_path / "o.ply")):
+        assert res.exit_code == 2 and "E57 is not supported" in res.stderr and "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy", "scan.e57"]
+
+
+def test_e57_round_trip(tmp_path, rng):
+    pytest.importorskip("pye57")
+    X = _sphere(1000, rng)
+    inten = (0.5 + 0.04 * X[:, 0]).astype(np.float32)
+    write_cloud(tmp_path / "in.e57", PointCloud(X, {"intensity": inten, "rowIndex": np.arange(1000) % 7,
+                                                       "columnIndex": np.arange(1000) // 7}))
+    c = read_cloud(tmp_path / "in.e57")
+    assert np.allclose(c.positions, X) and np.allclose(c.attributes["intensity"], inten)
+    s = ok(run(tmp_path / "in.e57", "--factor", "2", "--seed", "0", "--json"))
+    out = read_cloud(tmp_path / "in.dense.e57")
+    assert s["output_points"] == len(out) == 2000
+    assert np.abs(out.attributes["intensity"] - (0.5 + 0.04 * out.positions[:, 0])).mean() < 0.01
+    near = cKDTree(X).query(out.positions)[1]
+    assert np.array_equal(out.attributes["rowIndex"], np.arange(1000)[near] % 7)
