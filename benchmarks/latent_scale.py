@@ -56,7 +56,7 @@ def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
     row["fit_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row["index"] = model.index_kind_
 
-    sample(model, 200, random_state=seed + 1, steps=2)  # warm-up: compilation and caches
+    sample(model, 1000, random_state=seed + 1, steps=2)  # warm-up: compilation and caches
     t0 = time.perf_counter()
     res = sample(model, 1000, random_state=seed, steps=100)
     wall = time.perf_counter() - t0

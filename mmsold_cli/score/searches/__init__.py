@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from .base import Search, antithetic_draws, antithetic_normals, draw_counts
 
-__all__ = ["SEARCHES", "GRID_MAX_DIM", "Search", "resolve_search", "make_search", "antithetic_draws",
+__all__ = ["SEARCHES", "GRID_MAX_DIM", "WALK_MAX_POINTS", "Search", "resolve_search", "make_search", "antithetic_draws",
            "antithetic_normals", "draw_counts"]
 
 #: Highest dimension of the cell-grid searches.
 GRID_MAX_DIM = 3
+
+#: Largest training set ``auto`` gives the walk search (measured equal to a perfect search at 60,000 × 64).
+WALK_MAX_POINTS = 100_000
 
 #: Search names and what each needs: ("numba" only, L = 0 only, d ≤ GRID_MAX_DIM only).
 SEARCHES = {
@@ -33,9 +36,12 @@ def resolve_search(search: str, *, n: int, d: int, sampler: str, K: int, L: int,
       * ``all`` when K ≥ n (every point is a neighbour: the exact score);
       * ``grid`` for d ≤ 3 with the numba backend and L = 0 (a certified superset of the K nearest,
         shared by a particle's draws);
-      * ``walk`` for the Langevin samplers above 3-D with the numba backend and L = 0 (particles move a
-        fraction of their neighbourhood per step, so walking last step's neighbours along the training
-        k-NN graph replaces a search over all n points);
+      * ``walk`` for the Langevin samplers above 3-D with the numba backend and L = 0 and at most
+        WALK_MAX_POINTS training points (particles move a fraction of their neighbourhood per step, so
+        walking last step's neighbours along the training k-NN graph replaces a search over all n points);
+      * ``pool`` for them above WALK_MAX_POINTS (where particles outrun the walk: on the 200k × 64 mixture
+        of benchmarks/latent_scale.py its recall fell to 0.93–0.97 and its score error was 3 × the pool's,
+        whose stale rows are queried afresh);
       * ``index`` otherwise (σ-CFDM's queries z/t sweep from noise to data, so it keeps the index; a score
         used on its own, ``sampler=None``, has no particles to track).
     """
@@ -49,7 +55,7 @@ def resolve_search(search: str, *, n: int, d: int, sampler: str, K: int, L: int,
         if backend == "numba" and L == 0 and d <= GRID_MAX_DIM:
             return "grid"
         if backend == "numba" and L == 0 and sampler not in (None, "cfdm"):
-            return "walk"
+            return "walk" if n <= WALK_MAX_POINTS else "pool"
         return "index"
     numba_only, no_remainder, low_dim = SEARCHES[search]
     if low_dim and d > GRID_MAX_DIM:
