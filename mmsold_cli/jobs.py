@@ -301,25 +301,30 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
 
         plot_result(plot, Z, back(model.X_[: max(Z.shape[0], 2000)]), basis=basis,
                     title=f"{res.settings['sampler']}: {Z.shape[0]} samples", reference_label="training")
-    d = res.diagnostics
-    summary = {
-        "output": str(output),
-        "diagnostics": str(diag_path),
-        "samples": int(n),
-        "dim": int(model.d_),
-        "sampler": res.settings["sampler"],
-        "steps": res.settings["steps"],
-        "t": res.settings["t"],
-        "sigma": res.settings["sigma"],
-        "wall_time_s": d["wall_time"],
-        "particle_steps_per_s": d["particle_steps_per_s"],
-        "final_mean_error": d["mean_error"][-1],
-        "final_cov_error": d["cov_error"][-1],
-    }
+    summary = _sample_summary(res, output, diag_path, n, model.d_)
     if labelled_out:
         summary["classes"] = len(models)
         summary["labels"] = str(extra_paths[-1])
     return summary
+
+
+def _sample_summary(res, output, diag_path, n, d) -> dict:
+    """What ``sample`` prints of a run: its files, size, settings, speed and final moment errors."""
+    dg = res.diagnostics
+    return {
+        "output": str(output),
+        "diagnostics": str(diag_path),
+        "samples": int(n),
+        "dim": int(d),
+        "sampler": res.settings["sampler"],
+        "steps": res.settings["steps"],
+        "t": res.settings["t"],
+        "sigma": res.settings["sigma"],
+        "wall_time_s": dg["wall_time"],
+        "particle_steps_per_s": dg["particle_steps_per_s"],
+        "final_mean_error": dg["mean_error"][-1],
+        "final_cov_error": dg["cov_error"][-1],
+    }
 
 
 class _Rows:
@@ -449,20 +454,7 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
                 diag = {"settings": dict(res.settings, model=str(model_path), label=label), **res.diagnostics}
                 tmp_diag.write_text(json.dumps(diag, indent=1, default=str))
     dg = res.diagnostics
-    summary = {
-        "output": str(output),
-        "diagnostics": str(diag_path),
-        "samples": int(n),
-        "dim": int(d),
-        "sampler": res.settings["sampler"],
-        "steps": res.settings["steps"],
-        "t": res.settings["t"],
-        "sigma": res.settings["sigma"],
-        "wall_time_s": dg["wall_time"],
-        "particle_steps_per_s": dg["particle_steps_per_s"],
-        "final_mean_error": dg["mean_error"][-1],
-        "final_cov_error": dg["cov_error"][-1],
-    }
+    summary = _sample_summary(res, output, diag_path, n, d)
     if extra:
         summary.update(classes=1, labels=str(extra[0]))
     if client is not None:

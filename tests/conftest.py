@@ -27,3 +27,17 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not available")
     return path
+
+
+def seam_bands(P, tiles, delta, extent):
+    """Masks (band, interior) of the points of P on a flat patch [0, extent]² cut into ``tiles``: within 2 δ of
+    an inner face of the point's own tile, or farther; both 3 δ off the patch's rim."""
+    b = np.full(len(P), np.inf)
+    for t in tiles:
+        m = np.all((P >= t.lo) & (P < t.hi), axis=1)
+        for ax in (0, 1):
+            for face in (t.lo[ax], t.hi[ax]):
+                if np.isfinite(face):
+                    b[m] = np.minimum(b[m], np.abs(P[m, ax] - face))
+    inner = np.all((P[:, :2] > 3 * delta) & (P[:, :2] < extent - 3 * delta), axis=1)
+    return (b < 2 * delta) & inner, (b >= 2 * delta) & inner

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_DATA
+from conftest import SAMPLE_DATA, seam_bands
 
 pytest.importorskip("distributed")
 pytest.importorskip("zarr")
@@ -290,19 +290,8 @@ def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, t
     assert np.abs(out.attributes["h"] - Z[:, 2]).mean() < 0.3 * 0.6 * mean_spacing(X)
     delta = mean_spacing(X)
 
-    def band(P):
-        b = np.full(len(P), np.inf)
-        for t in tiles:
-            m = np.all((P >= t.lo) & (P < t.hi), axis=1)
-            for ax in (0, 1):
-                for face in (t.lo[ax], t.hi[ax]):
-                    if np.isfinite(face):
-                        b[m] = np.minimum(b[m], np.abs(P[m, ax] - face))
-        inner = np.all((P[:, :2] > 3 * delta) & (P[:, :2] < 4 - 3 * delta), axis=1)
-        return (b < 2 * delta) & inner, (b >= 2 * delta) & inner
-
-    bz, iz = band(Z)
-    bx, ix = band(X)
+    bz, iz = seam_bands(Z, tiles, delta, 4)
+    bx, ix = seam_bands(X, tiles, delta, 4)
     assert bz.sum() > 1000
     density = (bz.sum() / bx.sum()) / (iz.sum() / ix.sum())
     d = _dist(Z) / delta

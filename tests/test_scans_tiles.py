@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import seam_bands
 
 from mmsold_cli.errors import MmsoldError
 from mmsold_cli.io.cloud import PointCloud
@@ -53,19 +54,8 @@ def test_tile_seams_are_invisible(wavy, tiled):
     delta = mean_spacing(X)
     tiles = plan_tiles(X, 3000)
 
-    def band(P):  # distance to the nearest inner face of the point's own tile; 3 δ off the patch's rim
-        b = np.full(len(P), np.inf)
-        for t in tiles:
-            m = np.all((P >= t.lo) & (P < t.hi), axis=1)
-            for ax in (0, 1):
-                for face in (t.lo[ax], t.hi[ax]):
-                    if np.isfinite(face):
-                        b[m] = np.minimum(b[m], np.abs(P[m, ax] - face))
-        inner = np.all((P[:, :2] > 3 * delta) & (P[:, :2] < 4 - 3 * delta), axis=1)
-        return (b < 2 * delta) & inner, (b >= 2 * delta) & inner
-
-    bz, iz = band(Z)
-    bx, ix = band(X)
+    bz, iz = seam_bands(Z, tiles, delta, 4)
+    bx, ix = seam_bands(X, tiles, delta, 4)
     assert bz.sum() > 1000
     density = (bz.sum() / bx.sum()) / (iz.sum() / ix.sum())  # new points per input point, band against interior
     d = _dist(Z) / delta

@@ -164,7 +164,7 @@ class WalkNeighbours:
     Attributes
     ----------
     n_first, n_walked : int
-        Rows given first beams, rows walked on from their previous beam, so far.
+        Rows given first beams, rows walked on from their previous beam (counted by the search), so far.
     """
 
     def __init__(self, X, graph, c: int, *, width: int = 16, seeds: int = 8, first_expand: int | None = None):
@@ -186,30 +186,13 @@ class WalkNeighbours:
     def reset(self):
         """Forget all particles (the next call starts from anchors)."""
         self.idx = None
-        self.sqdist = None
 
     def start(self, Z):
-        """First beams for the rows of Z (anchors, then a long walk); returns (sqdist, idx)."""
+        """First beams for the rows of Z (anchors, then a long walk): ``idx``, shape (m, c), which the search's
+        kernel walks on in place from step to step; returns (sqdist, idx)."""
         from .walk_numba import walk
 
         beams = first_beams(self.X, self.anchors, Z, self.c, self.seeds, self._a2).astype(self._int)
         self.n_first += Z.shape[0]
-        self.sqdist, self.idx = walk(self.X, self.graph, Z, beams, width=self.c, max_expand=self.first_expand,
-                                     out=beams)
-        return self.sqdist, self.idx
-
-    def query(self, Z):
-        """The beams walked to the rows of Z from the previous call's (same row count), else first beams.
-
-        Returns (sqdist, idx), each of shape (m, c): ascending squared distances, indices; both are rewritten
-        in place by the next call (copy them to keep them).
-        """
-        Z = np.ascontiguousarray(Z, dtype=np.float64)
-        if self.idx is None or self.idx.shape[0] != Z.shape[0]:
-            return self.start(Z)
-        from .walk_numba import walk
-
-        self.n_walked += Z.shape[0]
-        self.sqdist, self.idx = walk(self.X, self.graph, Z, self.idx, width=self.width, max_expand=self.width,
-                                     out=self.idx, out_d=self.sqdist)
-        return self.sqdist, self.idx
+        sqdist, self.idx = walk(self.X, self.graph, Z, beams, width=self.c, max_expand=self.first_expand, out=beams)
+        return sqdist, self.idx

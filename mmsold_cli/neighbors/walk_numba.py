@@ -146,11 +146,10 @@ def _walk(X, graph, Z, beams, width, max_expand, n_seen, out_d, out_i, r0, r1):
             out_i[p, s] = bi[s]
 
 
-def walk(X, graph, Z, beams, *, width, max_expand, out=None, out_d=None):
+def walk(X, graph, Z, beams, *, width, max_expand, out=None):
     """Re-measure each row's beam at Z and walk it (see :mod:`mmsold_cli.neighbors.walk`).
 
-    ``out``: None or the beams array itself (C-contiguous; the new beams overwrite it); ``out_d``: None or an
-    (m, c) float64 array for the distances.
+    ``out``: None or the beams array itself (C-contiguous; the new beams overwrite it).
 
     Returns
     -------
@@ -166,8 +165,7 @@ def walk(X, graph, Z, beams, *, width, max_expand, out=None, out_d=None):
         out_i = beams
     else:
         raise ValueError("out must be the beams array itself (C-contiguous, int32 or int64) or None")
-    if out_d is None:
-        out_d = np.empty((m, c))
+    out_d = np.empty((m, c))
     run_rows(_walk, m, np.ascontiguousarray(X, dtype=np.float64), graph, np.ascontiguousarray(Z, dtype=np.float64),
              beams, int(width), int(max_expand),
              seen_size(c, graph.shape[1], int(max_expand)), out_d, out_i, min_rows=64)
