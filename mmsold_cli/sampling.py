@@ -371,8 +371,9 @@ def memory_estimate(model, n, *, out=None, **options) -> int:
     grid = cfg.search in ("grid", "grid-knn")
     if grid:
         c_B, a, k_g = 6 * d, d + 6, 0
-    elif cfg.search == "walk":  # beams (int32) and flags per particle; the k-NN graph and the walk graph
-        c_B, a, k_g = 6 * d + 5 * POOL_FACTOR * cfg.K / 8, 2 * d + 3, 3 * GRAPH_K
+    elif cfg.search == "walk":  # beams (int32) and flags per particle; the k-NN graph, the walk graph and the
+        # float32 copy of the training points the kernel reads
+        c_B, a, k_g = 6 * d + 5 * POOL_FACTOR * cfg.K / 8, 2.5 * d + 3, 3 * GRAPH_K
     elif cfg.search == "pool":
         c_B, a, k_g = 6 * d + POOL_FACTOR * cfg.K + d / 2, 2 * d + 2, GRAPH_K
     else:

@@ -252,12 +252,30 @@ def test_grid_cells_sized_for_perturbed_queries(rng):
     assert 1 <= g.h0 <= 3
 
 
+def test_walk_kernel_reads_float32_rows_computes_float64(rng):
+    """The walk kernel's barycentres are the NumPy oracle's over X rounded to float32 (to 1e-9), and within the
+    rounding's reach of the oracle over X itself (not equal to it: the copy is really float32)."""
+    X = 3.0 * rng.standard_normal((1500, 64)) + 100.0
+    model = fit_moments(X)
+    Z = X[rng.integers(0, 1500, 700)] + 0.05 * rng.standard_normal((700, 64))
+    kw = dict(sigma=0.25, M=4, K=16, search="walk", graph=model.knn_idx_, owner=model)
+    B = SmoothedScore(X, model.index_, backend="numba", **kw).barycentre(Z, 0.5, np.random.default_rng(1))
+    X32 = X.astype(np.float32).astype(np.float64)
+    ref32 = SmoothedScore(X32, model.index_, backend="numpy", **kw).barycentre(Z, 0.5, np.random.default_rng(1))
+    ref = SmoothedScore(X, model.index_, backend="numpy", **kw).barycentre(Z, 0.5, np.random.default_rng(1))
+    np.testing.assert_allclose(B, ref32, rtol=0, atol=1e-9)
+    gap = np.abs(B - ref).max()
+    assert 1e-9 < gap < 1e-3, gap
+    assert model.__dict__["_rows32"].dtype == np.float32 and model.__dict__["_rows32"].shape == X.shape
+
+
 @pytest.mark.parametrize("search", ["grid", "pool", "walk"])
 def test_kernels_draw_from_the_key_what_draws_gives_numpy(rng, search):
     """The fused kernels make their normals from one key, particle by particle on both threads; the same key's
-    normals as an array (antithetic_normals, draws()) give the same barycentres, and the score over Z agrees."""
+    normals as an array (antithetic_normals, draws()) give the same barycentres, and the score over Z agrees.
+    (The walk kernel reads X rounded to float32: here X is made of float32 numbers, so the oracle is exact.)"""
     d = 2 if search == "grid" else 64
-    X = rng.standard_normal((1500, d))
+    X = rng.standard_normal((1500, d)).astype(np.float32).astype(np.float64)
     model = fit_moments(X)
     Z = X[rng.integers(0, 1500, 2600)] + 0.05 * rng.standard_normal((2600, d))
     t = 0.5 if d == 64 else 0.1

@@ -269,7 +269,7 @@ def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, sigma=1.0,
 
     Parameters
     ----------
-    X : array of shape (n, d), float64
+    X : array of shape (n, d), float32 or float64 (read as stored; the arithmetic is float64)
     graph : array of shape (n, g), of the beams' integer type
     Z : array of shape (m, d)
     beams : array of shape (m, c), int32 or int64, C-contiguous — read and rewritten (−1: empty slot)

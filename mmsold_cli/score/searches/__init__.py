@@ -83,9 +83,10 @@ def make_search(name: str, X, *, index=None, graph=None, K: int, L: int = 0, sig
 
         return GridSearch(X, K, sigma, exact_k=name == "grid-knn", owner=owner)
     if name == "walk":
-        from .walk import WalkSearch, walk_graph_of
+        from .walk import WalkSearch, rows_of, walk_graph_of
 
-        return WalkSearch(X, walk_graph_of(owner, graph), K, pool, backend)
+        return WalkSearch(X, walk_graph_of(owner, graph), K, pool, backend,
+                          rows=rows_of(owner, X) if backend == "numba" else None)
     if name == "pool":
         from .pool import PoolSearch
 
