@@ -64,7 +64,7 @@ def mesh(name):
 
 
 def noise(args):
-    print("| mesh | input mean / δ | before: mean / δ (×input) | after: mean / δ (×input) | after p95 / δ | noise est. | kernel |")
+    print("| mesh | input mean / δ | before: mean / δ (×input) | after: mean / δ (×input) | after p95 / δ | noise est. | kernel (median) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in args.meshes.split(","):
         V, F = mesh(name)
