@@ -20,11 +20,14 @@ tile, and the process's peak resident memory (``ru_maxrss``).  The machine's
 load average is printed: on the shared 2-core machine other jobs slow every
 figure.
 
-``cad``: a CAD-like part built here, a cylinder (radius 1, height 2) with
-flat caps, so two circular creases; 2,000 surface points ×20; distance to
-the mesh (512 facets around: chord error 2e-5) for the points within 2 δ of
-a crease and for the rest, and the share of output points near a crease
-(the surface's own share is printed as "fresh").  Bars: mean ≤ 0.1 δ,
+``cad``: two CAD-like parts: a cylinder (radius 1, height 2) with
+flat caps, so two circular creases of 90° (512 facets around: chord error
+2e-5), and a 2 × 1.5 × 1 box with its edges bevelled at 45° (0.2 cut from
+each side: creases of 135° and about 145°), both from :mod:`mmsold_cli.datasets`; 2,000
+surface points ×20; distance to the mesh for the points within 2 δ of a
+crease and for the rest, and the share of output points near a crease (the
+surface's own share is printed as "fresh"), with the crease stage
+(default) and without it (``creases=False``).  Bars: mean ≤ 0.1 δ,
 p95 ≤ 0.3 δ in both groups.
 
 Meshes are read from ../shared/data/meshes or ``$MMSOLD_MESH_DIR``.
@@ -40,7 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mmsold_cli.datasets import bumpy_torus, surface_samples
+from mmsold_cli.datasets import (
+    bevelled_box,
+    bumpy_torus,
+    capped_cylinder,
+    crease_segments,
+    segment_distance,
+    surface_samples,
+)
 from mmsold_cli.io.cloud import PointCloud
 from mmsold_cli.io.mesh import read_mesh
 from mmsold_cli.metrics.surface import MeshDistance, mean_spacing
@@ -54,7 +64,7 @@ def mesh(name):
 
 
 def noise(args):
-    print("| mesh | input mean / δ | before: mean / δ (×input) | after: mean / δ (×input) | after p95 / δ | noise est. | kernel |")
+    print("| mesh | input mean / δ | before: mean / δ (×input) | after: mean / δ (×input) | after p95 / δ | noise est. | kernel (median) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in args.meshes.split(","):
         V, F = mesh(name)
@@ -91,45 +101,40 @@ def large(args):
               f"{np.mean([t['halo_points'] / t['core_points'] - 1 for t in tiles]):.3f}")
 
 
-def cylinder(r=1.0, h=2.0, seg=512, rings=64):
-    """A closed cylinder mesh with flat caps (vertices, faces)."""
-    a = 2 * np.pi * np.arange(seg) / seg
-    z = np.linspace(0, h, rings + 1)
-    side = np.stack([np.tile(r * np.cos(a), rings + 1), np.tile(r * np.sin(a), rings + 1), np.repeat(z, seg)], 1)
-    i, j = np.meshgrid(np.arange(rings), np.arange(seg), indexing="ij")
-    p = (i * seg + j).ravel()
-    q = (i * seg + (j + 1) % seg).ravel()
-    faces = [np.stack([p, q, q + seg], 1), np.stack([p, q + seg, p + seg], 1)]
-    c0, c1, top = len(side), len(side) + 1, rings * seg
-    jj = np.arange(seg)
-    faces += [np.stack([np.full(seg, c0), (jj + 1) % seg, jj], 1),
-              np.stack([np.full(seg, c1), top + jj, top + (jj + 1) % seg], 1)]
-    return np.r_[side, [[0, 0, 0], [0, 0, h]]], np.concatenate(faces)
-
-
 def cad(args):
-    V, F = cylinder()
-    rng = np.random.default_rng(args.seed)
+    print("| shape | points | share near a crease | crease mean / δ | crease p95 / δ | rest mean / δ | rest p95 / δ "
+          "| time (s) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for shape in ("cylinder", "bevelled box"):
+        cad_rows(shape, args.seed)
+
+
+def cad_rows(shape, seed):
+    """The ``cad`` rows of one shape."""
+    V, F = capped_cylinder() if shape == "cylinder" else bevelled_box()
+    segs = None if shape == "cylinder" else crease_segments(V, F)
+    rng = np.random.default_rng(seed)
     X = surface_samples(V, F, 2000, random_state=rng)
     delta = mean_spacing(X)
     md = MeshDistance(V, F)
 
     def crease(P):
+        if shape != "cylinder":
+            return segment_distance(P, segs) < 2 * delta
         rad = np.linalg.norm(P[:, :2], axis=1)
         return np.minimum(np.hypot(rad - 1, P[:, 2]), np.hypot(rad - 1, P[:, 2] - 2)) < 2 * delta
 
-    print("| points | share near a crease | crease mean / δ | crease p95 / δ | rest mean / δ | rest p95 / δ | time (s) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
     rows = [("fresh (uniform)", lambda: surface_samples(V, F, 40000, random_state=rng)),
-            ("densify", lambda: densify(X, 40000, random_state=args.seed).points),
-            ("densify reject=0", lambda: densify(X, 40000, random_state=args.seed, reject=0.0).points)]
+            ("densify", lambda: densify(X, 40000, random_state=seed).points),
+            ("densify reject=0", lambda: densify(X, 40000, random_state=seed, reject=0.0).points),
+            ("densify creases=False", lambda: densify(X, 40000, random_state=seed, creases=False).points)]
     for label, make in rows:
         t0 = time.perf_counter()
         P = make()
         seconds = time.perf_counter() - t0
         d = md.query(P)[0] / delta
         near = crease(P)
-        print(f"| {label} | {near.mean():.3f} | {d[near].mean():.3f} | {np.percentile(d[near], 95):.3f} | "
+        print(f"| {shape} | {label} | {near.mean():.3f} | {d[near].mean():.3f} | {np.percentile(d[near], 95):.3f} | "
               f"{d[~near].mean():.3f} | {np.percentile(d[~near], 95):.3f} | {seconds:.1f} |", flush=True)
 
 

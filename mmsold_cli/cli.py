@@ -408,6 +408,8 @@ def densify_cmd(
                               "noise exceeds 0.2 spacings), on or off."),
     even: bool = typer.Option(False, "--even/--no-even", help="Even-density stage: fill sparsely sampled parts "
                               "first, so the output is about as dense everywhere."),
+    creases: bool = typer.Option(True, "--creases/--no-creases", help="Crease stage: points near a sharp edge are "
+                                 "fitted on their own side of it instead of on one smooth surface that rounds it."),
     normals: bool = typer.Option(False, "--normals", help="Estimate consistently oriented normals nx, ny, nz "
                                  "for the output."),
     drop_attributes: Optional[str] = typer.Option(None, "--drop-attributes", metavar="NAMES",
@@ -438,8 +440,8 @@ def densify_cmd(
     def body():
         from .jobs import densify_job
 
-        opts = {k: v for k, v in dict(t=t, sigma=sigma, steps=steps, sampler=sampler, reject=reject).items()
-                if v is not None}
+        opts = {k: v for k, v in dict(t=t, sigma=sigma, steps=steps, sampler=sampler, reject=reject,
+                                      creases=None if creases else False).items() if v is not None}
         with _progress_bar(sys.stderr.isatty(), "ensembles" if dask is None else "tiles") as update:
             summary = densify_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
                                   overwrite=overwrite, progress=update, dask=dask, normals=normals,

@@ -4,7 +4,8 @@ The 2-D suite (moons, swiss roll, 8 Gaussians, checkerboard) follows the
 shapes common in the generative-modelling literature; a benchmark can draw
 fresh points from the same law as the bundled files.  ``bumpy_torus`` is a
 procedurally built triangle mesh whose area-weighted surface samples stand in
-for a scanned point cloud.
+for a scanned point cloud; ``capped_cylinder`` and ``bevelled_box`` are
+CAD-like meshes with sharp creases (:func:`crease_segments` lists them).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 
 from .validation import check_random_state
 
-__all__ = ["moons", "swiss_roll", "eight_gaussians", "checkerboard", "TOY_2D", "bumpy_torus", "surface_samples"]
+__all__ = ["moons", "swiss_roll", "eight_gaussians", "checkerboard", "TOY_2D", "bumpy_torus", "surface_samples",
+           "capped_cylinder", "bevelled_box", "crease_segments", "segment_distance"]
 
 
 def moons(n: int, random_state=None, noise: float = 0.05) -> np.ndarray:
@@ -88,3 +90,66 @@ def surface_samples(vertices, faces, n: int, random_state=None) -> np.ndarray:
     r1[flip], r2[flip] = 1 - r1[flip], 1 - r2[flip]
     t = tri[f]
     return t[:, 0] + r1[:, None] * (t[:, 1] - t[:, 0]) + r2[:, None] * (t[:, 2] - t[:, 0])
+
+
+def capped_cylinder(r: float = 1.0, h: float = 2.0, seg: int = 512, rings: int = 64):
+    """A closed cylinder of radius r and height h (axis z, from 0 to h) with flat caps: (vertices, faces).
+
+    Two circular creases of 90° at z = 0 and z = h; ``seg`` facets around (chord error r(1 − cos(π/seg))).
+    """
+    a = 2 * np.pi * np.arange(seg) / seg
+    z = np.linspace(0, h, rings + 1)
+    side = np.stack([np.tile(r * np.cos(a), rings + 1), np.tile(r * np.sin(a), rings + 1), np.repeat(z, seg)], 1)
+    i, j = np.meshgrid(np.arange(rings), np.arange(seg), indexing="ij")
+    p = (i * seg + j).ravel()
+    q = (i * seg + (j + 1) % seg).ravel()
+    faces = [np.stack([p, q, q + seg], 1), np.stack([p, q + seg, p + seg], 1)]
+    c0, c1, top = len(side), len(side) + 1, rings * seg
+    jj = np.arange(seg)
+    faces += [np.stack([np.full(seg, c0), (jj + 1) % seg, jj], 1),
+              np.stack([np.full(seg, c1), top + jj, top + (jj + 1) % seg], 1)]
+    return np.r_[side, [[0, 0, 0], [0, 0, h]]], np.concatenate(faces)
+
+
+def bevelled_box(a: float = 1.0, b: float = 0.75, c: float = 0.5, bevel: float = 0.2):
+    """A box of half-sides a, b, c with its 12 edges chamfered at 45° (``bevel`` cut from each side): (V, F).
+
+    The convex hull of three points per corner: 26 flat faces (6 sides, 12 bevels, 8 corner triangles)
+    meeting at creases of 135° (side–bevel) and about 145° (bevel–corner triangle).
+    """
+    from scipy.spatial import ConvexHull
+
+    pts = []
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            for sz in (-1, 1):
+                pts += [(sx * (a - bevel), sy * (b - bevel), sz * c), (sx * (a - bevel), sy * b, sz * (c - bevel)),
+                        (sx * a, sy * (b - bevel), sz * (c - bevel))]
+    hull = ConvexHull(np.array(pts, dtype=np.float64))
+    return hull.points, hull.simplices
+
+
+def crease_segments(vertices, faces, angle: float = 20.0) -> np.ndarray:
+    """Mesh edges whose two triangles' normals differ by more than ``angle`` degrees: array (s, 2, 3)."""
+    V, F = np.asarray(vertices, dtype=np.float64), np.asarray(faces)
+    n = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    edges = {}
+    for t, tri in enumerate(F.tolist()):
+        for e in ((tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])):
+            edges.setdefault(tuple(sorted(e)), []).append(t)
+    cos = np.cos(np.radians(angle))
+    segs = [e for e, ts in edges.items() if len(ts) == 2 and abs(n[ts[0]] @ n[ts[1]]) < cos]
+    return V[np.array(segs, dtype=np.int64).reshape(-1, 2)]
+
+
+def segment_distance(P, segments) -> np.ndarray:
+    """Distance from each point of P (m, 3) to the nearest of the segments (s, 2, 3)."""
+    P, S = np.asarray(P, dtype=np.float64), np.asarray(segments, dtype=np.float64)
+    A, AB = S[:, 0], S[:, 1] - S[:, 0]
+    out = np.empty(len(P))
+    for s in range(0, len(P), 4096):
+        D = P[s : s + 4096, None, :] - A
+        t = np.clip(np.einsum("psd,sd->ps", D, AB) / np.einsum("sd,sd->s", AB, AB), 0.0, 1.0)
+        out[s : s + 4096] = np.linalg.norm(D - t[..., None] * AB, axis=2).min(axis=1)
+    return out

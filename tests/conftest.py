@@ -1,10 +1,12 @@
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# MMSOLD_SHARED_DATA: the shared data when the project is not beside ../shared (e.g. a git worktree)
+SHARED_DATA = Path(os.environ.get("MMSOLD_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SAMPLE_DATA = ROOT / "sample_data"
 
 
