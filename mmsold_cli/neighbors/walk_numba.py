@@ -30,6 +30,20 @@ def _sqdist(X, j, z):
     return s
 
 
+@numba.njit(cache=True, nogil=True, inline="always", fastmath=FAST)
+def _sqdist_below(X, j, z, bound):
+    """‖X[j] − z‖², or inf as soon as a partial sum exceeds ``bound`` (16 coordinates at a time)."""
+    d = z.shape[0]
+    s = 0.0
+    for k0 in range(0, d, 16):
+        for k in range(k0, min(k0 + 16, d)):
+            t = X[j, k] - z[k]
+            s += t * t
+        if s > bound:
+            return np.inf
+    return s
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _insert(bd, bi, bx, d2, j):
     """Put (d2, j) into the sorted beam unless it is no better than the worst or already there."""
@@ -104,7 +118,7 @@ def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
             if j < 0:  # padding: this point has fewer neighbours
                 break
             if _first_offer(seen, stamp, j):
-                _insert(bd, bi, bx, _sqdist(X, j, z), j)
+                _insert(bd, bi, bx, _sqdist_below(X, j, z, bd[c - 1]), j)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
