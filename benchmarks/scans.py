@@ -3,6 +3,7 @@
     python benchmarks/scans.py noise [--meshes stanford-bunny,cow,suzanne,teapot,torus] [--seed 0]
     python benchmarks/scans.py large --n 200000 [--factor 4] [--tile-points 100000] [--seed 0]
     python benchmarks/scans.py cad [--seed 0]
+    python benchmarks/scans.py uneven [--meshes patch,stanford-bunny,cow,suzanne,teapot] [--seed 0]
 
 ``noise``: 2,000 area-weighted surface points of each mesh plus
 N(0, (0.3 δ)² I) noise (δ: the clean points' mean nearest-neighbour
@@ -29,6 +30,16 @@ crease and for the rest, and the share of output points near a crease (the
 surface's own share is printed as "fresh"), with the crease stage
 (default) and without it (``creases=False``).  Bars: mean ≤ 0.1 δ,
 p95 ≤ 0.3 δ in both groups.
+
+``uneven``: 2,000 points with an 8:1 density step between two halves of the
+object (area-weighted surface points; the half with x above the median keeps
+one in eight), ×20, without (``even=False``, what densify did before) and with
+the even-density stage; the coverage of each half — the share of 20,000 uniform
+surface points of that half, 2 δ or more from the cut, with an output point
+within δ/2 (δ: the uneven input's mean spacing) — and the output's distance to
+the surface.  ``patch`` is the height field of ``tests/test_scans_even.py``
+(cut at x = 2).  Bars of the issue: sparse coverage ≥ 0.8 and ≥ 0.9 × the
+dense half's.
 
 Meshes are read from ../shared/data/meshes or ``$MMSOLD_MESH_DIR``.
 """
@@ -138,6 +149,52 @@ def cad_rows(shape, seed):
               f"{d[~near].mean():.3f} | {np.percentile(d[~near], 95):.3f} | {seconds:.1f} |", flush=True)
 
 
+def _height(x, y):
+    return 0.3 * np.sin(2 * x) * np.cos(2 * y)
+
+
+def _patch_points(rng, n):
+    u = np.c_[rng.uniform(0, 4, n), rng.uniform(0, 4, n)]
+    return np.c_[u, _height(u[:, 0], u[:, 1])]
+
+
+def uneven(args):
+    print("| input | run | dense-half coverage | sparse-half coverage | sparse / dense | mean / δ | p95 / δ | time (s) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in args.meshes.split(","):
+        rng = np.random.default_rng(args.seed)
+        if name == "patch":
+            U = _patch_points(rng, 16000)
+            cut, ref = 2.0, _patch_points(rng, 20000)
+            inner = (ref[:, 1] > 0.3) & (ref[:, 1] < 3.7) & (ref[:, 0] > 0.3) & (ref[:, 0] < 3.7)
+
+            def dist(P):
+                return np.abs(P[:, 2] - _height(P[:, 0], P[:, 1]))
+        else:
+            V, F = mesh(name)
+            U = surface_samples(V, F, 16000, random_state=rng)
+            cut, ref = float(np.median(U[:, 0])), surface_samples(V, F, 20000, random_state=rng)
+            inner = np.ones(len(ref), bool)
+            dist = MeshDistance(V, F).query
+        # the dense half keeps 1,778 points, the sparse one 222: 2,000 at 8:1
+        lo, hi = np.flatnonzero(U[:, 0] <= cut), np.flatnonzero(U[:, 0] > cut)
+        X = np.r_[U[rng.choice(lo, 1778, replace=False)], U[rng.choice(hi, 222, replace=False)]]
+        delta = mean_spacing(X)
+        band = np.abs(ref[:, 0] - cut) >= 2 * delta
+        dense, sparse = inner & band & (ref[:, 0] <= cut), inner & band & (ref[:, 0] > cut)
+        from scipy.spatial import cKDTree
+
+        for label, even in (("before (even=False)", False), ("after (even=True)", True)):
+            t0 = time.perf_counter()
+            P = densify(X, 40000, random_state=args.seed, even=even).points
+            seconds = time.perf_counter() - t0
+            hit = cKDTree(P).query(ref, k=1)[0] <= 0.5 * delta
+            dc, sc = hit[dense].mean(), hit[sparse].mean()
+            d = np.asarray(dist(P) if name == "patch" else dist(P)[0]) / delta
+            print(f"| {name} | {label} | {dc:.3f} | {sc:.3f} | {sc / dc:.3f} | {d.mean():.3f} | "
+                  f"{np.percentile(d, 95):.3f} | {seconds:.1f} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -151,9 +208,12 @@ def main():
     b.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("cad")
     c.add_argument("--seed", type=int, default=0)
+    u = sub.add_parser("uneven")
+    u.add_argument("--meshes", default="patch,stanford-bunny,cow,suzanne,teapot")
+    u.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
-    {"noise": noise, "large": large, "cad": cad}[args.what](args)
+    {"noise": noise, "large": large, "cad": cad, "uneven": uneven}[args.what](args)
 
 
 if __name__ == "__main__":

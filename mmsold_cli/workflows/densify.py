@@ -99,6 +99,7 @@ __all__ = [
     "local_kernels",
     "crease_project",
     "even_density",
+    "local_spacing_project",
     "estimate_noise",
     "smooth_support",
     "FACTOR",
@@ -135,6 +136,8 @@ NOISY_ITERS = 1
 NOISY_AVERAGE = 48
 #: even_density: filling passes, candidate jitter (in local spacings), percentile of the reference spacing.
 EVEN_PASSES, EVEN_JITTER, EVEN_PERCENTILE = 3, 0.8, 25
+#: local_spacing_project: kernel widths, in MLS_RADIUS × spacing, by the local spacing of the input.
+EVEN_LEVELS = (1.0, 1.5, 2.0, 3.0)
 #: even_density drops candidates whose neighbours' centroid is farther than this share of their mean distance.
 RIM_OFFSET = 0.7
 _MLS_BLOCK = 16_384
@@ -163,15 +166,15 @@ class DensifyResult:
         displacement by the denoising stage, in spacings) and the sampler's
         own diagnostics under ``sampler``.
     support : array of shape (n_s, 3)
-        The input after the noise and even-density stages: the points the
-        samples were projected on.
+        The points the samples were projected on: the input after the noise
+        stage (the even stage's points guide the sampler only).
     """
 
     points: np.ndarray
     settings: dict
     diagnostics: dict = field(default_factory=dict)
-    #: The points the samples were fitted to and projected on: the input after the noise and even-density
-    #: stages (the input itself when neither ran).
+    #: The points the samples were projected on: the input after the noise stage (the input itself when it
+    #: did not run).
     support: np.ndarray | None = None
 
 
@@ -740,7 +743,9 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
         Fill the input's sparse parts first (:func:`even_density`) so the
         output is about as dense everywhere, whatever the input's density
         (a given ``model`` is refitted).  The added points only guide the
-        sampler; they are not in the output.
+        sampler; they are not in the output, and the samples are projected on
+        the input's own MLS surface with kernels widened where it is sparse
+        (:func:`local_spacing_project`).
     creases : bool
         MLS only.  Re-project the points near a crease onto the side they belong to
         (:func:`crease_project`) instead of the one smooth surface that rounds the crease off.
@@ -790,10 +795,13 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
                               noise_neighbours=int(np.median(kns)))
         else:
             noise_info["noisy"] = False
+    # the even stage's points shape the sampler's density only: the surface stays the measured points'
+    surface = None
     if even:
         if X.shape[1] != 3:
             raise MmsoldError(f"even density works on 3-D surface points, got {X.shape[1]}-D")
         n_in = X.shape[0]
+        surface = X
         X = even_density(X, random_state=random_state if isinstance(random_state, int) else 0)
         model = None
         noise_info["even_added"] = int(X.shape[0] - n_in)
@@ -830,16 +838,20 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     t1 = time.perf_counter()
     settings.update(t=res.settings.get("t"), sigma=res.settings.get("sigma"))
     Z = res.samples
+    support = model.X_ if surface is None else surface
     if denoise == "mls":
-        grid = mls_grid(model.X_, radius, mls_neighbours) if len(Z) >= MLS_NUMBA_POINTS else None
-        out, resid = mls_project(Z, model.X_, radius, neighbours=mls_neighbours, iters=mls_iters,
-                                 return_residual=True, grid=grid)
+        grid = mls_grid(support, radius, mls_neighbours) if len(Z) >= MLS_NUMBA_POINTS else None
+        if surface is None:
+            out, resid = mls_project(Z, support, radius, neighbours=mls_neighbours, iters=mls_iters,
+                                     return_residual=True, grid=grid)
+        else:
+            out, resid = local_spacing_project(Z, support, radius, neighbours=mls_neighbours, iters=mls_iters)
         n_crease = 0
         if creases:
-            out, resid, crease = crease_project(out, model.X_, radius, resid, spacing=spacing,
+            out, resid, crease = crease_project(out, support, radius, resid, spacing=spacing,
                                                 neighbours=mls_neighbours, index=grid)
             n_crease = int(crease.sum())
-        keep = trusted(out, resid, model, n, index=grid)
+        keep = trusted(out, resid, model, n, index=grid if surface is None else None)
         out, Z = out[keep], Z[keep]
         settings.update(mls_radius=radius, mls_neighbours=mls_neighbours, mls_iters=mls_iters, reject=reject,
                         drawn=n_draw, creases=bool(creases))
@@ -852,7 +864,39 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     settings.update({k: v for k, v in res.settings.items() if k not in settings})
     diagnostics = dict(sample_time=t1 - t0, denoise_time=t2 - t1, crease_points=n_crease if denoise == "mls" else 0,
                        mean_move=float(np.linalg.norm(out - Z, axis=1).mean() / spacing), sampler=res.diagnostics)
-    return DensifyResult(out, settings, diagnostics, model.X_)
+    return DensifyResult(out, settings, diagnostics, support)
+
+
+def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours: int = MLS_NEIGHBOURS,
+                          iters: int = MLS_ITERS, percentile: float = EVEN_PERCENTILE):
+    r"""MLS projection on X with a kernel widened where X is sparse: the projection after the even stage.
+
+    Each point z takes the kernel :math:`h\,\ell` with :math:`\ell` the largest of ``levels`` at most
+    :math:`s_{i(z)}/s_\text{ref}`: :math:`s_i` is the mean distance from :math:`x_i` to its 6 nearest
+    neighbours, :math:`i(z)` the nearest point of X, :math:`s_\text{ref}` the ``percentile``-th percentile of s
+    (as in :func:`even_density`).  One kernel fits the dense parts, but in a part sampled k times more
+    sparsely it holds a k-th of the points and the quadratic fit wanders between them.  On the bunny with an
+    8:1 density step (``benchmarks/scans.py uneven``) the sparse half's output went from 0.32 to 0.25 δ from
+    the surface, where uniform surface points projected the same way land 0.27 δ off.
+
+    Returns (Z_proj, residual) as :func:`mls_project` with ``return_residual``; residuals are divided by
+    their point's ℓ, so they rank fits of different widths alike.
+    """
+    from scipy.spatial import cKDTree
+
+    levels = np.sort(np.asarray(levels, dtype=np.float64))
+    tree = cKDTree(X)
+    d, _ = tree.query(X, k=min(7, len(X)), workers=-1)
+    s = d[:, 1:].mean(axis=1)
+    ratio = s[tree.query(Z, k=1, workers=-1)[1]] / float(np.percentile(s, percentile))
+    cls = np.clip(np.searchsorted(levels, ratio, side="right") - 1, 0, levels.size - 1)
+    out, res = np.empty_like(Z), np.empty(len(Z))
+    for c in np.unique(cls):
+        m = cls == c
+        out[m], res[m] = mls_project(Z[m], X, radius * levels[c], neighbours=neighbours, iters=iters,
+                                     return_residual=True, tree=tree)
+        res[m] /= levels[c]
+    return out, res
 
 
 def project_on_support(X, res: DensifyResult) -> np.ndarray:
