@@ -166,14 +166,18 @@ def run_pu4(name, seed):
     gt = poisson_disk(V, F, 8192, rng)
     md = MeshDistance(V, F)
     rows = {}
-    t0 = time.perf_counter()
-    out = dn.densify(X, 8192, random_state=seed).points
-    seconds = time.perf_counter() - t0
-    for label, P in (("input (2,048)", X), ("densify ×4", out)):
+    runs = [("input (2,048)", X, 0.0)]
+    # the default drops the 8 % least trusted points, sized for ×20; at ×4 the drops leave holes in thin
+    # parts, which the ground truth → output half of Chamfer sees, so a 2 % row is printed beside it
+    for label, kw in (("densify ×4", {}), ("densify ×4, reject 2 %", {"reject": 0.02})):
+        t0 = time.perf_counter()
+        out = dn.densify(X, 8192, random_state=seed, **kw).points
+        runs.append((label, out, time.perf_counter() - t0))
+    for label, P, seconds in runs:
         Pn, Gn, _, radius = normalize_unit_sphere(P, gt)
         rows[label] = dict(cd=1e3 * (np.mean(dn_nn(Pn, Gn) ** 2) + np.mean(dn_nn(Gn, Pn) ** 2)),
                            hd=1e3 * max(dn_nn(Pn, Gn).max(), dn_nn(Gn, Pn).max()),
-                           p2f=1e3 * md.query(P)[0].mean() / radius, seconds=seconds if label != "input (2,048)" else 0.0)
+                           p2f=1e3 * md.query(P)[0].mean() / radius, seconds=seconds)
         r = rows[label]
         print(f"  {label:14s} CD {r['cd']:.3f}  HD {r['hd']:.3f}  P2F {r['p2f']:.3f}  ({r['seconds']:.1f} s)", flush=True)
     return rows

@@ -845,12 +845,19 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
             out, resid = mls_project(Z, support, radius, neighbours=mls_neighbours, iters=mls_iters,
                                      return_residual=True, grid=grid)
         else:
-            out, resid = local_spacing_project(Z, support, radius, neighbours=mls_neighbours, iters=mls_iters)
+            out, resid, width = local_spacing_project(Z, support, radius, neighbours=mls_neighbours,
+                                                      iters=mls_iters)
         n_crease = 0
         if creases:
             out, resid, crease = crease_project(out, support, radius, resid, spacing=spacing,
                                                 neighbours=mls_neighbours, index=grid)
             n_crease = int(crease.sum())
+        if surface is not None:
+            # wider fits have larger residuals everywhere: ranked raw, the sparse parts lost most points, so
+            # each width's residuals are scaled to the same median
+            resid, mid = resid.copy(), float(np.median(resid))
+            for w in np.unique(width):
+                resid[width == w] *= mid / max(float(np.median(resid[width == w])), np.finfo(float).tiny)
         keep = trusted(out, resid, model, n, index=grid if surface is None else None)
         out, Z = out[keep], Z[keep]
         settings.update(mls_radius=radius, mls_neighbours=mls_neighbours, mls_iters=mls_iters, reject=reject,
@@ -879,8 +886,8 @@ def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours
     8:1 density step (``benchmarks/scans.py uneven``) the sparse half's output went from 0.32 to 0.25 δ from
     the surface, where uniform surface points projected the same way land 0.27 δ off.
 
-    Returns (Z_proj, residual) as :func:`mls_project` with ``return_residual``; residuals are divided by
-    their point's ℓ, so they rank fits of different widths alike.
+    Returns (Z_proj, residual, width): the first two as :func:`mls_project` with ``return_residual``, and
+    each point's ℓ.
     """
     from scipy.spatial import cKDTree
 
@@ -895,8 +902,7 @@ def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours
         m = cls == c
         out[m], res[m] = mls_project(Z[m], X, radius * levels[c], neighbours=neighbours, iters=iters,
                                      return_residual=True, tree=tree)
-        res[m] /= levels[c]
-    return out, res
+    return out, res, levels[cls]
 
 
 def project_on_support(X, res: DensifyResult) -> np.ndarray:
