@@ -37,7 +37,10 @@ one in eight), ×20, without (``even=False``, what densify did before) and with
 the even-density stage; the coverage of each half — the share of 20,000 uniform
 surface points of that half, 2 δ or more from the cut, with an output point
 within δ/2 (δ: the uneven input's mean spacing) — and the output's distance to
-the surface.  ``patch`` is the height field of ``tests/test_scans_even.py``
+the surface.  The "ceiling" row projects 40,000 uniform surface points the
+way the even stage's output is projected (``local_spacing_project`` on the
+uneven input): the coverage a perfect sampler would reach on the surface
+reconstructed from these points.  ``patch`` is the height field of ``tests/test_scans_even.py``
 (cut at x = 2).  Bars of the issue: sparse coverage ≥ 0.8 and ≥ 0.9 × the
 dense half's.
 
@@ -184,9 +187,16 @@ def uneven(args):
         dense, sparse = inner & band & (ref[:, 0] <= cut), inner & band & (ref[:, 0] > cut)
         from scipy.spatial import cKDTree
 
-        for label, even in (("before (even=False)", False), ("after (even=True)", True)):
+        from mmsold_cli.workflows.densify import MLS_RADIUS, local_spacing_project
+
+        fresh = (_patch_points(rng, 40000) if name == "patch" else
+                 surface_samples(V, F, 40000, random_state=rng))
+        for label, even in (("before (even=False)", False), ("after (even=True)", True), ("ceiling", None)):
             t0 = time.perf_counter()
-            P = densify(X, 40000, random_state=args.seed, even=even).points
+            if even is None:  # what a perfect sampler would give: uniform surface points, projected the same way
+                P = local_spacing_project(fresh, X, MLS_RADIUS * delta)[0]
+            else:
+                P = densify(X, 40000, random_state=args.seed, even=even).points
             seconds = time.perf_counter() - t0
             hit = cKDTree(P).query(ref, k=1)[0] <= 0.5 * delta
             dc, sc = hit[dense].mean(), hit[sparse].mean()
