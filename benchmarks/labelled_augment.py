@@ -60,7 +60,10 @@ def gen_gaussian(Z, y, factor, seed):
     return np.concatenate(out), np.concatenate(lab)
 
 
-def gen_kde(Z, y, factor, seed, _cache={}):
+_KDE_FITS = {}  # (class, data) -> fitted KDE: the bandwidth search does not depend on the generator seed
+
+
+def gen_kde(Z, y, factor, seed):
     from sklearn.model_selection import GridSearchCV
     from sklearn.neighbors import KernelDensity
 
@@ -68,12 +71,12 @@ def gen_kde(Z, y, factor, seed, _cache={}):
     for i, c in enumerate(np.unique(y)):
         Zc = Z[y == c]
         key = (Z.shape[1], int(c), Zc.shape[0], float(Zc.sum()))
-        if key not in _cache:  # the bandwidth search does not depend on the generator seed
+        if key not in _KDE_FITS:
             s = float(np.sqrt(np.mean(Zc.var(axis=0))))
-            _cache[key] = GridSearchCV(KernelDensity(), {"bandwidth": s * np.logspace(-1.5, 0.3, 16)},
+            _KDE_FITS[key] = GridSearchCV(KernelDensity(), {"bandwidth": s * np.logspace(-1.5, 0.3, 16)},
                                        cv=5).fit(Zc).best_estimator_
         k = int(round(factor * len(Zc)))
-        out.append(_cache[key].sample(k, random_state=seed * 1000 + i))
+        out.append(_KDE_FITS[key].sample(k, random_state=seed * 1000 + i))
         lab.append(np.full(k, c))
     return np.concatenate(out), np.concatenate(lab)
 
@@ -133,7 +136,7 @@ def main(argv=None):
     clfs = classifiers(a.mlp_iter)
     rows = []
     base = {name: accuracy(make, X0, y0, Xt, yte) for name, make in clfs.items()}
-    print(f"  original only: " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()), flush=True)
+    print("  original only: " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()), flush=True)
     rows.append(("—", "original only", {k: [v] for k, v in base.items()}, 0.0))
     for K in dims:
         basis = fit_pca(I0, K)

@@ -147,8 +147,8 @@ def part_b(sigmas, ts):
     from mmsold_cli.model import fit_moments
 
     t_def = defaults.noise_level(fit_moments(X))
-    print(f"\n### (b) Fig. 1 setting: 12 training points on the unit circle, NLL of 1,000 points on the circle "
-          f"(lower is better)\n")
+    print("\n### (b) Fig. 1 setting: 12 training points on the unit circle, NLL of 1,000 points on the circle "
+          "(lower is better)\n")
     print(f"Default t of the 12 points = 2 × spacing = {t_def:.4f} (spacing = mean nearest-neighbour "
           f"distance = 2 sin(π/12) = {2 * np.sin(np.pi / 12):.4f}).\n")
     for t in [t_def] + list(ts):

@@ -82,7 +82,10 @@ def test_densify_puts_points_on_the_surface_and_covers_it(torus):
     X = torus[2]
     res = densify(X, factor=10, steps=20, random_state=0)
     assert res.points.shape == (6000, 3)
-    assert res.settings["drawn"] == int(np.ceil(6000 / (1 - REJECT)))
+    # ×10: half the ×20 share is dropped (each dropped point leaves a larger hole at a lower factor)
+    assert res.settings["reject"] == REJECT * 10 / 20
+    assert res.settings["drawn"] == int(np.ceil(6000 / (1 - REJECT / 2)))
+    assert densify(X, factor=25, steps=2, random_state=0).settings["reject"] == REJECT
     mean, p95, cov = _measure(res.points, torus)
     raw = densify(X, factor=10, steps=20, random_state=0, denoise="none")
     raw_mean, _, raw_cov = _measure(raw.points, torus)

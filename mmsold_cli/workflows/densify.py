@@ -691,7 +691,7 @@ def tweedie_step(Z, model, t: float, *, neighbours: int = 16, random_state=None)
 def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "mls", random_state=None,
             t: float | None = None, sigma: float | None = None, steps: int | None = None,
             sampler: str = "mmsold", mls_radius: float | None = None, mls_neighbours: int = MLS_NEIGHBOURS,
-            mls_iters: int = MLS_ITERS, reject: float = REJECT, tweedie_t: float | None = None, anneal_t_end: float | None = None,
+            mls_iters: int = MLS_ITERS, reject: float | None = None, tweedie_t: float | None = None, anneal_t_end: float | None = None,
             anneal_steps: int = ANNEAL_STEPS, model=None, progress=None, noise="auto", even: bool = False,
             creases: bool = True, **sample_options) -> DensifyResult:
     """Fit a model to a sparse point cloud, sample N points, denoise them onto the surface.
@@ -719,7 +719,10 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
         ``reject`` least trusted, keeping n: first points farther than
         ``FAR`` spacings from every input point, then those whose local
         quadratic fits the sparse points worst (largest residual: creases,
-        thin parts).  0 keeps every point.
+        thin parts).  0 keeps every point.  Default ``REJECT × min(1, n / (FACTOR × len(X)))`` (FACTOR = 20):
+        0.08 at ×20, less for fewer new points per input point, where each dropped point leaves a
+        larger hole (at ×4 on the PU-GAN protocol the 8 % left holes in thin parts: Chamfer 0.41 against
+        0.31 ×10⁻³ with 2 %, on the bunny).
     tweedie_t : float, optional
         Tweedie step noise; default ``TWEEDIE_T × spacing``.
     anneal_t_end : float, optional
@@ -765,6 +768,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     if denoise not in DENOISERS:
         raise MmsoldError(f"denoise must be one of {', '.join(DENOISERS)}, got {denoise!r}")
     X = check_points(X, name="sparse points", min_points=7)
+    n_given = X.shape[0]
     if denoise == "mls" and X.shape[1] != 3:
         raise MmsoldError(f"MLS denoising projects on a surface in 3-D; got {X.shape[1]}-D points "
                           "(use denoise='tweedie' or 'none')")
@@ -814,6 +818,8 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     if steps is None:
         steps = ANNEAL_TOTAL_STEPS if denoise == "anneal" else STEPS
     steps = check_int(steps, "steps", low=1)
+    if reject is None:
+        reject = REJECT * min(1.0, n / (FACTOR * n_given))
     reject = check_positive(reject, "reject", allow_zero=True)
     if reject >= 1:
         raise MmsoldError(f"reject must be in [0, 1), got {reject!r}")
