@@ -13,6 +13,15 @@ this package and ``mmsold --help`` stay instant.
 
 __version__ = "0.1.0"
 
+import os as _os
+import sys as _sys
+
+# OpenBLAS's idle threads spin up to 2**28 cycles after each call, taking the cores from the score kernels'
+# threads that run next (mmsold_cli._threads.serial_blas); 2**4 cycles if the user has not chosen.  It is read
+# when OpenBLAS loads, so it holds for the CLI and for programs that import mmsold_cli before numpy.
+_SHORT_SPIN = "OPENBLAS_THREAD_TIMEOUT" in _os.environ or "numpy" not in _sys.modules
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 __all__ = [
     "__version__",
     "Model",

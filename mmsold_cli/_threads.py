@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from ._numba import import_numba
 
-__all__ = ["n_threads", "run_rows"]
+__all__ = ["n_threads", "run_rows", "serial_blas", "BLAS_SERIAL_MAX_DIM", "BLAS_SERIAL_MAX_DIM_SPIN"]
 
 _EXECUTOR = None
+
+#: Up to this dimension a sampling run keeps BLAS on one thread (:func:`serial_blas`); up to the second when
+#: OpenBLAS was loaded before :mod:`mmsold_cli` set its short spin.
+BLAS_SERIAL_MAX_DIM, BLAS_SERIAL_MAX_DIM_SPIN = 128, 512
 
 
 def n_threads() -> int:
@@ -46,3 +50,29 @@ def run_rows(kernel, m: int, *args, min_rows: int = 256):
     finally:
         for f in futures:
             f.result()
+
+
+def serial_blas(d: int):
+    """A context in which BLAS runs on one thread (threadpoolctl) for a sampling run in d dimensions, or a no-op.
+
+    OpenBLAS's idle workers spin for a while after each call (up to 2²⁸ cycles unless
+    ``OPENBLAS_THREAD_TIMEOUT`` is set before it loads, which :mod:`mmsold_cli` does), so a score kernel
+    started right after a manifold step found both cores taken and ran at half speed: MNIST PCA-64,
+    1,000 × 100 steps on two threads took 2.60 s with two spinning BLAS threads, 1.90 s with two briefly
+    spinning ones and 1.31 s with one.  At low d the BLAS work per step is small, so one thread loses
+    little.  At 256-D two briefly spinning BLAS threads were fastest (4.47 s, against 5.47 s with one and
+    6.37 s with two spinning long) and at 784-D too (20 steps: 5.69 s, 7.75 s, 7.01 s).  So BLAS is serial
+    up to BLAS_SERIAL_MAX_DIM, or up to BLAS_SERIAL_MAX_DIM_SPIN when the short spin is not in effect.
+    """
+    from contextlib import nullcontext
+
+    from . import _SHORT_SPIN
+
+    if d > (BLAS_SERIAL_MAX_DIM if _SHORT_SPIN else BLAS_SERIAL_MAX_DIM_SPIN) or n_threads() <= 1:
+        return nullcontext()
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency
+        return nullcontext()
+    # made afresh: a BLAS loaded since the last run (faiss brings its own) is limited too
+    return ThreadpoolController().limit(limits=1, user_api="blas")

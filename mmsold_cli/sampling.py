@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._threads import serial_blas
 from .config import SampleConfig
 from .errors import MmsoldError
 
@@ -311,7 +312,8 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
                 progress(_a - first, n_ens, i + 1, steps)
 
         state = kernel.init(_starts(model.X_, cfg, law, stream, a, b, P, mixture, order), target)
-        state = run_kernel(kernel, score, state, sched, stream, on_step)
+        with serial_blas(d):  # OpenBLAS's spinning workers would slow the score kernels' threads
+            state = run_kernel(kernel, score, state, sched, stream, on_step)
         z = kernel.positions(state).reshape(-1, d)
         del state
         r0, r1 = int(offsets[a] - offsets[first]), int(offsets[b] - offsets[first])
