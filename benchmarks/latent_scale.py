@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+import mmsold_cli  # noqa: F401  before numpy, as the CLI: OpenBLAS loads with mmsold_cli's short spin
+
 HERE = Path(__file__).resolve().parent
 
 
