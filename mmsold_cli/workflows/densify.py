@@ -509,6 +509,12 @@ def estimate_noise(X, *, spacing: float | None = None, neighbours: int = MLS_NEI
     return float(np.median(np.linalg.norm(P - Q, axis=1)) / 0.6745 / delta)
 
 
+def _local_spacing(tree, X, neighbours: int) -> np.ndarray:
+    """Each point's mean distance to its ``neighbours`` nearest other points (``tree``: a k-d tree over X)."""
+    d, _ = tree.query(X, k=min(neighbours + 1, len(X)), workers=-1)
+    return d[:, 1:].mean(axis=1)
+
+
 def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, percentile: float = EVEN_PERCENTILE,
                  neighbours: int = 6, random_state=0) -> np.ndarray:
     r"""Fill the sparse parts of a surface cloud up to the density of its dense parts (points added, none moved).
@@ -541,8 +547,7 @@ def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, p
     ref = None
     for _ in range(int(passes)):
         tree = cKDTree(X)
-        d, _ = tree.query(X, k=min(neighbours + 1, len(X)), workers=-1)
-        s = d[:, 1:].mean(axis=1)
+        s = _local_spacing(tree, X, neighbours)
         ref = float(np.percentile(s, percentile)) if ref is None else ref
         c = np.minimum(np.maximum(np.rint((s / ref) ** 2 - 1), 0), 20).astype(np.int64)
         src = np.repeat(np.arange(len(X)), c)
@@ -899,8 +904,7 @@ def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours
 
     levels = np.sort(np.asarray(levels, dtype=np.float64))
     tree = cKDTree(X)
-    d, _ = tree.query(X, k=min(7, len(X)), workers=-1)
-    s = d[:, 1:].mean(axis=1)
+    s = _local_spacing(tree, X, 6)
     ratio = s[tree.query(Z, k=1, workers=-1)[1]] / float(np.percentile(s, percentile))
     cls = np.clip(np.searchsorted(levels, ratio, side="right") - 1, 0, levels.size - 1)
     out, res = np.empty_like(Z), np.empty(len(Z))
