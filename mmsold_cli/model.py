@@ -12,8 +12,10 @@ Degenerate training sets are handled, not refused, where the method still
 makes sense:
 
 * **singular covariance** (a planar cloud, a constant column, fewer distinct
-  points than d + 1): the documented jitter of :func:`_cholesky` with a
-  :class:`~mmsold_cli.errors.MmsoldWarning`;
+  points than d + 1): up to 8-D the documented jitter of :func:`_cholesky`,
+  above it the samples held on the covariance's support
+  (:func:`mmsold_cli.sampling.support_factor`: constant columns stay constant),
+  with a :class:`~mmsold_cli.errors.MmsoldWarning`;
 * **exact duplicates**: they keep their weight in the empirical law, while
   the spacing :math:`\delta` (hence the default t) and the memorisation
   threshold use each point's nearest *distinct* neighbour, with a warning.
@@ -67,11 +69,16 @@ def _cholesky(cov: np.ndarray, name: str, lam: np.ndarray | None = None) -> tupl
             return np.linalg.cholesky(cov), 0.0
         except np.linalg.LinAlgError:
             pass
+    from .sampling import SUPPORT_ABOVE
+
     jitter = 1e-6 * lam_max
     n_flat = int(np.sum(lam <= 1e-10 * lam_max))
+    d = cov.shape[0]
+    held = (f"samples are held on its {d - n_flat}-dimensional support" if d > SUPPORT_ABOVE
+            else f"adding {jitter:.3g}·I to the target covariance")
     warnings.warn(
-        f"{name}: covariance is singular ({n_flat} of {cov.shape[0]} directions without spread, "
-        f"e.g. a planar cloud or a constant column); adding {jitter:.3g}·I to the target covariance",
+        f"{name}: covariance is singular ({n_flat} of {d} directions without spread, "
+        f"e.g. a planar cloud or a constant column); {held}",
         MmsoldWarning,
         stacklevel=3,
     )

@@ -59,7 +59,7 @@ from .config import SampleConfig
 from .errors import MmsoldError
 
 __all__ = ["sample", "run_kernel", "SampleResult", "SampleConfig", "ensemble_sizes", "ensemble_layout", "resolve_settings",
-           "memory_estimate"]
+           "memory_estimate", "target_moments", "support_factor"]
 
 
 @dataclass
@@ -117,14 +117,46 @@ def resolve_settings(model, n, **options) -> dict:
     return SampleConfig.resolve(model, n, **options).as_dict()
 
 
-def _target(model, cfg):
-    """The moments every ensemble is held at: the data's (with the model's jitter) or blurred by t²."""
+#: Above this dimension a singular data covariance is held exactly on its support (rank r < d) instead of
+#: jittered: the fused small-d kernels take a square factor, and there the d × d work costs nothing.
+SUPPORT_ABOVE = 8
+
+
+def support_factor(cov: np.ndarray) -> np.ndarray:
+    r"""A factor :math:`L \in \mathbb R^{d\times r}` of a singular covariance over its support.
+
+    .. math:: \Sigma_r = U_r \Lambda_r U_r^\top = L L^\top, \qquad L = U_r \Lambda_r^{1/2}
+
+    with :math:`\Lambda_r` the eigenvalues above :math:`10^{-10}\lambda_{\max}` (the flatness test of
+    :func:`mmsold_cli.model._cholesky`) and :math:`U_r` their eigenvectors.  Ensembles
+    :math:`Z = \mathbf 1\mu^\top + Y L^\top` with :math:`Y` on the (P, r) manifold have covariance
+    :math:`\Sigma_r` exactly and no spread at all across the support: a constant pixel stays constant.
+    """
+    lam, U = np.linalg.eigh(cov)
+    keep = lam > 1e-10 * lam[-1]
+    L = U[:, keep] * np.sqrt(lam[keep])
+    L[~np.any(cov, axis=1)] = 0.0  # a constant column: its eigenvectors' rounding would give it ~1e-11 spread
+    return L
+
+
+def target_moments(model, *, target_cov: str = "data", t: float = 0.0):
+    """The moments every ensemble of ``sample(model, …)`` is held at: a :class:`~mmsold_cli.samplers.Target`.
+
+    ``target_cov="data"``: the data's covariance; a singular one is jittered (``model.cholesky_``) up to
+    :data:`SUPPORT_ABOVE` dimensions and held on its support above (:func:`support_factor`).
+    ``"blurred"``: the data's plus t² I.
+    """
     from .samplers import Target
 
     d = model.d_
-    if cfg.target_cov == "blurred":
-        cov = model.covariance_ + (cfg.t ** 2 + model.jitter_) * np.eye(d)
+    if target_cov == "blurred":
+        cov = model.covariance_ + (t ** 2 + model.jitter_) * np.eye(d)
         return Target(model.mean_, cov, np.linalg.cholesky(cov))
+    if model.jitter_ > 0 and d > SUPPORT_ABOVE:
+        L = model.__dict__.get("_support_factor")
+        if L is None:  # a property of the training set: one eigendecomposition per model
+            L = model.__dict__["_support_factor"] = support_factor(model.covariance_)
+        return Target(model.mean_, L @ L.T, L)
     return Target(model.mean_, model.covariance_ + model.jitter_ * np.eye(d), model.cholesky_)
 
 
@@ -155,7 +187,7 @@ def _starts(X, cfg, law, stream, a: int, b: int, P: int, mixture, order) -> np.n
     for e in range(a, b):
         rng = stream.ensemble_rng(e)
         if cfg.init == "gaussian":  # the kernel's own standard normal
-            np.matmul(rng.standard_normal((P, d)), law.chol.T, out=z[e - a])
+            np.matmul(rng.standard_normal((P, law.chol.shape[1])), law.chol.T, out=z[e - a])
             z[e - a] += law.mean
         elif mixture is not None:
             z[e - a] = mixture_sample(mixture, P, rng)
@@ -273,7 +305,7 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
     entropy = new_entropy() if random_state is None else int(random_state)
     backend = get_backend(cfg.backend, d)
     kernel = SAMPLERS[cfg.sampler].from_config(cfg, backend)
-    target = _target(model, cfg)
+    target = target_moments(model, target_cov=cfg.target_cov, t=cfg.t)
     sched, capped = _schedule(cfg, target, schedule)
     law = kernel.start_law(target)
     score = make_score(model, cfg)

@@ -147,3 +147,52 @@ def test_callback_gets_a_plain_mapping_of_the_step():
     b = sample(model, 300, random_state=2, steps=4).samples
     np.testing.assert_array_equal(a, b)
     assert len(seen) == 4 and max(seen) < 1e-12
+
+
+def _singular_cloud(rng, n=300, d=12):
+    """d-D points of rank d − 3: two constant columns and one the sum of two others."""
+    X = rng.standard_normal((n, d)) @ np.diag(np.linspace(1.0, 3.0, d))
+    X[:, 3], X[:, 7] = 0.25, -1.5
+    X[:, 10] = X[:, 0] + 2.0 * X[:, 1]
+    return X
+
+
+@pytest.mark.parametrize("sampler", ["mmsold", "sold"])
+def test_singular_covariance_above_8d_is_held_on_its_support(rng, sampler):
+    """Above 8-D a singular covariance is not jittered: Y has r columns, the samples keep the data's
+    linear relations and constant columns exactly, and MM-SOLD's ensembles its exact covariance."""
+    import warnings
+
+    from mmsold_cli.sampling import target_moments
+
+    X = _singular_cloud(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit_moments(X)
+    assert model.jitter_ > 0
+    target = target_moments(model)
+    assert target.chol.shape == (12, 9)
+    np.testing.assert_allclose(target.cov, model.covariance_, atol=1e-12 * np.abs(model.covariance_).max())
+    Z = sample(model, 40, steps=5, P=20, sampler=sampler, random_state=3).samples
+    assert np.ptp(Z[:, 3]) == 0.0 and Z[0, 3] == 0.25 and np.ptp(Z[:, 7]) == 0.0 and Z[0, 7] == -1.5
+    np.testing.assert_allclose(Z[:, 10], Z[:, 0] + 2.0 * Z[:, 1], atol=1e-12 * np.abs(Z).max())
+    assert np.std(Z[:, 0]) > 0.3  # the rest moves
+    if sampler == "mmsold":
+        for ens in (Z[:20], Z[20:]):
+            me, ce = stiefel.moment_error(ens[None], model.mean_, model.covariance_)
+            assert me[0] < 1e-13 and ce[0] < 1e-13, (me, ce)
+
+
+def test_singular_covariance_up_to_8d_keeps_the_jitter(rng):
+    """Up to 8-D (the fused kernels' square factor) the documented jitter stays."""
+    import warnings
+
+    from mmsold_cli.sampling import target_moments
+
+    X = _singular_cloud(rng)[:, :8]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit_moments(X)
+    target = target_moments(model)
+    assert target.chol.shape == (8, 8)
+    np.testing.assert_allclose(target.cov, model.covariance_ + model.jitter_ * np.eye(8))

@@ -38,7 +38,11 @@ __all__ = ["Target", "StepInfo", "StartLaw"]
 
 
 class Target(NamedTuple):
-    """The moments every ensemble is held at: mean (d,), covariance (d, d) and its lower Cholesky factor."""
+    """The moments every ensemble is held at: mean (d,), covariance (d, d) and a factor L, L Lᵀ = covariance.
+
+    L is the lower Cholesky factor (d, d), or (d, r) over a singular covariance's support
+    (:func:`mmsold_cli.sampling.support_factor`); the kernels' Y coordinates then have r columns.
+    """
 
     mean: np.ndarray
     cov: np.ndarray

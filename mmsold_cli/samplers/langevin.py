@@ -117,9 +117,10 @@ class LangevinKernel:
     def step(self, state: LangevinState, score, t: float, h: float, rng):
         """One step: the score at the positions (written over them), then the move of Y in place."""
         y, target, integ = state
-        E, P, d = y.shape
+        E, P, d = y.shape  # d: Y's columns, fewer than Z's when the target is held on a support
         z = self.positions(state)
-        s = score(z.reshape(-1, d), t, rng, out=z.reshape(-1, d)).reshape(y.shape)
+        D = z.shape[-1]
+        s = score(z.reshape(-1, D), t, rng, out=z.reshape(-1, D)).reshape(z.shape)
         del z  # the score took its place
         if self.constrained and self.backend.langevin_step is not None and self.integrator_name in ("lm", "em"):
             from ..rng.streams import NOISE

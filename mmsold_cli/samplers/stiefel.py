@@ -158,7 +158,15 @@ def uniform(E: int, P: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def to_y(Z: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> np.ndarray:
-    r""":math:`Y = (Z - \mathbf 1\mu^\top) L^{-\top}`, for Z of shape (..., P, d)."""
+    r""":math:`Y = (Z - \mathbf 1\mu^\top) L^{-\top}`, for Z of shape (..., P, d).
+
+    A (d, r) factor over a covariance's support (:func:`mmsold_cli.sampling.support_factor`) gives Y of
+    shape (..., P, r), the least-squares coordinates :math:`(Z - \mathbf 1\mu^\top) L (L^\top L)^{-1}`:
+    what Z has across the support is dropped.
+    """
+    if chol.shape[0] != chol.shape[1]:
+        B = (Z - mean) @ chol
+        return np.linalg.solve(chol.T @ chol, B.reshape(-1, chol.shape[1]).T).T.reshape(B.shape)
     shape = Z.shape
     B = np.array((Z - mean).reshape(-1, shape[-1]).T)  # (d, N); solved in place row by row
     # forward substitution L Yᵀ = B: d vector operations, no import of scipy.linalg (0.2 s) at start-up
@@ -207,6 +215,8 @@ def _relative_errors(dm, C, cov):
 
 def moment_error_y(Y: np.ndarray, chol: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r""":func:`moment_error` of the particles :math:`Z = \mathbf 1\mu^\top + Y L^\top`, from Y without forming Z.
+
+    L may be (d, r), a factor over the covariance's support, with Y of shape (E, P, r).
 
     .. math::
 
