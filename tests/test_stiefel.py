@@ -201,3 +201,21 @@ def test_fused_langevin_step_equals_integrator_then_step(rng, monkeypatch, lm, r
         stiefel_numba.langevin_step(Y, S, h, L, step.key(NOISE), step.key(NOISE, lag=1), step.start(d), lm=lm)
     np.testing.assert_allclose(Y, want, rtol=0, atol=1e-12)
     np.testing.assert_allclose(np.swapaxes(Y, 1, 2) @ Y / P, np.broadcast_to(np.eye(d), (E, d, d)), atol=1e-13)
+
+
+def test_moment_error_y_with_a_support_factor_equals_the_errors_of_z(rng):
+    """The (d, r) support factor's O(r²) covariance error equals the error measured on Z itself."""
+    from mmsold_cli.sampling import support_factor
+
+    d, r, P = 10, 7, 30
+    B = rng.standard_normal((d, r))
+    cov = B @ B.T
+    L = support_factor(cov)
+    assert L.shape == (d, r)
+    Y = stiefel.uniform(2, P, r, rng) + 1e-3 * rng.standard_normal((2, P, r))  # off the manifold: errors > 0
+    Z = stiefel.to_z(Y, np.zeros(d), L)
+    me, ce = stiefel.moment_error(Z, np.zeros(d), L @ L.T)
+    me_y, ce_y = stiefel.moment_error_y(Y, L, L @ L.T)
+    assert ce.min() > 1e-4
+    np.testing.assert_allclose(me_y, me, rtol=1e-10)
+    np.testing.assert_allclose(ce_y, ce, rtol=1e-10)

@@ -216,21 +216,33 @@ def _relative_errors(dm, C, cov):
 def moment_error_y(Y: np.ndarray, chol: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r""":func:`moment_error` of the particles :math:`Z = \mathbf 1\mu^\top + Y L^\top`, from Y without forming Z.
 
-    L may be (d, r), a factor over the covariance's support, with Y of shape (E, P, r).
-
     .. math::
 
         \bar z - \mu = L\,\bar y, \qquad C_Z = L\,C_Y L^\top
 
+    A (d, r) factor over a singular covariance's support,
+    :math:`L = U_r\Lambda_r^{1/2}` (:func:`mmsold_cli.sampling.support_factor`), has orthogonal columns,
+    so with :math:`\Sigma = L L^\top` the covariance error needs no d × d product:
+
+    .. math::
+
+        \|C_Z - \Sigma\|_F = \|U_r \Lambda_r^{1/2}(C_Y - I)\Lambda_r^{1/2} U_r^\top\|_F
+        = \big(\textstyle\sum_{ij} \lambda_i \lambda_j (C_Y - I)_{ij}^2\big)^{1/2}
+
     Parameters
     ----------
-    Y : array of shape (E, P, d)
-    chol : array of shape (d, d), L
-    cov : array of shape (d, d), the target :math:`\Sigma`
+    Y : array of shape (E, P, d), or (E, P, r) with a support factor
+    chol : array of shape (d, d), L; or (d, r), a support factor
+    cov : array of shape (d, d), the target :math:`\Sigma` (:math:`L L^\top` for a support factor)
 
     Returns
     -------
     mean_err, cov_err : arrays of shape (E,), as :func:`moment_error` of Z against (μ, Σ)
     """
     m, C = _ensemble_moments(Y)
-    return _relative_errors(m @ chol.T, chol @ C @ chol.T, cov)
+    if chol.shape[0] == chol.shape[1]:
+        return _relative_errors(m @ chol.T, chol @ C @ chol.T, cov)
+    lam = np.einsum("dr,dr->r", chol, chol)
+    A = C - np.eye(C.shape[-1])
+    dev = np.sqrt(np.einsum("eij,i,j,eij->e", A, lam, lam, A))
+    return np.linalg.norm(m @ chol.T, axis=-1) / np.sqrt(np.trace(cov)), dev / np.linalg.norm(cov)
