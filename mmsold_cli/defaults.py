@@ -73,6 +73,8 @@ __all__ = [
     "SMALL_JOB",
     "backend_for",
     "GRAPH_K",
+    "FLAT",
+    "SUPPORT_ABOVE",
     "POOL_FACTOR",
     "WALK_WIDTH",
     "CFDM_SIGMA_FACTOR",
@@ -180,6 +182,11 @@ SMALL_JOB = 100_000
 def backend_for(d: int, particle_steps: int) -> str:
     """The backend ``auto`` resolves to for a job of ``particle_steps`` in d dimensions."""
     return "numpy" if d <= LOW_DIM and particle_steps <= SMALL_JOB else "numba"
+#: A covariance direction with eigenvalue ≤ FLAT × λmax has no spread (the covariance is singular).
+FLAT = 1e-10
+#: Above this dimension a singular data covariance is held exactly on its support (rank r < d) instead of
+#: jittered: the fused small-d kernels take a square factor, and there the d × d work costs nothing.
+SUPPORT_ABOVE = 8
 #: Neighbours per training point in the model's k-NN graph (spacing, ℓ, the tracked pool).
 GRAPH_K = 16
 #: The tracked pool keeps POOL_FACTOR × K neighbours per particle.

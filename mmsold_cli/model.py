@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .defaults import GRAPH_K
+from .defaults import FLAT, GRAPH_K, SUPPORT_ABOVE
 from .errors import MmsoldError, MmsoldWarning
 from .neighbors.indexes import INDEX_KINDS, build_index, choose_index, knn_graph
 from .validation import check_points, check_spread
@@ -64,15 +64,13 @@ def _cholesky(cov: np.ndarray, name: str, lam: np.ndarray | None = None) -> tupl
     if lam is None:
         lam = np.linalg.eigvalsh(cov)
     lam_max = float(lam[-1])
-    if lam[0] > 1e-10 * lam_max:
+    if lam[0] > FLAT * lam_max:
         try:
             return np.linalg.cholesky(cov), 0.0
         except np.linalg.LinAlgError:
             pass
-    from .sampling import SUPPORT_ABOVE
-
     jitter = 1e-6 * lam_max
-    n_flat = int(np.sum(lam <= 1e-10 * lam_max))
+    n_flat = int(np.sum(lam <= FLAT * lam_max))
     d = cov.shape[0]
     held = (f"samples are held on its {d - n_flat}-dimensional support" if d > SUPPORT_ABOVE
             else f"adding {jitter:.3g}·I to the target covariance")

@@ -56,6 +56,7 @@ import numpy as np
 
 from ._threads import serial_blas
 from .config import SampleConfig
+from .defaults import FLAT, SUPPORT_ABOVE
 from .errors import MmsoldError
 
 __all__ = ["sample", "run_kernel", "SampleResult", "SampleConfig", "ensemble_sizes", "ensemble_layout", "resolve_settings",
@@ -117,23 +118,18 @@ def resolve_settings(model, n, **options) -> dict:
     return SampleConfig.resolve(model, n, **options).as_dict()
 
 
-#: Above this dimension a singular data covariance is held exactly on its support (rank r < d) instead of
-#: jittered: the fused small-d kernels take a square factor, and there the d × d work costs nothing.
-SUPPORT_ABOVE = 8
-
-
 def support_factor(cov: np.ndarray) -> np.ndarray:
     r"""A factor :math:`L \in \mathbb R^{d\times r}` of a singular covariance over its support.
 
     .. math:: \Sigma_r = U_r \Lambda_r U_r^\top = L L^\top, \qquad L = U_r \Lambda_r^{1/2}
 
-    with :math:`\Lambda_r` the eigenvalues above :math:`10^{-10}\lambda_{\max}` (the flatness test of
+    with :math:`\Lambda_r` the eigenvalues above ``FLAT`` × :math:`\lambda_{\max}` (the flatness test of
     :func:`mmsold_cli.model._cholesky`) and :math:`U_r` their eigenvectors.  Ensembles
     :math:`Z = \mathbf 1\mu^\top + Y L^\top` with :math:`Y` on the (P, r) manifold have covariance
     :math:`\Sigma_r` exactly and no spread at all across the support: a constant pixel stays constant.
     """
     lam, U = np.linalg.eigh(cov)
-    keep = lam > 1e-10 * lam[-1]
+    keep = lam > FLAT * lam[-1]
     L = U[:, keep] * np.sqrt(lam[keep])
     L[~np.any(cov, axis=1)] = 0.0  # a constant column: its eigenvectors' rounding would give it ~1e-11 spread
     return L
