@@ -1,7 +1,7 @@
 """Real-scan benchmarks for densify: noisy inputs and large clouds in tiles.
 
     python benchmarks/scans.py noise [--meshes stanford-bunny,cow,suzanne,teapot,torus] [--seed 0]
-    python benchmarks/scans.py large --n 200000 [--factor 4] [--tile-points 100000] [--seed 0]
+    python benchmarks/scans.py large --n 200000 [--factor 4] [--tile-points 100000] [--seed 0] [--out DIR]
     python benchmarks/scans.py cad [--seed 0]
     python benchmarks/scans.py uneven [--meshes patch,stanford-bunny,cow,suzanne,teapot] [--seed 0]
 
@@ -17,7 +17,11 @@ mean ≤ 0.5 × the input's.
 ``large``: n area-weighted points of the bunny → factor × n with
 :func:`mmsold_cli.workflows.densify.densify_cloud` in tiles of at most
 ``--tile-points`` input points (0: one piece); wall time, the time of each
-tile, and the process's peak resident memory (``ru_maxrss``).  The machine's
+tile, and the process's peak resident memory (``ru_maxrss``).  With ``--out
+DIR`` the cloud is saved to ``DIR/large_in.npy`` first and densified the way
+``mmsold densify`` does it (:func:`mmsold_cli.jobs.densify_job`), to
+``DIR/large_out.npy``: each tile's points go to the file as the tile ends, so
+the peak is the input plus one tile's working set.  The machine's
 load average is printed: on the shared 2-core machine other jobs slow every
 figure.
 
@@ -50,6 +54,7 @@ Meshes are read from ../shared/data/meshes or ``$MMSOLD_MESH_DIR``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import time
@@ -100,14 +105,27 @@ def large(args):
     V, F = mesh("stanford-bunny")
     X = surface_samples(V, F, args.n, random_state=np.random.default_rng(args.seed))
     load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    out, diag = densify_cloud(PointCloud(X, {}, ".npy"), factor=args.factor, random_state=args.seed,
-                              tile_points=args.tile_points)
-    seconds = time.perf_counter() - t0
+    if args.out:
+        from mmsold_cli.jobs import densify_job
+
+        src, dst = Path(args.out) / "large_in.npy", Path(args.out) / "large_out.npy"
+        np.save(src, X)
+        del X
+        t0 = time.perf_counter()
+        s = densify_job(src, dst, factor=args.factor, seed=args.seed, tile_points=args.tile_points, overwrite=True)
+        seconds = time.perf_counter() - t0
+        n_out = s["output_points"]
+        diag = json.loads((Path(args.out) / "large_out.diagnostics.json").read_text())
+    else:
+        t0 = time.perf_counter()
+        out, diag = densify_cloud(PointCloud(X, {}, ".npy"), factor=args.factor, random_state=args.seed,
+                                  tile_points=args.tile_points)
+        seconds = time.perf_counter() - t0
+        n_out = len(out)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    tiles = diag.get("tiles", [])
-    print(f"{args.n} -> {len(out)} points: {seconds:.1f} s, peak RSS {rss:.0f} MB, {len(tiles) or 1} tile(s), "
-          f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
+    tiles = diag.get("tiles") or []
+    print(f"{args.n} -> {n_out} points: {seconds:.1f} s, peak RSS {rss:.0f} MB, {len(tiles) or 1} tile(s), "
+          f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}" + (f", streamed to {dst}" if args.out else ""))
     if tiles:
         per = np.array([t["seconds"] / t["halo_points"] for t in tiles]) * 1e6
         print(f"per tile: {min(t['seconds'] for t in tiles):.1f}–{max(t['seconds'] for t in tiles):.1f} s, "
@@ -216,6 +234,7 @@ def main():
     b.add_argument("--factor", type=float, default=4.0)
     b.add_argument("--tile-points", type=int, default=100_000)
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", help="write through densify_job to DIR/large_out.npy, tile by tile")
     c = sub.add_parser("cad")
     c.add_argument("--seed", type=int, default=0)
     u = sub.add_parser("uneven")

@@ -671,12 +671,13 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
         return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
                                     overwrite=overwrite, progress=progress, dask=dask, tile_points=tile_points,
                                     options=options)
+    import contextlib
     import time
 
     import numpy as np
 
     from .io.arrays import WRITE_EXTENSIONS, atomic_paths
-    from .io.cloud import read_cloud, save_cloud
+    from .io.cloud import CloudWriter, read_cloud
     from .io.room import check_room
     from .workflows.densify import densify_cloud
 
@@ -691,49 +692,70 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     _check_scan_output(output)
     cloud = read_cloud(sparse)
     n_out = int(n if n is not None else round(factor * len(cloud))) + (len(cloud) if keep_input else 0)
-    check_room(output, n_out, 3 + len(cloud.attributes) + 3 * bool(normals), in_memory=True)
-    out, diag = densify_cloud(cloud, n, factor=factor, random_state=seed, normals=normals, drop_attributes=drop,
-                              keep_input=keep_input, project_input=project_input, tile_points=tile_points, halo=halo,
-                              progress=progress, denoise=denoise, noise=_NOISE[noise], even=even, **options)
-    tiles = diag.get("tiles") or []
-    run_seed = diag.get("seed", seed)
-    if tiles:
-        core = np.array([t["core_points"] for t in tiles], dtype=float)
-        settings = dict(denoise=denoise, tile_points=diag.get("tile_points"), halo=diag.get("halo"))
-        spacing = float(np.average([t.get("spacing", np.nan) for t in tiles], weights=np.maximum(core, 1)))
-        summary_extra = dict(
-            t=None, sample_seconds=float(sum(t.get("sample_time", 0.0) for t in tiles)),
-            denoise_seconds=float(sum(t.get("denoise_time", 0.0) for t in tiles)),
-            mean_move_spacings=float(np.average([t.get("mean_move", 0.0) for t in tiles], weights=np.maximum(core, 1))),
-            noisy_tiles=int(sum(bool(t.get("noisy")) for t in tiles)),
-            even_added=int(sum(t.get("even_added", 0) for t in tiles)) if even else None)
-        diagnostics = {}
-    else:
-        settings = dict(diag["settings"])
-        spacing = settings["spacing"]
-        diagnostics = diag["diagnostics"]
-        summary_extra = dict(t=settings.get("t"), sample_seconds=diagnostics["sample_time"],
-                             denoise_seconds=diagnostics["denoise_time"], mean_move_spacings=diagnostics["mean_move"],
-                             noisy=settings.get("noisy"), noise_estimate=settings.get("noise_estimate"),
-                             even_added=settings.get("even_added"))
-    settings.update(source=str(sparse), random_state=run_seed, normals=bool(normals), keep_input=keep_input,
-                    project_input=bool(project_input), dropped=list(cloud.attributes) if drop is True else list(drop))
+    # the output goes to disk part by part (a tile at a time); HDF5 and E57 are written whole at the end
+    check_room(output, n_out, 3 + len(cloud.attributes) + 3 * bool(normals),
+               in_memory=ext in (".h5", ".hdf5", ".e57"))
+    lo, hi = cloud.positions.min(axis=0), cloud.positions.max(axis=0)
+    shown: list = []  # every stride-th output point, for the plot
+    count = {"points": 0, "attributes": []}
+
     with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
-        save_cloud(tmp_out, out, like=cloud)
+        with contextlib.ExitStack() as stack:
+            def sink(n_points):
+                writer = stack.enter_context(CloudWriter(tmp_out, n_points, like=cloud,
+                                                         bounds=(lo, float((hi - lo).max()))))
+                stride = max(1, n_points // 200_000)
+
+                def put(part):
+                    writer.write(part)
+                    if plot is not None:
+                        shown.append(part.positions[(-count["points"]) % stride::stride])
+                    count["points"] += len(part)
+                    count["attributes"] = list(part.attributes)
+                return put
+
+            _, diag = densify_cloud(cloud, n, factor=factor, random_state=seed, normals=normals,
+                                    drop_attributes=drop, keep_input=keep_input, project_input=project_input,
+                                    tile_points=tile_points, halo=halo, progress=progress, denoise=denoise,
+                                    noise=_NOISE[noise], even=even, sink=sink, **options)
+        tiles = diag.get("tiles") or []
+        run_seed = diag.get("seed", seed)
+        if tiles:
+            core = np.array([t["core_points"] for t in tiles], dtype=float)
+            settings = dict(denoise=denoise, tile_points=diag.get("tile_points"), halo=diag.get("halo"))
+            spacing = float(np.average([t.get("spacing", np.nan) for t in tiles], weights=np.maximum(core, 1)))
+            summary_extra = dict(
+                t=None, sample_seconds=float(sum(t.get("sample_time", 0.0) for t in tiles)),
+                denoise_seconds=float(sum(t.get("denoise_time", 0.0) for t in tiles)),
+                mean_move_spacings=float(np.average([t.get("mean_move", 0.0) for t in tiles], weights=np.maximum(core, 1))),
+                noisy_tiles=int(sum(bool(t.get("noisy")) for t in tiles)),
+                even_added=int(sum(t.get("even_added", 0) for t in tiles)) if even else None)
+            diagnostics = {}
+        else:
+            settings = dict(diag["settings"])
+            spacing = settings["spacing"]
+            diagnostics = diag["diagnostics"]
+            summary_extra = dict(t=settings.get("t"), sample_seconds=diagnostics["sample_time"],
+                                 denoise_seconds=diagnostics["denoise_time"], mean_move_spacings=diagnostics["mean_move"],
+                                 noisy=settings.get("noisy"), noise_estimate=settings.get("noise_estimate"),
+                                 even_added=settings.get("even_added"))
+        settings.update(source=str(sparse), random_state=run_seed, normals=bool(normals), keep_input=keep_input,
+                        project_input=bool(project_input), dropped=list(cloud.attributes) if drop is True else list(drop))
         tmp_diag.write_text(json.dumps({"settings": settings, "tiles": tiles or None, **diagnostics}, indent=1,
                                        default=float))
     if plot is not None:
         from .metrics.surface import nn_distance
         from .plots import cloud_views
 
-        cloud_views(plot, out.positions, nn_distance(out.positions, cloud.positions) / spacing,
+        P = np.concatenate(shown)
+        cloud_views(plot, P, nn_distance(P, cloud.positions) / spacing,
                     value_label="distance to nearest input point / spacing",
-                    title=f"{len(out)} points from {len(cloud)}")
-    written = list(out.attributes) if ext in (".las", ".laz", ".ply", ".e57") else []
+                    title=f"{count['points']} points from {len(cloud)}")
+    written = count["attributes"] if ext in (".las", ".laz", ".ply", ".e57") else []
     summary = {
         "output": str(output),
         "input_points": len(cloud),
-        "output_points": len(out),
+        "output_points": count["points"],
         "attributes": written,
         "tiles": len(tiles) or 1,
         "seed": run_seed,

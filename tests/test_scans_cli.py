@@ -221,3 +221,29 @@ def test_e57_round_trip(tmp_path, rng):
     assert np.abs(out.attributes["intensity"] - (0.5 + 0.04 * out.positions[:, 0])).mean() < 0.01
     near = cKDTree(X).query(out.positions)[1]
     assert np.array_equal(out.attributes["rowIndex"], np.arange(1000)[near] % 7)
+
+
+@pytest.mark.parametrize("ext", [".ply", ".laz", ".npy"])
+def test_tiled_output_streams_to_the_file_the_library_gathers(tmp_path, rng, ext, monkeypatch):
+    """The CLI writes each tile as it is made (never the whole output at once), in the bytes of a whole write."""
+    from mmsold_cli.io import cloud as cloud_io
+    from mmsold_cli.workflows.densify import densify_cloud
+
+    X = _las(tmp_path / "in.las", _sphere(3000, rng))
+    blocks = []
+    real_write = cloud_io.CloudWriter.write
+    monkeypatch.setattr(cloud_io.CloudWriter, "write", lambda self, part: (blocks.append(len(part)),
+                                                                           real_write(self, part))[1])
+    s = ok(run(tmp_path / "in.las", "-o", tmp_path / f"out{ext}", "--factor", "2", "--seed", "5", "--tile-points",
+               "1000", "--keep-input", "--json"))
+    assert s["tiles"] >= 3 and len(blocks) == s["tiles"] + 1 and max(blocks) < s["output_points"] / 2
+    src = read_cloud(tmp_path / "in.las")
+    ref, _ = densify_cloud(src, factor=2, random_state=5, tile_points=1000, keep_input=True)
+    write_cloud(tmp_path / f"ref{ext}", ref, like=src)
+    if ext == ".laz":  # laspy's extra-bytes statistics are per block; the points and the header are the same
+        a, b = read_cloud(tmp_path / f"out{ext}"), read_cloud(tmp_path / f"ref{ext}")
+        assert np.array_equal(a.positions, b.positions) and len(a) == 9000
+        for name in b.attributes:
+            assert np.array_equal(a.attributes[name], b.attributes[name]), name
+    else:
+        assert (tmp_path / f"out{ext}").read_bytes() == (tmp_path / f"ref{ext}").read_bytes()

@@ -155,3 +155,47 @@ def test_missing_laspy_names_the_extra(monkeypatch, tmp_path):
     (tmp_path / "a.las").write_bytes(b"LASF")
     with pytest.raises(MmsoldError, match=r"mmsold\[scans\]"):
         read_cloud(tmp_path / "a.las")
+
+
+@pytest.mark.parametrize("ext,fmt", [(".ply", "binary_little_endian"), (".ply", "ascii"), (".npy", None),
+                                     (".xyz", None), (".h5", None)])
+def test_cloud_writer_in_parts_writes_the_bytes_of_the_whole(tmp_path, rng, ext, fmt):
+    from mmsold_cli.io.cloud import CloudWriter, save_cloud
+
+    n = 1000
+    cloud = PointCloud(rng.standard_normal((n, 3)), {"red": rng.integers(0, 255, n).astype(np.uint8),
+                                                      "w": rng.random(n), "n": rng.standard_normal((n, 2))}, ".ply",
+                       {"ply_format": fmt} if fmt else {})
+    save_cloud(tmp_path / f"whole{ext}", cloud)
+    cuts = [0, 1, 1, 333, 990, n]  # an empty part and a one-point part among them
+    with CloudWriter(tmp_path / f"parts{ext}", n, like=cloud) as w:
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            w.write(cloud.subset(slice(a, b)))
+    assert (tmp_path / f"parts{ext}").read_bytes() == (tmp_path / f"whole{ext}").read_bytes()
+    short = CloudWriter(tmp_path / f"short{ext}", n, like=cloud)
+    short.write(cloud.subset(slice(0, 10)))
+    with pytest.raises(ValueError, match="of 1000"):
+        short.close()
+    with pytest.raises(ValueError, match="more than"):
+        CloudWriter(tmp_path / f"long{ext}", 5, like=cloud).write(cloud.subset(slice(0, 6)))
+
+
+@pytest.mark.parametrize("ext", [".las", ".laz"])
+def test_las_writer_in_parts_writes_the_points_of_the_whole(tmp_path, rng, ext):
+    laspy = pytest.importorskip("laspy")
+    from mmsold_cli.io.cloud import CloudWriter
+
+    _las_file(tmp_path / f"in{ext}", rng, n=3000)
+    cloud = read_cloud(tmp_path / f"in{ext}")
+    cloud.attributes["nx"] = rng.standard_normal(len(cloud))  # not in the format: an extra-bytes dimension
+    write_cloud(tmp_path / f"whole{ext}", cloud)
+    with CloudWriter(tmp_path / f"parts{ext}", len(cloud), like=cloud) as w:
+        for a in range(0, len(cloud), 700):
+            w.write(cloud.subset(slice(a, a + 700)))
+    whole, parts = laspy.read(str(tmp_path / f"whole{ext}")), laspy.read(str(tmp_path / f"parts{ext}"))
+    assert parts.header.point_count == whole.header.point_count == 3000
+    assert np.array_equal(parts.header.mins, whole.header.mins) and np.array_equal(parts.header.maxs, whole.header.maxs)
+    assert list(parts.point_format.dimension_names) == list(whole.point_format.dimension_names)
+    for name in whole.point_format.dimension_names:
+        assert np.array_equal(np.asarray(parts[name]), np.asarray(whole[name])), name
+    assert [v.record_id for v in parts.header.vlrs] == [v.record_id for v in whole.header.vlrs]

@@ -82,3 +82,19 @@ def test_a_tile_alone_gives_the_same_points_as_in_the_whole_run(wavy, tiled):
     assert info["output_points"] == diag["tiles"][2]["output_points"]
     assert np.array_equal(part.positions, out.positions[first : first + len(part)])
     assert np.all((part.positions >= tiles[2].lo) & (part.positions < tiles[2].hi))
+
+
+def test_tiled_output_is_handed_over_tile_by_tile(wavy, tiled):
+    """With a sink the tiles' points leave one tile at a time, and they are the points of the gathered run."""
+    sizes, got = [], []
+
+    def sink(n):
+        sizes.append(n)
+        return got.append
+
+    out, diag = densify_cloud(wavy, factor=4, random_state=1, tile_points=3000, sink=sink)
+    assert out is None and sizes == [len(tiled[0])]
+    assert len(got) == len(diag["tiles"]) == 4  # one part per tile: the output is never held whole
+    assert np.array_equal(np.concatenate([p.positions for p in got]), tiled[0].positions)
+    for name in tiled[0].attributes:
+        assert np.array_equal(np.concatenate([p.attributes[name] for p in got]), tiled[0].attributes[name])

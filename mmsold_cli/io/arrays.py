@@ -534,7 +534,8 @@ class PointWriter:
         if X.shape != (stop - start, self.shape[1]):
             raise ValueError(f"expected a block of shape {(stop - start, self.shape[1])}, got {X.shape}")
         if self.ext == ".npy":
-            self._fh.write(memoryview(X).cast("B"))
+            if X.size:  # an empty view cannot be cast to bytes
+                self._fh.write(memoryview(X).cast("B"))
         else:
             np.savetxt(self._fh, X, delimiter="," if self.ext == ".csv" else " ", fmt="%.17g")
         self.rows = stop

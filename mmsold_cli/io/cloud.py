@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["PointCloud", "read_cloud", "save_cloud", "write_cloud", "CLOUD_FORMATS"]
+__all__ = ["PointCloud", "CloudWriter", "concat_clouds", "read_cloud", "save_cloud", "write_cloud", "CLOUD_FORMATS"]
 
 #: Extensions :func:`write_cloud` writes with attributes.
 CLOUD_FORMATS = (".las", ".laz", ".ply", ".e57")
@@ -125,6 +125,100 @@ def save_cloud(path: str | os.PathLike, cloud: PointCloud, *, like: PointCloud |
         write_e57(path, cloud)
     else:
         save_points(path, cloud.positions, fmt=path.suffix)
+
+
+class CloudWriter:
+    """A cloud file of ``n`` points written part by part, in the format :func:`save_cloud` picks.
+
+    LAS/LAZ (:class:`~mmsold_cli.io.las.LasWriter`), PLY
+    (:class:`~mmsold_cli.io.ply.PlyWriter`) and ``.npy``/text
+    (:class:`~mmsold_cli.io.arrays.PointWriter`) go to disk as the parts come,
+    so only one part is in memory; the other formats (HDF5, E57) gather the
+    parts and are written at :meth:`close`.  PLY and ``.npy``/text files have
+    the bytes :func:`save_cloud` writes for the whole cloud; LAS/LAZ the same
+    points, header and records, with laspy's per-dimension statistics of the
+    extra bytes taken over the parts.  Parts must share their attributes.
+    Writes in place: use it on a temporary path of
+    :func:`mmsold_cli.io.arrays.atomic_paths`.
+
+    Parameters
+    ----------
+    path : str or path
+    n : int
+        Points to come (the PLY and ``.npy`` headers carry the count).
+    like : PointCloud, optional
+        Format metadata (LAS header, PLY property types and encoding).
+    bounds : (array of 3, float), optional
+        Lowest corner and largest extent of the points, for a LAS/LAZ file
+        without a header to take (:class:`~mmsold_cli.io.las.LasWriter`).
+    ply_format : str, optional
+    """
+
+    def __init__(self, path: str | os.PathLike, n: int, *, like: PointCloud | None = None, bounds=None,
+                 ply_format: str | None = None):
+        from .arrays import STREAM_EXTENSIONS, PointWriter
+
+        self.path, self.n, self.rows = Path(path), int(n), 0
+        meta = like.meta if like is not None else {}
+        ext = _ext(self.path)
+        self._parts = None
+        if ext in (".las", ".laz"):
+            from .las import LasWriter
+
+            self._w = LasWriter(self.path, header=meta.get("las_header"), bounds=bounds)
+        elif ext == ".ply":
+            from .ply import PlyWriter
+
+            self._w = PlyWriter(self.path, self.n, fmt=ply_format or meta.get("ply_format", "binary_little_endian"),
+                                types=meta.get("ply_types"))
+        elif ext in STREAM_EXTENSIONS:
+            self._w = PointWriter(self.path, self.n, 3)
+        else:
+            self._w, self._parts = None, []
+        self._like = like
+
+    def write(self, part: PointCloud) -> None:
+        """Append the points of ``part``."""
+        if self.rows + len(part) > self.n:
+            raise ValueError(f"{self.path}: more than the {self.n} points declared")
+        if self._parts is not None:
+            self._parts.append(part)
+        elif hasattr(self._w, "write"):
+            self._w.write(part)
+        else:
+            self._w[self.rows:self.rows + len(part)] = part.positions
+        self.rows += len(part)
+
+    def close(self) -> None:
+        """Finish the file; raises ``ValueError`` unless all ``n`` points were written."""
+        if self._parts is not None:
+            parts, self._parts = self._parts, None
+            if self.rows != self.n:
+                raise ValueError(f"{self.path}: {self.rows} of {self.n} points written")
+            save_cloud(self.path, concat_clouds(parts) if parts else PointCloud(np.zeros((0, 3))), like=self._like)
+        elif self._w is not None:
+            w, self._w = self._w, None
+            w.close()
+            if self.rows != self.n:
+                raise ValueError(f"{self.path}: {self.rows} of {self.n} points written")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        elif self._w is not None:  # the caller's error wins; its temporary file is removed by atomic_paths
+            self._w.__exit__(exc_type, exc, tb)
+
+
+def concat_clouds(parts) -> PointCloud:
+    """The parts one after another (their attributes must have the same names); the first part's format."""
+    first = parts[0]
+    names = list(first.attributes)
+    return PointCloud(np.concatenate([p.positions for p in parts]),
+                      {k: np.concatenate([np.asarray(p.attributes[k]) for p in parts]) for k in names},
+                      first.fmt, first.meta)
 
 
 def write_cloud(path: str | os.PathLike, cloud: PointCloud, *, overwrite: bool = False, like: PointCloud | None = None,

@@ -20,6 +20,7 @@ References
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["read_las", "write_las", "require_laspy"]
+__all__ = ["read_las", "write_las", "LasWriter", "require_laspy"]
 
 _COORDS = ("X", "Y", "Z")
 
@@ -86,55 +87,120 @@ def write_las(path: str | os.PathLike, cloud, *, header=None) -> None:
     header : laspy.LasHeader, optional
         The input's header: its point format, version, scale, offset and VLRs
         (CRS, extra-bytes definitions) are reused.  Without one, point format
-        3 (RGB + GPS time) at LAS 1.2 with a scale of 1e-4 of the extent is
+        3 (RGB + GPS time) at LAS 1.2 with a scale of 1e-7 of the extent is
         used and attributes it has no dimension for are added as extra bytes.
         Attributes the format has and the cloud lacks are written as zeros;
         attributes the format lacks are added as extra-bytes dimensions.
     """
-    path = Path(path)
-    laspy = require_laspy(path.suffix.lower() == ".laz")
-    pos = cloud.positions
-    if header is not None:
-        header = header.copy()
+    with LasWriter(path, header=header, bounds=_bounds(cloud.positions)) as w:
+        w.write(cloud)
+
+
+def _bounds(pos):
+    """Lowest corner and largest extent of the points: where a header-less file puts its integer grid."""
+    if not len(pos):
+        return np.zeros(3), 1.0
+    return pos.min(axis=0), float(np.ptp(pos, axis=0).max())
+
+
+class LasWriter:
+    """A LAS/LAZ file written block by block (laspy's chunked writer): the bytes of :func:`write_las`.
+
+    The header is made with the first block, whose attributes fix the
+    extra-bytes dimensions; later blocks must have the same attributes.  The
+    point count and bounds in the header are laspy's, filled in at
+    :meth:`close`.  Use it on a temporary path (it writes in place).
+
+    Parameters
+    ----------
+    path : str or path
+    header : laspy.LasHeader, optional
+        As for :func:`write_las`.
+    bounds : (array of 3, float)
+        Without a header: the lowest corner and the largest extent of the
+        points to come, from which the offset and the scale (1e-7 of the
+        extent, a power of ten) are chosen.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, header=None, bounds=None):
+        self.path = Path(path)
+        self._laspy = require_laspy(self.path.suffix.lower() == ".laz")
+        self._given, self._bounds = header, bounds if bounds is not None else (np.zeros(3), 1.0)
+        self.header, self._names, self._writer = None, None, None
+        self.rows = 0
+
+    def _open(self, cloud) -> None:
+        laspy = self._laspy
+        if self._given is not None:
+            header = self._given.copy()
+        else:
+            header = laspy.LasHeader(point_format=3, version="1.2")
+            lo, ext = self._bounds
+            header.offsets = np.floor(lo)
+            header.scales = np.full(3, 10.0 ** np.floor(np.log10(max(ext, 1e-9) * 1e-7)))
         have = set(header.point_format.dimension_names)
-        # attributes the input's format has no dimension for (e.g. normals added by densify) become extra bytes
+        # attributes the format has no dimension for (e.g. normals added by densify) become extra bytes
         extra = [laspy.ExtraBytesParams(name=name, type=np.asarray(a).dtype if np.asarray(a).dtype.kind in "iuf"
                                         else np.float64)
                  for name, a in cloud.attributes.items() if name not in have and np.asarray(a).ndim == 1]
         if extra:
             header.add_extra_dims(extra)
-    else:
-        header = laspy.LasHeader(point_format=3, version="1.2")
-        lo = pos.min(axis=0) if len(pos) else np.zeros(3)
-        ext = float(np.ptp(pos, axis=0).max()) if len(pos) else 1.0
-        header.offsets = np.floor(lo)
-        header.scales = np.full(3, 10.0 ** np.floor(np.log10(max(ext, 1e-9) * 1e-7)))
-        have = set(header.point_format.dimension_names)
-        extra = []
+        self.header = header
+        self._names = list(cloud.attributes)
+        try:
+            self._writer = laspy.LasWriter(open(self.path, "wb+"), header,
+                                           do_compress=self.path.suffix.lower() == ".laz", closefd=True)
+        except (laspy.errors.LaspyException, ValueError) as exc:
+            raise MmsoldError(f"{self.path}: cannot write LAS/LAZ ({str(exc).strip().splitlines()[0]})") from exc
+
+    def write(self, cloud) -> None:
+        """Append the points of ``cloud`` (a PointCloud)."""
+        laspy = self._laspy
+        if self._writer is None:
+            self._open(cloud)
+        elif list(cloud.attributes) != self._names:
+            raise ValueError(f"{self.path}: a block has attributes {list(cloud.attributes)}, the file {self._names}")
+        header, pos = self.header, cloud.positions
+        # the real coordinates must fit the integer grid: X = (x - offset) / scale in int32
+        q = np.rint((pos - np.asarray(header.offsets)) / np.asarray(header.scales)) if len(pos) else np.zeros((0, 3))
+        if len(pos) and (q.min() < np.iinfo(np.int32).min or q.max() > np.iinfo(np.int32).max):
+            raise MmsoldError(f"{self.path}: points fall outside the LAS header's integer grid (scale "
+                              f"{list(header.scales)}, offset {list(header.offsets)})")
+        las = laspy.LasData(header=header.copy(), points=laspy.ScaleAwarePointRecord.zeros(len(pos), header=header))
+        las.x, las.y, las.z = pos[:, 0], pos[:, 1], pos[:, 2]
+        dims = set(header.point_format.dimension_names)
         for name, a in cloud.attributes.items():
-            a = np.asarray(a)
-            if name not in have and a.ndim == 1:
-                extra.append(laspy.ExtraBytesParams(name=name, type=a.dtype if a.dtype.kind in "iuf" else np.float64))
-        if extra:
-            header.add_extra_dims(extra)
-    # the real coordinates must fit the integer grid: X = (x - offset) / scale in int32
-    q = np.rint((pos - np.asarray(header.offsets)) / np.asarray(header.scales)) if len(pos) else np.zeros((0, 3))
-    if len(pos) and (q.min() < np.iinfo(np.int32).min or q.max() > np.iinfo(np.int32).max):
-        raise MmsoldError(f"{path}: points fall outside the LAS header's integer grid (scale {list(header.scales)}, "
-                          f"offset {list(header.offsets)})")
-    points = laspy.ScaleAwarePointRecord.zeros(len(pos), header=header)
-    las = laspy.LasData(header=header, points=points)
-    las.x, las.y, las.z = pos[:, 0], pos[:, 1], pos[:, 2]
-    dims = set(header.point_format.dimension_names)
-    for name, a in cloud.attributes.items():
-        if name in dims:
-            a = np.asarray(a)
-            target = np.asarray(las[name]).dtype
-            if target.kind in "iu" and a.dtype.kind == "f":
-                info = np.iinfo(target)
-                a = np.clip(np.rint(a), info.min, info.max)
-            las[name] = a.astype(target, copy=False)
-    try:
-        las.write(str(path))
-    except (laspy.errors.LaspyException, ValueError) as exc:
-        raise MmsoldError(f"{path}: cannot write LAS/LAZ ({str(exc).strip().splitlines()[0]})") from exc
+            if name in dims:
+                a = np.asarray(a)
+                target = np.asarray(las[name]).dtype
+                if target.kind in "iu" and a.dtype.kind == "f":
+                    info = np.iinfo(target)
+                    a = np.clip(np.rint(a), info.min, info.max)
+                las[name] = a.astype(target, copy=False)
+        try:
+            self._writer.write_points(las.points)
+        except (laspy.errors.LaspyException, ValueError) as exc:
+            raise MmsoldError(f"{self.path}: cannot write LAS/LAZ ({str(exc).strip().splitlines()[0]})") from exc
+        self.rows += len(pos)
+
+    def close(self) -> None:
+        """Finish the file: laspy writes the point count, the bounds and (LAS 1.4) the EVLRs."""
+        if self._writer is None:  # no block came: an empty file with the given header
+            from .cloud import PointCloud
+
+            self.write(PointCloud(np.zeros((0, 3))))
+        writer, self._writer = self._writer, False
+        if writer:
+            if self.header.version.minor >= 4 and self.header.evlrs:
+                writer.write_evlrs(self.header.evlrs)
+            writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        elif self._writer:  # the caller's error wins; the half-written file is the caller's temporary to remove
+            with contextlib.suppress(Exception):
+                self._writer.close()

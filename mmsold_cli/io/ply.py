@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["read_ply", "write_ply_cloud", "PLY_TYPES"]
+__all__ = ["read_ply", "write_ply_cloud", "PlyWriter", "PLY_TYPES"]
 
 #: PLY scalar type names and their numpy codes (both the old and the sized spellings).
 PLY_TYPES = {
@@ -129,18 +129,12 @@ def read_ply(spec: str | os.PathLike):
     return PointCloud(pos, attrs, ".ply", {"ply_format": fmt, "ply_types": types})
 
 
-def write_ply_cloud(path: str | os.PathLike, cloud, *, fmt: str = "binary_little_endian", types: dict | None = None):
-    """Write a PointCloud as a PLY vertex list (in place; :func:`mmsold_cli.io.cloud.write_cloud` is atomic).
+def _columns(cloud, types: dict) -> list:
+    """The vertex properties a cloud is written with: ``(property name, numpy code, column)`` in file order.
 
-    Positions are written as ``double`` unless ``types`` says ``float``
-    (the input's type); each attribute keeps its array type, or the type in
-    ``types`` when it names one.  Attributes of shape (n, c) become properties
-    ``name_0 … name_{c-1}``.
+    Positions are ``double`` unless ``types`` says otherwise; each attribute keeps its array type, or the
+    type in ``types`` when it names one; a type PLY lacks becomes the nearest it has.
     """
-    if fmt not in _FORMATS:
-        raise MmsoldError(f"PLY format must be one of {', '.join(_FORMATS)}, got {fmt!r}")
-    types = dict(types or {})
-    order = ">" if fmt == "binary_big_endian" else "<"
     cols = []
     for j, c in enumerate("xyz"):
         cols.append((c, types.get(c, "f8"), cloud.positions[:, j]))
@@ -157,20 +151,89 @@ def write_ply_cloud(path: str | os.PathLike, cloud, *, fmt: str = "binary_little
                 else:
                     code = "f8"
             cols.append((pname, code, col))
-    n = len(cloud)
+    return cols
+
+
+def _header_bytes(fmt: str, n: int, cols) -> bytes:
     header = ["ply", f"format {fmt} 1.0", "comment written by mmsold", f"element vertex {n}"]
     header += [f"property {_NAME_OF[code]} {name}" for name, code, _ in cols]
     header.append("end_header")
+    return ("\n".join(header) + "\n").encode("ascii")
+
+
+def _write_rows(fh, fmt: str, cols) -> None:
+    """Encode one block of vertices (the columns of :func:`_columns`) to an open file."""
+    order = ">" if fmt == "binary_big_endian" else "<"
+    n = len(cols[0][2])
     data = np.empty(n, dtype=[(name, order + code) for name, code, _ in cols])
     for name, code, col in cols:
         if code[0] in "iu":
             info = np.iinfo(code)
             col = np.clip(np.rint(col) if col.dtype.kind == "f" else col, info.min, info.max)
         data[name] = col
-    with open(path, "wb") as fh:
-        fh.write(("\n".join(header) + "\n").encode("ascii"))
-        if fmt == "ascii":
-            fmts = " ".join("%d" if code[0] in "iu" else ("%.9g" if code == "f4" else "%.17g") for _, code, _ in cols)
-            np.savetxt(fh, data, fmt=fmts)
-        else:
-            fh.write(data.tobytes())
+    if fmt == "ascii":
+        fmts = " ".join("%d" if code[0] in "iu" else ("%.9g" if code == "f4" else "%.17g") for _, code, _ in cols)
+        np.savetxt(fh, data, fmt=fmts)
+    else:
+        fh.write(data.tobytes())
+
+
+def write_ply_cloud(path: str | os.PathLike, cloud, *, fmt: str = "binary_little_endian", types: dict | None = None):
+    """Write a PointCloud as a PLY vertex list (in place; :func:`mmsold_cli.io.cloud.write_cloud` is atomic).
+
+    Positions are written as ``double`` unless ``types`` says ``float``
+    (the input's type); each attribute keeps its array type, or the type in
+    ``types`` when it names one.  Attributes of shape (n, c) become properties
+    ``name_0 … name_{c-1}``.
+    """
+    with PlyWriter(path, len(cloud), fmt=fmt, types=types) as w:
+        w.write(cloud)
+
+
+class PlyWriter:
+    """A PLY vertex list of ``n`` points written block by block: the bytes of :func:`write_ply_cloud`.
+
+    The header (the vertex count and the property list) is written with the
+    first block, whose attributes fix the properties; later blocks must have
+    the same attributes.  Use it on a temporary path (it writes in place).
+    """
+
+    def __init__(self, path: str | os.PathLike, n: int, *, fmt: str = "binary_little_endian",
+                 types: dict | None = None):
+        if fmt not in _FORMATS:
+            raise MmsoldError(f"PLY format must be one of {', '.join(_FORMATS)}, got {fmt!r}")
+        self.path, self.n, self.fmt, self.types = Path(path), int(n), fmt, dict(types or {})
+        self.rows, self._props = 0, None
+        self._fh = open(self.path, "wb")
+
+    def write(self, cloud) -> None:
+        """Append the points of ``cloud`` (a PointCloud)."""
+        cols = _columns(cloud, self.types)
+        props = [(name, code) for name, code, _ in cols]
+        if self._props is None:
+            self._props = props
+            self._fh.write(_header_bytes(self.fmt, self.n, cols))
+        elif props != self._props:
+            raise ValueError(f"{self.path}: a block has properties {props}, the file {self._props}")
+        if self.rows + len(cloud) > self.n:
+            raise ValueError(f"{self.path}: more than the {self.n} vertices declared")
+        if len(cloud):
+            _write_rows(self._fh, self.fmt, cols)
+        self.rows += len(cloud)
+
+    def close(self) -> None:
+        """Close the file; raises ``ValueError`` unless all ``n`` vertices were written."""
+        if not self._fh.closed:
+            self._fh.close()
+            if self._props is None or self.rows != self.n:
+                raise ValueError(f"{self.path}: {self.rows} of {self.n} vertices written")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:  # the caller's error wins; the half-written file is the caller's temporary to remove
+            self._fh.close()
+

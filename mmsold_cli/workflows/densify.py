@@ -929,7 +929,7 @@ def project_on_support(X, res: DensifyResult) -> np.ndarray:
 def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random_state=None, normals: bool = False,
                   drop_attributes=(), keep_input: bool = False, project_input: bool = False,
                   tile_points: int | None = None, halo: float | None = None, progress=None, tile_progress=None,
-                  client=None, **options):
+                  client=None, sink=None, **options):
     """Densify a :class:`~mmsold_cli.io.cloud.PointCloud`, carrying its attributes onto the new points.
 
     Parameters
@@ -973,18 +973,27 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         (:func:`mmsold_cli.distributed.densify_distributed`): the same bytes as here for the same seed
         (one is drawn and reported when None); ``tile_progress(done, total)`` counts tiles, ``progress``
         is not called.
+    sink : callable, optional
+        Hand the output over in parts instead of returning it:
+        ``sink(n_points)`` is called once, when the output's size is known,
+        and returns a function that takes the parts (PointClouds) in output
+        order — with tiles, one per tile as it is made, so the output is
+        never held whole (e.g. :class:`mmsold_cli.io.cloud.CloudWriter`'s
+        ``write``).  Tiled runs with ``project_input`` hold the new points
+        until the last tile, since the moved input points come first.
     **options
         Passed to :func:`densify`.
 
     Returns
     -------
-    (PointCloud, dict)
+    (PointCloud or None, dict)
         The output cloud (input metadata kept, so it writes back in the
-        input's format) and diagnostics (``tiles``: per-tile info, or the
-        untiled densify settings and diagnostics).
+        input's format; None with ``sink``) and diagnostics (``tiles``:
+        per-tile info, or the untiled densify settings and diagnostics).
     """
     from scipy.spatial import cKDTree
 
+    from ..io.cloud import concat_clouds
     from . import tiles as tl
     from .attributes import transfer_attributes
     from .normals import estimate_normals, normals_for
@@ -1003,6 +1012,30 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     tile_points = tl.auto_tile_points(factor) if tile_points is None else check_int(tile_points, "tile_points", low=0)
     halo = tl.HALO if halo is None else check_positive(halo, "halo")
     diag: dict = {}
+    tree = projected = None
+    if client is not None and project_input:
+        raise MmsoldError("project_input is not available with a Dask client: the tiles' surfaces stay on the workers")
+    if tile_points and X.shape[0] > tile_points and client is None:
+        if random_state is None:  # every tile's seed derives from one run seed: draw it, and report it
+            random_state = int(np.random.SeedSequence().generate_state(1)[0])
+        tl.tile_seed(random_state, 0)
+        diag.update(seed=random_state, tile_points=tile_points, halo=halo)
+        tiles = tl.plan_tiles(X, tile_points)
+        projected = np.empty_like(X) if keep_input and project_input else None
+        parts = tl.iter_tiles(cloud, tiles, factor=factor, seed=random_state, halo=halo, normals=normals,
+                              drop_attributes=drop, progress=progress, tile_progress=tile_progress,
+                              projected=projected, **options)
+        diag["tiles"] = infos = []
+        n_new = tl.tiled_count(tiles, factor)
+        if projected is not None:  # the moved input points come first and are known after the last tile
+            parts = list(parts)
+        put, kept = _output_parts(sink, n_new + (X.shape[0] if keep_input else 0))
+        if keep_input:
+            put = _after_input(put, _input_part(cloud, X, projected, drop, normals, tree))
+        for part, info in parts:
+            infos.append(info)
+            put(part)
+        return (None if kept is None else concat_clouds(kept)), diag
     if client is not None:
         from ..distributed.densify import densify_distributed
 
@@ -1012,17 +1045,6 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
                                       tile_points=tile_points if tile_points else max(X.shape[0], 100), halo=halo,
                                       normals=normals, drop_attributes=drop, progress=tile_progress, **options)
         diag.update(dd)
-        tree = None
-    elif tile_points and X.shape[0] > tile_points:
-        if random_state is None:  # every tile's seed derives from one run seed: draw it, and report it
-            random_state = int(np.random.SeedSequence().generate_state(1)[0])
-        diag.update(seed=random_state, tile_points=tile_points, halo=halo)
-        projected = np.empty_like(X) if keep_input and project_input else None
-        out, infos = tl.densify_tiled(cloud, factor=factor, seed=random_state, tile_points=tile_points, halo=halo,
-                                      normals=normals, drop_attributes=drop, progress=progress,
-                                      tile_progress=tile_progress, projected=projected, **options)
-        diag["tiles"] = infos
-        tree = None
     else:
         res = densify(X, max(int(round(factor * X.shape[0])), 1), random_state=random_state, progress=progress,
                       **options)
@@ -1036,13 +1058,37 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         diag.update(settings=res.settings, diagnostics=res.diagnostics)
         if keep_input and project_input:
             projected = project_on_support(X, res)
+    put, kept = _output_parts(sink, len(out) + (X.shape[0] if keep_input else 0))
     if keep_input:
-        P = projected if project_input else X
-        attrs_in = {k: np.asarray(v) for k, v in cloud.attributes.items() if k not in drop}
-        if normals:
-            NX = estimate_normals(X, tree=tree)
-            attrs_in.update(dict(zip(("nx", "ny", "nz"), NX.T)))
-        out = type(cloud)(np.r_[P, out.positions],
-                          {k: np.concatenate([attrs_in[k], np.asarray(out.attributes[k]).astype(attrs_in[k].dtype)])
-                           for k in attrs_in}, cloud.fmt, cloud.meta)
-    return out, diag
+        put = _after_input(put, _input_part(cloud, X, projected, drop, normals, tree))
+    put(out)
+    return (None if kept is None else concat_clouds(kept)), diag
+
+
+def _output_parts(sink, n: int):
+    """``(put, kept)``: where :func:`densify_cloud` sends its parts; ``kept`` gathers them when there is no sink."""
+    if sink is not None:
+        return sink(n), None
+    kept: list = []
+    return kept.append, kept
+
+
+def _after_input(put, first):
+    """Send the input part, and return a ``put`` that gives the new points' attributes the input's types."""
+    put(first)
+    types = {k: np.asarray(v).dtype for k, v in first.attributes.items()}
+
+    def put_new(part):
+        put(type(part)(part.positions, {k: np.asarray(part.attributes[k]).astype(t) for k, t in types.items()},
+                       part.fmt, part.meta))
+    return put_new
+
+
+def _input_part(cloud, X, projected, drop, normals, tree):
+    """The input points as the output's first part: moved when ``projected`` is given, normals when asked."""
+    from .normals import estimate_normals
+
+    attrs = {k: np.asarray(v) for k, v in cloud.attributes.items() if k not in drop}
+    if normals:
+        attrs.update(dict(zip(("nx", "ny", "nz"), estimate_normals(X, tree=tree).T)))
+    return type(cloud)(X if projected is None else projected, attrs, cloud.fmt, cloud.meta)

@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import MmsoldError
 
 __all__ = ["HALO", "TILE_POINTS", "SURPLUS", "BYTES_PER_POINT", "MEMORY_SHARE", "Tile", "auto_tile_points",
-           "plan_tiles", "densify_tile", "densify_tiled", "tile_seed"]
+           "plan_tiles", "tiled_count", "iter_tiles", "densify_tile", "densify_tiled", "tile_seed"]
 
 #: Halo width in spacings of the tile's core.
 HALO = 5.0
@@ -72,11 +72,12 @@ def auto_tile_points(factor: float, *, memory: int | None = None, tile_points: i
 
 @dataclass(frozen=True)
 class Tile:
-    """A core box ``[lo, hi)`` and its index in the partition (depth-first order)."""
+    """A core box ``[lo, hi)``, its index in the partition (depth-first order) and its input points."""
 
     index: int
     lo: tuple
     hi: tuple
+    points: int | None = None
 
 
 def plan_tiles(positions, tile_points: int = TILE_POINTS) -> list[Tile]:
@@ -93,7 +94,7 @@ def plan_tiles(positions, tile_points: int = TILE_POINTS) -> list[Tile]:
 
     def split(idx, lo, hi):
         if len(idx) <= tile_points:
-            tiles.append(Tile(len(tiles), tuple(lo), tuple(hi)))
+            tiles.append(Tile(len(tiles), tuple(lo), tuple(hi), len(idx)))
             return
         sub = P[idx]
         ext = sub.max(axis=0) - sub.min(axis=0)
@@ -101,7 +102,7 @@ def plan_tiles(positions, tile_points: int = TILE_POINTS) -> list[Tile]:
         cut = float(np.median(sub[:, ax]))
         left = sub[:, ax] < cut
         if left.all() or not left.any():  # all on one value: cannot cut further along this axis
-            tiles.append(Tile(len(tiles), tuple(lo), tuple(hi)))
+            tiles.append(Tile(len(tiles), tuple(lo), tuple(hi), len(idx)))
             return
         hi_l, lo_r = list(hi), list(lo)
         hi_l[ax] = cut
@@ -208,6 +209,27 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     return type(cloud)(Z, attrs, cloud.fmt, cloud.meta), info
 
 
+def tiled_count(tiles, factor: float) -> int:
+    """New points a tiled run makes: ``Σ round(factor × core points)`` over the tiles of :func:`plan_tiles`."""
+    return int(sum(int(round(factor * t.points)) for t in tiles))
+
+
+def iter_tiles(cloud, tiles, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
+               drop_attributes=(), progress=None, tile_progress=None, projected=None, **densify_options):
+    """Densify the tiles one after another, yielding ``(PointCloud of new core points, info)`` for each.
+
+    Only one tile's points are in memory at a time; the caller writes each
+    part out (or gathers them, :func:`densify_tiled`).  Arguments as for
+    :func:`densify_tiled`.
+    """
+    for k, tile in enumerate(tiles):
+        inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
+        yield densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
+                           drop_attributes=drop_attributes, progress=inner, projected=projected, **densify_options)
+        if tile_progress is not None:
+            tile_progress(k + 1, len(tiles))
+
+
 def densify_tiled(cloud, *, factor: float, seed: int, tile_points: int = TILE_POINTS, halo: float = HALO,
                   normals: bool = False, drop_attributes=(), progress=None, tile_progress=None, projected=None,
                   **densify_options):
@@ -221,21 +243,15 @@ def densify_tiled(cloud, *, factor: float, seed: int, tile_points: int = TILE_PO
     -------
     (PointCloud, list of per-tile info dicts)
     """
+    from ..io.cloud import concat_clouds
     from .densify import densify  # noqa: F401  (import errors surface before any work)
 
     tile_seed(seed, 0)
     tiles = plan_tiles(cloud.positions, tile_points)
     parts, infos = [], []
-    for k, tile in enumerate(tiles):
-        inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
-        part, info = densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
-                                  drop_attributes=drop_attributes, progress=inner, projected=projected,
-                                  **densify_options)
+    for part, info in iter_tiles(cloud, tiles, factor=factor, seed=seed, halo=halo, normals=normals,
+                                 drop_attributes=drop_attributes, progress=progress, tile_progress=tile_progress,
+                                 projected=projected, **densify_options):
         parts.append(part)
         infos.append(info)
-        if tile_progress is not None:
-            tile_progress(k + 1, len(tiles))
-    names = list(parts[0].attributes) if parts else []
-    Z = np.concatenate([p.positions for p in parts]) if parts else np.zeros((0, 3))
-    attrs = {nm: np.concatenate([p.attributes[nm] for p in parts]) for nm in names}
-    return type(cloud)(Z, attrs, cloud.fmt, cloud.meta), infos
+    return concat_clouds(parts), infos
