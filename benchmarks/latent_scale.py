@@ -66,7 +66,6 @@ def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
     S_ours = res.samples
 
     # score error and recall along a run: the search object's calls are observed, the run is unchanged
-    X = model.X_
     strategy_cls = {"walk": "WalkSearch", "pool": "PoolSearch"}.get(res.settings["search"])
     errs, recs, best_errs = [], [], []
     if strategy_cls is not None:
@@ -85,6 +84,9 @@ def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
             U = antithetic_draws(rng, M, Z.shape, sigma)[:, sub]
             r = orig(self, Z, t, sigma, M, rng, out=out, score=score)
             mine = r[sub] if score else (r[sub] - Zs) / t**2
+            # the search's own training points: on a singular set's support (raw pixels) the run is made in the
+            # support's coordinates (mmsold_cli.support), an isometry, so the same relative error
+            X = self.X
             exact = smoothed_score_exact(X, Zs, t, U)
             errs.append(float(np.linalg.norm(mine - exact) / np.linalg.norm(exact)))
             D = (Zs**2).sum(1)[:, None] - 2 * Zs @ X.T + (X**2).sum(1)[None]

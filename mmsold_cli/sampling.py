@@ -183,7 +183,10 @@ def _starts(X, cfg, law, stream, a: int, b: int, P: int, mixture, order) -> np.n
     for e in range(a, b):
         rng = stream.ensemble_rng(e)
         if cfg.init == "gaussian":  # the kernel's own standard normal
-            np.matmul(rng.standard_normal((P, law.chol.shape[1])), law.chol.T, out=z[e - a])
+            if law.chol.ndim == 1:  # a diagonal factor
+                np.multiply(rng.standard_normal((P, law.chol.shape[0])), law.chol, out=z[e - a])
+            else:
+                np.matmul(rng.standard_normal((P, law.chol.shape[1])), law.chol.T, out=z[e - a])
             z[e - a] += law.mean
         elif mixture is not None:
             z[e - a] = mixture_sample(mixture, P, rng)
@@ -303,14 +306,20 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
     kernel = SAMPLERS[cfg.sampler].from_config(cfg, backend)
     target = target_moments(model, target_cov=cfg.target_cov, t=cfg.t)
     sched, capped = _schedule(cfg, target, schedule)
+    space, view = model, None
+    if target.chol.shape[1] < d and cfg.sampler in ("mmsold", "sold") and cfg.search in ("walk", "all"):
+        from .support import support_view  # held on a support: run in its coordinates (mmsold_cli.support)
+
+        space = view = support_view(model, target.chol)
+        target = view.target()
     law = kernel.start_law(target)
-    score = make_score(model, cfg)
+    score = make_score(space, cfg)
     run = RunStream(entropy)
     mixture = None  # the start mixture, fitted once for the run
     if cfg.init == "gmm":
-        mixture = fit_gmm(model.X_, law.a, law.s, rng=run.run_rng(MIXTURE))
+        mixture = fit_gmm(space.X_, law.a, law.s, rng=run.run_rng(MIXTURE))
     elif cfg.init == "moments":
-        mixture = moments_gaussian(model.X_, law.a, law.s)
+        mixture = moments_gaussian(space.X_, law.a, law.s)
     order = None
     if cfg.init == "data":  # a property of the training set: made once per model
         order = model.__dict__.get("_spatial_order")
@@ -330,19 +339,24 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
                       else backend.moment_error(kernel.positions(state), target.mean, target.cov))
             mean_err[i] = max(mean_err[i], float(np.max(me)))
             cov_err[i] = max(cov_err[i], float(np.max(ce)))
-            s2 = info.score.reshape(-1, d)  # row norms without a squared copy of the batch
+            s2 = info.score.reshape(-1, info.score.shape[-1])  # row norms without a squared copy of the batch
             score_norm[i] += float(np.sqrt(np.einsum("ij,ij->i", s2, s2)).sum())
             if callback is not None:
                 z = kernel.positions(state)
                 x = getattr(state, "y", z)
-                callback({"i": i, "t": t, "h": h, "x": x, "z": z, "score": info.score, "ensembles": (_a, _b)})
+                score_i = info.score
+                if view is not None:  # the user sees data coordinates
+                    z, score_i = view.to_data(z), score_i @ view.basis_.T
+                callback({"i": i, "t": t, "h": h, "x": x, "z": z, "score": score_i, "ensembles": (_a, _b)})
             if progress is not None:
                 progress(_a - first, n_ens, i + 1, steps)
 
-        state = kernel.init(_starts(model.X_, cfg, law, stream, a, b, P, mixture, order), target)
+        state = kernel.init(_starts(space.X_, cfg, law, stream, a, b, P, mixture, order), target)
         with serial_blas(d):  # OpenBLAS's spinning workers would slow the score kernels' threads
             state = run_kernel(kernel, score, state, sched, stream, on_step)
-        z = kernel.positions(state).reshape(-1, d)
+        z = kernel.positions(state).reshape(-1, space.d_)
+        if view is not None:
+            z = view.to_data(z)
         del state
         r0, r1 = int(offsets[a] - offsets[first]), int(offsets[b] - offsets[first])
         if samples is None:

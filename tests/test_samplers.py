@@ -196,3 +196,31 @@ def test_singular_covariance_up_to_8d_keeps_the_jitter(rng):
     target = target_moments(model)
     assert target.chol.shape == (8, 8)
     np.testing.assert_allclose(target.cov, model.covariance_ + model.jitter_ * np.eye(8))
+
+
+def test_support_coordinates_keep_distances_and_the_score(rng):
+    """A run on a singular set above 8-D is made in its support's coordinates (mmsold_cli.support): an
+    isometry, so the exact smoothed score there is the data-space score seen along the support, and a
+    callback still gets data coordinates."""
+    import warnings
+
+    from mmsold_cli.sampling import target_moments
+    from mmsold_cli.score.smoothed import smoothed_score_exact
+    from mmsold_cli.support import support_view
+
+    X = _singular_cloud(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit_moments(X)
+    view = support_view(model, target_moments(model).chol)
+    assert view.X_.shape == (len(X), 9)
+    np.testing.assert_allclose(view.to_data(view.X_), X, atol=1e-10)
+    W = view.X_[:5] + 0.1 * rng.standard_normal((5, 9))
+    U = 0.2 * rng.standard_normal((4, 5, 9))
+    s_w = smoothed_score_exact(view.X_, W, 0.3, U)
+    s_z = smoothed_score_exact(X, view.to_data(W), 0.3, U @ view.basis_.T)
+    np.testing.assert_allclose(s_w, s_z @ view.basis_, atol=1e-9)
+    seen = []
+    sample(model, 40, steps=3, P=20, random_state=1, search="walk",
+           callback=lambda info: seen.append(info["z"].shape))
+    assert seen and all(s[-1] == 12 for s in seen)

@@ -50,8 +50,8 @@ class LangevinState(NamedTuple):
 
 
 def pullback(S: np.ndarray, chol: np.ndarray) -> np.ndarray:
-    """Score in Y coordinates, :math:`G = S L`: array of the shape of S."""
-    return np.matmul(S, chol)
+    """Score in Y coordinates, :math:`G = S L`: array of the shape of S (L of shape (d,): its diagonal)."""
+    return S * chol if chol.ndim == 1 else np.matmul(S, chol)
 
 
 def ensemble_chunks(shape):

@@ -162,8 +162,10 @@ def to_y(Z: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> np.ndarray:
 
     A (d, r) factor over a covariance's support (:func:`mmsold_cli.sampling.support_factor`) gives Y of
     shape (..., P, r), the least-squares coordinates :math:`(Z - \mathbf 1\mu^\top) L (L^\top L)^{-1}`:
-    what Z has across the support is dropped.
+    what Z has across the support is dropped.  A diagonal factor is given as its diagonal, shape (d,).
     """
+    if chol.ndim == 1:
+        return (Z - mean) / chol
     if chol.shape[0] != chol.shape[1]:
         B = (Z - mean) @ chol
         return np.linalg.solve(chol.T @ chol, B.reshape(-1, chol.shape[1]).T).T.reshape(B.shape)
@@ -178,8 +180,10 @@ def to_y(Z: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> np.ndarray:
 
 
 def to_z(Y: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> np.ndarray:
-    r""":math:`Z = \mathbf 1\mu^\top + Y L^\top`, for Y of shape (..., P, d)."""
-    return mean + np.matmul(Y, chol.T)
+    r""":math:`Z = \mathbf 1\mu^\top + Y L^\top`, for Y of shape (..., P, d); L of shape (d,): its diagonal."""
+    Z = Y * chol if chol.ndim == 1 else np.matmul(Y, chol.T)
+    Z += mean
+    return Z
 
 
 def moment_error(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +236,8 @@ def moment_error_y(Y: np.ndarray, chol: np.ndarray, cov: np.ndarray) -> tuple[np
     Parameters
     ----------
     Y : array of shape (E, P, d), or (E, P, r) with a support factor
-    chol : array of shape (d, d), L; or (d, r), a support factor
+    chol : array of shape (d, d), L; or (d, r), a support factor; or (d,), a diagonal L (orthogonal columns
+        too, :math:`\lambda = L^2`)
     cov : array of shape (d, d), the target :math:`\Sigma` (:math:`L L^\top` for a support factor)
 
     Returns
@@ -240,9 +245,12 @@ def moment_error_y(Y: np.ndarray, chol: np.ndarray, cov: np.ndarray) -> tuple[np
     mean_err, cov_err : arrays of shape (E,), as :func:`moment_error` of Z against (μ, Σ)
     """
     m, C = _ensemble_moments(Y)
-    if chol.shape[0] == chol.shape[1]:
+    if chol.ndim == 2 and chol.shape[0] == chol.shape[1]:
         return _relative_errors(m @ chol.T, chol @ C @ chol.T, cov)
-    lam = np.einsum("dr,dr->r", chol, chol)
-    A = C - np.eye(C.shape[-1])
-    dev = np.sqrt(np.einsum("eij,i,j,eij->e", A, lam, lam, A))
-    return np.linalg.norm(m @ chol.T, axis=-1) / np.sqrt(np.trace(cov)), dev / np.linalg.norm(cov)
+    root = np.abs(chol) if chol.ndim == 1 else np.sqrt(np.einsum("dr,dr->r", chol, chol))  # λ^(1/2)
+    C -= np.eye(C.shape[-1])
+    C *= root[:, None]
+    C *= root
+    mean_z = m * chol if chol.ndim == 1 else m @ chol.T
+    return (np.linalg.norm(mean_z, axis=-1) / np.sqrt(np.trace(cov)),
+            np.linalg.norm(C, axis=(-2, -1)) / np.linalg.norm(cov))
