@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import MmsoldError
 
 __all__ = ["HALO", "TILE_POINTS", "SURPLUS", "BYTES_PER_POINT", "MEMORY_SHARE", "Tile", "auto_tile_points",
-           "plan_tiles", "tiled_count", "iter_tiles", "densify_tile", "densify_tiled", "tile_seed"]
+           "plan_tiles", "tiled_count", "iter_tiles", "densify_tile", "tile_seed"]
 
 #: Halo width in spacings of the tile's core.
 HALO = 5.0
@@ -219,8 +219,9 @@ def iter_tiles(cloud, tiles, *, factor: float, seed: int, halo: float = HALO, no
     """Densify the tiles one after another, yielding ``(PointCloud of new core points, info)`` for each.
 
     Only one tile's points are in memory at a time; the caller writes each
-    part out (or gathers them, :func:`densify_tiled`).  Arguments as for
-    :func:`densify_tiled`.
+    part out (:func:`mmsold_cli.workflows.densify.densify_cloud` with a sink) or gathers them.
+    ``progress(done, total, step, steps)`` is the sampler's within the current tile (``done``/``total`` count
+    tiles); ``tile_progress(done, total)`` is called after each tile; ``projected``: see :func:`densify_tile`.
     """
     for k, tile in enumerate(tiles):
         inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
@@ -228,30 +229,3 @@ def iter_tiles(cloud, tiles, *, factor: float, seed: int, halo: float = HALO, no
                            drop_attributes=drop_attributes, progress=inner, projected=projected, **densify_options)
         if tile_progress is not None:
             tile_progress(k + 1, len(tiles))
-
-
-def densify_tiled(cloud, *, factor: float, seed: int, tile_points: int = TILE_POINTS, halo: float = HALO,
-                  normals: bool = False, drop_attributes=(), progress=None, tile_progress=None, projected=None,
-                  **densify_options):
-    """Densify a cloud tile by tile and concatenate the new points (tiles in index order).
-
-    ``progress(done, total, step, steps)`` is the sampler's, within the
-    current tile (``done``/``total`` count tiles); ``tile_progress(done,
-    total)`` is called after each tile.  ``projected``: see :func:`densify_tile`.
-
-    Returns
-    -------
-    (PointCloud, list of per-tile info dicts)
-    """
-    from ..io.cloud import concat_clouds
-    from .densify import densify  # noqa: F401  (import errors surface before any work)
-
-    tile_seed(seed, 0)
-    tiles = plan_tiles(cloud.positions, tile_points)
-    parts, infos = [], []
-    for part, info in iter_tiles(cloud, tiles, factor=factor, seed=seed, halo=halo, normals=normals,
-                                 drop_attributes=drop_attributes, progress=progress, tile_progress=tile_progress,
-                                 projected=projected, **densify_options):
-        parts.append(part)
-        infos.append(info)
-    return concat_clouds(parts), infos
