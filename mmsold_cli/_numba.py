@@ -4,19 +4,60 @@ import os
 import sys
 from pathlib import Path
 
+#: Cache folders of other source states unused this long are removed when a new one is made.
+STALE_DAYS = 30
+
+
+def source_digest(root: Path | None = None) -> str:
+    """A digest of the package's source files (path, size, modification time), 16 hex digits.
+
+    numba keys a cached kernel on its own file's timestamp only.  A kernel that calls one from another
+    file keeps the callee's old code, compiled into it, after that file changes, so an edited or pulled
+    checkout can run a mix of old and new code (and give a seed other samples than a fresh build of the
+    same source).  A cache folder per source state cannot hold such a mix.
+    """
+    import hashlib
+
+    root = Path(__file__).resolve().parent if root is None else Path(root)
+    h = hashlib.sha1()
+    for p in sorted(root.rglob("*.py")):
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _prune(parent: Path, keep: str) -> None:
+    """Remove the cache folders of other source states not modified for STALE_DAYS."""
+    import shutil
+    import time
+
+    limit = time.time() - STALE_DAYS * 86400
+    try:
+        for child in parent.iterdir():
+            if (child.name != keep and len(child.name) == 16 and child.is_dir()
+                    and all(c in "0123456789abcdef" for c in child.name) and child.stat().st_mtime < limit):
+                shutil.rmtree(child, ignore_errors=True)
+    except OSError:
+        pass
+
 
 def numba_cache_dir() -> str:
-    """Point numba's on-disk cache at a writable directory.
+    """Point numba's on-disk cache at a writable directory, one per state of the package's sources.
 
     numba writes its cache next to the source file by default, which fails
     silently in read-only installs (site-packages owned by root, containers);
     then every new process recompiles.  We choose a per-user cache unless the
-    user already set ``NUMBA_CACHE_DIR``.
+    user already set ``NUMBA_CACHE_DIR``, in a folder named by
+    :func:`source_digest`, so an edited or updated checkout never runs kernels
+    built from a mix of old and new files.
     """
     path = os.environ.get("NUMBA_CACHE_DIR")
     if not path:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        path = str(Path(base) / "mmsold" / "numba")
+        digest = source_digest()
+        path = str(Path(base) / "mmsold" / "numba" / digest)
+        if not Path(path).exists():
+            _prune(Path(path).parent, digest)
         os.environ["NUMBA_CACHE_DIR"] = path
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
