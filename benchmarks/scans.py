@@ -1,18 +1,24 @@
 """Real-scan benchmarks for densify: noisy inputs and large clouds in tiles.
 
-    python benchmarks/scans.py noise [--meshes stanford-bunny,cow,suzanne,teapot,torus] [--seed 0]
+    python benchmarks/scans.py noise [--meshes stanford-bunny,cow,suzanne,teapot,torus] [--n 2000] [--oracle] [--seed 0]
     python benchmarks/scans.py large --n 200000 [--factor 4] [--tile-points 100000] [--seed 0] [--out DIR]
     python benchmarks/scans.py cad [--seed 0]
     python benchmarks/scans.py uneven [--meshes patch,stanford-bunny,cow,suzanne,teapot] [--seed 0]
 
-``noise``: 2,000 area-weighted surface points of each mesh plus
+``noise``: ``--n`` (2,000) area-weighted surface points of each mesh plus
 N(0, (0.3 δ)² I) noise (δ: the clean points' mean nearest-neighbour
 spacing), ×20; the exact mean and 95th-percentile distance of the output to
 the mesh in units of δ, for the input itself, densify without its noise stage
 (``noise=False``: what densify did before) and with it (``noise="auto"``).
 ``torus`` is :func:`mmsold_cli.datasets.bumpy_torus` with fine facets
 (192 × 96), a smooth surface not in ../shared/data.  Bar of the issue: output
-mean ≤ 0.5 × the input's.
+mean ≤ 0.5 × the input's.  With ``--oracle`` a second table shows how far
+the noise stage's own choice of kernels is from the best any choice could do:
+the support (the input moved onto its MLS surface, before sampling) with
+each candidate kernel for every point, with the kernels :func:`local_kernels`
+chooses, and with the kernels an oracle chooses — around each point the
+candidate of least *true* mean squared distance over its 48 nearest points,
+the same averaging as local_kernels but with the mesh known.
 
 ``large``: n area-weighted points of the bunny → factor × n with
 :func:`mmsold_cli.workflows.densify.densify_cloud` in tiles of at most
@@ -73,7 +79,14 @@ from mmsold_cli.datasets import (
 from mmsold_cli.io.cloud import PointCloud
 from mmsold_cli.io.mesh import read_mesh
 from mmsold_cli.metrics.surface import MeshDistance, mean_spacing
-from mmsold_cli.workflows.densify import densify, densify_cloud
+from mmsold_cli.workflows.densify import (
+    NOISY_AVERAGE,
+    NOISY_KERNELS,
+    densify,
+    densify_cloud,
+    local_kernels,
+    smooth_support,
+)
 
 MESH_DIR = Path(os.environ.get("MMSOLD_MESH_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "meshes"))
 
@@ -83,22 +96,45 @@ def mesh(name):
 
 
 def noise(args):
+    oracles = []
     print("| mesh | input mean / δ | before: mean / δ (×input) | after: mean / δ (×input) | after p95 / δ | noise est. | kernel (median) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in args.meshes.split(","):
         V, F = mesh(name)
         rng = np.random.default_rng(args.seed)
-        C = surface_samples(V, F, 2000, random_state=rng)
+        C = surface_samples(V, F, args.n, random_state=rng)
         delta = mean_spacing(C)
         X = C + 0.3 * delta * rng.standard_normal(C.shape)
         md = MeshDistance(V, F)
         d_in = md.query(X)[0].mean() / delta
-        before = md.query(densify(X, 40000, random_state=args.seed, noise=False).points)[0] / delta
-        res = densify(X, 40000, random_state=args.seed)
+        before = md.query(densify(X, 20 * args.n, random_state=args.seed, noise=False).points)[0] / delta
+        res = densify(X, 20 * args.n, random_state=args.seed)
         after = md.query(res.points)[0] / delta
         print(f"| {name} | {d_in:.3f} | {before.mean():.3f} ({before.mean() / d_in:.2f}) | "
               f"{after.mean():.3f} ({after.mean() / d_in:.2f}) | {np.percentile(after, 95):.3f} | "
               f"{res.settings['noise_estimate']:.3f} | {res.settings.get('noise_kernel', '-')} δ |", flush=True)
+        if args.oracle:
+            oracles.append((name, _kernel_oracle(X, delta, md, d_in * delta)))
+    if args.oracle:
+        kernels = NOISY_KERNELS
+        print("\n| mesh | " + " | ".join(f"support, {h:g} δ everywhere" for h, _ in kernels)
+              + " | support, local_kernels | support, oracle's kernels |")
+        print("|---|" + "---:|" * (len(kernels) + 2))
+        for name, row in oracles:
+            print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+
+
+def _kernel_oracle(X, delta, md, d_in):
+    """Support distance / the input's: each candidate kernel everywhere, local_kernels' choice, the oracle's."""
+    from scipy.spatial import cKDTree
+
+    dist = np.stack([md.query(smooth_support(X, h * delta, neighbours=k, passes=1))[0] for h, k in NOISY_KERNELS], 1)
+    radii, kns = local_kernels(X, spacing=delta)
+    chosen = md.query(smooth_support(X, radii, neighbours=kns, passes=1))[0]
+    _, nb = cKDTree(X).query(X, k=min(NOISY_AVERAGE, len(X)))
+    pick = np.argmin((dist ** 2)[nb].mean(axis=1), axis=1)
+    oracle = dist[np.arange(len(X)), pick]
+    return [*(dist.mean(axis=0) / d_in), chosen.mean() / d_in, oracle.mean() / d_in]
 
 
 def large(args):
@@ -229,6 +265,8 @@ def main():
     a = sub.add_parser("noise")
     a.add_argument("--meshes", default="stanford-bunny,cow,suzanne,teapot,torus")
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--n", type=int, default=2000, help="input points per mesh (×20 out)")
+    a.add_argument("--oracle", action="store_true", help="also the support with an oracle's choice of kernels")
     b = sub.add_parser("large")
     b.add_argument("--n", type=int, default=200_000)
     b.add_argument("--factor", type=float, default=4.0)
