@@ -30,20 +30,6 @@ def _sqdist(X, j, z):
     return s
 
 
-@numba.njit(cache=True, nogil=True, inline="always", fastmath=FAST)
-def _sqdist_below(X, j, z, bound):
-    """‖X[j] − z‖², or inf as soon as a partial sum exceeds ``bound`` (16 coordinates at a time)."""
-    d = z.shape[0]
-    s = 0.0
-    for k0 in range(0, d, 16):
-        for k in range(k0, min(k0 + 16, d)):
-            t = X[j, k] - z[k]
-            s += t * t
-        if s > bound:
-            return np.inf
-    return s
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
 def _insert(bd, bi, bx, d2, j):
     """Put (d2, j) into the sorted beam unless it is no better than the worst or already there."""
@@ -103,6 +89,8 @@ def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
     for s in range(c):
         if bi[s] >= 0:
             _first_offer(seen, stamp, bi[s])
+    fresh = np.empty(g, graph.dtype)
+    dist = np.empty(g)
     for _ in range(max_expand):
         q = -1
         for s in range(w):
@@ -113,12 +101,22 @@ def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
             break
         bx[q] = True
         src = bi[q]
+        # Three passes over the neighbours: the unseen ones, their distances, then the insertions.  The
+        # distance loop has no data-dependent branch, so the CPU keeps many rows in flight at once; a walk
+        # waits on fetching rows, and measuring, comparing and inserting one row at a time (with early
+        # abandoning) left it waiting for each row in turn.
+        m = 0
         for a in range(g):
             j = graph[src, a]
             if j < 0:  # padding: this point has fewer neighbours
                 break
             if _first_offer(seen, stamp, j):
-                _insert(bd, bi, bx, _sqdist_below(X, j, z, bd[c - 1]), j)
+                fresh[m] = j
+                m += 1
+        for f in range(m):
+            dist[f] = _sqdist(X, fresh[f], z)
+        for f in range(m):
+            _insert(bd, bi, bx, dist[f], fresh[f])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
