@@ -164,3 +164,46 @@ def test_ivf_index_recall(rng):
     d2, idx = IVFIndex(X).query(Q, 16)
     assert np.all(np.diff(d2, axis=1) >= 0)
     assert _recall(idx, _exact_knn(X, Q, 16)) >= 0.99
+
+
+def _sheets(rng, n, d=64, k=50, rank=8):
+    """Rank-8 Gaussian sheets in 64-D thickened by isotropic noise (benchmarks/latent_data.py's mixture)."""
+    means = 4.0 * rng.standard_normal((k, d))
+    A = np.stack([np.linalg.qr(rng.standard_normal((d, rank)))[0] for _ in range(k)]) \
+        * np.exp(rng.uniform(np.log(0.5), np.log(2.0), (k, 1, rank)))
+    c = rng.integers(0, k, n)
+    return means[c] + np.einsum("ndr,nr->nd", A[c], rng.standard_normal((n, rank))) + 0.1 * rng.standard_normal((n, d))
+
+
+def test_large_sets_are_walked_wider(monkeypatch):
+    """``auto`` walks training sets up to WALK_MAX_POINTS; above WIDE_WALK_ABOVE points the walk expands
+    WIDE_WALK_WIDTH entries, and along the same run on noisy 64-D sheets (where a greedy walk misses some of a particle's
+    nearly equidistant neighbours) the wider walk finds more of the 16 nearest."""
+    import mmsold_cli.defaults as defaults
+    from mmsold_cli import Model
+    from mmsold_cli.score.searches import WALK_MAX_POINTS, resolve_search
+    from mmsold_cli.score.searches import walk as walk_mod
+
+    for n, search in ((200_000, "walk"), (WALK_MAX_POINTS + 1, "pool")):
+        assert resolve_search("auto", n=n, d=64, sampler="mmsold", K=16, L=0, backend="numba") == search
+    assert defaults.walk_width(defaults.WIDE_WALK_ABOVE) == defaults.WALK_WIDTH == 16
+    assert defaults.walk_width(defaults.WIDE_WALK_ABOVE + 1) == defaults.WIDE_WALK_WIDTH == 40
+
+    model = Model().fit(_sheets(np.random.default_rng(0), 20_000))
+    X = model.X_
+    found = {}
+    orig = walk_mod.WalkSearch.barycentre_mean
+
+    def wrapped(self, Z, t, sigma, M, rng, *, out=None, score=False):
+        exact = _exact_knn(X, Z, 16)  # before the call: ``out`` may be Z itself
+        res = orig(self, Z, t, sigma, M, rng, out=out, score=score)
+        found.setdefault(self.tracker.width, []).append(_recall(self.tracker.idx[:, :16], exact))
+        return res
+
+    monkeypatch.setattr(walk_mod.WalkSearch, "barycentre_mean", wrapped)
+    sample(model, 200, random_state=3, steps=6)
+    monkeypatch.setattr(defaults, "WIDE_WALK_ABOVE", X.shape[0] - 1)
+    sample(model, 200, random_state=3, steps=6)
+    assert sorted(found) == [16, 40]
+    rec = {w: np.mean(r[1:]) for w, r in found.items()}  # after the first beams
+    assert rec[40] > rec[16] >= 0.98, rec

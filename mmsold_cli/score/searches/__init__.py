@@ -15,8 +15,10 @@ __all__ = ["SEARCHES", "GRID_MAX_DIM", "WALK_MAX_POINTS", "Search", "resolve_sea
 #: Highest dimension of the cell-grid searches.
 GRID_MAX_DIM = 3
 
-#: Largest training set ``auto`` gives the walk search (measured equal to a perfect search at 60,000 × 64).
-WALK_MAX_POINTS = 100_000
+#: Largest training set ``auto`` gives the walk search.  On the 200,000 × 64 mixture of
+#: benchmarks/latent_scale.py the walk (40 wide there) keeps 99.3 % of the 16 nearest at 4 × the pool's
+#: speed; on its 1,000,000-point version even 64 wide keeps 97.7 %, against the pool's 98.4 %.
+WALK_MAX_POINTS = 250_000
 
 #: Search names and what each needs: ("numba" only, L = 0 only, d ≤ GRID_MAX_DIM only).
 SEARCHES = {
@@ -38,10 +40,10 @@ def resolve_search(search: str, *, n: int, d: int, sampler: str, K: int, L: int,
         shared by a particle's draws);
       * ``walk`` for the Langevin samplers above 3-D with the numba backend and L = 0 and at most
         WALK_MAX_POINTS training points (particles move a fraction of their neighbourhood per step, so
-        walking last step's neighbours along the training k-NN graph replaces a search over all n points);
-      * ``pool`` for them above WALK_MAX_POINTS (where particles outrun the walk: on the 200k × 64 mixture
-        of benchmarks/latent_scale.py its recall fell to 0.93–0.97 and its score error was 3 × the pool's,
-        whose stale rows are queried afresh);
+        walking last step's neighbours along the training k-NN graph replaces a search over all n points;
+        above WIDE_WALK_ABOVE points the walk is wider, :func:`~mmsold_cli.defaults.walk_width`);
+      * ``pool`` for them above WALK_MAX_POINTS (where the walk falls behind: its stale rows are queried
+        afresh);
       * ``index`` otherwise (σ-CFDM's queries z/t sweep from noise to data, so it keeps the index; a score
         used on its own, ``sampler=None``, has no particles to track).
     """

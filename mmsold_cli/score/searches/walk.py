@@ -65,7 +65,8 @@ class WalkSearch(Search):
     K : int
     c : int, optional — beam width
     backend : {"numba", "numpy"}
-    width : int, optional — the beam's first ``width`` entries are expanded each step (default WALK_WIDTH)
+    width : int, optional — the beam's first ``width`` entries are expanded each step (default
+        :func:`~mmsold_cli.defaults.walk_width` of n)
     rows : array of shape (n, d), float32, optional — X rounded to float32, read by the numba kernel
         (:func:`rows_of`; made from X when not given)
     """
@@ -74,7 +75,7 @@ class WalkSearch(Search):
 
     def __init__(self, X, graph, K: int, c: int | None = None, backend: str = "numba", width: int | None = None,
                  rows=None):
-        from ...defaults import POOL_FACTOR, WALK_WIDTH
+        from ...defaults import POOL_FACTOR, walk_width
         from ...errors import MmsoldError
         from ...neighbors.walk import WalkNeighbours
 
@@ -82,7 +83,7 @@ class WalkSearch(Search):
             raise MmsoldError("search 'walk' needs the training k-NN graph (graph=model.knn_idx_)")
         self.X, self.backend = np.ascontiguousarray(X, dtype=np.float64), backend
         c = POOL_FACTOR * int(K) if c is None else int(c)
-        self.tracker = WalkNeighbours(self.X, graph, c, width=WALK_WIDTH if width is None else width)
+        self.tracker = WalkNeighbours(self.X, graph, c, width=walk_width(self.X.shape[0]) if width is None else width)
         self.rows = None if backend != "numba" else rows_of(None, self.X) if rows is None else rows
 
     def new_particles(self):
