@@ -229,7 +229,7 @@ def test_tiled_output_streams_to_the_file_the_library_gathers(tmp_path, rng, ext
     from mmsold_cli.io import cloud as cloud_io
     from mmsold_cli.workflows.densify import densify_cloud
 
-    X = _las(tmp_path / "in.las", _sphere(3000, rng))
+    _las(tmp_path / "in.las", _sphere(3000, rng))
     blocks = []
     real_write = cloud_io.CloudWriter.write
     monkeypatch.setattr(cloud_io.CloudWriter, "write", lambda self, part: (blocks.append(len(part)),

@@ -12,6 +12,7 @@ from .._numba import import_numba
 
 numba = import_numba()
 
+from .._prefetch import prefetch_row  # noqa: E402
 from .._threads import run_rows  # noqa: E402
 
 __all__ = ["walk", "walk_row", "measure_row", "seen_size", "FAST"]
@@ -111,6 +112,7 @@ def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
             if j < 0:  # padding: this point has fewer neighbours
                 break
             if _first_offer(seen, stamp, j):
+                prefetch_row(X, j)  # every unseen row in flight before the first is measured
                 fresh[m] = j
                 m += 1
         for f in range(m):
@@ -126,6 +128,9 @@ def measure_row(X, z, beam, bd, bi, bx):
     Last step's beam is nearly in order at the new position, so an insertion sort costs about c moves.
     """
     c = bd.shape[0]
+    for s in range(c):  # the rows were read a step ago, but 1,000 particles' beams do not stay in cache
+        if beam[s] >= 0:
+            prefetch_row(X, beam[s])
     for s in range(c):
         j = beam[s]
         bi[s] = j
