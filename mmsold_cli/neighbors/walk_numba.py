@@ -90,6 +90,9 @@ def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
     for s in range(c):
         if bi[s] >= 0:
             _first_offer(seen, stamp, bi[s])
+    for s in range(w):  # the graph rows the first expansions will read, while the first one is chosen
+        if bi[s] >= 0:
+            prefetch_row(graph, bi[s])
     fresh = np.empty(g, graph.dtype)
     dist = np.empty(g)
     for _ in range(max_expand):
