@@ -77,6 +77,7 @@ __all__ = [
     "SUPPORT_ABOVE",
     "POOL_FACTOR",
     "WALK_WIDTH",
+    "WALK_RENEW",
     "WIDE_WALK_ABOVE",
     "WIDE_WALK_WIDTH",
     "walk_width",
@@ -197,6 +198,11 @@ POOL_FACTOR = 4
 #: The walk search expands the WALK_WIDTH nearest entries of each particle's beam each step (8 left the
 #: score 45 % further from the exact one than a perfect search would; 16 is within 10 %: tests/test_walk.py).
 WALK_WIDTH = 16
+#: Of those, the walk search expands the WALK_RENEW nearest at every step; the others once while they stay in the
+#: beam.  Renewing all 16 on MNIST PCA-64 took 17 % more time for 0.1 % more of the 16 nearest; renewing 8 left
+#: the score 11 % further from the exact one than a perfect search on tests/test_walk.py's clusters, 10 left it
+#: 5 % (docs/performance.md §9).
+WALK_RENEW = 10
 #: Training sets of more than WIDE_WALK_ABOVE points are walked WIDE_WALK_WIDTH wide.  In a large set a
 #: particle's neighbourhood is flatter (many points at nearly its nearest distance), and a greedy walk
 #: misses more of them: on the 200,000 × 64 mixture of benchmarks/latent_scale.py width 16 found 96 % of

@@ -62,6 +62,46 @@ def test_kernel_equals_numpy_with_padding(rng):
     assert np.all(np.diff(d_k, axis=1) >= 0)
 
 
+def test_kept_flags_kernel_equals_numpy(rng):
+    """Expanded flags carried from step to step (only the first ``renew`` entries expanded again): the kernel
+    and the NumPy reference give the same beams and flags along three steps."""
+    X = rng.standard_normal((3000, 8))
+    sq, idx = knn_graph(X, 8)
+    G = walk_graph(idx, sq).astype(np.int32)
+    Z = rng.standard_normal((80, 8))
+    beams = first_beams(X, anchor_points(3000), Z, 32, 8).astype(np.int32)
+    b_ref, b_k = beams.astype(np.int64), beams.copy()
+    x_ref, x_k = np.zeros(beams.shape, bool), np.zeros(beams.shape, bool)
+    for _ in range(3):
+        _, b_ref = walk_numpy(X, G, Z, b_ref, width=12, max_expand=12, renew=4, expanded=x_ref)
+        _, b_k = walk(X, G, Z, b_k, width=12, max_expand=12, renew=4, expanded=x_k, out=b_k)
+        np.testing.assert_array_equal(b_k, b_ref)
+        np.testing.assert_array_equal(x_k, x_ref)
+        Z = Z + 0.05 * rng.standard_normal(Z.shape)
+    assert x_k[:, :4].all() and x_k[:, 4:12].any()
+
+
+def test_search_backends_keep_the_same_beams_and_flags(rng):
+    """The fused kernel (numba) and the NumPy search walk the same beams and carry the same flags from step to
+    step (rows read in float64 by both)."""
+    from mmsold_cli.score.searches.walk import WalkSearch
+
+    X = _clustered(rng, n=2000, d=16)
+    sq, idx = knn_graph(X, 16)
+    G = walk_graph(idx, sq)
+    fast, ref = (WalkSearch(X, G, 16, backend=b, rows=X if b == "numba" else None) for b in ("numba", "numpy"))
+    Z = X[rng.integers(0, 2000, 120)] + 0.2 * rng.standard_normal((120, 16))
+    for step in range(4):
+        for s in (fast, ref):
+            s.barycentre_mean(Z, 0.5, 0.3, 4, np.random.default_rng(step))
+        np.testing.assert_array_equal(fast.tracker.idx, ref.tracker.idx)
+        np.testing.assert_array_equal(fast.tracker.expanded, ref.tracker.expanded)
+        Z = Z + 0.1 * rng.standard_normal(Z.shape)
+    from mmsold_cli.defaults import WALK_RENEW
+
+    assert fast.tracker.renew == WALK_RENEW < fast.tracker.width and fast.tracker.expanded[:, WALK_RENEW:16].any()
+
+
 def test_first_beams_find_the_nearest(rng):
     X = _clustered(rng)
     sq, idx = knn_graph(X, 16)

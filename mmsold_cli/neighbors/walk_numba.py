@@ -78,8 +78,9 @@ def seen_size(c: int, g: int, max_expand: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
-def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
-    """Walk one beam (bd, bi: distances and indices, already measured at z and sorted; bx: expanded flags).
+def walk_row(X, graph, z, bd, bi, bx, width, max_expand, renew, seen, stamp):
+    """Walk one beam (bd, bi: distances and indices, already measured at z and sorted; bx: expanded flags,
+    of which the first ``renew`` are cleared: those entries are expanded again).
 
     ``seen``: a set of :func:`seen_size` slots, ``stamp`` > 0 unique to the row among the set's users: a point
     offered twice is measured once (neighbours of nearby points overlap by about half).
@@ -87,6 +88,8 @@ def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
     c = bd.shape[0]
     g = graph.shape[1]
     w = min(width, c)
+    for s in range(min(renew, c)):
+        bx[s] = False
     for s in range(c):
         if bi[s] >= 0:
             _first_offer(seen, stamp, bi[s])
@@ -125,8 +128,9 @@ def walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, stamp):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
-def measure_row(X, z, beam, bd, bi, bx):
-    """The beam's entries (distinct; −1: empty) at their distances from z, sorted (ties by index), unexpanded.
+def measure_row(X, z, beam, expanded, bd, bi, bx):
+    """The beam's entries (distinct; −1: empty) at their distances from z, sorted (ties by index), each with
+    its flag from ``expanded`` (the beam's flags from the last step, in the beam's order).
 
     Last step's beam is nearly in order at the new position, so an insertion sort costs about c moves.
     """
@@ -137,38 +141,44 @@ def measure_row(X, z, beam, bd, bi, bx):
     for s in range(c):
         j = beam[s]
         bi[s] = j
-        bx[s] = False
+        bx[s] = expanded[s]
         bd[s] = _sqdist(X, j, z) if j >= 0 else np.inf
     for s in range(1, c):
         d2 = bd[s]
         j = bi[s]
+        x = bx[s]
         q = s
         while q > 0 and (bd[q - 1] > d2 or (bd[q - 1] == d2 and (bi[q - 1] > j or bi[q - 1] < 0) and j >= 0)):
             bd[q] = bd[q - 1]
             bi[q] = bi[q - 1]
+            bx[q] = bx[q - 1]
             q -= 1
         bd[q] = d2
         bi[q] = j
+        bx[q] = x
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk(X, graph, Z, beams, width, max_expand, n_seen, out_d, out_i, r0, r1):
+def _walk(X, graph, Z, beams, expanded, width, max_expand, renew, n_seen, out_d, out_i, r0, r1):
     c = beams.shape[1]
     bd = np.empty(c)
     bi = np.empty(c, out_i.dtype)  # built here, then copied: out_i may be the beams themselves
     bx = np.zeros(c, np.bool_)
     seen = np.zeros(n_seen, np.int64)
     for p in range(r0, r1):
-        measure_row(X, Z[p], beams[p], bd, bi, bx)
-        walk_row(X, graph, Z[p], bd, bi, bx, width, max_expand, seen, p + 1)
+        measure_row(X, Z[p], beams[p], expanded[p], bd, bi, bx)
+        walk_row(X, graph, Z[p], bd, bi, bx, width, max_expand, renew, seen, p + 1)
         for s in range(c):
             out_d[p, s] = bd[s]
             out_i[p, s] = bi[s]
+            expanded[p, s] = bx[s]
 
 
-def walk(X, graph, Z, beams, *, width, max_expand, out=None):
+def walk(X, graph, Z, beams, *, width, max_expand, renew=None, expanded=None, out=None):
     """Re-measure each row's beam at Z and walk it (see :mod:`mmsold_cli.neighbors.walk`).
 
+    ``expanded``: None (no entry expanded yet) or the beams' flags, array (m, c) of bool, C-contiguous,
+    read and rewritten; ``renew``: the first ``renew`` entries are expanded again (default: all).
     ``out``: None or the beams array itself (C-contiguous; the new beams overwrite it).
 
     Returns
@@ -186,7 +196,11 @@ def walk(X, graph, Z, beams, *, width, max_expand, out=None):
     else:
         raise ValueError("out must be the beams array itself (C-contiguous, int32 or int64) or None")
     out_d = np.empty((m, c))
+    if expanded is None:
+        expanded = np.zeros((m, c), np.bool_)
+    elif not (expanded.shape == (m, c) and expanded.dtype == np.bool_ and expanded.flags.c_contiguous):
+        raise ValueError("expanded must be a C-contiguous bool array of the beams' shape")
     run_rows(_walk, m, np.ascontiguousarray(X, dtype=np.float64), graph, np.ascontiguousarray(Z, dtype=np.float64),
-             beams, int(width), int(max_expand),
+             beams, expanded, int(width), int(max_expand), c if renew is None else int(renew),
              seen_size(c, graph.shape[1], int(max_expand)), out_d, out_i, min_rows=64)
     return out_d, out_i

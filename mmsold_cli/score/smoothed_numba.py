@@ -188,7 +188,7 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp", "afn"})
-def _walk_bary_mean(X, graph, Z, beams, width, max_expand, n_seen, G, nz, Mg, sigma, n_pairs, inv2t2, score_scale, out,
+def _walk_bary_mean(X, graph, Z, beams, expanded, width, max_expand, renew, n_seen, G, nz, Mg, sigma, n_pairs, inv2t2, score_scale, out,
                     r0, r1):
     m, d = Z.shape
     M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
@@ -207,11 +207,12 @@ def _walk_bary_mean(X, graph, Z, beams, width, max_expand, n_seen, G, nz, Mg, si
     for p in range(r0, r1):
         for k in range(d):
             z[k] = Z[p, k]
-        measure_row(X, z, beams[p], bd, bi, bx)
-        walk_row(X, graph, z, bd, bi, bx, width, max_expand, seen, p + 1)
+        measure_row(X, z, beams[p], expanded[p], bd, bi, bx)
+        walk_row(X, graph, z, bd, bi, bx, width, max_expand, renew, seen, p + 1)
         cv = 0  # valid entries (a training set smaller than the beam leaves empty slots)
         for s in range(c):
             beams[p, s] = bi[s]
+            expanded[p, s] = bx[s]
             if bi[s] >= 0:
                 cv = s + 1
         if gen:
@@ -259,7 +260,7 @@ def _walk_bary_mean(X, graph, Z, beams, width, max_expand, n_seen, G, nz, Mg, si
             out[p, k] = z[k] + acc[k] if score_scale == 0.0 else acc[k] * score_scale
 
 
-def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, sigma=1.0, n_pairs=0, G=None, key=None,
+def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, renew=None, expanded=None, sigma=1.0, n_pairs=0, G=None, key=None,
                          start=0, n_normals=0, score=False, out=None):
     r"""Walk each particle's beam to Z (:mod:`mmsold_cli.neighbors.walk`), then the mean barycentre over it.
 
@@ -274,7 +275,10 @@ def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, sigma=1.0,
     Z : array of shape (m, d)
     beams : array of shape (m, c), int32 or int64, C-contiguous — read and rewritten (−1: empty slot)
     t : float
-    width, max_expand : int — the walk's (see :func:`mmsold_cli.neighbors.walk.walk_numpy`)
+    width, max_expand, renew : int — the walk's (see :func:`mmsold_cli.neighbors.walk.walk_numpy`; ``renew``
+        defaults to all)
+    expanded : array of shape (m, c), bool, C-contiguous, optional — the beams' expanded flags, read and
+        rewritten with the beams (default: none expanded)
     sigma, n_pairs, G, key, start, n_normals, score, out : as for :func:`pool_barycentre_mean`
 
     Returns
@@ -286,7 +290,13 @@ def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, sigma=1.0,
     G, Mg, nz = kernel_draws(G, key, n_normals, start)
     if not (beams.flags.c_contiguous and beams.dtype in (np.int32, np.int64) and graph.dtype == beams.dtype):
         raise ValueError("beams must be C-contiguous int32 or int64, of the graph's integer type")
-    run_rows(_walk_bary_mean, Z.shape[0], X, graph, Z, beams, int(width), int(max_expand),
+    m, c = beams.shape
+    if expanded is None:
+        expanded = np.zeros((m, c), np.bool_)
+    elif not (expanded.shape == (m, c) and expanded.dtype == np.bool_ and expanded.flags.c_contiguous):
+        raise ValueError("expanded must be a C-contiguous bool array of the beams' shape")
+    run_rows(_walk_bary_mean, Z.shape[0], X, graph, Z, beams, expanded, int(width), int(max_expand),
+             c if renew is None else int(renew),
              seen_size(beams.shape[1], graph.shape[1], int(max_expand)), G, nz, Mg, float(sigma),
              int(n_pairs), 1.0 / (2.0 * t * t), 1.0 / (t * t) if score else 0.0, out, min_rows=64)
     return out

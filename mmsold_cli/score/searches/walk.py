@@ -65,8 +65,10 @@ class WalkSearch(Search):
     K : int
     c : int, optional — beam width
     backend : {"numba", "numpy"}
-    width : int, optional — the beam's first ``width`` entries are expanded each step (default
-        :func:`~mmsold_cli.defaults.walk_width` of n)
+    width : int, optional — the beam's first ``width`` entries are expanded once while they stay in the beam
+        (default :func:`~mmsold_cli.defaults.walk_width` of n)
+    renew : int, optional — the first ``renew`` entries are expanded at every step (default
+        :data:`~mmsold_cli.defaults.WALK_RENEW`)
     rows : array of shape (n, d), float32, optional — X rounded to float32, read by the numba kernel
         (:func:`rows_of`; made from X when not given)
     """
@@ -74,8 +76,8 @@ class WalkSearch(Search):
     name = "walk"
 
     def __init__(self, X, graph, K: int, c: int | None = None, backend: str = "numba", width: int | None = None,
-                 rows=None):
-        from ...defaults import POOL_FACTOR, walk_width
+                 renew: int | None = None, rows=None):
+        from ...defaults import POOL_FACTOR, WALK_RENEW, walk_width
         from ...errors import MmsoldError
         from ...neighbors.walk import WalkNeighbours
 
@@ -83,7 +85,8 @@ class WalkSearch(Search):
             raise MmsoldError("search 'walk' needs the training k-NN graph (graph=model.knn_idx_)")
         self.X, self.backend = np.ascontiguousarray(X, dtype=np.float64), backend
         c = POOL_FACTOR * int(K) if c is None else int(c)
-        self.tracker = WalkNeighbours(self.X, graph, c, width=walk_width(self.X.shape[0]) if width is None else width)
+        self.tracker = WalkNeighbours(self.X, graph, c, width=walk_width(self.X.shape[0]) if width is None else width,
+                                      renew=WALK_RENEW if renew is None else renew)
         self.rows = None if backend != "numba" else rows_of(None, self.X) if rows is None else rows
 
     def new_particles(self):
@@ -105,7 +108,8 @@ class WalkSearch(Search):
                 G, key, start = np.zeros((1, m, d)), None, 0
             else:
                 G, (key, start) = None, score_key(rng, m, d, Mg)
-            return walk_barycentre_mean(self.rows, tr.graph, Z, tr.idx, t, width=tr.width, max_expand=tr.width,
+            return walk_barycentre_mean(self.rows, tr.graph, Z, tr.idx, t, expanded=tr.expanded, width=tr.width,
+                                        max_expand=tr.width, renew=tr.renew,
                                         sigma=sigma, n_pairs=n_pairs, G=G, key=key, start=start, n_normals=Mg,
                                         score=score, out=out)
         from ...neighbors.walk import walk_numpy
@@ -114,7 +118,8 @@ class WalkSearch(Search):
         U = antithetic_draws(rng, M, Z.shape, sigma)
         if tr.idx is None or tr.idx.shape[0] != m:
             tr.start(Z)
-        _, tr.idx = walk_numpy(self.X, tr.graph, Z, tr.idx, width=tr.width, max_expand=tr.width)
+        _, tr.idx = walk_numpy(self.X, tr.graph, Z, tr.idx, width=tr.width, max_expand=tr.width, renew=tr.renew,
+                               expanded=tr.expanded)
         tr.idx = tr.idx.astype(tr._int)
         Mu = U.shape[0]
         idx = np.broadcast_to(tr.idx, (Mu,) + tr.idx.shape).reshape(Mu * m, -1)
