@@ -6,7 +6,9 @@ Variants, each after a warm-up run:
 
 * ``default``: the defaults a user gets;
 * ``float64 rows``: the kernel reads the float64 training points instead of their float32 copy;
-* ``width 8``, ``width 0``: fewer (no) expansions per step — what the walk itself costs.
+* ``width 8``, ``width 0``: fewer (no) expansions per step — what the walk itself costs;
+* ``renew all``: every entry of the first ``width`` expanded again at every step (no flags kept from step
+  to step).
 
 CPU time of this process (``time.process_time``) is less disturbed than wall time by other jobs on the
 machine; with one thread it is the work per particle-step.  The sample checksum (sum of |z|) shows which
@@ -38,12 +40,13 @@ def main():
     import mmsold_cli.score.searches.walk as walk
     from mmsold_cli import Model, sample
 
-    rows_of, width = walk.rows_of, defaults.WALK_WIDTH
+    rows_of, width, renew = walk.rows_of, defaults.WALK_WIDTH, defaults.WALK_RENEW
     variants = {
         "default": lambda: None,
         "float64 rows": lambda: setattr(walk, "rows_of", lambda model, X: np.ascontiguousarray(X, dtype=np.float64)),
         "width 8": lambda: setattr(defaults, "WALK_WIDTH", 8),
         "width 0": lambda: setattr(defaults, "WALK_WIDTH", 0),
+        "renew all": lambda: setattr(defaults, "WALK_RENEW", width),
     }
     print("| job | variant | particle-steps/s (CPU, 1 thread) | checksum |")
     print("|---|---|---:|---:|")
@@ -51,7 +54,7 @@ def main():
         train, _ = load(job, args.seed)
         model = Model().fit(train)
         for name, apply in variants.items():
-            walk.rows_of, defaults.WALK_WIDTH = rows_of, width
+            walk.rows_of, defaults.WALK_WIDTH, defaults.WALK_RENEW = rows_of, width, renew
             model.__dict__.pop("_rows32", None)
             apply()
             sample(model, 1000, random_state=args.seed + 1, steps=2)
