@@ -217,8 +217,8 @@ def _sheets(rng, n, d=64, k=50, rank=8):
 
 def test_large_sets_are_walked_wider(monkeypatch):
     """``auto`` walks training sets up to WALK_MAX_POINTS; above WIDE_WALK_ABOVE points the walk expands
-    WIDE_WALK_WIDTH entries, and along the same run on noisy 64-D sheets (where a greedy walk misses some of a particle's
-    nearly equidistant neighbours) the wider walk finds more of the 16 nearest."""
+    WIDE_WALK_WIDTH entries, and along the same run on noisy 64-D sheets (where a greedy walk misses some of a
+    particle's nearly equidistant neighbours) the wider walk finds more of the 16 nearest."""
     import mmsold_cli.defaults as defaults
     from mmsold_cli import Model
     from mmsold_cli.score.searches import WALK_MAX_POINTS, resolve_search
@@ -247,3 +247,15 @@ def test_large_sets_are_walked_wider(monkeypatch):
     assert sorted(found) == [16, 40]
     rec = {w: np.mean(r[1:]) for w, r in found.items()}  # after the first beams
     assert rec[40] > rec[16] >= 0.98, rec
+
+
+def test_flags_of_the_wrong_shape_are_refused(rng):
+    X = rng.standard_normal((300, 4))
+    sq, idx = knn_graph(X, 6)
+    G = walk_graph(idx, sq).astype(np.int32)
+    beams = first_beams(X, anchor_points(300), X[:10], 12, 4).astype(np.int32)
+    with pytest.raises(ValueError, match=r"shape \(10, 12\)"):
+        walk(X, G, X[:10], beams, width=4, max_expand=4, expanded=np.zeros((10, 11), bool))
+    with pytest.raises(ValueError, match="bool"):
+        walk_barycentre_mean(X, G, X[:10], beams, 0.5, width=4, max_expand=4, expanded=np.zeros((10, 12), np.int8),
+                             G=np.zeros((1, 10, 4)), n_normals=1)

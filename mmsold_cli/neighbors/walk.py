@@ -24,7 +24,7 @@ nearest) are expanded again at every step, the rest of the first w only when
 they enter it.  An entry's neighbours were measured when it was expanded, at a
 nearby earlier position; a neighbour that was then beyond the beam's worst rarely
 comes among the K nearest a few steps later (on MNIST PCA-64, renewing 10 of 16
-keeps 99.4 % of the 16 nearest, against 99.6 % for all 16, in 15 % less time:
+keeps 99.4 % of the 16 nearest, against 99.6 % for all 16, in 14 % less time:
 docs/performance.md §9).
 
 First beams come from *anchors*: a fixed, evenly spread subset of the training

@@ -15,7 +15,7 @@ numba = import_numba()
 from .._prefetch import prefetch_row  # noqa: E402
 from .._threads import run_rows  # noqa: E402
 
-__all__ = ["walk", "walk_row", "measure_row", "seen_size", "FAST"]
+__all__ = ["walk", "walk_row", "measure_row", "seen_size", "expanded_flags", "FAST"]
 
 # fast-math without 'nnan'/'ninf': the distance sums may be reassociated (so LLVM vectorises them) while
 # comparisons with inf (empty beam slots) stay meaningful
@@ -174,6 +174,16 @@ def _walk(X, graph, Z, beams, expanded, width, max_expand, renew, n_seen, out_d,
             expanded[p, s] = bx[s]
 
 
+def expanded_flags(expanded, shape):
+    """The kernels' ``expanded`` argument: all clear for None, else checked (C-contiguous bool, the beams' shape)."""
+    if expanded is None:
+        return np.zeros(shape, np.bool_)
+    if not (expanded.shape == tuple(shape) and expanded.dtype == np.bool_ and expanded.flags.c_contiguous):
+        raise ValueError(f"expanded must be a C-contiguous bool array of shape {tuple(shape)}, got {expanded.dtype} "
+                         f"of shape {expanded.shape}")
+    return expanded
+
+
 def walk(X, graph, Z, beams, *, width, max_expand, renew=None, expanded=None, out=None):
     """Re-measure each row's beam at Z and walk it (see :mod:`mmsold_cli.neighbors.walk`).
 
@@ -196,10 +206,7 @@ def walk(X, graph, Z, beams, *, width, max_expand, renew=None, expanded=None, ou
     else:
         raise ValueError("out must be the beams array itself (C-contiguous, int32 or int64) or None")
     out_d = np.empty((m, c))
-    if expanded is None:
-        expanded = np.zeros((m, c), np.bool_)
-    elif not (expanded.shape == (m, c) and expanded.dtype == np.bool_ and expanded.flags.c_contiguous):
-        raise ValueError("expanded must be a C-contiguous bool array of the beams' shape")
+    expanded = expanded_flags(expanded, beams.shape)
     run_rows(_walk, m, np.ascontiguousarray(X, dtype=np.float64), graph, np.ascontiguousarray(Z, dtype=np.float64),
              beams, expanded, int(width), int(max_expand), c if renew is None else int(renew),
              seen_size(c, graph.shape[1], int(max_expand)), out_d, out_i, min_rows=64)

@@ -20,7 +20,7 @@ numba = import_numba()
 
 from .._fastexp import exp_nonpos  # noqa: E402
 from .._threads import run_rows  # noqa: E402
-from ..neighbors.walk_numba import measure_row, seen_size, walk_row  # noqa: E402
+from ..neighbors.walk_numba import expanded_flags, measure_row, seen_size, walk_row  # noqa: E402
 from ..rng.normals_numba import draws_of, kernel_draws  # noqa: E402
 
 __all__ = ["barycentre_mean", "pool_barycentre_mean", "walk_barycentre_mean"]
@@ -188,8 +188,8 @@ def pool_barycentre_mean(X, Z, G, pool, t, *, sigma=1.0, n_pairs=0, out=None, ke
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp", "afn"})
-def _walk_bary_mean(X, graph, Z, beams, expanded, width, max_expand, renew, n_seen, G, nz, Mg, sigma, n_pairs, inv2t2, score_scale, out,
-                    r0, r1):
+def _walk_bary_mean(X, graph, Z, beams, expanded, width, max_expand, renew, n_seen, G, nz, Mg, sigma, n_pairs, inv2t2,
+                    score_scale, out, r0, r1):
     m, d = Z.shape
     M = Mg + n_pairs  # draws σ G[r] for every r, and −σ G[r] for r < n_pairs
     gen = G.shape[0] == 0  # no array: the particle's normals come from the key source nz
@@ -260,8 +260,8 @@ def _walk_bary_mean(X, graph, Z, beams, expanded, width, max_expand, renew, n_se
             out[p, k] = z[k] + acc[k] if score_scale == 0.0 else acc[k] * score_scale
 
 
-def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, renew=None, expanded=None, sigma=1.0, n_pairs=0, G=None, key=None,
-                         start=0, n_normals=0, score=False, out=None):
+def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, renew=None, expanded=None, sigma=1.0, n_pairs=0,
+                         G=None, key=None, start=0, n_normals=0, score=False, out=None):
     r"""Walk each particle's beam to Z (:mod:`mmsold_cli.neighbors.walk`), then the mean barycentre over it.
 
     Every draw of particle p uses the walked beam (updated in ``beams``, in place); the draws and their
@@ -290,13 +290,9 @@ def walk_barycentre_mean(X, graph, Z, beams, t, *, width, max_expand, renew=None
     G, Mg, nz = kernel_draws(G, key, n_normals, start)
     if not (beams.flags.c_contiguous and beams.dtype in (np.int32, np.int64) and graph.dtype == beams.dtype):
         raise ValueError("beams must be C-contiguous int32 or int64, of the graph's integer type")
-    m, c = beams.shape
-    if expanded is None:
-        expanded = np.zeros((m, c), np.bool_)
-    elif not (expanded.shape == (m, c) and expanded.dtype == np.bool_ and expanded.flags.c_contiguous):
-        raise ValueError("expanded must be a C-contiguous bool array of the beams' shape")
+    expanded = expanded_flags(expanded, beams.shape)
     run_rows(_walk_bary_mean, Z.shape[0], X, graph, Z, beams, expanded, int(width), int(max_expand),
-             c if renew is None else int(renew),
+             beams.shape[1] if renew is None else int(renew),
              seen_size(beams.shape[1], graph.shape[1], int(max_expand)), G, nz, Mg, float(sigma),
              int(n_pairs), 1.0 / (2.0 * t * t), 1.0 / (t * t) if score else 0.0, out, min_rows=64)
     return out
