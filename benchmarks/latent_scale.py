@@ -6,6 +6,8 @@ runs in a fresh process (``mmsold_cli`` as a user gets it, defaults only):
 
 * ``fit``: ``Model().fit(train)`` wall time and the process's peak RSS after it;
 * ``sample``: 1,000 samples × 100 steps after a warm-up (compilation excluded), wall and particle-steps/s;
+* ``score off``: the same run with the search's barycentre replaced by the particle (score zero, no cost):
+  the manifold step, changes of coordinates, noise and driver alone, a ceiling for any search at this d;
 * ``score``: along a run of ``--check`` particles, every 10th step, on every 10th particle, the smoothed
   score's relative error against the exact all-points estimator with the same draws (‖ŝ − s‖ / ‖s‖,
   Frobenius over the particles), beside the error of the same estimator over each particle's exact c nearest
@@ -64,6 +66,7 @@ def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
     wall = time.perf_counter() - t0
     row.update(sample_s=wall, psteps=1000 * 100 / wall, search=res.settings["search"])
     S_ours = res.samples
+    row["psteps_no_score"] = score_off_speed(model, res.settings["search"], seed)
 
     # score error and recall along a run: the search object's calls are observed, the run is unchanged
     strategy_cls = {"walk": "WalkSearch", "pool": "PoolSearch"}.get(res.settings["search"])
@@ -127,6 +130,41 @@ def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
         row["q_ours500"] = quality(sample(model, 500, random_state=seed, steps=30).samples)
     del searches
     return row
+
+
+def score_off_speed(model, search: str, seed: int) -> float | None:
+    """Particle-steps/s of the same run with the search's barycentre replaced by the particle itself.
+
+    The score is then zero and costs nothing: what is left is the manifold step, the changes of coordinates,
+    the noise and the driver, i.e. the speed no search could exceed with this sampler at this d.
+    """
+    import numpy as np
+
+    from mmsold_cli import sample
+
+    cls_name = {"walk": "WalkSearch", "pool": "PoolSearch"}.get(search)
+    if cls_name is None:
+        return None
+    cls = getattr(__import__(f"mmsold_cli.score.searches.{search}", fromlist=[cls_name]), cls_name)
+    orig = cls.barycentre_mean
+
+    def no_score(self, Z, t, sigma, M, rng, *, out=None, score=False):
+        out = np.empty_like(Z) if out is None else out
+        if score:
+            out[...] = 0.0
+        elif out is not Z:
+            out[...] = Z
+        return out
+
+    cls.barycentre_mean = no_score
+    try:
+        sample(model, 1000, random_state=seed + 1, steps=2)
+        t0 = time.perf_counter()
+        sample(model, 1000, random_state=seed, steps=100)
+        return 1000 * 100 / (time.perf_counter() - t0)
+    finally:
+        cls.barycentre_mean = orig
+
 
 
 def run_child(job, args) -> dict:
@@ -206,14 +244,15 @@ def main(argv=None):
             print(f"jax {job}: {jax[job]}", file=sys.stderr, flush=True)
 
     print("| job | n × d | index | fit s | fit peak RSS MB | search | particle-steps/s | 1,000 samples s "
-          "| score rel. error | same, exact c nearest | recall@16 | load |")
-    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
+          "| score off: particle-steps/s | score rel. error | same, exact c nearest | recall@16 | load |")
+    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['job']} | failed: {r['error']} |")
             continue
         print(f"| {r['job']} | {r['n']:,} × {r['d']} | {r['index']} | {r['fit_s']:.1f} | {r['fit_rss_mb']:.0f} | "
-              f"{r['search']} | {r['psteps']:,.0f} | {r['sample_s']:.2f} | {fmt(r['score_err'], '.4f')} | "
+              f"{r['search']} | {r['psteps']:,.0f} | {r['sample_s']:.2f} | {fmt(r['psteps_no_score'], ',.0f')} | "
+              f"{fmt(r['score_err'], '.4f')} | "
               f"{fmt(r['score_err_best'], '.4f')} | "
               f"{fmt(r['recall16'], '.4f')} | {r['load'][0]:.1f}–{r['load'][1]:.1f} |")
     print()
@@ -232,15 +271,18 @@ def main(argv=None):
     if jax:
         print()
         print(f"| job | authors' estimator (JAX, {args.jax_steps} steps) particle-steps/s | ours | ratio "
-              "| its sliced W2 | precision | recall | KID |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+              "| ours with the score off: ratio | its sliced W2 | precision | recall | KID |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         ours = {r["job"]: r.get("psteps") for r in rows}
+        off = {r["job"]: r.get("psteps_no_score") for r in rows}
         for job, j in jax.items():
             if "error" in j or ours.get(job) is None:
                 print(f"| {job} | {j.get('error', '-')} | - | - |")
                 continue
             print(f"| {job} | {j['particle_steps_per_s']:,.0f} | {ours[job]:,.0f} | "
-                  f"{ours[job] / j['particle_steps_per_s']:.1f}× | {j['sw2']:.4f} | {j['precision']:.3f} | "
+                  f"{ours[job] / j['particle_steps_per_s']:.1f}× | "
+                  f"{fmt(off[job] and off[job] / j['particle_steps_per_s'], '.1f')}× | "
+                  f"{j['sw2']:.4f} | {j['precision']:.3f} | "
                   f"{j['recall']:.3f} | {j['kid']:.4f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "jax": jax}, indent=1))
