@@ -29,7 +29,7 @@ JAX implementation of what the paper describes, the way a JAX user writes it
   and the next step's Gaussian (as ``jax_reference.py``), h = 5e-4.
 
 t and σ are not given for this setting in the paper's algorithm box; we use the
-package's latent defaults on the whitened codes, t = 0.25 ℓ, σ = 0.75 ℓ
+package's latent defaults on the whitened codes, t = 0.3 ℓ, σ = 0.75 ℓ
 (``mmsold_cli/defaults.py``), which do not change the cost.
 
 Importable — ``run(train, particles=1000, steps=50, seed=0)`` returns
@@ -140,7 +140,7 @@ def run(train, particles=1000, steps=50, seed=0, *, K=20, L=20, M=4, h=5e-4, t=N
     rng = np.random.default_rng(seed)
     Xw, m, C = _whiten(train)
     ell = _ell(Xw, rng)
-    t = 0.25 * ell if t is None else t
+    t = 0.3 * ell if t is None else t
     sigma = 0.75 * ell if sigma is None else sigma
     P, d = particles, train.shape[1]
     Y0 = rng.standard_normal((P, d))

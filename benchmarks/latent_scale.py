@@ -166,7 +166,6 @@ def score_off_speed(model, search: str, seed: int) -> float | None:
         cls.barycentre_mean = orig
 
 
-
 def run_child(job, args) -> dict:
     cmd = [sys.executable, __file__, "--child", job, "--check", str(args.check), "--exact-limit",
            str(args.exact_limit), "--seed", str(args.seed)]

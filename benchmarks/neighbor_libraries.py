@@ -25,7 +25,7 @@ Jobs come from ``latent_data.py``.  For each job and library:
 
 Queries are what a sampler sees: 10,000 training points (seeded) plus Gaussian noise of
 scale σ = 0.75 ℓ, ℓ = mean distance to the 16th nearest neighbour × √(2/d) (the package's
-latent default σ, ``mmsold_cli/defaults.py``; t = 0.25 ℓ does not enter a neighbour search),
+latent default σ, ``mmsold_cli/defaults.py``; t does not enter a neighbour search),
 ℓ measured exactly on 2,000 sampled training points.
 
 Threads: every library is held to ``--threads`` (default 2, the machine's cores):

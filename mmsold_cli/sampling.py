@@ -157,14 +157,14 @@ def target_moments(model, *, target_cov: str = "data", t: float = 0.0):
 
 
 def _schedule(cfg, target, schedule):
-    """The step sizes: σ-CFDM's time grid, or the Langevin one (capped for naive SOLD's explicit step)."""
+    """The step sizes: σ-CFDM's time grid, or the Langevin one capped at explicit Euler's stable step."""
     from .samplers import schedules
 
     if cfg.sampler == "cfdm":
         return schedules.cfdm(cfg.steps, cfg.start_time), False
     lam_max = float(np.linalg.eigvalsh(target.cov)[-1])
     sched = (schedule or schedules.constant)(steps=cfg.steps, t=cfg.t, sigma=cfg.sigma, eta=cfg.eta, lam_max=lam_max)
-    if cfg.sampler == "sold":  # the unconstrained explicit step needs h λmax/t² ≤ 1 (see euler_stable)
+    if cfg.sampler in ("sold", "mmsold"):  # the drift's stiffness is λmax/t² whatever σ is (see euler_stable)
         capped = schedules.euler_stable(sched, lam_max)
         return capped, bool(np.any(capped.h < sched.h))
     return sched, False
@@ -386,7 +386,7 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
         diagnostics["walked_rows"] = int(tracker.n_walked)
         diagnostics["first_beam_rows"] = int(tracker.n_first)
     settings = cfg.as_dict()
-    if cfg.sampler == "sold":
+    if cfg.sampler in ("sold", "mmsold"):
         settings["step_capped"] = capped
     settings.update(index=model.index_kind_, random_state=random_state, shard=[first, stop],
                     ensembles_total=len(sizes))

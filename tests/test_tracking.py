@@ -109,7 +109,7 @@ def test_defaults_switch_from_spacing_to_length_scale_above_three_dimensions(rng
     model = fit_moments(_latent_like(rng))
     st = sample(model, 200, random_state=0, steps=1).settings
     ell = length_scale(model)
-    np.testing.assert_allclose([st["t"], st["sigma"]], [0.25 * ell, 0.75 * ell], rtol=1e-12)
+    np.testing.assert_allclose([st["t"], st["sigma"]], [0.3 * ell, 0.75 * ell], rtol=1e-12)
     m2 = fit_moments(moons(500, random_state=0))
     st2 = sample(m2, 100, random_state=0, steps=1).settings
     np.testing.assert_allclose([st2["t"], st2["sigma"]], [2 * m2.spacing_, m2.spacing_], rtol=1e-12)

@@ -217,8 +217,9 @@ def _sheets(rng, n, d=64, k=50, rank=8):
 
 def test_large_sets_are_walked_wider(monkeypatch):
     """``auto`` walks training sets up to WALK_MAX_POINTS; above WIDE_WALK_ABOVE points the walk expands
-    WIDE_WALK_WIDTH entries, and along the same run on noisy 64-D sheets (where a greedy walk misses some of a
-    particle's nearly equidistant neighbours) the wider walk finds more of the 16 nearest."""
+    WIDE_WALK_WIDTH entries; along a run on noisy 64-D sheets (nearly equidistant neighbours) both widths find
+    the 16 nearest (before MM-SOLD's step was capped, the particles swung across the sheets and the 16-wide walk
+    missed some: 0.98 against 0.99 and more for the 40-wide one)."""
     import mmsold_cli.defaults as defaults
     from mmsold_cli import Model
     from mmsold_cli.score.searches import WALK_MAX_POINTS, resolve_search
@@ -246,7 +247,7 @@ def test_large_sets_are_walked_wider(monkeypatch):
     sample(model, 200, random_state=3, steps=6)
     assert sorted(found) == [16, 40]
     rec = {w: np.mean(r[1:]) for w, r in found.items()}  # after the first beams
-    assert rec[40] > rec[16] >= 0.98, rec
+    assert min(rec.values()) >= 0.995, rec  # measured 1.0 and 1.0
 
 
 def test_flags_of_the_wrong_shape_are_refused(rng):
