@@ -16,10 +16,12 @@ so a step costs at most :math:`c + w g` distance evaluations (the re-measure and
 one expansion of each of the w nearest) instead of a search over all n points.
 Particles move a fraction of their neighbourhood per step (on MNIST PCA-64 about
 a third of the distance to their 16th nearest), so the walk follows the particle
-from its last beam: there about 3 entries a step enter the first 16.  On flatter,
-larger sets the beam turns over faster (the 200,000 × 64 mixture of
-benchmarks/latent_scale.py: about 27 new entries in the first 40 each step).  A
-start far from its beam (the first step of a batch) walks longer.
+from its last beam: there about 3 entries a step enter the first 16 (measured before
+MM-SOLD's step was capped at explicit Euler's limit; settled particles move less).  Particles
+that swing across the data turn the beam over almost completely: before the cap, on the
+200,000 × 64 mixture of benchmarks/latent_scale.py, about 27 new entries entered the first
+40 each step, and the walk ran at half today's speed there.  A start far from its beam
+(the first step of a batch) walks longer.
 
 An entry stays *expanded* from step to step while it stays in the beam: only the
 first ``renew`` entries (the nearest, whose neighbours matter most to the K
