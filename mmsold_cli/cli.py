@@ -252,7 +252,7 @@ def sample_cmd(
     sampler: str = typer.Option("mmsold", "--sampler",
                                 help="mmsold, sold (no moment constraint) or cfdm (smoothed closed-form diffusion)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps [100; cfdm: (1 − T)/(0.1 × spacing)]."),
-    eta: Optional[float] = typer.Option(None, "--eta", help="Step factor η in h = η(t²+σ²)/λmax [0.3]."),
+    eta: Optional[float] = typer.Option(None, "--eta", help="Step factor η in h = η(t²+σ²)/λmax, at most t²/λmax for mmsold and sold [0.3]."),
     t: Optional[float] = typer.Option(None, "--t", help="Noise level t [2 × training spacing if d ≤ 3, else 0.3 ℓ; see mmsold_cli.defaults]; not for cfdm."),
     sigma: Optional[float] = typer.Option(None, "--sigma", help="Smoothing σ [t/2 if d ≤ 3, else 0.75 ℓ; cfdm: 0.75 ℓ]."),
     draws: Optional[int] = typer.Option(None, "-M", "--draws", help="Draws per score evaluation [4; cfdm: 10]."),

@@ -53,10 +53,11 @@ def euler_stable(schedule: Schedule, lam_max: float, limit: float = EULER_LIMIT)
     Naive SOLD diverged (MNIST PCA-64: sliced W2 0.74 against 0.05 for training
     codes).  MM-SOLD's retraction holds each ensemble's moments, so it does not
     diverge, but its particles swing across the data instead of settling on it:
-    on the 200k × 64 mixture of rank-8 sheets (four such directions), uncapped,
-    samples sat 3.5 from the nearest training code against 1.5 for held-out
-    codes, with precision 0.09 (0.87 for real codes); capped, 1.0 and 0.80.
-    MNIST PCA-64 (two such directions) moved from precision 0.48 to 0.51.
+    on the 200k × 64 mixture of rank-8 sheets (four such directions), at
+    t = 0.25 ℓ uncapped, samples sat 3.5 from the nearest training code against
+    1.5 for held-out codes, with precision 0.09 (0.87 for real codes); capped,
+    1.0 and 0.80.  MNIST PCA-64 (two such directions) moved from precision 0.48
+    to 0.51 (docs/performance.md §9).
     In 2-D (σ = t/2) the default is 0.375 and the cap changes nothing.
     """
     t = np.asarray(schedule.t, dtype=float)
