@@ -157,17 +157,16 @@ def target_moments(model, *, target_cov: str = "data", t: float = 0.0):
 
 
 def _schedule(cfg, target, schedule):
-    """The step sizes: σ-CFDM's time grid, or the Langevin one capped at explicit Euler's stable step."""
+    """(schedule, capped): σ-CFDM's time grid (capped None), or the Langevin one capped at explicit Euler's
+    stable step (capped: whether the cap shortened any step)."""
     from .samplers import schedules
 
     if cfg.sampler == "cfdm":
-        return schedules.cfdm(cfg.steps, cfg.start_time), False
+        return schedules.cfdm(cfg.steps, cfg.start_time), None
     lam_max = float(np.linalg.eigvalsh(target.cov)[-1])
     sched = (schedule or schedules.constant)(steps=cfg.steps, t=cfg.t, sigma=cfg.sigma, eta=cfg.eta, lam_max=lam_max)
-    if cfg.sampler in ("sold", "mmsold"):  # the drift's stiffness is λmax/t² whatever σ is (see euler_stable)
-        capped = schedules.euler_stable(sched, lam_max)
-        return capped, bool(np.any(capped.h < sched.h))
-    return sched, False
+    capped = schedules.euler_stable(sched, lam_max)  # the drift's stiffness is λmax/t² whatever σ is
+    return capped, bool(np.any(capped.h < sched.h))
 
 
 def _starts(X, cfg, law, stream, a: int, b: int, P: int, mixture, order) -> np.ndarray:
@@ -386,7 +385,7 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
         diagnostics["walked_rows"] = int(tracker.n_walked)
         diagnostics["first_beam_rows"] = int(tracker.n_first)
     settings = cfg.as_dict()
-    if cfg.sampler in ("sold", "mmsold"):
+    if capped is not None:
         settings["step_capped"] = capped
     settings.update(index=model.index_kind_, random_state=random_state, shard=[first, stop],
                     ensembles_total=len(sizes))
