@@ -69,11 +69,9 @@ def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
     row["psteps_no_score"] = score_off_speed(model, res.settings["search"], seed)
 
     # score error and recall along a run: the search object's calls are observed, the run is unchanged
-    strategy_cls = {"walk": "WalkSearch", "pool": "PoolSearch"}.get(res.settings["search"])
+    cls = search_class(res.settings["search"])
     errs, recs, best_errs = [], [], []
-    if strategy_cls is not None:
-        mod = __import__(f"mmsold_cli.score.searches.{res.settings['search']}", fromlist=[strategy_cls])
-        cls = getattr(mod, strategy_cls)
+    if cls is not None:
         orig = cls.barycentre_mean
         calls = [0]
 
@@ -132,6 +130,13 @@ def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
     return row
 
 
+def search_class(search: str):
+    """The class of a tracked search (``walk``, ``pool``) whose ``barycentre_mean`` this benchmark observes or
+    replaces; None for the others."""
+    name = {"walk": "WalkSearch", "pool": "PoolSearch"}.get(search)
+    return None if name is None else getattr(__import__(f"mmsold_cli.score.searches.{search}", fromlist=[name]), name)
+
+
 def score_off_speed(model, search: str, seed: int) -> float | None:
     """Particle-steps/s of the same run with the search's barycentre replaced by the particle itself.
 
@@ -142,10 +147,9 @@ def score_off_speed(model, search: str, seed: int) -> float | None:
 
     from mmsold_cli import sample
 
-    cls_name = {"walk": "WalkSearch", "pool": "PoolSearch"}.get(search)
-    if cls_name is None:
+    cls = search_class(search)
+    if cls is None:
         return None
-    cls = getattr(__import__(f"mmsold_cli.score.searches.{search}", fromlist=[cls_name]), cls_name)
     orig = cls.barycentre_mean
 
     def no_score(self, Z, t, sigma, M, rng, *, out=None, score=False):

@@ -17,7 +17,7 @@ one expansion of each of the w nearest) instead of a search over all n points.
 Particles move a fraction of their neighbourhood per step (on MNIST PCA-64 about
 a third of the distance to their 16th nearest), so the walk follows the particle
 from its last beam: there about 3 entries a step enter the first 16 (measured before
-MM-SOLD's step was capped at explicit Euler's limit; settled particles move less).  Particles
+MM-SOLD's step was capped at explicit Euler's limit; not measured since).  Particles
 that swing across the data turn the beam over almost completely: before the cap, on the
 200,000 × 64 mixture of benchmarks/latent_scale.py, about 27 new entries entered the first
 40 each step, and the walk ran at half today's speed there.  A start far from its beam
