@@ -134,9 +134,13 @@ def clustered_model():
 
 def test_recall_and_score_error_along_a_run(clustered_model, monkeypatch):
     """Along a real run: the K = 16 nearest of each particle are in its beam (≥ 0.99 on average, ≥ 0.97 at every
-    checked step), and the score is within 3 % of the exact all-points estimator with the same draws, and no
-    more than 10 % further from it than the score over each particle's exact c nearest points (what a perfect
-    search would give the beam)."""
+    checked step), and the score is no more than 10 % further from the exact all-points estimator with the same
+    draws than the score over each particle's exact c nearest points (what a perfect search would give the beam),
+    and within 4.5 % of the exact one.
+
+    Every particle is checked: the relative error is carried by a few particles, so every 5th gave a ratio to a
+    perfect search of 0.98–1.15 over seeds 1–6 where all 500 give 1.01–1.07 (perfect search 0.031–0.037,
+    the walk 0.033–0.038)."""
     from mmsold_cli.score.searches import walk as walk_mod
 
     X = clustered_model.X_
@@ -144,15 +148,14 @@ def test_recall_and_score_error_along_a_run(clustered_model, monkeypatch):
     orig = walk_mod.WalkSearch.barycentre_mean
 
     def wrapped(self, Z, t, sigma, M, rng, *, out=None, score=False):
-        sub = slice(0, None, 5)
-        Zs = Z[sub].copy()
-        U = antithetic_draws(rng, M, Z.shape, sigma)[:, sub]
+        Zs = Z.copy()
+        U = antithetic_draws(rng, M, Z.shape, sigma)
         res = orig(self, Z, t, sigma, M, rng, out=out, score=score)
-        S = res[sub] if score else (res[sub] - Zs) / t**2
+        S = res if score else (res - Zs) / t**2
         E = smoothed_score_exact(X, Zs, t, U)
         best = _exact_knn(X, Zs, self.tracker.c)
         S_best = (np.mean([barycentre_candidates(X, Zs + u, best, t) for u in U], axis=0) - Zs) / t**2
-        records.append((_recall(self.tracker.idx[sub, :16], best[:, :16]),
+        records.append((_recall(self.tracker.idx[:, :16], best[:, :16]),
                         np.linalg.norm(S - E) / np.linalg.norm(E), np.linalg.norm(S_best - E) / np.linalg.norm(E)))
         return res
 
@@ -161,7 +164,7 @@ def test_recall_and_score_error_along_a_run(clustered_model, monkeypatch):
     assert res.settings["search"] == "walk"
     rec = np.array(records)
     assert rec[:, 0].mean() >= 0.99 and rec[:, 0].min() >= 0.97, rec[:, 0]
-    assert rec[:, 1].mean() <= 0.03, rec[:, 1]
+    assert rec[:, 1].mean() <= 0.045, rec[:, 1]
     assert rec[:, 1].mean() <= 1.1 * rec[:, 2].mean(), rec[:, 1:].mean(axis=0)
 
 
