@@ -15,9 +15,16 @@ numba = import_numba()
 from llvmlite import ir  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-__all__ = ["exp_nonpos", "exp_nonpos_array", "exp32", "exp32_array"]
+__all__ = ["exp_nonpos", "exp_nonpos_array", "exp32", "exp32_array", "EXP_CUT"]
 
 _F32 = numba.float32
+
+#: :func:`exp_nonpos` is 0 below this argument.  The kernels' weights are relative to the largest, which is 1,
+#: and a weight under e^-64 ≈ 1.6e-28 cannot change a float64 sum holding that 1.  Smaller weights, kept,
+#: became subnormal numbers further on (a weight divided by the softmax's denominator, times a coordinate
+#: difference), and x86 CPUs that take a microcode assist on subnormals ran the score kernels several times
+#: slower: the MNIST PCA-256 kernel 5.5× on an Intel Xeon (docs/performance.md §9).
+EXP_CUT = -64.0
 
 
 @intrinsic
@@ -33,16 +40,17 @@ def _bits_to_float(typingctx, i):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def exp_nonpos(x):
-    r"""exp(x) for x ≤ 0 to about 1e-15 relative, in plain arithmetic LLVM can vectorise.
+    r"""exp(x) for EXP_CUT ≤ x ≤ 0 to about 1e-15 relative, and 0 below EXP_CUT, in plain arithmetic LLVM can
+    vectorise.
 
     .. math:: e^x = 2^k e^r,\quad k = \mathrm{round}(x/\ln 2),\ |r| \le \tfrac{\ln 2}{2}
 
     with :math:`e^r` by its Taylor polynomial of degree 12 (truncation
-    :math:`< 2\cdot 10^{-16}`) and :math:`2^k` built from its exponent bits;
-    x below −708 returns :math:`e^{-708}` (a weight 1e-308 of the largest, which is 1).
+    :math:`< 2\cdot 10^{-16}`) and :math:`2^k` built from its exponent bits.
     """
+    x0 = x
     if x < -708.0:
-        x = -708.0
+        x = -708.0  # keeps 2^k in range (the result is 0 there anyway)
     kf = np.floor(x * 1.4426950408889634 + 0.5)
     r = x - kf * 0.6931471803691238 - kf * 1.9082149292705877e-10
     p = 2.08767569878681e-09
@@ -58,7 +66,7 @@ def exp_nonpos(x):
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    return p * _bits_to_float((np.int64(kf) + 1023) << 52)
+    return 0.0 if x0 < EXP_CUT else p * _bits_to_float((np.int64(kf) + 1023) << 52)
 
 
 @numba.njit(cache=True, nogil=True)

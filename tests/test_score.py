@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmsold_cli import fit_moments
-from mmsold_cli._fastexp import exp32_array, exp_nonpos_array
+from mmsold_cli._fastexp import EXP_CUT, exp32_array, exp_nonpos_array
 from mmsold_cli.datasets import moons
 from mmsold_cli.errors import MmsoldError
 from mmsold_cli.neighbors.grid_numba import grid_bary_mean
@@ -29,10 +29,12 @@ def _job(rng, n=800, m=150):
     return model, X, Z, t
 
 
-def test_exp_nonpos_matches_libm():
-    x = -np.concatenate([np.linspace(0, 708, 100_001), np.geomspace(1e-300, 1.0, 1000)])
+def test_exp_nonpos_matches_libm_and_is_zero_below_the_cut():
+    x = -np.concatenate([np.linspace(0, -EXP_CUT, 100_001), np.geomspace(1e-300, 1.0, 1000)])
     np.testing.assert_allclose(exp_nonpos_array(x), np.exp(x), rtol=1e-13, atol=0)
-    np.testing.assert_allclose(exp_nonpos_array(np.array([-1e6])), np.exp(-708.0), rtol=1e-13)
+    # below the cut 0, never a subnormal weight (e^-700 would be one once divided by a denominator of 10⁸)
+    assert np.all(exp_nonpos_array(np.array([EXP_CUT - 1e-9, -100.0, -708.0, -750.0, -1e6, -np.inf])) == 0)
+    assert np.isnan(exp_nonpos_array(np.array([np.nan]))[0])
 
 
 def test_exp32_matches_libm():
