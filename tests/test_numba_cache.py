@@ -54,3 +54,73 @@ def test_default_folder_is_named_by_the_digest(tmp_path):
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert Path(out.split()[0]) == tmp_path / "mine"
+
+
+_KERNEL_MODULES = ("mmsold_cli._fastexp", "mmsold_cli._prefetch", "mmsold_cli.rng.normals_numba",
+                   "mmsold_cli.neighbors.grid_numba", "mmsold_cli.neighbors.brute_numba",
+                   "mmsold_cli.neighbors.tracking_numba", "mmsold_cli.neighbors.walk_numba",
+                   "mmsold_cli.score.smoothed_numba", "mmsold_cli.workflows.mls_numba",
+                   "mmsold_cli.samplers.stiefel_numba")
+
+
+def test_no_cached_function_is_called_from_a_kernel():
+    """A kernel's code must not depend on whether its callees were in the cache (mmsold_cli._numba, "Callees")."""
+    import importlib
+
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    dispatchers = {}
+    for name in _KERNEL_MODULES:
+        for obj in vars(importlib.import_module(name)).values():
+            if isinstance(obj, CPUDispatcher):
+                dispatchers[id(obj)] = obj
+    assert len(dispatchers) > 30
+    callees = {}
+    for d in dispatchers.values():
+        for nm in d.py_func.__code__.co_names:
+            o = d.py_func.__globals__.get(nm)
+            if isinstance(o, CPUDispatcher) and o is not d:
+                callees.setdefault(o.py_func.__qualname__, (o, []))[1].append(d.py_func.__qualname__)
+    assert {"normals_at", "walk_row", "measure_row", "_retract_step"} <= set(callees)
+    cached = sorted(f"{name} <- {', '.join(by)}" for name, (o, by) in callees.items()
+                    if o.targetoptions.get("inline", "never") != "always" and not isinstance(o._cache, NullCache))
+    assert not cached, cached
+
+
+_WALK_KERNEL = """
+import hashlib, sys
+import numpy as np
+import mmsold_cli
+from mmsold_cli.rng import normals_numba
+from mmsold_cli.score.smoothed_numba import walk_barycentre_mean
+
+if sys.argv[1] == "normals":  # only the normals' kernels: compiled, cached, and the process ends
+    normals_numba.fill(np.array([1, 2], dtype=np.uint64), np.empty(8))
+    sys.exit(0)
+rng = np.random.default_rng(0)
+n, d, m = 5000, 256, 300
+X = rng.standard_normal((n, d)).astype(np.float32)
+graph = rng.integers(0, n, (n, 32)).astype(np.int32)
+Z = X[:m].astype(np.float64) + 0.3 * rng.standard_normal((m, d))
+beams = np.argsort(rng.random((m, n)), axis=1)[:, :64].astype(np.int32)
+out = walk_barycentre_mean(X, graph, Z, beams, 3.0, width=16, max_expand=16, renew=10, sigma=1.0, n_pairs=2,
+                           key=np.array([5, 6], dtype=np.uint64), n_normals=2, score=True)
+print(hashlib.sha1(out.tobytes()).hexdigest())
+"""
+
+
+def test_a_kernel_gives_the_same_bytes_whatever_the_cache_held(tmp_path):
+    """The walk kernel compiled in an empty cache, and compiled in a cache where another process had left its
+    normals' kernels: the same bytes (they differed in the last bits while the normals' callees were cached)."""
+    def run(cache, mode):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+        res = subprocess.run([sys.executable, "-c", _WALK_KERNEL, mode], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    fresh = run(tmp_path / "empty", "walk")
+    run(tmp_path / "normals-first", "normals")
+    after = run(tmp_path / "normals-first", "walk")
+    assert len(fresh) == 40 and after == fresh

@@ -63,14 +63,16 @@ def philox_block(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-@numba.njit(cache=True, nogil=True)
+# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
+@numba.njit(cache=False, nogil=True)
 def _extra_word(k0, k1, j, n):
     """Extra word n of normal j: word n mod 4 of block (n div 4, j, 1, 0) (a block per word: the slow path is rare)."""
     ws = philox_block(np.uint64(n // 4), np.uint64(j), np.uint64(1), np.uint64(0), k0, k1)
     return ws[n % 4]
 
 
-@numba.njit(cache=True, nogil=True)
+# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
+@numba.njit(cache=False, nogil=True)
 def _slow(W, K, F, k0, k1, j, u):
     """Normal j whose first word u missed the fast path: the tail, the wedge test, retries (no allocation)."""
     n = np.int64(0)  # extra words used so far (np.int64: a literal 0 would compile _extra_word twice)
@@ -99,7 +101,8 @@ def _slow(W, K, F, k0, k1, j, u):
     return -x if neg else x
 
 
-@numba.njit(cache=True, nogil=True)
+# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
+@numba.njit(cache=False, nogil=True)
 def normals_at(W, K, F, k0, k1, j0, out, r0, r1):
     """``out[j] =`` normal number ``j0 + j`` of the key (k0, k1), for j in [r0, r1).
 
@@ -177,7 +180,8 @@ def kernel_draws(G, key, n_normals, start=0):
     return np.empty((0, 0, 0)), int(n_normals), source(key, start)
 
 
-@numba.njit(cache=True, nogil=True)
+# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
+@numba.njit(cache=False, nogil=True)
 def draws_of(src, p0, m, n, buf):
     """The n normals each of particles p0 … p0 + m − 1 from the key source ``src`` = (W, K, F, k0, k1, j0):
     numbers j0 + p0 n … j0 + (p0 + m) n − 1, particle-major, into buf."""
