@@ -1,15 +1,15 @@
 """Process-wide settings that must be in place before numba is imported, and how the kernels are cached.
 
-Callees.  A kernel's machine code must not depend on what the cache held when it was compiled.  When a
-kernel calls another jitted function, numba links the callee's code into it: as LLVM IR when the callee was
-compiled in the same process (LLVM may then inline it and vectorise the kernel's loops differently), as
-object code when the callee came from the cache.  So the same source gave two builds whose fast-math
-reductions rounded differently, and the same seed two sets of samples depending on which kernels an earlier
-process had compiled (after ``mmsold warm-up`` or the test suite, MNIST PCA-256 samples differed in the last
-bits from a fresh install's).  A function called only from other kernels is therefore declared with
-``cache=False`` (and a comment saying so): it is always compiled inside each cached kernel that calls it,
-never loaded alone.  ``tests/test_numba_cache.py`` checks that no cached function is called from a kernel,
-unless numba inlines it itself (``inline="always"``), and that a kernel gives the same bytes either way.
+Callees.  A kernel's machine code must not depend on what was compiled before it.  When a kernel calls
+another jitted function, numba compiles the callee as a library of its own and links it in, and what LLVM
+then makes of the kernel (whether it inlines the callee, how it vectorises the fast-math loops around the
+call) depended on that library's history: compiled earlier in the same process, loaded from the cache, or
+compiled for this kernel.  So one source and one seed gave samples differing in the last bits: MNIST
+PCA-256 after ``mmsold warm-up`` or the test suite against a fresh install, and the walk kernel on fixed
+inputs after the same process had drawn normals.  Every jitted function called from a kernel is therefore
+``inline="always"``: numba splices its body into the kernel before LLVM sees it, and nothing is linked.
+The price is compile time, once per source state (``mmsold warm-up`` on an empty cache: 25 s → 36–39 s).
+``tests/test_numba_cache.py`` checks the rule and that a kernel gives the same bytes whatever came first.
 """
 
 import os

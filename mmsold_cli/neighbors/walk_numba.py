@@ -77,8 +77,8 @@ def seen_size(c: int, g: int, max_expand: int) -> int:
     return 1 << int(2 * (c + max_expand * g)).bit_length()
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True, fastmath=FAST)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True, fastmath=FAST)
 def walk_row(X, graph, z, bd, bi, bx, width, max_expand, renew, seen, stamp):
     """Walk one beam (bd, bi: distances and indices, already measured at z and sorted; bx: expanded flags,
     of which the first ``renew`` are cleared: those entries are expanded again).
@@ -128,8 +128,8 @@ def walk_row(X, graph, z, bd, bi, bx, width, max_expand, renew, seen, stamp):
             _insert(bd, bi, bx, dist[f], fresh[f])
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True, fastmath=FAST)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True, fastmath=FAST)
 def measure_row(X, z, beam, expanded, bd, bi, bx):
     """The beam's entries (distinct; −1: empty) at their distances from z, sorted (ties by index), each with
     its flag from ``expanded`` (the beam's flags from the last step, in the beam's order).

@@ -63,16 +63,16 @@ def philox_block(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _extra_word(k0, k1, j, n):
     """Extra word n of normal j: word n mod 4 of block (n div 4, j, 1, 0) (a block per word: the slow path is rare)."""
     ws = philox_block(np.uint64(n // 4), np.uint64(j), np.uint64(1), np.uint64(0), k0, k1)
     return ws[n % 4]
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _slow(W, K, F, k0, k1, j, u):
     """Normal j whose first word u missed the fast path: the tail, the wedge test, retries (no allocation)."""
     n = np.int64(0)  # extra words used so far (np.int64: a literal 0 would compile _extra_word twice)
@@ -101,13 +101,13 @@ def _slow(W, K, F, k0, k1, j, u):
     return -x if neg else x
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def normals_at(W, K, F, k0, k1, j0, out, r0, r1):
     """``out[j] =`` normal number ``j0 + j`` of the key (k0, k1), for j in [r0, r1).
 
-    A function call, not inlined into the kernels: inlining compiled it again in each (seconds of a first
-    run).  Callers pass constants as ``np.int64(0)``: a literal 0 would compile a second specialisation.
+    Inlined into each kernel that calls it (see :mod:`mmsold_cli._numba`, "Callees"), which costs compile
+    time once.  Callers pass constants as ``np.int64(0)``: a literal 0 would compile a second specialisation.
     """
     zero = np.uint64(0)
     # Pass 1, branch-free: the fast path for every word (a branch on the sign or on the fast test would be
@@ -180,8 +180,8 @@ def kernel_draws(G, key, n_normals, start=0):
     return np.empty((0, 0, 0)), int(n_normals), source(key, start)
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def draws_of(src, p0, m, n, buf):
     """The n normals each of particles p0 … p0 + m − 1 from the key source ``src`` = (W, K, F, k0, k1, j0):
     numbers j0 + p0 n … j0 + (p0 + m) n − 1, particle-major, into buf."""

@@ -55,8 +55,8 @@ __all__ = ["MAX_DIM", "step", "langevin_step", "moment_error", "to_z"]
 MAX_DIM = 8
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _product_into(A, B, W, out):
     """out ← A B for d × d blocks, through the scratch W (out may be A or B)."""
     d = A.shape[0]
@@ -71,8 +71,8 @@ def _product_into(A, B, W, out):
             out[a, b] = W[a, b]
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _inv_sqrt(H, out, T, Yk, Zk, W):
     """out = H^{-1/2} for a symmetric positive definite d × d H; returns False if it did not converge."""
     d = H.shape[0]
@@ -124,8 +124,8 @@ def _inv_sqrt(H, out, T, Yk, Zk, W):
     return True
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _centre_gram(C, H):
     """Centre the (P, d) block C in place; H = CᵀC/P.
 
@@ -150,8 +150,8 @@ def _centre_gram(C, H):
             H[b, a] = s / P
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _apply(C, R, row):
     """C <- C R, row by row (R is d × d)."""
     P, d = C.shape
@@ -165,8 +165,8 @@ def _apply(C, R, row):
             C[i, b] = row[b]
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _retract_step(y, g, c, mu, A, H, R, T, Yk, Zk, W, row):
     """c ← R(y + Π_y(g)) for one ensemble (y, g, c of shape (P, d)); False if the iteration cannot retract."""
     P, d = y.shape
@@ -200,8 +200,8 @@ def _retract_step(y, g, c, mu, A, H, R, T, Yk, Zk, W, row):
     return True
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _copy_into(src, dst):
     # a loop, not ``dst[...] = src``: numba's array assignment compiles a shape check whose error message
     # (string formatting) costs seconds of first-run compile time

@@ -24,8 +24,8 @@ from .._threads import run_rows  # noqa: E402
 __all__ = ["mls_once_numba"]
 
 
-# a callee: compiled into each kernel that calls it, never cached alone (mmsold_cli._numba)
-@numba.njit(cache=False, nogil=True)
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, inline="always", nogil=True)
 def _eig3(A, V, lam):
     """Eigen-decomposition of the symmetric 3 × 3 ``A`` (destroyed): ascending ``lam``, vectors in V's columns."""
     for i in range(3):
