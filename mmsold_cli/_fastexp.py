@@ -23,7 +23,7 @@ _F32 = numba.float32
 #: and a weight under e^-64 ≈ 1.6e-28 cannot change a float64 sum holding that 1.  Smaller weights, kept,
 #: became subnormal numbers further on (a weight divided by the softmax's denominator, times a coordinate
 #: difference), and x86 CPUs that take a microcode assist on subnormals ran the score kernels several times
-#: slower: the MNIST PCA-256 kernel 5.5× on an Intel Xeon (docs/performance.md §9).
+#: slower (docs/performance.md §9).
 EXP_CUT = -64.0
 
 

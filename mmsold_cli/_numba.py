@@ -8,7 +8,7 @@ compiled for this kernel.  So one source and one seed gave samples differing in 
 PCA-256 after ``mmsold warm-up`` or the test suite against a fresh install, and the walk kernel on fixed
 inputs after the same process had drawn normals.  Every jitted function called from a kernel is therefore
 ``inline="always"``: numba splices its body into the kernel before LLVM sees it, and nothing is linked.
-The price is compile time, once per source state (``mmsold warm-up`` on an empty cache: 25 s → 36–39 s).
+The price is compile time, once per source state (docs/performance.md §9).
 ``tests/test_numba_cache.py`` checks the rule and that a kernel gives the same bytes whatever came first.
 """
 
