@@ -20,6 +20,7 @@ _KERNEL_MODULES = (
     "mmsold_cli.neighbors.grid_numba",
     "mmsold_cli.neighbors.brute_numba",
     "mmsold_cli.neighbors.tracking_numba",
+    "mmsold_cli.neighbors.walk_numba",
     "mmsold_cli.score.smoothed_numba",
     "mmsold_cli.workflows.mls_numba",
     "mmsold_cli.samplers.stiefel_numba",
@@ -42,7 +43,7 @@ def _dispatchers():
 def _calls():
     """(label, thunk) pairs that reach every kernel through its wrapper, on tiny inputs."""
     from . import _fastexp
-    from .neighbors import brute_numba, grid_numba, tracking_numba
+    from .neighbors import brute_numba, grid_numba, tracking_numba, walk_numba
     from .neighbors.indexes import GridIndex
     from .rng import normals_numba
     from .samplers import stiefel, stiefel_numba
@@ -71,6 +72,12 @@ def _calls():
         ("brute top-k", lambda: brute_numba.topk_rows(rng.random((4, 32)), np.zeros(4), 3)),
         ("screened k-NN", lambda: brute_numba.screened_knn(X16, None, np.einsum("ij,ij->i", X16, X16), X16[:4], 3)),
         ("tracking", lambda: tracking_numba.track(X2, graph, Z, pool, 8, distances=False)),
+        # the walk search, latent sets' default: first beams walked over the float64 points, the fused score
+        # kernel over their float32 copy (mmsold_cli.score.searches.walk.rows_of)
+        ("walk", lambda: walk_numba.walk(X2, graph, Z, pool.copy(), width=2, max_expand=2, renew=1)),
+        ("walk barycentre", lambda: smoothed_numba.walk_barycentre_mean(
+            X2.astype(np.float32), graph, Z, pool.copy(), 0.1, width=2, max_expand=2, renew=1, sigma=0.05,
+            n_pairs=1, key=key, n_normals=1, score=True)),
         ("barycentre", lambda: smoothed_numba.barycentre_mean(X2, G, np.broadcast_to(pool, (2,) + pool.shape)
                                                               .astype(np.int64), 0.1)),
         ("pool barycentre", lambda: smoothed_numba.pool_barycentre_mean(X2, Z, None, pool, 0.1, sigma=0.05,

@@ -56,28 +56,17 @@ def test_default_folder_is_named_by_the_digest(tmp_path):
     assert Path(out.split()[0]) == tmp_path / "mine"
 
 
-_KERNEL_MODULES = ("mmsold_cli._fastexp", "mmsold_cli._prefetch", "mmsold_cli.rng.normals_numba",
-                   "mmsold_cli.neighbors.grid_numba", "mmsold_cli.neighbors.brute_numba",
-                   "mmsold_cli.neighbors.tracking_numba", "mmsold_cli.neighbors.walk_numba",
-                   "mmsold_cli.score.smoothed_numba", "mmsold_cli.workflows.mls_numba",
-                   "mmsold_cli.samplers.stiefel_numba")
-
-
 def test_every_function_a_kernel_calls_is_inlined():
     """A kernel's code must not depend on what was compiled before it (mmsold_cli._numba, "Callees"): every
     jitted function called from a kernel is spliced in by numba, never linked as a library of its own."""
-    import importlib
-
     from numba.core.registry import CPUDispatcher
 
-    dispatchers = {}
-    for name in _KERNEL_MODULES:
-        for obj in vars(importlib.import_module(name)).values():
-            if isinstance(obj, CPUDispatcher):
-                dispatchers[id(obj)] = obj
+    from mmsold_cli.warmup import _dispatchers
+
+    dispatchers = _dispatchers()
     assert len(dispatchers) > 30
     callees = {}
-    for d in dispatchers.values():
+    for d in dispatchers:
         g = d.py_func.__globals__
         for nm in d.py_func.__code__.co_names:
             o = g.get(nm)

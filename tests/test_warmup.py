@@ -21,6 +21,16 @@ def test_warm_up_then_the_readme_job_compiles_nothing(tmp_path):
     assert info["cache_dir"] == str(cache)
     warmed = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
     assert any(p.suffix == ".nbc" for p in warmed)
+    # every kernel of the package is in the cache (numba names an index file module.function-line.pyXY.nbi);
+    # functions numba inlines into their callers have none of their own
+    from mmsold_cli.warmup import _dispatchers
+
+    names = {p.name for p in warmed if p.suffix == ".nbi"}
+    missing = sorted(f"{d.py_func.__module__}.{d.py_func.__name__}" for d in _dispatchers()
+                     if d.targetoptions.get("inline", "never") != "always"
+                     and not any(n.startswith(f"{d.py_func.__module__.rsplit('.', 1)[-1]}.{d.py_func.__name__}-")
+                                 for n in names))
+    assert not missing, missing
     _mmsold(["fit-moments", str(SAMPLE_DATA / "moons_train.npy"), "-o", "moons.h5", "--overwrite"], env, tmp_path)
     _mmsold(["sample", "moons.h5", "-n", "1000", "-o", "moons_samples.npy", "--seed", "0", "--overwrite"], env,
             tmp_path)
