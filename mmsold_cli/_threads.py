@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._numba import import_numba
 
-__all__ = ["n_threads", "run_rows", "serial_blas", "BLAS_SERIAL_MAX_DIM", "BLAS_SERIAL_MAX_DIM_SPIN"]
+__all__ = ["n_threads", "run_rows", "serial_blas", "interruptible", "BLAS_SERIAL_MAX_DIM", "BLAS_SERIAL_MAX_DIM_SPIN"]
 
 _EXECUTOR = None
 
@@ -50,6 +50,36 @@ def run_rows(kernel, m: int, *args, min_rows: int = 256):
     finally:
         for f in futures:
             f.result()
+
+
+def interruptible(fn, *args):
+    """``fn(*args)`` on a worker thread while the main thread waits in short joins; its value, or its exception.
+
+    Python runs signal handlers (Ctrl-C, the CLI's SIGTERM) only in the main thread and only between
+    bytecodes, so a single native call that runs for seconds (faiss's k-means) holds off a stop until it
+    returns.  When ``fn`` releases the GIL, the waiting main thread takes the signal within 50 ms and the
+    handler's exception propagates; the worker (a daemon thread) is left to finish on its own and its result
+    is dropped.  Called from another thread, ``fn`` runs there directly.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="mmsold-native", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 def serial_blas(d: int):
