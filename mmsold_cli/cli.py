@@ -44,6 +44,68 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+#: Seconds the main thread has to unwind after SIGINT or SIGTERM before :func:`_watch_stops` ends the process.
+STOP_GRACE = 1.0
+#: The first stop signal received (set by the watcher thread), or None.
+_STOP = {"signal": None}
+
+
+def _stop_message(sig) -> tuple[str, int]:
+    if sig == signal.SIGINT:
+        return "mmsold: interrupted; no partial output left\n", 130
+    return "mmsold: terminated; no partial output left\n", 143
+
+
+def _watch_stops() -> None:
+    """End the process within STOP_GRACE seconds of SIGINT or SIGTERM, whatever the main thread is running.
+
+    Python runs a signal's handler in the main thread between two bytecodes, so a stop used to wait for the
+    native call under way: numba compiling a kernel on a first run (LLVM, up to 8 s measured), a sort over the
+    32 million edges of a 10⁶-point graph (7 s).  The C-level handler writes the signal's number to the wakeup
+    file descriptor at once, though.  A watcher thread reading it leaves the handler STOP_GRACE seconds to
+    unwind (the usual path: writers delete their temporary files, :func:`run` exits 130 or 143); after that
+    it deletes the pending temporary outputs itself (:func:`mmsold_cli.io.arrays.remove_partial_outputs`, which
+    waits for a commit under way) and leaves with :func:`os._exit`.  A stop's exception raised inside a callback
+    is swallowed by Python ("Exception ignored in ..."); such reports are dropped, since the watcher ends the run.
+    """
+    import threading
+    import time
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        os.close(r)
+        os.close(w)
+        return
+    stops = (signal.SIGINT, signal.SIGTERM)
+
+    def watch():
+        while _STOP["signal"] is None:
+            for sig in os.read(r, 64):
+                if sig in stops and _STOP["signal"] is None:
+                    _STOP["signal"] = sig
+        time.sleep(STOP_GRACE)
+        from .io.arrays import remove_partial_outputs
+
+        remove_partial_outputs()
+        text, code = _stop_message(_STOP["signal"])
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os.write(2, text.encode())
+        os._exit(code)
+
+    threading.Thread(target=watch, name="mmsold-stop", daemon=True).start()
+    previous = sys.unraisablehook
+
+    def unraisable(info):
+        if not isinstance(info.exc_value, (_Terminated, KeyboardInterrupt)):
+            previous(info)
+
+    sys.unraisablehook = unraisable
+
+
 def _fail(msg: str, code: int = 2):
     sys.stderr.write(f"mmsold: error: {msg}\n")
     raise typer.Exit(code)
@@ -124,6 +186,9 @@ def _run(fn):
     except _cli_exceptions():
         raise
     except Exception as exc:
+        if _STOP["signal"] is not None:  # the stop's exception was swallowed in a callback and broke what ran next
+            sys.stderr.write(_stop_message(_STOP["signal"])[0])
+            raise typer.Exit(_stop_message(_STOP["signal"])[1]) from None
         if _STATE["debug"]:
             raise
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -190,7 +255,7 @@ def main(
 def fit_moments_cmd(
     data: str = typer.Argument(..., help="Training set: .npy .npz[:key] .h5[:/dataset] .csv .txt .xyz .ply .obj"),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.h5)."),
-    index: str = typer.Option("auto", "--index", help="Neighbour index: auto, kdtree, brute, nndescent."),
+    index: str = typer.Option("auto", "--index", help="Neighbour index: auto, kdtree, brute, nndescent, grid, ivf (ivf needs mmsold[fast])."),
     pca: Optional[int] = typer.Option(None, "--pca", metavar="K",
                                       help="DATA is images (N×H×W): fit a K-component PCA basis, store it in the "
                                            "model and fit the codes; sample then decodes to images."),
@@ -462,6 +527,7 @@ def run():
     """
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     signal.signal(signal.SIGTERM, _on_sigterm)  # from the start: SIGTERM while parsing also exits 143
+    _watch_stops()
     try:
         app()
         code = 0

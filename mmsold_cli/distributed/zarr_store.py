@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MmsoldError
+from ..io.arrays import committing, track_partial, untrack_partial
 
 __all__ = ["ZarrOutput", "write_rows", "read_zarr", "check_zarr_target", "ZARR_ARRAY"]
 
@@ -93,6 +94,7 @@ class ZarrOutput:
         self.chunk_rows = max(1, min(int(chunk_rows), max(1, int(n))))
         self.overwrite = overwrite
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part.zarr", dir=self.path.parent))
+        track_partial(self.tmp, folder=True)
         try:
             os.chmod(self.tmp, 0o777 & ~_umask())
             root = zarr.open_group(store=str(self.tmp), mode="w", zarr_format=3)
@@ -120,14 +122,16 @@ class ZarrOutput:
         if self.tmp is None:
             raise RuntimeError("the store was discarded")
         old = None
-        if self.path.exists():
-            if not self.overwrite:
-                raise MmsoldError(f"{self.path}: exists; pass --overwrite to replace it")
-            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
-            os.rmdir(old)
-            os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
-        self.tmp = None
+        if self.path.exists() and not self.overwrite:
+            raise MmsoldError(f"{self.path}: exists; pass --overwrite to replace it")
+        with committing():
+            if self.path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+                os.rmdir(old)
+                os.replace(self.path, old)
+            os.replace(self.tmp, self.path)
+            untrack_partial(self.tmp)
+            self.tmp = None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.path
@@ -135,6 +139,7 @@ class ZarrOutput:
     def discard(self) -> None:
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            untrack_partial(self.tmp)
             self.tmp = None
 
 

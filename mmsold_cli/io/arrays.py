@@ -19,6 +19,7 @@ import errno
 import os
 import signal
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -306,6 +307,45 @@ def _fsync(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+#: Temporary outputs not yet moved into place (path → is a folder), for a stop that cannot wait for the
+#: writers to unwind (:func:`remove_partial_outputs`).
+_PARTIAL: dict[Path, bool] = {}
+#: Held while outputs are moved into place, so a forced stop takes all of a command's outputs or none.
+_COMMIT = threading.RLock()
+
+
+def track_partial(path, folder: bool = False) -> None:
+    """Record a temporary output (a file, or a folder such as a zarr store) until :func:`untrack_partial`."""
+    _PARTIAL[Path(path)] = folder
+
+
+def untrack_partial(path) -> None:
+    _PARTIAL.pop(Path(path), None)
+
+
+@contextlib.contextmanager
+def committing():
+    """The moves of outputs into place: a forced stop waits for them (with :func:`_signals_held` for Python's own
+    signal handlers)."""
+    with _COMMIT, _signals_held():
+        yield
+
+
+def remove_partial_outputs(wait: float = 10.0) -> None:
+    """Delete every temporary output still pending, once no commit is under way (waiting up to ``wait`` s).
+
+    For a process about to leave with :func:`os._exit` while its main thread is stuck in a native call: the lock
+    is kept, so nothing is moved into place afterwards.
+    """
+    import shutil
+
+    _COMMIT.acquire(timeout=wait)
+    for path, folder in list(_PARTIAL.items()):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(path) if folder else os.unlink(path)
+        _PARTIAL.pop(path, None)
+
+
 @contextlib.contextmanager
 def _signals_held():
     """Hold SIGINT and SIGTERM back for the duration; deliver them afterwards.
@@ -372,13 +412,15 @@ def atomic_paths(*targets: str | os.PathLike, overwrite: bool = False):
             fd, tmp = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".part" + t.suffix, dir=t.parent)
             os.close(fd)
             tmps.append(Path(tmp))
+            track_partial(tmp)
             os.chmod(tmp, mode)  # mkstemp makes 0600; give the file the usual permissions
         yield tmps
         for tmp in tmps:
             _fsync(tmp)
-        with _signals_held():
+        with committing():
             for tmp, t in zip(tmps, targets):
                 os.replace(tmp, t)
+                untrack_partial(tmp)
             tmps = []
         for parent in {t.parent for t in targets}:
             with contextlib.suppress(OSError):
@@ -389,6 +431,7 @@ def atomic_paths(*targets: str | os.PathLike, overwrite: bool = False):
         for tmp in tmps:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            untrack_partial(tmp)
 
 
 @contextlib.contextmanager
