@@ -24,6 +24,7 @@ _KERNEL_MODULES = (
     "mmsold_cli.score.smoothed_numba",
     "mmsold_cli.workflows.mls_numba",
     "mmsold_cli.samplers.stiefel_numba",
+    "mmsold_cli.samplers.inits_numba",
 )
 
 
@@ -46,7 +47,7 @@ def _calls():
     from .neighbors import brute_numba, grid_numba, tracking_numba, walk_numba
     from .neighbors.indexes import GridIndex
     from .rng import normals_numba
-    from .samplers import stiefel, stiefel_numba
+    from .samplers import inits_numba, stiefel, stiefel_numba
     from .score import smoothed_numba
     from .workflows import mls_numba
 
@@ -74,6 +75,7 @@ def _calls():
         ("tracking", lambda: tracking_numba.track(X2, graph, Z, pool, 8, distances=False)),
         # the walk search, latent sets' default: first beams walked over the float64 points, the fused score
         # kernel over their float32 copy (mmsold_cli.score.searches.walk.rows_of)
+        ("walk graph", lambda: walk_numba.reverse_edges(graph, np.ones(graph.shape), 4)),  # the model's int32 graph
         ("walk", lambda: walk_numba.walk(X2, graph, Z, pool.copy(), width=2, max_expand=2, renew=1)),
         ("walk barycentre", lambda: smoothed_numba.walk_barycentre_mean(
             X2.astype(np.float32), graph, Z, pool.copy(), 0.1, width=2, max_expand=2, renew=1, sigma=0.05,
@@ -82,6 +84,7 @@ def _calls():
                                                               .astype(np.int64), 0.1)),
         ("pool barycentre", lambda: smoothed_numba.pool_barycentre_mean(X2, Z, None, pool, 0.1, sigma=0.05,
                                                                         n_pairs=1, key=key, n_normals=2)),
+        ("spatial order", lambda: inits_numba.leaf_order(X3, 4)),  # the stratified start's, once per model
         ("manifold step", lambda: stiefel_numba.step(Y, 0.01 * S)),
         ("langevin step", lambda: stiefel_numba.langevin_step(Y.copy(), S, 0.01, L, key, prev, lm=True)),
         ("moments", lambda: (stiefel_numba.moment_error(Y, np.zeros(3), L), stiefel_numba.to_z(Y, np.zeros(3), L))),

@@ -263,3 +263,18 @@ def test_flags_of_the_wrong_shape_are_refused(rng):
     with pytest.raises(ValueError, match="bool"):
         walk_barycentre_mean(X, G, X[:10], beams, 0.5, width=4, max_expand=4, expanded=np.zeros((10, 12), np.int8),
                              G=np.zeros((1, 10, 4)), n_normals=1)
+
+
+@pytest.mark.parametrize("extra", [0, 3, 5, 9])
+def test_walk_graph_numba_equals_numpy(rng, extra):
+    """The counting-sort kernel (1.0 s on 10⁶ points against the reference's 10.5 s) gives the reference's graph,
+    with tied distances (ordered by index) and missing neighbours (−1) in the k-NN lists."""
+    X = np.round(rng.standard_normal((3000, 3)), 1)  # many equal distances
+    sq, idx = knn_graph(X, 5)
+    idx = idx.astype(np.int32)
+    idx[::37, -1] = -1  # a neighbour not found (an approximate index's short list)
+    for knn in (idx, idx.astype(np.int64)):
+        G = walk_graph(knn, sq, extra)
+        np.testing.assert_array_equal(G, walk_graph(knn, sq, extra, backend="numpy"))
+        assert G.dtype == knn.dtype and G.shape == (3000, 5 + extra)
+    assert extra == 0 or (walk_graph(idx, sq, extra)[:, 5:] >= 0).sum() > 1000
