@@ -64,7 +64,7 @@ def _watch_stops() -> None:
     32 million edges of a 10⁶-point graph (7 s).  The C-level handler writes the signal's number to the wakeup
     file descriptor at once, though.  A watcher thread reading it leaves the handler STOP_GRACE seconds to
     unwind (the usual path: writers delete their temporary files, :func:`run` exits 130 or 143); after that
-    it deletes the pending temporary outputs itself (:func:`mmsold_cli.io.arrays.remove_partial_outputs`, which
+    it deletes the pending temporary outputs itself (:func:`mmsold_cli._outputs.remove_partial_outputs`, which
     waits for a commit under way) and leaves with :func:`os._exit`.  A stop's exception raised inside a callback
     is swallowed by Python ("Exception ignored in ..."); such reports are dropped, since the watcher ends the run.
     """
@@ -79,6 +79,9 @@ def _watch_stops() -> None:
         os.close(r)
         os.close(w)
         return
+    # imported by the main thread: an import in the watcher could wait on one the main thread has under way
+    from ._outputs import remove_partial_outputs
+
     stops = (signal.SIGINT, signal.SIGTERM)
 
     def watch():
@@ -87,8 +90,6 @@ def _watch_stops() -> None:
                 if sig in stops and _STOP["signal"] is None:
                     _STOP["signal"] = sig
         time.sleep(STOP_GRACE)
-        from .io.arrays import remove_partial_outputs
-
         remove_partial_outputs()
         text, code = _stop_message(_STOP["signal"])
         with contextlib.suppress(Exception):
@@ -255,7 +256,8 @@ def main(
 def fit_moments_cmd(
     data: str = typer.Argument(..., help="Training set: .npy .npz[:key] .h5[:/dataset] .csv .txt .xyz .ply .obj"),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.h5)."),
-    index: str = typer.Option("auto", "--index", help="Neighbour index: auto, kdtree, brute, nndescent, grid, ivf (ivf needs mmsold[fast])."),
+    index: str = typer.Option("auto", "--index",
+                              help="Neighbour index: auto, kdtree, brute, nndescent, grid, ivf (ivf needs mmsold[fast])."),
     pca: Optional[int] = typer.Option(None, "--pca", metavar="K",
                                       help="DATA is images (N×H×W): fit a K-component PCA basis, store it in the "
                                            "model and fit the codes; sample then decodes to images."),

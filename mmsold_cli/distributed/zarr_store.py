@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._outputs import committing, track_partial, untrack_partial
 from ..errors import MmsoldError
-from ..io.arrays import committing, track_partial, untrack_partial
 
 __all__ = ["ZarrOutput", "write_rows", "read_zarr", "check_zarr_target", "ZARR_ARRAY"]
 
