@@ -43,3 +43,32 @@ def seam_bands(P, tiles, delta, extent):
                     b[m] = np.minimum(b[m], np.abs(P[m, ax] - face))
     inner = np.all((P[:, :2] > 3 * delta) & (P[:, :2] < extent - 3 * delta), axis=1)
     return (b < 2 * delta) & inner, (b >= 2 * delta) & inner
+
+
+def stop_mid_run(tmp_path, script: str, arg, ready: bytes, sig, settle: float, on_ready=None):
+    """Run ``script`` (Python source) with argument ``arg``; once its stderr's first line starts with ``ready``
+    and ``settle`` seconds have passed, call ``on_ready()`` and send ``sig``.  Returns (exit code, seconds from
+    the signal to the exit, the rest of stderr)."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "run.py"
+    path.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(path), str(arg)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            cwd=tmp_path)
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith(ready), line
+        time.sleep(settle)
+        if on_ready is not None:
+            on_ready()
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        code = proc.wait(timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, elapsed, proc.stderr.read().decode(errors="replace")

@@ -2,12 +2,10 @@
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
+from conftest import stop_mid_run
 
 SCRIPT = textwrap.dedent("""
     import os, sys
@@ -45,23 +43,8 @@ SCRIPT = textwrap.dedent("""
 def test_sigterm_mid_tiled_densify_stops_within_two_seconds(tmp_path):
     work = tmp_path / "out"
     work.mkdir()
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(work / "dense.ply")], stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, cwd=tmp_path)
-    try:
-        line = proc.stderr.readline()  # the first tile is done: numba is compiled, the run is under way
-        assert line.startswith(b"tile 1/"), line
-        time.sleep(1.0)  # now in the middle of the second tile
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = proc.stderr.read().decode(errors="replace")
+    # the first tile done: numba is compiled, the run is under way; 1 s later, in the middle of the second tile
+    code, elapsed, err = stop_mid_run(tmp_path, SCRIPT, work / "dense.ply", b"tile 1/", signal.SIGTERM, 1.0)
     assert code == 143, err
     assert "terminated; no partial output left" in err
     print(f"SIGTERM to exit: {elapsed:.2f} s")

@@ -6,14 +6,13 @@ removing pending temporary outputs; a faiss k-means or a compiling kernel used t
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 
 import numpy as np
 import pytest
+from conftest import stop_mid_run
 
 from mmsold_cli._threads import interruptible
 
@@ -57,23 +56,11 @@ SCRIPT = textwrap.dedent("""
 def test_stop_during_a_native_call_ends_within_two_seconds(tmp_path, sig, code, word):
     work = tmp_path / "out"
     work.mkdir()
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(work / "x.txt")], stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, cwd=tmp_path)
-    try:
-        assert proc.stderr.readline() == b"spinning\n"
-        assert len(os.listdir(work)) == 1  # the temporary output exists
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        proc.send_signal(sig)
-        got = proc.wait(timeout=60)
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = proc.stderr.read().decode(errors="replace")
+
+    def one_temporary_output():
+        assert len(os.listdir(work)) == 1
+
+    got, elapsed, err = stop_mid_run(tmp_path, SCRIPT, work / "x.txt", b"spinning", sig, 0.3, one_temporary_output)
     assert got == code, err
     assert f"{word}; no partial output left" in err
     assert "Traceback" not in err and "Exception ignored" not in err

@@ -12,6 +12,7 @@ from .._numba import import_numba
 numba = import_numba()
 
 from .._threads import run_rows  # noqa: E402
+from .walk_numba import insert_sorted  # noqa: E402
 
 __all__ = ["track"]
 
@@ -45,13 +46,7 @@ def _track(X, graph, Z, pool, c, out_d, out_i, r0, r1):
                 t = X[j, k] - Z[p, k]
                 d2 += t * t
             if d2 < worst or (d2 == worst and j < bi[c - 1]):
-                pos = c - 1
-                while pos > 0 and (bd[pos - 1] > d2 or (bd[pos - 1] == d2 and bi[pos - 1] > j)):
-                    bd[pos] = bd[pos - 1]
-                    bi[pos] = bi[pos - 1]
-                    pos -= 1
-                bd[pos] = d2
-                bi[pos] = j
+                insert_sorted(bd, bi, c, d2, j)
                 worst = bd[c - 1]
         for j in range(c):
             out_i[p, j] = bi[j]

@@ -15,7 +15,7 @@ numba = import_numba()
 from .._prefetch import prefetch_row  # noqa: E402
 from .._threads import run_rows  # noqa: E402
 
-__all__ = ["walk", "walk_row", "measure_row", "seen_size", "expanded_flags", "reverse_edges", "FAST"]
+__all__ = ["walk", "walk_row", "measure_row", "seen_size", "expanded_flags", "reverse_edges", "insert_sorted", "FAST"]
 
 # fast-math without 'nnan'/'ninf': the distance sums may be reassociated (so LLVM vectorises them) while
 # comparisons with inf (empty beam slots) stay meaningful
@@ -247,17 +247,25 @@ def _reverse_edges(knn_idx, knn_sqdist, extra, out):
             dd, ii = d2[e], src[e]
             if m == extra and not (dd < top_d[m - 1] or (dd == top_d[m - 1] and ii < top_i[m - 1])):
                 continue
-            q = m if m < extra else extra - 1
-            while q > 0 and (top_d[q - 1] > dd or (top_d[q - 1] == dd and top_i[q - 1] > ii)):
-                top_d[q] = top_d[q - 1]
-                top_i[q] = top_i[q - 1]
-                q -= 1
-            top_d[q] = dd
-            top_i[q] = ii
-            if m < extra:
-                m += 1
+            m = insert_sorted(top_d, top_i, m, dd, ii)
         for r in range(m):
             out[j, k + r] = top_i[r]
+
+
+# a callee: inlined into each kernel that calls it (mmsold_cli._numba)
+@numba.njit(cache=True, nogil=True, inline="always")
+def insert_sorted(bd, bi, m, d2, j):
+    """Insert (d2, j) into the list bd[:m], bi[:m], ascending by distance then index, of capacity bd.size (a full
+    list drops its last entry: the caller has checked that (d2, j) comes before it); returns the new length."""
+    c = bd.shape[0]
+    q = m if m < c else c - 1
+    while q > 0 and (bd[q - 1] > d2 or (bd[q - 1] == d2 and bi[q - 1] > j)):
+        bd[q] = bd[q - 1]
+        bi[q] = bi[q - 1]
+        q -= 1
+    bd[q] = d2
+    bi[q] = j
+    return m + 1 if m < c else c
 
 
 # a callee: inlined into each kernel that calls it (mmsold_cli._numba)
