@@ -172,7 +172,7 @@ def test_spatial_order_numba_equals_numpy(rng, n, d):
     from mmsold_cli.samplers.inits import spatial_order
 
     X = np.round(rng.standard_normal((n, d)), 1)  # equal coordinates everywhere: the sorts' stability shows
-    got = spatial_order(X)
+    got = spatial_order(X, backend="numba")
     np.testing.assert_array_equal(got, spatial_order(X, backend="numpy"))
     assert np.array_equal(np.sort(got), np.arange(n))
 

@@ -274,7 +274,7 @@ def test_walk_graph_numba_equals_numpy(rng, extra):
     idx = idx.astype(np.int32)
     idx[::37, -1] = -1  # a neighbour not found (an approximate index's short list)
     for knn in (idx, idx.astype(np.int64)):
-        G = walk_graph(knn, sq, extra)
+        G = walk_graph(knn, sq, extra, backend="numba")
         np.testing.assert_array_equal(G, walk_graph(knn, sq, extra, backend="numpy"))
         assert G.dtype == knn.dtype and G.shape == (3000, 5 + extra)
-    assert extra == 0 or (walk_graph(idx, sq, extra)[:, 5:] >= 0).sum() > 1000
+    assert extra == 0 or (walk_graph(idx, sq, extra, backend="numba")[:, 5:] >= 0).sum() > 1000

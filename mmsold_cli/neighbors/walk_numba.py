@@ -279,7 +279,7 @@ def _has(knn_idx, j, i):
 
 def reverse_edges(knn_idx, knn_sqdist, extra: int) -> np.ndarray:
     """:func:`mmsold_cli.neighbors.walk.walk_graph_numpy` in one pass per edge list (a counting sort by owner, then
-    each owner's ``extra`` nearest by insertion): 1.0 s instead of 12 s for 10⁶ points and k = 32."""
+    each owner's ``extra`` nearest by insertion): 0.97 s instead of 10.5 s for 10⁶ points and k = 32."""
     knn_idx = np.ascontiguousarray(knn_idx)
     n, k = knn_idx.shape
     out = np.full((n, k + int(extra)), -1, dtype=knn_idx.dtype)
