@@ -303,7 +303,11 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0) -> d
         out["memorisation"] = memorisation_fraction(A, model.X_, model.nn_dist_, model.index_)
         out["dup_rate"] = duplicate_rate(A, model.X_, index=model.index_, train_sqdist=model.knn_sqdist_[:, 0])
     elif train is not None:
+        from ..neighbors.indexes import build_index, knn_graph
+
         T = check_points(train, name="train", min_points=2, dim=A.shape[1])
-        out["memorisation"] = memorisation_fraction(A, T)
-        out["dup_rate"] = duplicate_rate(A, T)
+        index = build_index(T)  # one index and one pass over the training points serve both figures
+        sq = knn_graph(T, 1, index)[0][:, 0]
+        out["memorisation"] = memorisation_fraction(A, T, np.sqrt(sq), index)
+        out["dup_rate"] = duplicate_rate(A, T, index=index, train_sqdist=sq)
     return out
