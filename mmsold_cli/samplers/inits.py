@@ -287,7 +287,8 @@ def _order_coordinates(X):
 
 def spatial_order_numpy(X: np.ndarray, leaf: int = 4) -> np.ndarray:
     """:func:`spatial_order` in NumPy, one vectorised pass per tree level, a column at a time (no SciPy import:
-    23 MB of resident memory); X already in the tree's coordinates (:func:`_order_coordinates`)."""
+    23 MB of resident memory)."""
+    X = _order_coordinates(X)  # a no-op on coordinates already projected (ORDER_DIMS columns)
     n, d = X.shape
     order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
     starts = np.zeros(1, dtype=np.int64)
