@@ -95,6 +95,29 @@ def test_step_in_place_equals_reference(rng, d):
     assert fresh is not Y and np.array_equal(Y, Y.copy())
 
 
+@pytest.mark.parametrize("d", [16, 64])
+@pytest.mark.parametrize("size", [0.002, 0.02, 0.3])
+def test_in_place_step_polar_factor_equals_svd(rng, monkeypatch, d, size):
+    """Small steps take the Newton–Schulz polar factor, large ones the eigendecomposition: both equal the SVD's."""
+    P = 300
+    Y = stiefel.uniform(2, P, d, rng)
+    D = size * rng.standard_normal(Y.shape)
+    ref = stiefel.retract(Y + stiefel.project_tangent(Y, D))
+    H = np.swapaxes(ref, 1, 2) @ ref  # P I: the reference is on the manifold
+    C = stiefel.centre(Y + stiefel.project_tangent(Y, D))
+    far = max(np.linalg.norm(c.T @ c / P - np.eye(d)) for c in C) >= stiefel.NS_START
+    assert far == (size == 0.3)  # the cases cover both paths
+    if not far:  # the iteration alone: no eigendecomposition, no SVD
+        monkeypatch.setattr(stiefel.np.linalg, "eigh", None)
+        monkeypatch.setattr(stiefel.np.linalg, "svd", None)
+    y = Y.copy()
+    stiefel.step(y, D.copy(), out=y)
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-11)
+    G = np.swapaxes(y, 1, 2) @ y
+    assert np.abs(G - P * np.eye(d)).max() < 1e-12 * P
+    assert np.abs(H - P * np.eye(d)).max() < 1e-12 * P
+
+
 def test_inverse_square_root_iteration(rng):
     """H^{-1/2} by the coupled Newton–Schulz iteration; a singular H is refused (the SVD takes over)."""
     from mmsold_cli.samplers import stiefel_numba
