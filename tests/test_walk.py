@@ -111,17 +111,20 @@ def test_first_beams_find_the_nearest(rng):
     assert _recall(beams[:, :16], _exact_knn(X, Z, 16)) >= 0.99
 
 
-def test_fused_kernel_equals_the_numpy_oracle(rng):
-    """The fused walk + barycentre over the walked beam is the candidate barycentre over that beam."""
+@pytest.mark.parametrize("Mg,n_pairs", [(2, 2), (3, 1), (1, 0)])
+def test_fused_kernel_equals_the_numpy_oracle(rng, Mg, n_pairs):
+    """The fused walk + barycentre over the walked beam is the candidate barycentre over that beam (draws two at
+    a time in the kernel: an odd count too)."""
     X = _clustered(rng, n=1500, d=16)
     sq, idx = knn_graph(X, 16)
     G = walk_graph(idx, sq).astype(np.int32)
     Z = X[rng.integers(0, 1500, 200)] + 0.2 * rng.standard_normal((200, 16))
     beams = WalkNeighbours(X, G, 48).start(Z)[1].copy()
     t, sigma = 0.6, 0.4
-    N = rng.standard_normal((2, 200, 16))
-    U = np.concatenate([sigma * N, -sigma * N])
-    B = walk_barycentre_mean(X, G, Z, beams, t, width=8, max_expand=8, sigma=sigma, n_pairs=2, G=N, n_normals=2)
+    N = rng.standard_normal((Mg, 200, 16))
+    U = np.concatenate([sigma * N, -sigma * N[:n_pairs]])
+    B = walk_barycentre_mean(X, G, Z, beams, t, width=8, max_expand=8, sigma=sigma, n_pairs=n_pairs, G=N,
+                             n_normals=Mg)
     # the beams were walked in place; the oracle takes the walked beams
     ref = np.mean([barycentre_candidates(X, Z + u, beams.astype(np.int64), t) for u in U], axis=0)
     np.testing.assert_allclose(B, ref, rtol=0, atol=1e-10)

@@ -220,17 +220,27 @@ def _walk_bary_mean(X, graph, Z, beams, expanded, width, max_expand, renew, n_se
         # ‖x − z − u‖² = ‖x − z‖² − 2 u·(x − z) + ‖u‖²: the last term is the same for every x (it cancels in the
         # softmax) and the first is the beam's distance, so a draw costs one dot product per point, and its
         # antithetic twin −u none
+        # two draws per pass over a row (an odd last one paired with itself): the pass is bound by its loads
+        # (a float32 row converted, z, the draws), and a second draw's product reuses the first two
         for s in range(cv):
             j = bi[s]
-            for r in range(Mg):
+            for r in range(0, Mg, 2):
+                r2 = min(r + 1, Mg - 1)
                 t = 0.0
+                t2 = 0.0
                 if gen:
-                    for k in range(d):
-                        t += gb[r * d + k] * (X[j, k] - z[k])
+                    g1 = gb[r * d : (r + 1) * d]
+                    g2 = gb[r2 * d : (r2 + 1) * d]
                 else:
-                    for k in range(d):
-                        t += G[r, p, k] * (X[j, k] - z[k])
+                    g1 = G[r, p]
+                    g2 = G[r2, p]
+                x = X[j]
+                for k in range(d):
+                    v = x[k] - z[k]
+                    t += g1[k] * v
+                    t2 += g2[k] * v
                 dots[r, s] = t
+                dots[r2, s] = t2
         for s in range(cv):
             om[s] = 0.0
         for r in range(M):
