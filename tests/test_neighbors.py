@@ -105,3 +105,73 @@ def test_screen_without_a_float32_copy_is_the_same_search(rng):
             np.testing.assert_array_equal(x, y)
         np.testing.assert_array_equal(a[1][np.setdiff1d(np.arange(m), a[2])],
                                       c[1][np.setdiff1d(np.arange(m), c[2])])
+
+
+def _ivf_model(rng, tmp_path):
+    from mmsold_cli.model import Model
+
+    X = np.repeat(rng.standard_normal((40, 16)), 75, axis=0) + 0.3 * rng.standard_normal((3000, 16))
+    return Model(index="ivf").fit(X), X
+
+
+def test_ivf_lists_rebuild_the_same_index(rng, tmp_path):
+    """A model file keeps the ivf index's lists: the loaded index is built from them (no k-means, no assignment)
+    and answers as the first did; a file without them still loads and builds its own."""
+    faiss = pytest.importorskip("faiss")
+    import h5py
+
+    from mmsold_cli.io.model_file import load_model, save_model
+    from mmsold_cli.neighbors.indexes import IVFIndex
+
+    model, X = _ivf_model(rng, tmp_path)
+    Q = X[rng.integers(0, len(X), 300)] + 0.2 * rng.standard_normal((300, 16))
+    ref = model.index_.query(Q, 8)
+    centroids, assign = model.index_.lists()
+    assert centroids.shape == (model.index_.index.nlist, 16) and assign.shape == (3000,)
+    assert np.bincount(assign, minlength=len(centroids)).sum() == 3000
+    path = save_model(model, tmp_path / "m.h5")
+    loaded = load_model(path)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the k-means ran")
+
+    trained = faiss.IndexIVFFlat.train
+    faiss.IndexIVFFlat.train = no_training
+    try:
+        got = loaded.index_.query(Q, 8)
+    finally:
+        faiss.IndexIVFFlat.train = trained
+    np.testing.assert_array_equal(got[1], ref[1])
+    np.testing.assert_array_equal(got[0], ref[0])
+    for a, b in zip(loaded.index_.lists(), (centroids, assign)):
+        np.testing.assert_array_equal(a, b)
+    # an IVFIndex given the lists directly: the same
+    np.testing.assert_array_equal(IVFIndex(X, lists=(centroids, assign)).query(Q, 8)[1], ref[1])
+
+    with h5py.File(path, "a") as f:  # a file from before the lists: its own k-means, the same kind of answers
+        del f["ivf_centroids"], f["ivf_lists"]
+    old = load_model(path)
+    assert old.index_.lists() is None
+    d2, _ = old.index_.query(Q, 8)
+    assert np.all(np.diff(d2, axis=1) >= 0) and old.index_.lists() is not None
+
+
+@pytest.mark.parametrize("damage", ["out of range", "wrong shape"])
+def test_damaged_ivf_lists_are_refused(rng, tmp_path, damage):
+    pytest.importorskip("faiss")
+    import h5py
+
+    from mmsold_cli.io.model_file import load_model, save_model
+
+    model, _ = _ivf_model(rng, tmp_path)
+    path = save_model(model, tmp_path / "m.h5")
+    with h5py.File(path, "a") as f:
+        lists = f["ivf_lists"][()]
+        del f["ivf_lists"]
+        if damage == "out of range":
+            lists[7] = len(f["ivf_centroids"])
+        else:
+            lists = lists[:-1]
+        f["ivf_lists"] = lists
+    with pytest.raises(MmsoldError, match="damaged model file: /ivf_"):
+        load_model(path)

@@ -68,6 +68,8 @@ class ModelPayload:
         self.state["knn_sqdist_"] = np.asarray(model.knn_sqdist_)
         nn = model.__dict__.get("_nn_dist")
         self.state["nn_dist_"] = None if nn is None else np.asarray(nn)
+        # an ivf index's lists travel with the points: no worker repeats the k-means or the assignment
+        self.lists = model.index_.lists() if model.index_kind_ == "ivf" else None
 
     def model(self):
         cached = _MODELS.get(self.token)
@@ -81,7 +83,7 @@ class ModelPayload:
             setattr(m, k, v)
         m.grids_ = {}
         graph = m.knn_idx_ if m.index_kind_ == "nndescent" else None
-        m.index_ = build_index(m.X_, m.index_kind_, graph=graph)
+        m.index_ = build_index(m.X_, m.index_kind_, graph=graph, lists=self.lists)
         _MODELS.clear()  # one model per worker at a time
         _MODELS[self.token] = m
         return m

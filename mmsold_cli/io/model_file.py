@@ -3,7 +3,8 @@ r"""Model files: HDF5 with datasets and attributes only (never pickle), written 
 Layout: ``/points``, ``/mean``, ``/covariance``, ``/cholesky``, ``/knn_idx`` and ``/knn_sqdist``
 (each training point's nearest other points, from which the spacing, the memorisation threshold and
 a pynndescent index are rebuilt without a new descent), ``/nn_dist`` (distance to the nearest
-*distinct* training point), ``/extras/*`` (e.g. a PCA basis), plus attributes ``format``,
+*distinct* training point), ``/ivf_centroids`` and ``/ivf_lists`` (an ``ivf`` index's centroids and each
+point's list, so loading skips its k-means), ``/extras/*`` (e.g. a PCA basis), plus attributes ``format``,
 ``format_version``, ``mmsold_version``, ``index``, ``jitter``, ``settings`` (JSON) and ``sha256`` of
 the points.  Every array dataset carries HDF5's Fletcher-32 checksum, so a corrupted file is
 refused on load rather than sampled from; :func:`load_model` first checks the shapes the file
@@ -63,6 +64,10 @@ def _write_group(g, model, settings):
     _put(g, "knn_idx", model.knn_idx_.astype(np.int32))
     _put(g, "knn_sqdist", model.knn_sqdist_)
     _put(g, "nn_dist", model.nn_dist_)
+    lists = model.index_.lists() if model.index_kind_ == "ivf" else None
+    if lists is not None:
+        _put(g, "ivf_centroids", lists[0])
+        _put(g, "ivf_lists", lists[1])
     for key, value in getattr(model, "extras_", {}).items():
         _put(g, f"extras/{key}", value)
 
@@ -171,6 +176,7 @@ def _read_group(g, path: Path, prefix: str, verify: bool) -> Model:
         m.sha256_ = _text(g.attrs.get("sha256"))
         m.settings_ = json.loads(_text(g.attrs.get("settings", "{}")))
         m.extras_ = {k: v[()] for k, v in g["extras"].items()} if "extras" in g else {}
+        lists = _read_lists(g, *m.X_.shape, path) if m.index == "ivf" else None
     except (MmsoldError, MemoryError):
         raise
     except Exception as exc:  # HDF5 read errors, Fletcher-32 mismatch, undecodable attributes
@@ -192,8 +198,27 @@ def _read_group(g, path: Path, prefix: str, verify: bool) -> Model:
     del nn
     m.grids_ = {}
     graph = m.knn_idx_ if m.index_kind_ == "nndescent" else None
-    m.index_ = build_index(m.X_, m.index_kind_, graph=graph)
+    m.index_ = build_index(m.X_, m.index_kind_, graph=graph, lists=lists)
     return m
+
+
+def _read_lists(g, n: int, d: int, path: Path):
+    """An ``ivf`` model's stored lists, checked: ``(centroids, assignment)``, or None (files written before them)."""
+    import h5py
+
+    cs, ls = g.get("ivf_centroids"), g.get("ivf_lists")
+    if not (isinstance(cs, h5py.Dataset) and isinstance(ls, h5py.Dataset)):
+        return None
+    if len(cs.shape) != 2 or cs.shape[1] != d or not 1 <= cs.shape[0] <= n or cs.dtype.kind != "f" \
+            or tuple(ls.shape) != (n,) or ls.dtype.kind not in "iu":
+        raise MmsoldError(f"{path}: damaged model file: /ivf_centroids should be (nlist, {d}) floats with "
+                          f"1 ≤ nlist ≤ {n} and /ivf_lists ({n},) integers, got {cs.dtype} {cs.shape} and "
+                          f"{ls.dtype} {ls.shape}")
+    centroids, assign = cs[()], ls[()]
+    if not np.isfinite(centroids).all() or assign.min() < 0 or assign.max() >= centroids.shape[0]:
+        raise MmsoldError(f"{path}: damaged model file: /ivf_lists holds a list outside 0 … "
+                          f"{centroids.shape[0] - 1}, or /ivf_centroids a non-finite value")
+    return centroids, assign
 
 
 def class_labels(path) -> list | None:
