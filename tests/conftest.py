@@ -46,7 +46,7 @@ def seam_bands(P, tiles, delta, extent):
 
 
 def stop_mid_run(tmp_path, script: str, arg, ready: bytes, sig, settle: float, on_ready=None):
-    """Run ``script`` (Python source) with argument ``arg``; once its stderr's first line starts with ``ready``
+    """Run ``script`` (Python source) with argument ``arg``; once a line of its stderr starts with ``ready``
     and ``settle`` seconds have passed, call ``on_ready()`` and send ``sig``.  Returns (exit code, seconds from
     the signal to the exit, the rest of stderr)."""
     import subprocess
@@ -58,8 +58,12 @@ def stop_mid_run(tmp_path, script: str, arg, ready: bytes, sig, settle: float, o
     proc = subprocess.Popen([sys.executable, str(path), str(arg)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             cwd=tmp_path)
     try:
+        before = []  # lines ahead of the marker (a library's warning, say) are kept for the message
         line = proc.stderr.readline()
-        assert line.startswith(ready), line
+        while line and not line.startswith(ready):
+            before.append(line)
+            line = proc.stderr.readline()
+        assert line.startswith(ready), b"".join(before).decode(errors="replace")
         time.sleep(settle)
         if on_ready is not None:
             on_ready()
