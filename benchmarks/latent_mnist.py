@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmsold_cli._numba import source_digest
 from mmsold_cli.metrics.points import kid, memorisation_fraction, precision_recall
 from mmsold_cli.model import Model, fit_moments
 from mmsold_cli.workflows import latent
@@ -160,8 +161,9 @@ def main():
     rows, grids = {}, {}
     for method in args.methods.split(","):
         tkey = (args.t_factor, args.sigma_ratio) if method in ("sold", "mmsold") else (None, None)
+        # keyed on the package's source state too: samples cached by other code (other defaults) are not reused
         f = cache / (f"samples_{method}_k{args.k}_n{args.n}_s{args.seed}_steps{args.steps}_M{args.draws}"
-                     f"_t{tkey[0]}_r{tkey[1]}_{args.index}.npy")
+                     f"_t{tkey[0]}_r{tkey[1]}_{args.index}_{source_digest()}.npy")
         t0 = time.perf_counter()
         if f.exists():
             S = np.load(f)
