@@ -5,8 +5,9 @@ MNIST PCA-256 (27k), raw MNIST pixels (784-D, 60k) and, with ``--big``, the 1M �
 runs in a fresh process (``mmsold_cli`` as a user gets it, defaults only):
 
 * ``fit``: ``Model().fit(train)`` wall time and the process's peak RSS after it;
-* ``sample``: 1,000 samples × 100 steps after a warm-up (compilation excluded), wall and particle-steps/s;
-* ``score off``: the same run with the search's barycentre replaced by the particle (score zero, no cost):
+* ``sample``: 1,000 samples × 100 steps after a warm-up (compilation excluded), ``--repeat`` times (3): the
+  median wall and particle-steps/s, with the runs' range (this host's speed drifts between runs);
+* ``score off``: the same runs with the search's barycentre replaced by the particle (score zero, no cost):
   the manifold step, changes of coordinates, noise and driver alone, a ceiling for any search at this d;
 * ``score``: along a run of ``--check`` particles, every 10th step, on every 10th particle, the smoothed
   score's relative error against the exact all-points estimator with the same draws (‖ŝ − s‖ / ‖s‖,
@@ -17,8 +18,9 @@ runs in a fresh process (``mmsold_cli`` as a user gets it, defaults only):
   the default sampler, for the exact-score sampler (``search="all"``, 500 samples × 30 steps; jobs with
   n·d ≤ 8 million) and for 1,000 real training codes.
 
-With ``--jax PYTHON`` (an interpreter with jax) the authors' kNN estimator (``jax_latent_reference.py``) runs
-on MNIST PCA-64 and PCA-256 in the same invocation, for the side-by-side ratio.
+With ``--jax PYTHON`` (an interpreter with jax) the authors' kNN estimator (``jax_latent_reference.py``, the median
+of three runs) runs on MNIST PCA-64 and PCA-256 right after our sampler's job on the same set, so that each ratio
+compares runs a minute apart.
 
     python benchmarks/latent_scale.py [--jobs mnist64,mix200k,mnist256,mnist784] [--big] [--jax /path/python]
 """
@@ -38,7 +40,21 @@ import mmsold_cli  # noqa: F401  before numpy, as the CLI: OpenBLAS loads with m
 HERE = Path(__file__).resolve().parent
 
 
-def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
+def timed_runs(model, seed: int, repeat: int):
+    """Particle-steps/s of ``repeat`` runs of 1,000 samples × 100 steps (after one warm-up run of 2 steps), and
+    the last run's result (every run gives the same samples)."""
+    from mmsold_cli import sample
+
+    sample(model, 1000, random_state=seed + 1, steps=2)  # warm-up: compilation and caches
+    speeds = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        res = sample(model, 1000, random_state=seed, steps=100)
+        speeds.append(1000 * 100 / (time.perf_counter() - t0))
+    return speeds, res
+
+
+def child(job: str, check: int, exact_limit: float, seed: int, repeat: int = 3) -> dict:
     """One job in this process: the measurements as a dict."""
     import resource
 
@@ -60,13 +76,12 @@ def child(job: str, check: int, exact_limit: float, seed: int) -> dict:
     row["fit_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row["index"] = model.index_kind_
 
-    sample(model, 1000, random_state=seed + 1, steps=2)  # warm-up: compilation and caches
-    t0 = time.perf_counter()
-    res = sample(model, 1000, random_state=seed, steps=100)
-    wall = time.perf_counter() - t0
-    row.update(sample_s=wall, psteps=1000 * 100 / wall, search=res.settings["search"])
+    speeds, res = timed_runs(model, seed, repeat)
+    psteps = float(np.median(speeds))
+    row.update(sample_s=1000 * 100 / psteps, psteps=psteps, psteps_runs=speeds, search=res.settings["search"])
     S_ours = res.samples
-    row["psteps_no_score"] = score_off_speed(model, res.settings["search"], seed)
+    off = score_off_speed(model, res.settings["search"], seed, repeat)
+    row["psteps_no_score"] = None if off is None else float(np.median(off))
 
     # score error and recall along a run: the search object's calls are observed, the run is unchanged
     cls = search_class(res.settings["search"])
@@ -137,15 +152,13 @@ def search_class(search: str):
     return None if name is None else getattr(__import__(f"mmsold_cli.score.searches.{search}", fromlist=[name]), name)
 
 
-def score_off_speed(model, search: str, seed: int) -> float | None:
-    """Particle-steps/s of the same run with the search's barycentre replaced by the particle itself.
+def score_off_speed(model, search: str, seed: int, repeat: int) -> list[float] | None:
+    """Particle-steps/s of the same runs with the search's barycentre replaced by the particle itself.
 
     The score is then zero and costs nothing: what is left is the manifold step, the changes of coordinates,
     the noise and the driver, i.e. the speed no search could exceed with this sampler at this d.
     """
     import numpy as np
-
-    from mmsold_cli import sample
 
     cls = search_class(search)
     if cls is None:
@@ -162,17 +175,14 @@ def score_off_speed(model, search: str, seed: int) -> float | None:
 
     cls.barycentre_mean = no_score
     try:
-        sample(model, 1000, random_state=seed + 1, steps=2)
-        t0 = time.perf_counter()
-        sample(model, 1000, random_state=seed, steps=100)
-        return 1000 * 100 / (time.perf_counter() - t0)
+        return timed_runs(model, seed, repeat)[0]
     finally:
         cls.barycentre_mean = orig
 
 
 def run_child(job, args) -> dict:
     cmd = [sys.executable, __file__, "--child", job, "--check", str(args.check), "--exact-limit",
-           str(args.exact_limit), "--seed", str(args.seed)]
+           str(args.exact_limit), "--seed", str(args.seed), "--repeat", str(args.repeat)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         return {"job": job, "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
@@ -218,13 +228,14 @@ def main(argv=None):
     ap.add_argument("--check", type=int, default=1000, help="particles of the score-error run")
     ap.add_argument("--exact-limit", type=float, default=8e6, help="largest n·d for the exact-score sampler")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=3, help="timed sampling runs per job (the median is reported)")
     ap.add_argument("--jax", default=None, help="a Python with jax: run the authors' estimator too")
     ap.add_argument("--jax-steps", type=int, default=20)
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.check, args.exact_limit, args.seed)))
+        print(json.dumps(child(args.child, args.check, args.exact_limit, args.seed, args.repeat)))
         return 0
     sys.path.insert(0, str(HERE))
     from latent_data import data_dir
@@ -233,28 +244,28 @@ def main(argv=None):
         print(f"{data_dir()}/mnist.npz not available: skipped", file=sys.stderr)
         return 0
     jobs = args.jobs.split(",") + (["mix1m"] if args.big else [])
-    rows = []
+    rows, jax = [], {}
     for job in jobs:
         load0 = os.getloadavg()[0]
         row = run_child(job, args)
         row["load"] = (load0, os.getloadavg()[0])
         rows.append(row)
         print(f"{job}: {json.dumps(row)}", file=sys.stderr, flush=True)
-    jax = {}
-    if args.jax:
-        for job in ("mnist64", "mnist256"):
+        if args.jax and job in ("mnist64", "mnist256"):
             jax[job] = run_jax(args.jax, job, args.jax_steps)
             print(f"jax {job}: {jax[job]}", file=sys.stderr, flush=True)
 
-    print("| job | n × d | index | fit s | fit peak RSS MB | search | particle-steps/s | 1,000 samples s "
+    print(f"| job | n × d | index | fit s | fit peak RSS MB | search | particle-steps/s (median of {args.repeat}) "
+          "| runs' range | 1,000 samples s "
           "| score off: particle-steps/s | score rel. error | same, exact c nearest | recall@16 | load |")
-    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['job']} | failed: {r['error']} |")
             continue
         print(f"| {r['job']} | {r['n']:,} × {r['d']} | {r['index']} | {r['fit_s']:.1f} | {r['fit_rss_mb']:.0f} | "
-              f"{r['search']} | {r['psteps']:,.0f} | {r['sample_s']:.2f} | {fmt(r['psteps_no_score'], ',.0f')} | "
+              f"{r['search']} | {r['psteps']:,.0f} | {min(r['psteps_runs']):,.0f}–{max(r['psteps_runs']):,.0f} | "
+              f"{r['sample_s']:.2f} | {fmt(r['psteps_no_score'], ',.0f')} | "
               f"{fmt(r['score_err'], '.4f')} | "
               f"{fmt(r['score_err_best'], '.4f')} | "
               f"{fmt(r['recall16'], '.4f')} | {r['load'][0]:.1f}–{r['load'][1]:.1f} |")
