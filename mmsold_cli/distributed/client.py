@@ -220,6 +220,7 @@ def connect(address, *, timeout: float | None = None, threads: bool = True):
     timeout = _connect_timeout() if timeout is None else float(timeout)
     require_dask()
     import logging
+    import warnings
 
     import dask
     from distributed import Client, LocalCluster
@@ -232,9 +233,13 @@ def connect(address, *, timeout: float | None = None, threads: bool = True):
         with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
             if kind == "local":
                 k = worker_threads(_cores(), value)
-                cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       scheduler_port=0, silence_logs=logging.ERROR,
-                                       env={"NUMBA_NUM_THREADS": str(k)})
+                with warnings.catch_warnings():
+                    # no dashboard, but the scheduler's HTTP routes still try port 8787 and warn when another
+                    # cluster holds it before taking a free port: nothing the user asked for
+                    warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+                    cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, scheduler_port=0, silence_logs=logging.ERROR,
+                                           env={"NUMBA_NUM_THREADS": str(k)})
                 client = Client(cluster, timeout=f"{timeout}s")
                 where = f"local:{value} ({cluster.scheduler_address})"
             elif kind == "file":
