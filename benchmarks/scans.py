@@ -4,6 +4,7 @@
     python benchmarks/scans.py large --n 200000 [--factor 4] [--tile-points 100000] [--seed 0] [--out DIR]
     python benchmarks/scans.py cad [--seed 0]
     python benchmarks/scans.py uneven [--meshes patch,stanford-bunny,cow,suzanne,teapot] [--seed 0]
+    python benchmarks/scans.py uneven-tiled [--meshes patch,stanford-bunny] [--n 200000] [--tile-points 30000]
 
 ``noise``: ``--n`` (2,000) area-weighted surface points of each mesh plus
 N(0, (0.3 δ)² I) noise (δ: the clean points' mean nearest-neighbour
@@ -53,6 +54,14 @@ uneven input): the coverage a perfect sampler would reach on the surface
 reconstructed from these points.  ``patch`` is the height field of ``tests/test_scans_even.py``
 (cut at x = 2).  Bars of the issue: sparse coverage ≥ 0.8 and ≥ 0.9 × the
 dense half's.
+
+``uneven-tiled``: the same 8:1 step on a cloud large enough to be cut into tiles (``--n`` points, tiles of at
+most ``--tile-points``), ×4: the output's density in each half (points per unit of area, the area measured by
+uniform surface samples) and their ratio, each half's coverage at δ/2 and the distance to the surface, for
+densify_cloud tiled without the even stage, tiled with the default (``even="auto"``, which finds the input
+uneven) and untiled with it.  The tiles are cut at medians of the input, so the sparse half is a few large
+tiles: before the counts were shared by area, each tile made 4 points per input point and the output kept
+the input's 8:1.
 
 Meshes are read from ../shared/data/meshes or ``$MMSOLD_MESH_DIR``.
 """
@@ -259,6 +268,54 @@ def uneven(args):
                   f"{np.percentile(d, 95):.3f} | {seconds:.1f} |", flush=True)
 
 
+def uneven_tiled(args):
+    from scipy.spatial import cKDTree
+
+    print("| input | run | tiles | dense / sparse density | dense coverage | sparse coverage | mean / δ | "
+          "p95 / δ | time (s) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in args.meshes.split(","):
+        rng = np.random.default_rng(args.seed)
+        n_dense = int(round(args.n * 8 / 9))
+        if name == "patch":
+            U = _patch_points(rng, int(2.2 * n_dense))
+            cut, ref = 2.0, _patch_points(rng, 200_000)
+
+            def dist(P):
+                return np.abs(P[:, 2] - _height(P[:, 0], P[:, 1]))
+        else:
+            V, F = mesh(name)
+            U = surface_samples(V, F, int(2.2 * n_dense), random_state=rng)
+            cut, ref = float(np.median(U[:, 0])), surface_samples(V, F, 200_000, random_state=rng)
+            md = MeshDistance(V, F)
+
+            def dist(P, md=md):
+                return np.asarray(md.query(P)[0])
+        lo, hi = np.flatnonzero(U[:, 0] <= cut), np.flatnonzero(U[:, 0] > cut)
+        X = np.r_[U[rng.choice(lo, n_dense, replace=False)], U[rng.choice(hi, args.n - n_dense, replace=False)]]
+        delta = mean_spacing(X)
+        inner = np.ones(len(ref), bool)
+        if name == "patch":
+            inner = (ref[:, 1] > 0.1) & (ref[:, 1] < 3.9) & (ref[:, 0] > 0.1) & (ref[:, 0] < 3.9)
+        band = inner & (np.abs(ref[:, 0] - cut) >= 2 * delta)
+        dense, sparse = band & (ref[:, 0] <= cut), band & (ref[:, 0] > cut)
+        area_d, area_s = (ref[:, 0] <= cut).mean(), (ref[:, 0] > cut).mean()
+        for label, tp, even in (("tiled, even off", args.tile_points, False), ("tiled, even auto", args.tile_points,
+                                                                                 "auto"), ("untiled, even auto", 0,
+                                                                                           "auto")):
+            t0 = time.perf_counter()
+            out, diag = densify_cloud(PointCloud(X, {}, ".npy", {}), factor=4.0, random_state=args.seed,
+                                      tile_points=tp, even=even)
+            seconds = time.perf_counter() - t0
+            P = out.positions
+            ratio = ((P[:, 0] <= cut).sum() / area_d) / ((P[:, 0] > cut).sum() / area_s)
+            hit = cKDTree(P).query(ref, k=1, workers=-1)[0] <= 0.5 * delta
+            d = dist(P) / delta
+            print(f"| {name} | {label} | {len(diag.get('tiles') or [0]) if tp else 1} | {ratio:.2f} | "
+                  f"{hit[dense].mean():.3f} | {hit[sparse].mean():.3f} | {d.mean():.3f} | "
+                  f"{np.percentile(d, 95):.3f} | {seconds:.1f} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -278,9 +335,14 @@ def main():
     u = sub.add_parser("uneven")
     u.add_argument("--meshes", default="patch,stanford-bunny,cow,suzanne,teapot")
     u.add_argument("--seed", type=int, default=0)
+    w = sub.add_parser("uneven-tiled")
+    w.add_argument("--meshes", default="patch,stanford-bunny")
+    w.add_argument("--n", type=int, default=200_000)
+    w.add_argument("--tile-points", type=int, default=30_000)
+    w.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
-    {"noise": noise, "large": large, "cad": cad, "uneven": uneven}[args.what](args)
+    {"noise": noise, "large": large, "cad": cad, "uneven": uneven, "uneven-tiled": uneven_tiled}[args.what](args)
 
 
 if __name__ == "__main__":

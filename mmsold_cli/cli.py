@@ -473,8 +473,10 @@ def densify_cmd(
                                            "dropped (drawn in excess) [0.08]."),
     noise: str = typer.Option("auto", "--noise", help="Scanner-noise stage: auto (run it when the input's estimated "
                               "noise exceeds 0.2 spacings), on or off."),
-    even: bool = typer.Option(False, "--even/--no-even", help="Even-density stage: fill sparsely sampled parts "
-                              "first, so the output is about as dense everywhere."),
+    even: Optional[bool] = typer.Option(None, "--even/--no-even", show_default=False,
+                                        help="Even-density stage: fill sparsely sampled parts first, so the output "
+                                        "is about as dense everywhere [auto: when over 3 % of the points are spaced "
+                                        "more than twice the dense parts' spacing]."),
     creases: bool = typer.Option(True, "--creases/--no-creases", help="Crease stage: points near a sharp edge are "
                                  "fitted on their own side of it instead of on one smooth surface that rounds it."),
     normals: bool = typer.Option(False, "--normals", help="Estimate consistently oriented normals nx, ny, nz "
@@ -513,7 +515,8 @@ def densify_cmd(
             summary = densify_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
                                   overwrite=overwrite, progress=update, dask=dask, normals=normals,
                                   drop_attributes=drop_attributes, keep_input=keep_input, project_input=project_input,
-                                  noise=noise, even=even, tile_points=tile_points, halo=halo, **opts)
+                                  noise=noise, even="auto" if even is None else even, tile_points=tile_points,
+                                  halo=halo, **opts)
         _emit(summary, as_json, "densify")
 
     _run(body)

@@ -648,7 +648,7 @@ def _check_scan_output(output: Path) -> None:
 
 def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: str = "mls", seed=None, plot=None,
                 overwrite: bool = False, progress=None, normals: bool = False, drop_attributes=None,
-                keep_input: bool = False, project_input: bool = False, noise="auto", even: bool = False,
+                keep_input: bool = False, project_input: bool = False, noise="auto", even="auto",
                 tile_points: int | None = None, halo: float | None = None, dask=None, **options) -> dict:
     """Densify a cloud file to ``output`` with a diagnostics JSON beside it
     (:func:`mmsold_cli.workflows.densify.densify_cloud`).
@@ -665,12 +665,12 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     store of the positions.  Both carry positions only.
     """
     if dask is not None or (output is not None and Path(output).suffix.lower() == ".zarr"):
-        if normals or drop_attributes or keep_input or project_input or even or noise != "auto" or halo is not None:
+        if normals or drop_attributes or keep_input or project_input or noise != "auto" or halo is not None:
             raise MmsoldError("--dask and .zarr outputs densify positions only: --normals, --drop-attributes, "
-                              "--keep-input, --project-input, --even, --noise and --halo are not available with them")
+                              "--keep-input, --project-input, --noise and --halo are not available with them")
         return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
                                     overwrite=overwrite, progress=progress, dask=dask, tile_points=tile_points,
-                                    options=options)
+                                    options=dict(options, even=even))
     import contextlib
     import time
 
@@ -729,7 +729,8 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
                 denoise_seconds=float(sum(t.get("denoise_time", 0.0) for t in tiles)),
                 mean_move_spacings=float(np.average([t.get("mean_move", 0.0) for t in tiles], weights=np.maximum(core, 1))),
                 noisy_tiles=int(sum(bool(t.get("noisy")) for t in tiles)),
-                even_added=int(sum(t.get("even_added", 0) for t in tiles)) if even else None)
+                even=diag.get("even"), even_share=diag.get("even_share"),
+                even_added=int(sum(t.get("even_added", 0) for t in tiles)) if diag.get("even") else None)
             diagnostics = {}
         else:
             settings = dict(diag["settings"])
@@ -738,6 +739,7 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
             summary_extra = dict(t=settings.get("t"), sample_seconds=diagnostics["sample_time"],
                                  denoise_seconds=diagnostics["denoise_time"], mean_move_spacings=diagnostics["mean_move"],
                                  noisy=settings.get("noisy"), noise_estimate=settings.get("noise_estimate"),
+                                 even=settings.get("even"), even_share=settings.get("even_share"),
                                  even_added=settings.get("even_added"))
         settings.update(source=str(sparse), random_state=run_seed, normals=bool(normals), keep_input=keep_input,
                         project_input=bool(project_input), dropped=list(cloud.attributes) if drop is True else list(drop))
@@ -817,19 +819,20 @@ def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, over
 
     with ctx as client:
         if client is not None:
-            from .distributed.densify import densify_distributed, tile_rows
+            from .distributed.densify import densify_distributed, layout
             from .workflows import tiles as tl
 
             if seed is None:
                 seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
+            # the tasks and their output rows, known before any work (the .zarr store is made that size)
+            work = layout(X, factor, tile_points=tl.TILE_POINTS if tile_points is None else tile_points,
+                          halo=tl.HALO, even=options["even"])
 
             def run(store=None):
                 return densify_distributed(cloud, client=client, factor=factor, seed=seed, tile_points=tile_points,
-                                           progress=tile_progress, store=store, **options)
+                                           progress=tile_progress, store=store, work=work, **options)
 
-            tp = tl.TILE_POINTS if tile_points is None else tile_points
-            rows = (max(int(round(factor * X.shape[0])), 1) if X.shape[0] <= tp
-                    else int(tile_rows(X, tl.plan_tiles(X, tp), factor)[-1]))
+            rows = int(work.offsets[-1])
         else:  # here: densify_cloud (tiled above tile_points, as the cluster would)
             from .workflows.densify import densify_cloud
 

@@ -315,6 +315,31 @@ def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, t
         assert read_zarr(tmp_path / f"d{chunk}.zarr").tobytes() == ref.positions.tobytes()
 
 
+def test_even_density_on_the_cluster_has_the_local_bytes(client, tmp_path):
+    """An uneven cloud (8:1 between halves): the client measures it once, every task gets its tile's share by area
+    and the cloud's reference spacing, and the output is the one-machine run's, byte for byte (.zarr too)."""
+    from mmsold_cli.distributed.densify import densify_distributed, layout
+    from mmsold_cli.io.cloud import PointCloud
+    from mmsold_cli.workflows.densify import densify_cloud
+    from mmsold_cli.workflows.tiles import HALO
+
+    rng = np.random.default_rng(3)
+    u = np.r_[rng.uniform(0, 2, (4000, 2)), rng.uniform(0, 2, (500, 2)) + [2, 0]]
+    cloud = PointCloud(np.c_[u, _height(u[:, 0], u[:, 1])], {}, ".ply")
+    kw = dict(factor=2.0, tile_points=1200, steps=10)
+    ref, ref_diag = densify_cloud(cloud, random_state=5, **kw)
+    assert ref_diag["even"] and len(ref.positions) == 9000
+    out, diag = densify_cloud(cloud, random_state=5, client=client, **kw)
+    assert diag["even"] and diag["even_share"] == ref_diag["even_share"]
+    assert out.positions.tobytes() == ref.positions.tobytes()
+    work = layout(cloud.positions, 2.0, tile_points=1200, halo=HALO)
+    assert work.plan is not None and work.offsets[-1] == 9000
+    with ZarrOutput(tmp_path / "even.zarr", 9000, 3, chunk_rows=1000) as store:
+        densify_distributed(cloud, client=client, seed=5, store=store, work=work, **kw)
+        store.commit()
+    assert read_zarr(tmp_path / "even.zarr").tobytes() == ref.positions.tobytes()
+
+
 # --- fit-moments on a chunked input: map-reduce on the cluster ---------------------------------------------
 
 

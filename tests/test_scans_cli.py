@@ -147,10 +147,15 @@ def test_even_stage_fills_a_sparse_half(tmp_path, rng):
     S = _sphere(6000, rng)
     X = np.r_[S[S[:, 2] > 0], S[S[:, 2] <= 0][::6]]  # the lower half 6x sparser
     np.save(tmp_path / "uneven.npy", X)
-    plain = ok(run(tmp_path / "uneven.npy", "-o", tmp_path / "plain.npy", "--factor", "4", "--seed", "0", "--json"))
+    plain = ok(run(tmp_path / "uneven.npy", "-o", tmp_path / "plain.npy", "--factor", "4", "--seed", "0",
+                   "--no-even", "--json"))
     even = ok(run(tmp_path / "uneven.npy", "-o", tmp_path / "even.npy", "--factor", "4", "--seed", "0", "--even",
                   "--json"))
-    assert "even_added" not in plain and even["even_added"] > 1000
+    assert "even_added" not in plain and plain["even"] is False and even["even_added"] > 1000
+    # without either flag the stage runs because the input is uneven, with the same output as --even
+    auto = ok(run(tmp_path / "uneven.npy", "-o", tmp_path / "auto.npy", "--factor", "4", "--seed", "0", "--json"))
+    assert auto["even"] is True and auto["even_share"] > 0.05 and auto["even_added"] == even["even_added"]
+    assert np.load(tmp_path / "auto.npy").tobytes() == np.load(tmp_path / "even.npy").tobytes()
 
     def lower_share(path):
         return float((np.load(path)[:, 2] < 0).mean())

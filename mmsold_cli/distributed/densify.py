@@ -10,7 +10,12 @@ Work units: a tile of ``TILE_POINTS`` = 100,000 input points runs for seconds to
 magnitude above the measured per-task overhead (milliseconds), and a scan of 10⁸ points is 1,000–2,000
 tiles — thousands of tasks, as the scheduler wants.
 
-``.zarr`` output: every tile's row range is known before any work (``round(f × core points)``), so a task
+With the even stage (on, or "auto" finding the cloud uneven) the client measures the whole cloud first and
+every task gets its tile's share of the new points and the cloud's reference spacing
+(:func:`mmsold_cli.workflows.tiles.decide_even`), as on one machine.
+
+``.zarr`` output: every tile's row range is known before any work (``round(f × core points)``, or the even
+plan's counts), so a task
 writes the chunks that lie wholly inside its rows itself and returns only the rows of the (at most two)
 chunks it shares with a neighbouring tile; the client writes those shared chunks once both sides are in.
 """
@@ -18,12 +23,13 @@ chunks it shares with a neighbouring tile; the client writes those shared chunks
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["densify_distributed", "tile_rows", "ZARR_CHUNK_ROWS"]
+__all__ = ["densify_distributed", "layout", "tile_rows", "ZARR_CHUNK_ROWS", "Layout"]
 
 #: Rows of a ``.zarr`` chunk of a densify output.
 ZARR_CHUNK_ROWS = 65_536
@@ -35,6 +41,36 @@ def tile_rows(positions, tiles, factor: float) -> np.ndarray:
 
     counts = [int(round(factor * int(_inside(positions, t.lo, t.hi).sum()))) for t in tiles]
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+class Layout(NamedTuple):
+    """A distributed densify's work: one untiled task (``whole``) or tiles, the even plan, output rows."""
+
+    whole: bool
+    tiles: list
+    plan: object
+    even_info: dict
+    offsets: np.ndarray
+
+
+def layout(positions, factor: float, *, tile_points: int, halo: float, even="auto") -> Layout:
+    """The tasks of :func:`densify_distributed` and each one's first output row (``offsets[-1]`` rows in all).
+
+    A cloud of at most ``tile_points`` points is one task (``densify_cloud`` untiled, which decides ``even``
+    itself); otherwise the tiles of :func:`~mmsold_cli.workflows.tiles.plan_tiles` with
+    :func:`~mmsold_cli.workflows.tiles.decide_even`'s plan.
+    """
+    from ..workflows import tiles as tl
+
+    X = np.asarray(positions)
+    if X.shape[0] <= tile_points:
+        return Layout(True, [tl.Tile(0, (-np.inf,) * 3, (np.inf,) * 3)], None, {},
+                      np.array([0, max(int(round(factor * X.shape[0])), 1)]))
+    tiles = tl.plan_tiles(X, tile_points)
+    plan, info = tl.decide_even(X, tiles, factor, even, halo=halo)
+    offsets = (tile_rows(X, tiles, factor) if plan is None
+               else np.concatenate([[0], np.cumsum(plan.counts)]).astype(np.int64))
+    return Layout(False, tiles, plan, info, offsets)
 
 
 def _run_tile(cloud, tile, r0: int, factor: float, seed: int, halo: float, normals: bool, drop, options: dict,
@@ -83,7 +119,7 @@ def _run_whole(cloud, factor: float, seed: int, normals: bool, drop, options: di
 
 def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points: int | None = None,
                         halo: float | None = None, normals: bool = False, drop_attributes=(), progress=None,
-                        store=None, **options):
+                        store=None, work: Layout | None = None, **options):
     """Densify a :class:`~mmsold_cli.io.cloud.PointCloud` tile by tile on a Dask cluster.
 
     Parameters
@@ -101,6 +137,8 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     store : ZarrOutput, optional
         Of shape (output points, 3): positions go there, written by the workers (module docstring); the
         returned cloud then has no positions (shape (0, 3)) and no attributes.
+    work : Layout, optional
+        :func:`layout` of this cloud with these settings, when the caller has it already (it sized ``store``).
     **options
         Passed to :func:`mmsold_cli.workflows.densify.densify`.
 
@@ -128,10 +166,9 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     tl.tile_seed(seed, 0)
-    whole = X.shape[0] <= tile_points  # one tile: densify_cloud's untiled run, as on one machine
-    tiles = [tl.Tile(0, (-np.inf,) * 3, (np.inf,) * 3)] if whole else tl.plan_tiles(X, tile_points)
-    offsets = (np.array([0, max(int(round(factor * X.shape[0])), 1)]) if whole
-               else tile_rows(X, tiles, factor))
+    even = options.pop("even", "auto")
+    work = layout(X, factor, tile_points=tile_points, halo=halo, even=even) if work is None else work
+    whole, tiles, offsets = work.whole, work.tiles, work.offsets  # whole: densify_cloud's untiled run
     if store is not None and store.shape != (int(offsets[-1]), 3):
         raise MmsoldError(f"store must have shape {(int(offsets[-1]), 3)}, got {store.shape}")
     where = getattr(client, "mmsold_where", "")
@@ -143,12 +180,12 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         chunk = ZARR_CHUNK_ROWS if store is None else store.chunk_rows
         try:
             if whole:
-                futures = [client.submit(_run_whole, scattered, factor, seed, normals, drop, options, target,
-                                         pure=False, key=f"mmsold-tile-{seed}-0-{uuid.uuid4().hex[:8]}")]
+                futures = [client.submit(_run_whole, scattered, factor, seed, normals, drop, dict(options, even=even),
+                                         target, pure=False, key=f"mmsold-tile-{seed}-0-{uuid.uuid4().hex[:8]}")]
             else:
                 futures = [client.submit(_run_tile, scattered, tile, int(offsets[k]), factor, seed, halo, normals,
-                                         drop, options, target, chunk, pure=False,
-                                         key=f"mmsold-tile-{seed}-{k}-{uuid.uuid4().hex[:8]}")
+                                         drop, dict(options, **tl.even_options(work.plan, k)), target, chunk,
+                                         pure=False, key=f"mmsold-tile-{seed}-{k}-{uuid.uuid4().hex[:8]}")
                            for k, tile in enumerate(tiles)]
             index = {f.key: k for k, f in enumerate(futures)}
             parts: list = [None] * len(tiles)
@@ -187,6 +224,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         Z = np.concatenate([p.positions for p in parts]) if parts else np.zeros((0, 3))
         attrs = {nm: np.concatenate([p.attributes[nm] for p in parts]) for nm in names}
         out = type(cloud)(Z, attrs, cloud.fmt, cloud.meta)
-    diag = {"seed": seed, "tiles": infos, "wall_time": time.perf_counter() - t0, "output_points": int(offsets[-1]),
+    diag = {"seed": seed, "tiles": infos, **work.even_info, "wall_time": time.perf_counter() - t0,
+            "output_points": int(offsets[-1]),
             "workers": len(client.scheduler_info(n_workers=-1)["workers"])}
     return out, diag

@@ -136,6 +136,10 @@ NOISY_ITERS = 1
 NOISY_AVERAGE = 48
 #: even_density: filling passes, candidate jitter (in local spacings), percentile of the reference spacing.
 EVEN_PASSES, EVEN_JITTER, EVEN_PERCENTILE = 3, 0.8, 25
+#: even="auto" runs the even stage when more than EVEN_AUTO_SHARE of the points have a local spacing above
+#: EVEN_AUTO_RATIO × the reference: uniform surface samples (2,000 or 50,000 points on the shared meshes, a
+#: plane) give 0.004–0.010, a 2:1 density step 0.035–0.049, 3:1 and more ≥ 0.07 (docs/performance.md §8).
+EVEN_AUTO_RATIO, EVEN_AUTO_SHARE = 2.0, 0.03
 #: local_spacing_project: kernel widths, in MLS_RADIUS × spacing, by the local spacing of the input.
 EVEN_LEVELS = (1.0, 1.5, 2.0, 3.0)
 #: even_density drops candidates whose neighbours' centroid is farther than this share of their mean distance.
@@ -509,19 +513,43 @@ def estimate_noise(X, *, spacing: float | None = None, neighbours: int = MLS_NEI
     return float(np.median(np.linalg.norm(P - Q, axis=1)) / 0.6745 / delta)
 
 
-def _local_spacing(tree, X, neighbours: int) -> np.ndarray:
-    """Each point's mean distance to its ``neighbours`` nearest other points (``tree``: a k-d tree over X)."""
-    d, _ = tree.query(X, k=min(neighbours + 1, len(X)), workers=-1)
+def local_spacing(X, neighbours: int = 6, *, tree=None, points=None) -> np.ndarray:
+    """Mean distance from each of ``points`` (default: every point of X) to its ``neighbours`` nearest other
+    points of X (``tree``: a k-d tree over X, made when not given); ``points`` must be rows of X."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(X) if tree is None else tree
+    d, _ = tree.query(X if points is None else points, k=min(neighbours + 1, len(X)), workers=-1)
     return d[:, 1:].mean(axis=1)
 
 
-def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, percentile: float = EVEN_PERCENTILE,
+def even_reference(X, *, percentile: float = EVEN_PERCENTILE, tree=None) -> float:
+    """The spacing the even stage fills up to: the ``percentile``-th percentile of :func:`local_spacing`
+    (the dense parts' spacing)."""
+    return float(np.percentile(local_spacing(X, tree=tree), percentile))
+
+
+def even_choice(even):
+    """``even`` checked: "auto", True or False (a NumPy bool taken as a bool)."""
+    even = bool(even) if isinstance(even, (bool, np.bool_)) else even
+    if even not in ("auto", True, False):
+        raise MmsoldError(f"even must be 'auto', True or False, got {even!r}")
+    return even
+
+
+def uneven_share(spacings, reference: float) -> float:
+    """Share of points whose local spacing exceeds ``EVEN_AUTO_RATIO`` × ``reference``: ``even="auto"`` runs the
+    even stage when it is above ``EVEN_AUTO_SHARE``."""
+    return float(np.mean(np.asarray(spacings) > EVEN_AUTO_RATIO * reference))
+
+
+def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, reference: float | None = None,
                  neighbours: int = 6, random_state=0) -> np.ndarray:
     r"""Fill the sparse parts of a surface cloud up to the density of its dense parts (points added, none moved).
 
     Let :math:`s_i` be the mean distance from :math:`x_i` to its 6 nearest
-    neighbours and :math:`s_\text{ref}` the ``percentile``-th percentile of
-    :math:`s` (the dense parts' spacing).  Each pass gives every point
+    neighbours and :math:`s_\text{ref}` the ``reference`` spacing (default :func:`even_reference` of X: the
+    dense parts' spacing; a tile of a larger cloud is given the whole cloud's).  Each pass gives every point
     :math:`c_i = \max(0, \operatorname{round}((s_i/s_\text{ref})^2 - 1))`
     candidates (capped at 20) — the points missing from its share
     :math:`\propto s_i^2` of the surface at density :math:`s_\text{ref}^{-2}` —
@@ -544,11 +572,11 @@ def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, p
 
     rng = np.random.default_rng(random_state)
     X = np.ascontiguousarray(X, dtype=np.float64)
-    ref = None
+    ref = reference
     for _ in range(int(passes)):
         tree = cKDTree(X)
-        s = _local_spacing(tree, X, neighbours)
-        ref = float(np.percentile(s, percentile)) if ref is None else ref
+        s = local_spacing(X, neighbours, tree=tree)
+        ref = float(np.percentile(s, EVEN_PERCENTILE)) if ref is None else ref
         c = np.minimum(np.maximum(np.rint((s / ref) ** 2 - 1), 0), 20).astype(np.int64)
         src = np.repeat(np.arange(len(X)), c)
         if len(src) == 0:
@@ -697,8 +725,8 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
             t: float | None = None, sigma: float | None = None, steps: int | None = None,
             sampler: str = "mmsold", mls_radius: float | None = None, mls_neighbours: int = MLS_NEIGHBOURS,
             mls_iters: int = MLS_ITERS, reject: float | None = None, tweedie_t: float | None = None, anneal_t_end: float | None = None,
-            anneal_steps: int = ANNEAL_STEPS, model=None, progress=None, noise="auto", even: bool = False,
-            creases: bool = True, **sample_options) -> DensifyResult:
+            anneal_steps: int = ANNEAL_STEPS, model=None, progress=None, noise="auto", even="auto",
+            even_spacing: float | None = None, creases: bool = True, **sample_options) -> DensifyResult:
     """Fit a model to a sparse point cloud, sample N points, denoise them onto the surface.
 
     Parameters
@@ -747,13 +775,17 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
         and 96 on smooth parts); the denoised points are then densified as a
         clean input (a given ``model`` is refitted to them).  The input array
         itself is not changed.
-    even : bool
+    even : {"auto", True, False}
         Fill the input's sparse parts first (:func:`even_density`) so the
         output is about as dense everywhere, whatever the input's density
         (a given ``model`` is refitted).  The added points only guide the
         sampler; they are not in the output, and the samples are projected on
         the input's own MLS surface with kernels widened where it is sparse
-        (:func:`local_spacing_project`).
+        (:func:`local_spacing_project`).  ``"auto"`` (the default) does it when the input is uneven
+        (:func:`uneven_share` above ``EVEN_AUTO_SHARE``; 3-D points only).
+    even_spacing : float, optional
+        The dense parts' spacing the even stage fills up to (default :func:`even_reference` of X); a tile of
+        a larger cloud is given the whole cloud's, so that a sparsely scanned tile is filled too.
     creases : bool
         MLS only.  Re-project the points near a crease onto the side they belong to
         (:func:`crease_project`) instead of the one smooth surface that rounds the crease off.
@@ -806,14 +838,24 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
             noise_info["noisy"] = False
     # the even stage's points shape the sampler's density only: the surface stays the measured points'
     surface = None
+    even = even_choice(even)
+    if even is True and X.shape[1] != 3:
+        raise MmsoldError(f"even density works on 3-D surface points, got {X.shape[1]}-D")
+    if even_spacing is not None:
+        even_spacing = check_positive(even_spacing, "even_spacing")
+    if even == "auto" and X.shape[1] == 3:
+        s = local_spacing(X)
+        even_spacing = float(np.percentile(s, EVEN_PERCENTILE)) if even_spacing is None else even_spacing
+        noise_info["even_share"] = uneven_share(s, even_spacing)
+        even = noise_info["even_share"] > EVEN_AUTO_SHARE
+    noise_info["even"] = even = even is True
     if even:
-        if X.shape[1] != 3:
-            raise MmsoldError(f"even density works on 3-D surface points, got {X.shape[1]}-D")
         n_in = X.shape[0]
         surface = X
-        X = even_density(X, random_state=random_state if isinstance(random_state, int) else 0)
+        even_spacing = even_reference(X) if even_spacing is None else even_spacing
+        X = even_density(X, reference=even_spacing, random_state=random_state if isinstance(random_state, int) else 0)
         model = None
-        noise_info["even_added"] = int(X.shape[0] - n_in)
+        noise_info.update(even_added=int(X.shape[0] - n_in), even_spacing=even_spacing)
     if model is None:
         model = fit_moments(X, name="sparse points")
     spacing = model.spacing_
@@ -857,7 +899,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
                                      return_residual=True, grid=grid)
         else:
             out, resid, width = local_spacing_project(Z, support, radius, neighbours=mls_neighbours,
-                                                      iters=mls_iters)
+                                                      iters=mls_iters, reference=even_spacing)
         n_crease = 0
         if creases:
             out, resid, crease = crease_project(out, support, radius, resid, spacing=spacing,
@@ -886,16 +928,17 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
 
 
 def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours: int = MLS_NEIGHBOURS,
-                          iters: int = MLS_ITERS, percentile: float = EVEN_PERCENTILE):
+                          iters: int = MLS_ITERS, reference: float | None = None):
     r"""MLS projection on X with a kernel widened where X is sparse: the projection after the even stage.
 
     Each point z takes the kernel :math:`h\,\ell` with :math:`\ell` the largest of ``levels`` at most
     :math:`s_{i(z)}/s_\text{ref}`: :math:`s_i` is the mean distance from :math:`x_i` to its 6 nearest
-    neighbours, :math:`i(z)` the nearest point of X, :math:`s_\text{ref}` the ``percentile``-th percentile of s
-    (as in :func:`even_density`).  One kernel fits the dense parts, but in a part sampled k times more
-    sparsely it holds a k-th of the points and the quadratic fit wanders between them.  On the bunny with an
-    8:1 density step (``benchmarks/scans.py uneven``) the sparse half's output went from 0.32 to 0.25 δ from
-    the surface, where uniform surface points projected the same way land 0.27 δ off.
+    neighbours, :math:`i(z)` the nearest point of X, :math:`s_\text{ref}` the ``reference`` spacing (as in
+    :func:`even_density`; default :func:`even_reference` of X), to which ``radius`` belongs.  One kernel fits
+    the dense parts, but in a part sampled k times more sparsely it holds a k-th of the points and the
+    quadratic fit wanders between them.  On the bunny with an 8:1 density step (``benchmarks/scans.py
+    uneven``) the sparse half's output went from 0.32 to 0.25 δ from the surface, where uniform surface
+    points projected the same way land 0.27 δ off.
 
     Returns (Z_proj, residual, width): the first two as :func:`mls_project` with ``return_residual``, and
     each point's ℓ.
@@ -904,8 +947,9 @@ def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours
 
     levels = np.sort(np.asarray(levels, dtype=np.float64))
     tree = cKDTree(X)
-    s = _local_spacing(tree, X, 6)
-    ratio = s[tree.query(Z, k=1, workers=-1)[1]] / float(np.percentile(s, percentile))
+    s = local_spacing(X, tree=tree)
+    ref = float(np.percentile(s, EVEN_PERCENTILE)) if reference is None else reference
+    ratio = s[tree.query(Z, k=1, workers=-1)[1]] / ref
     cls = np.clip(np.searchsorted(levels, ratio, side="right") - 1, 0, levels.size - 1)
     out, res = np.empty_like(Z), np.empty(len(Z))
     for c in np.unique(cls):
@@ -938,7 +982,9 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         Positions and per-point attributes (LAS dimensions, PLY properties).
     n : int, optional
         New points; default ``round(factor × len(cloud))``.  With tiles the
-        count is ``Σ round(factor × core points)`` (``n`` sets the factor).
+        count is ``Σ round(factor × core points)`` (``n`` sets the factor), or with
+        ``even=True`` exactly ``round(factor × len(cloud))``, shared by area
+        (:func:`mmsold_cli.workflows.tiles.even_plan`).
     factor : float
     random_state : int or None
         With tiles each tile's seed derives from it and the tile index
@@ -1022,11 +1068,14 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         diag.update(seed=random_state, tile_points=tile_points, halo=halo)
         tiles = tl.plan_tiles(X, tile_points)
         projected = np.empty_like(X) if keep_input and project_input else None
+        # even density: tiles share the new points by surface area, not by input points
+        plan, even_info = tl.decide_even(X, tiles, factor, options.pop("even", "auto"), halo=halo)
+        diag.update(even_info)
         parts = tl.iter_tiles(cloud, tiles, factor=factor, seed=random_state, halo=halo, normals=normals,
                               drop_attributes=drop, progress=progress, tile_progress=tile_progress,
-                              projected=projected, **options)
+                              projected=projected, plan=plan, **options)
         diag["tiles"] = infos = []
-        n_new = tl.tiled_count(tiles, factor)
+        n_new = tl.tiled_count(tiles, factor) if plan is None else sum(plan.counts)
         if projected is not None:  # the moved input points come first and are known after the last tile
             parts = list(parts)
         put, kept = _output_parts(sink, n_new + (X.shape[0] if keep_input else 0))

@@ -23,6 +23,12 @@ Why the halo removes seams: near a core face, both the sampler's particles
 the cut, as long as :math:`\eta` exceeds their reach; points generated in the
 halo are discarded, so what is kept was made with full neighbourhoods.
 
+With the even stage (``even=True``) the count follows the surface instead of the input: each point's
+local spacing :math:`s_i` (mean distance to its 6 nearest) stands for an area :math:`\propto s_i^2`, the run's
+:math:`\operatorname{round}(f\,n)` new points are shared among the tiles in proportion to their cores' areas,
+and every tile fills up to the whole cloud's reference spacing (:func:`even_plan`).  Otherwise a sparsely
+scanned tile would get f points per input point, as sparse as its input.
+
 Each tile's seed is drawn from ``numpy.random.SeedSequence(seed,
 spawn_key=(index,))``, so a tile's result depends on the run's seed and its
 own index only — not on the order or the process the tiles run in.  The cost
@@ -38,8 +44,9 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["HALO", "TILE_POINTS", "SURPLUS", "BYTES_PER_POINT", "MEMORY_SHARE", "Tile", "auto_tile_points",
-           "plan_tiles", "tiled_count", "iter_tiles", "densify_tile", "tile_seed"]
+__all__ = ["HALO", "TILE_POINTS", "SURPLUS", "BYTES_PER_POINT", "MEMORY_SHARE", "Tile", "EvenPlan",
+           "auto_tile_points", "plan_tiles", "tiled_count", "even_plan", "decide_even", "even_options", "iter_tiles",
+           "densify_tile", "tile_seed"]
 
 #: Halo width in spacings of the tile's core.
 HALO = 5.0
@@ -127,8 +134,67 @@ def _inside(P, lo, hi, pad=0.0):
     return np.all((P >= lo) & (P < hi), axis=1)
 
 
+@dataclass(frozen=True)
+class EvenPlan:
+    """An even-density tiled run's shares (:func:`even_plan`).
+
+    Attributes
+    ----------
+    reference : float
+        The spacing every tile fills up to.
+    counts : tuple of int
+        New points of each tile's core.
+    grown : tuple of float
+        Each tile's surface area with its halo over its core's: what the draw over the grown tile is sized by.
+    share : float
+        :func:`~mmsold_cli.workflows.densify.uneven_share` of the whole cloud (what ``even="auto"`` decides by).
+    """
+
+    reference: float
+    counts: tuple
+    grown: tuple
+    share: float
+
+
+def _core_spacing(C):
+    """Mean nearest-neighbour distance of a tile core's points (0 for fewer than two)."""
+    from scipy.spatial import cKDTree
+
+    return float(cKDTree(C).query(C, k=2, workers=-1)[0][:, 1].mean()) if len(C) >= 2 else 0.0
+
+
+def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPlan:
+    """Reference spacing and per-tile counts of new points for an even-density tiled run (module docstring).
+
+    Each point's local spacing is measured among the points of its tile's core grown by the halo, so points
+    near a cut see their neighbours across it.  The counts add up to ``round(factor × n)`` (largest
+    remainders).
+    """
+    from .densify import EVEN_PERCENTILE, local_spacing, uneven_share
+
+    P = np.asarray(positions, dtype=np.float64)
+    s = np.zeros(len(P))
+    cores = [np.flatnonzero(_inside(P, t.lo, t.hi)) for t in tiles]
+    grown = []
+    for tile, core in zip(tiles, cores):
+        grown.append(np.flatnonzero(_inside(P, tile.lo, tile.hi, pad=halo * _core_spacing(P[core]))))
+        if len(core):
+            s[core] = local_spacing(P[grown[-1]], points=P[core])
+    area = s * s  # each point's share of the surface
+    core_area = np.array([area[core].sum() for core in cores])
+    want = factor * len(P) * core_area / max(core_area.sum(), np.finfo(float).tiny)
+    counts = np.floor(want).astype(np.int64)
+    rest = int(round(factor * len(P))) - int(counts.sum())
+    if rest > 0:
+        counts[np.argsort(counts - want, kind="stable")[:rest]] += 1
+    ratio = [float(area[g].sum() / a) if a > 0 else 1.0 for g, a in zip(grown, core_area)]
+    reference = float(np.percentile(s, EVEN_PERCENTILE))
+    return EvenPlan(reference, tuple(int(c) for c in counts), tuple(ratio), uneven_share(s, reference))
+
+
 def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
-                 drop_attributes=(), projected=None, **densify_options):
+                 drop_attributes=(), projected=None, n_out: int | None = None, grown_share: float | None = None,
+                 **densify_options):
     """Densify one tile (module docstring); returns ``(PointCloud of new core points, info dict)``.
 
     Parameters
@@ -148,18 +214,27 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     projected : array of shape (len(cloud), 3), optional
         Filled, at the core's rows, with the core's input points moved onto
         the tile's MLS surface (:func:`~mmsold_cli.workflows.densify.project_on_support`).
+    n_out : int, optional
+        New points of the core (default ``round(factor × core points)``).
+    grown_share : float, optional
+        The halo-grown tile's surface over its core's (an even-density run, :attr:`EvenPlan.grown`); the draw
+        over the grown tile is sized by it (default: by points, the grown tile's over the core's).
     **densify_options
-        Passed to :func:`mmsold_cli.workflows.densify.densify`.
+        Passed to :func:`mmsold_cli.workflows.densify.densify`; ``even`` is True or False (default), decided
+        for the whole cloud (:func:`decide_even`, :func:`even_options`), never "auto" tile by tile.
     """
     from scipy.spatial import cKDTree
 
     from .attributes import transfer_attributes
     from .densify import densify, project_on_support
 
+    densify_options.setdefault("even", False)
+    if densify_options["even"] == "auto":
+        raise ValueError("densify_tile: even='auto' must be decided for the whole cloud (tiles.decide_even)")
     P = cloud.positions
     core = _inside(P, tile.lo, tile.hi)
     n_core = int(core.sum())
-    n_out = int(round(factor * n_core))
+    n_out = int(round(factor * n_core)) if n_out is None else int(n_out)
     info = dict(index=tile.index, core_points=n_core, output_points=n_out)
     if n_out == 0:  # an empty core (a tile of a degenerate cut): nothing to make, same attribute names
         attrs = {k: np.asarray(v)[:0] for k, v in cloud.attributes.items() if k not in set(drop_attributes)}
@@ -168,10 +243,7 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
         if projected is not None:  # nothing sampled here: a tiny factor on a small core; left as read
             projected[core] = P[core]
         return type(cloud)(np.zeros((0, 3)), attrs, cloud.fmt, cloud.meta), info
-    C = P[core]
-    d, _ = cKDTree(C).query(C, k=2, workers=-1) if n_core >= 2 else (np.zeros((1, 2)), None)
-    delta = float(d[:, 1].mean()) if n_core >= 2 else 0.0
-    eta = halo * delta
+    eta = halo * _core_spacing(P[core])
     grown = _inside(P, tile.lo, tile.hi, pad=eta)
     idx = np.flatnonzero(grown)
     if len(idx) < 7:
@@ -180,7 +252,10 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     sub = cloud.subset(idx)
     X = sub.positions
     rng = np.random.default_rng(tile_seed(seed, tile.index))
-    n_draw = int(np.ceil((1 + SURPLUS) * factor * len(idx) + 4.0 * np.sqrt(factor * len(idx))))
+    # what lands in the core is a share of the draw over the grown tile: by points (the sampler follows the
+    # input's density) or, in an even-density run, by area
+    expect = n_out * (len(idx) / n_core if grown_share is None else grown_share)
+    n_draw = int(np.ceil((1 + SURPLUS) * expect + 4.0 * np.sqrt(expect)))
     t0 = time.perf_counter()
     res = densify(X, n_draw, random_state=int(rng.integers(2**31)), **densify_options)
     keep = np.flatnonzero(_inside(res.points, tile.lo, tile.hi))
@@ -209,23 +284,50 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     return type(cloud)(Z, attrs, cloud.fmt, cloud.meta), info
 
 
+def decide_even(positions, tiles, factor: float, even="auto", *, halo: float = HALO):
+    """A tiled run's even-density plan (None: the stage off) and what was decided, for the diagnostics.
+
+    ``even``: "auto", True or False, as for :func:`~mmsold_cli.workflows.densify.densify`; "auto" measures the
+    whole cloud (:func:`even_plan`) and keeps the plan when its ``share`` is above ``EVEN_AUTO_SHARE``.
+    """
+    from .densify import EVEN_AUTO_SHARE, even_choice
+
+    even = even_choice(even)
+    if even is False:
+        return None, {"even": False}
+    plan = even_plan(positions, tiles, factor, halo=halo)
+    on = even is True or plan.share > EVEN_AUTO_SHARE
+    info = {"even": on, "even_share": plan.share, **({"even_spacing": plan.reference} if on else {})}
+    return (plan if on else None), info
+
+
+def even_options(plan: EvenPlan | None, k: int) -> dict:
+    """:func:`densify_tile`'s options for tile k of a run with ``plan`` (None: the even stage off)."""
+    if plan is None:
+        return dict(even=False)
+    return dict(even=True, even_spacing=plan.reference, n_out=plan.counts[k], grown_share=plan.grown[k])
+
+
 def tiled_count(tiles, factor: float) -> int:
     """New points a tiled run makes: ``Σ round(factor × core points)`` over the tiles of :func:`plan_tiles`."""
     return int(sum(int(round(factor * t.points)) for t in tiles))
 
 
 def iter_tiles(cloud, tiles, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
-               drop_attributes=(), progress=None, tile_progress=None, projected=None, **densify_options):
+               drop_attributes=(), progress=None, tile_progress=None, projected=None, plan: EvenPlan | None = None,
+               **densify_options):
     """Densify the tiles one after another, yielding ``(PointCloud of new core points, info)`` for each.
 
     Only one tile's points are in memory at a time; the caller writes each
     part out (:func:`mmsold_cli.workflows.densify.densify_cloud` with a sink) or gathers them.
     ``progress(done, total, step, steps)`` is the sampler's within the current tile (``done``/``total`` count
-    tiles); ``tile_progress(done, total)`` is called after each tile; ``projected``: see :func:`densify_tile`.
+    tiles); ``tile_progress(done, total)`` is called after each tile; ``projected``: see :func:`densify_tile`;
+    ``plan``: an even-density run's shares (:func:`even_plan`), None for a run without the even stage.
     """
     for k, tile in enumerate(tiles):
         inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
         yield densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
-                           drop_attributes=drop_attributes, progress=inner, projected=projected, **densify_options)
+                           drop_attributes=drop_attributes, progress=inner, projected=projected,
+                           **even_options(plan, k), **densify_options)
         if tile_progress is not None:
             tile_progress(k + 1, len(tiles))
