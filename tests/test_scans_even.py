@@ -122,3 +122,29 @@ def test_auto_leaves_evenly_sampled_input_alone():
     plain, _ = densify_cloud(PointCloud(X, {}, ".npy", {}), factor=2.0, random_state=0, tile_points=1000, even=False)
     assert diag["even"] is False and diag["even_share"] < EVEN_AUTO_SHARE / 2
     assert np.array_equal(out.positions, plain.positions)
+
+
+def test_repeated_points_are_read_once():
+    """Every point written eight times (a bad merge of scans, or coordinates rounded to a file's grid): the
+    spacings read 0, and densify used to stop with 'internal error LinAlgError' (an MLS kernel of width 0). A
+    repeated point says nothing more about the surface: the run is the one of the distinct points."""
+    import warnings
+
+    import pytest
+
+    from mmsold_cli.errors import MmsoldError
+    from mmsold_cli.workflows.densify import even_density
+
+    rng = np.random.default_rng(4)
+    X = _patch(rng, 800, 0, 4)
+    Xd = np.repeat(X, 8, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = densify(Xd, 4000, random_state=0)
+        forced = densify(Xd, 4000, random_state=0, even=True)
+    assert res.settings["repeated"] == 7 * 800 and res.settings["even"] is False
+    assert np.array_equal(res.points, densify(X, 4000, random_state=0).points)
+    assert np.array_equal(forced.points, densify(X, 4000, random_state=0, even=True).points)
+    # the fill itself, given the repeated points, has no spacing to fill up to: one clear error, not a division by 0
+    with pytest.raises(MmsoldError, match="six or more exact copies"):
+        even_density(Xd)

@@ -100,10 +100,19 @@ def hausdorff(A, B) -> float:
     return float(max(nn_distance(A, B).max(), nn_distance(B, A).max()))
 
 
+def distinct_rows(X) -> np.ndarray:
+    """X without the rows that repeat an earlier row (the first of each kept, in order); X itself when none do."""
+    X = np.asarray(X)
+    _, first = np.unique(X, axis=0, return_index=True)
+    return X if len(first) == len(X) else X[np.sort(first)]
+
+
 def mean_spacing(X) -> float:
-    """Mean distance from each point to its nearest other point."""
+    """Mean distance from each distinct point to its nearest other distinct point (a repeated point would give 0:
+    scans often hold exact duplicates, from merged strips or coordinates rounded to the file's grid)."""
     from scipy.spatial import cKDTree
 
+    X = distinct_rows(X)
     d, _ = cKDTree(X).query(X, k=2, workers=-1)
     return float(d[:, 1].mean())
 

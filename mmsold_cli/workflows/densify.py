@@ -539,7 +539,10 @@ def even_choice(even):
 
 def uneven_share(spacings, reference: float) -> float:
     """Share of points whose local spacing exceeds ``EVEN_AUTO_RATIO`` × ``reference``: ``even="auto"`` runs the
-    even stage when it is above ``EVEN_AUTO_SHARE``."""
+    even stage when it is above ``EVEN_AUTO_SHARE``.  A reference of 0 (over a quarter of the points have six
+    or more exact copies) gives 0: there is no spacing to fill up to."""
+    if not reference > 0:
+        return 0.0
     return float(np.mean(np.asarray(spacings) > EVEN_AUTO_RATIO * reference))
 
 
@@ -577,6 +580,9 @@ def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, r
         tree = cKDTree(X)
         s = local_spacing(X, neighbours, tree=tree)
         ref = float(np.percentile(s, EVEN_PERCENTILE)) if ref is None else ref
+        if not ref > 0:
+            raise MmsoldError("even density needs a positive reference spacing, got 0: over a quarter of the points "
+                              "have six or more exact copies (remove the duplicates, or --no-even)")
         c = np.minimum(np.maximum(np.rint((s / ref) ** 2 - 1), 0), 20).astype(np.int64)
         src = np.repeat(np.arange(len(X)), c)
         if len(src) == 0:
@@ -798,6 +804,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     """
     import functools
 
+    from ..metrics.surface import distinct_rows
     from ..model import fit_moments
     from ..samplers import schedules
     from ..sampling import sample
@@ -805,7 +812,6 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     if denoise not in DENOISERS:
         raise MmsoldError(f"denoise must be one of {', '.join(DENOISERS)}, got {denoise!r}")
     X = check_points(X, name="sparse points", min_points=7)
-    n_given = X.shape[0]
     if denoise == "mls" and X.shape[1] != 3:
         raise MmsoldError(f"MLS denoising projects on a surface in 3-D; got {X.shape[1]}-D points "
                           "(use denoise='tweedie' or 'none')")
@@ -813,7 +819,13 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
         factor = check_positive(factor, "factor")
         n = max(int(round(factor * X.shape[0])), 1)
     n = check_int(n, "number of output points n", low=1)
-    noise_info = {}
+    # a repeated point says nothing more about the surface, and the spacings (hence every kernel) would read 0
+    distinct = distinct_rows(X)
+    noise_info = {"repeated": X.shape[0] - distinct.shape[0]} if distinct.shape[0] < X.shape[0] else {}
+    if distinct.shape[0] < 7:
+        raise MmsoldError(f"sparse points: at least 7 distinct points are needed, got {distinct.shape[0]}")
+    X = distinct
+    n_given = X.shape[0]
     if denoise == "mls" and noise is not False:
         if noise not in ("auto", True):
             raise MmsoldError(f"noise must be 'auto', True or False, got {noise!r}")

@@ -157,39 +157,42 @@ class EvenPlan:
 
 
 def _core_spacing(C):
-    """Mean nearest-neighbour distance of a tile core's points (0 for fewer than two)."""
-    from scipy.spatial import cKDTree
+    """Mean distance between a tile core's distinct points and their nearest (0 for fewer than two)."""
+    from ..metrics.surface import distinct_rows, mean_spacing
 
-    return float(cKDTree(C).query(C, k=2, workers=-1)[0][:, 1].mean()) if len(C) >= 2 else 0.0
+    return mean_spacing(C) if len(distinct_rows(C)) >= 2 else 0.0
 
 
 def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPlan:
     """Reference spacing and per-tile counts of new points for an even-density tiled run (module docstring).
 
-    Each point's local spacing is measured among the points of its tile's core grown by the halo, so points
-    near a cut see their neighbours across it.  The counts add up to ``round(factor × n)`` (largest
-    remainders).
+    Each distinct point's local spacing is measured among the distinct points of its tile's core grown by the
+    halo, so points near a cut see their neighbours across it (a repeated point adds no surface).  The counts
+    add up to ``round(factor × n)`` (largest remainders).
     """
+    from ..metrics.surface import distinct_rows
     from .densify import EVEN_PERCENTILE, local_spacing, uneven_share
 
     P = np.asarray(positions, dtype=np.float64)
-    s = np.zeros(len(P))
-    cores = [np.flatnonzero(_inside(P, t.lo, t.hi)) for t in tiles]
-    grown = []
-    for tile, core in zip(tiles, cores):
-        grown.append(np.flatnonzero(_inside(P, tile.lo, tile.hi, pad=halo * _core_spacing(P[core]))))
-        if len(core):
-            s[core] = local_spacing(P[grown[-1]], points=P[core])
-    area = s * s  # each point's share of the surface
-    core_area = np.array([area[core].sum() for core in cores])
+    core_s, core_area, grown_area = [], [], []
+    for tile in tiles:
+        pad = halo * _core_spacing(P[_inside(P, tile.lo, tile.hi)])
+        G = distinct_rows(P[_inside(P, tile.lo, tile.hi, pad=pad)])
+        s = local_spacing(G) if len(G) >= 2 else np.zeros(len(G))
+        in_core = _inside(G, tile.lo, tile.hi)
+        core_s.append(s[in_core])
+        core_area.append(float(np.sum(s[in_core] ** 2)))  # a point's share of the surface: s²
+        grown_area.append(float(np.sum(s**2)))
+    core_area = np.array(core_area)
     want = factor * len(P) * core_area / max(core_area.sum(), np.finfo(float).tiny)
     counts = np.floor(want).astype(np.int64)
     rest = int(round(factor * len(P))) - int(counts.sum())
     if rest > 0:
         counts[np.argsort(counts - want, kind="stable")[:rest]] += 1
-    ratio = [float(area[g].sum() / a) if a > 0 else 1.0 for g, a in zip(grown, core_area)]
+    s = np.concatenate(core_s)
     reference = float(np.percentile(s, EVEN_PERCENTILE))
-    return EvenPlan(reference, tuple(int(c) for c in counts), tuple(ratio), uneven_share(s, reference))
+    return EvenPlan(reference, tuple(int(c) for c in counts),
+                    tuple(g / a if a > 0 else 1.0 for g, a in zip(grown_area, core_area)), uneven_share(s, reference))
 
 
 def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
