@@ -23,6 +23,7 @@ _KERNEL_MODULES = (
     "mmsold_cli.neighbors.walk_numba",
     "mmsold_cli.score.smoothed_numba",
     "mmsold_cli.workflows.mls_numba",
+    "mmsold_cli.workflows.tiles_numba",
     "mmsold_cli.samplers.stiefel_numba",
     "mmsold_cli.samplers.inits_numba",
 )
@@ -49,7 +50,7 @@ def _calls():
     from .rng import normals_numba
     from .samplers import inits_numba, stiefel, stiefel_numba
     from .score import smoothed_numba
-    from .workflows import mls_numba
+    from .workflows import mls_numba, tiles_numba
 
     rng = np.random.default_rng(0)
     key, prev = np.array([1, 2], dtype=np.uint64), np.array([3, 4], dtype=np.uint64)
@@ -91,6 +92,7 @@ def _calls():
         ("grid 3-D", lambda: GridIndex(X3, k=4)),  # same kernel types in 3-D: nothing new to compile
         ("MLS fit", lambda: mls_numba.mls_once_numba(X3[:8], X3, np.tile(np.arange(8), (8, 1)),
                                                      np.ones((8, 8)), 1.0)),
+        ("tile boxes", lambda: tiles_numba.inside_box(X3, np.full(3, -np.inf), np.zeros(3))),
     ]
 
 

@@ -46,6 +46,21 @@ def test_partition_is_balanced_and_covers_every_point(wavy):
     assert tile_seed(1, 0) != tile_seed(1, 1) and tile_seed(1, 3) == tile_seed(1, 3)
 
 
+def test_box_kernel_equals_numpy():
+    """The numba box test against its NumPy reference: points on the faces (half-open: lo in, hi out), infinite
+    outer faces, a pad, NaN rows (never inside)."""
+    from mmsold_cli.workflows.tiles import _inside, _inside_numpy
+
+    rng = np.random.default_rng(5)
+    P = np.round(rng.uniform(-1, 1, (20000, 3)), 1)  # many points exactly on the faces below
+    P[:50, 1] = np.nan
+    for lo, hi, pad in [((-0.5, -0.2, 0.0), (0.3, 0.4, 0.5), 0.0), ((-np.inf, -0.2, -np.inf), (0.3, np.inf, 0.1), 0.0),
+                        ((-0.5, -0.2, 0.0), (0.3, 0.4, 0.5), 0.1), ((-np.inf,) * 3, (np.inf,) * 3, 0.0)]:
+        got, want = _inside(P, lo, hi, pad), _inside_numpy(P, lo, hi, pad)
+        assert got.dtype == bool and np.array_equal(got, want), (lo, hi, pad)
+        assert 0 < want.sum() < len(P) - 49
+
+
 def test_tile_seams_are_invisible(wavy, tiled):
     X = wavy.positions
     out, diag = tiled

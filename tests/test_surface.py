@@ -152,3 +152,19 @@ def test_bunny_distance_spot_check():
     rng = np.random.default_rng(0)
     Q = surface_samples(V, F, 12, random_state=rng) + 0.003 * rng.standard_normal((12, 3))
     np.testing.assert_allclose(MeshDistance(V, F).query(Q)[0], _mesh_distance_slow(Q, V, F), rtol=1e-10)
+
+
+def test_distinct_rows_and_mean_spacing_with_repeats():
+    """distinct_rows keeps each row's first occurrence in order (np.unique's answer, without its sort by bytes);
+    mean_spacing measures between distinct points, so repeats change nothing and a lone point gives 0."""
+    from mmsold_cli.metrics.surface import distinct_rows, mean_spacing
+
+    rng = np.random.default_rng(7)
+    X = np.round(rng.uniform(0, 1, (3000, 3)), 2)
+    X = np.r_[X, X[rng.integers(0, 3000, 500)]][rng.permutation(3500)]
+    _, first = np.unique(X, axis=0, return_index=True)
+    assert np.array_equal(distinct_rows(X), X[np.sort(first)]) and len(first) < 3500
+    Y = rng.uniform(0, 1, (200, 3))
+    assert distinct_rows(Y) is Y
+    assert mean_spacing(np.repeat(Y, 3, axis=0)) == mean_spacing(Y) > 0
+    assert mean_spacing(np.zeros((5, 3))) == 0.0

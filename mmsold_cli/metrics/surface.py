@@ -103,18 +103,31 @@ def hausdorff(A, B) -> float:
 def distinct_rows(X) -> np.ndarray:
     """X without the rows that repeat an earlier row (the first of each kept, in order); X itself when none do."""
     X = np.asarray(X)
-    _, first = np.unique(X, axis=0, return_index=True)
-    return X if len(first) == len(X) else X[np.sort(first)]
+    if len(X) < 2:
+        return X
+    order = np.lexsort(X.T[::-1])  # stable: equal rows keep their order, so the first of each comes first
+    S = X[order]
+    first = np.ones(len(X), dtype=bool)
+    first[1:] = np.any(S[1:] != S[:-1], axis=1)
+    return X if first.all() else X[np.sort(order[first])]
 
 
 def mean_spacing(X) -> float:
-    """Mean distance from each distinct point to its nearest other distinct point (a repeated point would give 0:
-    scans often hold exact duplicates, from merged strips or coordinates rounded to the file's grid)."""
+    """Mean distance from each distinct point to its nearest other distinct point (0 when all coincide).
+
+    A repeated point would give 0: scans often hold exact duplicates, from merged strips or coordinates
+    rounded to the file's grid.
+    """
     from scipy.spatial import cKDTree
 
-    X = distinct_rows(X)
-    d, _ = cKDTree(X).query(X, k=2, workers=-1)
-    return float(d[:, 1].mean())
+    X = np.asarray(X)
+    d = cKDTree(X).query(X, k=2, workers=-1)[0][:, 1]
+    if not (d > 0).all():  # measured again between distinct points only (a tree query is cheaper than a sort)
+        X = distinct_rows(X)
+        if len(X) < 2:
+            return 0.0
+        d = cKDTree(X).query(X, k=2, workers=-1)[0][:, 1]
+    return float(d.mean())
 
 
 def _rows_dot(u, v):

@@ -129,6 +129,13 @@ def tile_seed(seed, index: int) -> int:
 
 
 def _inside(P, lo, hi, pad=0.0):
+    """Rows of P inside the box [lo − pad, hi + pad) (numba kernel; :func:`_inside_numpy` is its reference)."""
+    from .tiles_numba import inside_box
+
+    return inside_box(P, np.asarray(lo, dtype=np.float64) - pad, np.asarray(hi, dtype=np.float64) + pad)
+
+
+def _inside_numpy(P, lo, hi, pad=0.0):
     lo = np.asarray(lo) - pad
     hi = np.asarray(hi) + pad
     return np.all((P >= lo) & (P < hi), axis=1)
@@ -157,10 +164,26 @@ class EvenPlan:
 
 
 def _core_spacing(C):
-    """Mean distance between a tile core's distinct points and their nearest (0 for fewer than two)."""
-    from ..metrics.surface import distinct_rows, mean_spacing
+    """:func:`~mmsold_cli.metrics.surface.mean_spacing` of a tile core's points (0 for fewer than two)."""
+    from ..metrics.surface import mean_spacing
 
-    return mean_spacing(C) if len(distinct_rows(C)) >= 2 else 0.0
+    return mean_spacing(C) if len(C) >= 2 else 0.0
+
+
+def _distinct_spacing(G):
+    """G's distinct rows and each one's local spacing (mean distance to its 6 nearest others)."""
+    from scipy.spatial import cKDTree
+
+    from ..metrics.surface import distinct_rows
+    from .densify import local_spacing
+
+    if len(G) < 2:
+        return G, np.zeros(len(G))
+    d = cKDTree(G).query(G, k=min(7, len(G)), workers=-1)[0]
+    if (d[:, 1] > 0).all():
+        return G, d[:, 1:].mean(axis=1)
+    G = distinct_rows(G)  # repeated points: measured again between distinct ones
+    return G, local_spacing(G) if len(G) >= 2 else np.zeros(len(G))
 
 
 def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPlan:
@@ -170,15 +193,13 @@ def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPla
     halo, so points near a cut see their neighbours across it (a repeated point adds no surface).  The counts
     add up to ``round(factor × n)`` (largest remainders).
     """
-    from ..metrics.surface import distinct_rows
-    from .densify import EVEN_PERCENTILE, local_spacing, uneven_share
+    from .densify import EVEN_PERCENTILE, uneven_share
 
     P = np.asarray(positions, dtype=np.float64)
     core_s, core_area, grown_area = [], [], []
     for tile in tiles:
         pad = halo * _core_spacing(P[_inside(P, tile.lo, tile.hi)])
-        G = distinct_rows(P[_inside(P, tile.lo, tile.hi, pad=pad)])
-        s = local_spacing(G) if len(G) >= 2 else np.zeros(len(G))
+        G, s = _distinct_spacing(P[_inside(P, tile.lo, tile.hi, pad=pad)])
         in_core = _inside(G, tile.lo, tile.hi)
         core_s.append(s[in_core])
         core_area.append(float(np.sum(s[in_core] ** 2)))  # a point's share of the surface: s²
