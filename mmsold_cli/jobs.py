@@ -824,12 +824,13 @@ def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, over
 
             if seed is None:
                 seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
-            # the tasks and their output rows, known before any work (the .zarr store is made that size)
-            work = layout(X, factor, tile_points=tl.TILE_POINTS if tile_points is None else tile_points,
-                          halo=tl.HALO, even=options["even"])
+            # the tasks and their output rows, known before any work (the .zarr store is made that size);
+            # --tile-points 0 (never tile) is one task, as densify_cloud does it
+            tp = tl.TILE_POINTS if tile_points is None else tile_points or max(X.shape[0], 100)
+            work = layout(X, factor, tile_points=tp, halo=tl.HALO, even=options["even"])
 
             def run(store=None):
-                return densify_distributed(cloud, client=client, factor=factor, seed=seed, tile_points=tile_points,
+                return densify_distributed(cloud, client=client, factor=factor, seed=seed, tile_points=tp,
                                            progress=tile_progress, store=store, work=work, **options)
 
             rows = int(work.offsets[-1])

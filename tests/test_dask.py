@@ -183,6 +183,11 @@ def test_cli_densify_on_the_cluster_gives_the_one_machine_bytes(tmp_path):
     assert json.loads(r.stdout)["tiles"] == 1 and json.loads(r.stdout)["workers"] == 2
     assert read_zarr(tmp_path / "b.zarr").tobytes() == np.load(tmp_path / "a.npy").tobytes()
     assert json.loads((tmp_path / "b.diagnostics.json").read_text())["settings"]["random_state"] == 4
+    # --tile-points 0 (never tile) is one task on the cluster too; it used to be refused ("at least 100")
+    r = mmsold("densify", tmp_path / "in.npy", *common, "-o", tmp_path / "c.npy", "--dask", "local:1",
+               "--tile-points", 0, "--json")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "c.npy").tobytes() == np.load(tmp_path / "a.npy").tobytes()
 
 
 def test_unreachable_scheduler_bad_address_and_missing_dask(model_file, tmp_path):
