@@ -1,8 +1,15 @@
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# A shell without job control starts background commands with SIGINT ignored, and an ignored signal stays
+# ignored in every process they start: the tests that send SIGINT to a child `mmsold` then saw it run on to
+# exit 0. A handler (unlike SIG_IGN) is reset to the default in an exec'd child, so the children get SIGINT.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 # MMSOLD_SHARED_DATA: the shared data when the project is not beside ../shared (e.g. a git worktree)
