@@ -523,10 +523,10 @@ def local_spacing(X, neighbours: int = 6, *, tree=None, points=None) -> np.ndarr
     return d[:, 1:].mean(axis=1)
 
 
-def even_reference(X, *, percentile: float = EVEN_PERCENTILE, tree=None) -> float:
-    """The spacing the even stage fills up to: the ``percentile``-th percentile of :func:`local_spacing`
+def even_reference(X) -> float:
+    """The spacing the even stage fills up to: the ``EVEN_PERCENTILE``-th percentile of :func:`local_spacing`
     (the dense parts' spacing)."""
-    return float(np.percentile(local_spacing(X, tree=tree), percentile))
+    return float(np.percentile(local_spacing(X), EVEN_PERCENTILE))
 
 
 def even_choice(even):
