@@ -547,7 +547,7 @@ def uneven_share(spacings, reference: float) -> float:
 
 
 def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, reference: float | None = None,
-                 neighbours: int = 6, random_state=0) -> np.ndarray:
+                 neighbours: int = 6, random_state=0, spacings=None) -> np.ndarray:
     r"""Fill the sparse parts of a surface cloud up to the density of its dense parts (points added, none moved).
 
     Let :math:`s_i` be the mean distance from :math:`x_i` to its 6 nearest
@@ -569,16 +569,17 @@ def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, r
     neighbours all lie on one side).  A second pass
     fills what the first left (the candidates are random, so their first
     layer is uneven), a third what is left.  Measured on an 8:1 density step (tests/test_scans_even.py):
-    sparse coverage 0.33 → 0.86, 0.93 × the dense part's.
+    sparse coverage 0.33 → 0.86, 0.93 × the dense part's.  ``spacings``: s of X when the caller has it
+    (:func:`local_spacing` with these ``neighbours``), for the first pass.
     """
     from scipy.spatial import cKDTree
 
     rng = np.random.default_rng(random_state)
     X = np.ascontiguousarray(X, dtype=np.float64)
     ref = reference
-    for _ in range(int(passes)):
+    for k in range(int(passes)):
         tree = cKDTree(X)
-        s = local_spacing(X, neighbours, tree=tree)
+        s = spacings if k == 0 and spacings is not None else local_spacing(X, neighbours, tree=tree)
         ref = float(np.percentile(s, EVEN_PERCENTILE)) if ref is None else ref
         if not ref > 0:
             raise MmsoldError("even density needs a positive reference spacing, got 0: over a quarter of the points "
@@ -855,17 +856,19 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
         raise MmsoldError(f"even density works on 3-D surface points, got {X.shape[1]}-D")
     if even_spacing is not None:
         even_spacing = check_positive(even_spacing, "even_spacing")
+    surface_s = None  # the measured points' local spacings: the auto rule, the fill and the projection read them
+    if even is not False and X.shape[1] == 3:
+        surface_s = local_spacing(X)
+        even_spacing = float(np.percentile(surface_s, EVEN_PERCENTILE)) if even_spacing is None else even_spacing
     if even == "auto" and X.shape[1] == 3:
-        s = local_spacing(X)
-        even_spacing = float(np.percentile(s, EVEN_PERCENTILE)) if even_spacing is None else even_spacing
-        noise_info["even_share"] = uneven_share(s, even_spacing)
+        noise_info["even_share"] = uneven_share(surface_s, even_spacing)
         even = noise_info["even_share"] > EVEN_AUTO_SHARE
     noise_info["even"] = even = even is True
     if even:
         n_in = X.shape[0]
         surface = X
-        even_spacing = even_reference(X) if even_spacing is None else even_spacing
-        X = even_density(X, reference=even_spacing, random_state=random_state if isinstance(random_state, int) else 0)
+        X = even_density(X, reference=even_spacing, spacings=surface_s,
+                         random_state=random_state if isinstance(random_state, int) else 0)
         model = None
         noise_info.update(even_added=int(X.shape[0] - n_in), even_spacing=even_spacing)
     if model is None:
@@ -911,7 +914,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
                                      return_residual=True, grid=grid)
         else:
             out, resid, width = local_spacing_project(Z, support, radius, neighbours=mls_neighbours,
-                                                      iters=mls_iters, reference=even_spacing)
+                                                      iters=mls_iters, reference=even_spacing, spacings=surface_s)
         n_crease = 0
         if creases:
             out, resid, crease = crease_project(out, support, radius, resid, spacing=spacing,
@@ -940,7 +943,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
 
 
 def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours: int = MLS_NEIGHBOURS,
-                          iters: int = MLS_ITERS, reference: float | None = None):
+                          iters: int = MLS_ITERS, reference: float | None = None, spacings=None):
     r"""MLS projection on X with a kernel widened where X is sparse: the projection after the even stage.
 
     Each point z takes the kernel :math:`h\,\ell` with :math:`\ell` the largest of ``levels`` at most
@@ -952,6 +955,8 @@ def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours
     uneven``) the sparse half's output went from 0.32 to 0.25 δ from the surface, where uniform surface
     points projected the same way land 0.27 δ off.
 
+    ``spacings``: :func:`local_spacing` of X when the caller has it.
+
     Returns (Z_proj, residual, width): the first two as :func:`mls_project` with ``return_residual``, and
     each point's ℓ.
     """
@@ -959,7 +964,7 @@ def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours
 
     levels = np.sort(np.asarray(levels, dtype=np.float64))
     tree = cKDTree(X)
-    s = local_spacing(X, tree=tree)
+    s = local_spacing(X, tree=tree) if spacings is None else spacings
     ref = float(np.percentile(s, EVEN_PERCENTILE)) if reference is None else reference
     ratio = s[tree.query(Z, k=1, workers=-1)[1]] / ref
     cls = np.clip(np.searchsorted(levels, ratio, side="right") - 1, 0, levels.size - 1)
