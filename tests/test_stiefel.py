@@ -118,6 +118,27 @@ def test_in_place_step_polar_factor_equals_svd(rng, monkeypatch, d, size):
     assert np.abs(H - P * np.eye(d)).max() < 1e-12 * P
 
 
+@pytest.mark.parametrize("eps", [1e-9, 1.5e-7, 6e-5, 1e-3, 0.1, 0.2])
+def test_polar_factor_series_reaches_rounding(rng, monkeypatch, eps):
+    """Each way _polar_into ends (the series to R, R² or R³, after 0 to 3 rounds) lands on the polar factor.
+
+    CᵀC/P = I + ε vvᵀ: along v everything is scalar, so ‖(polar − Q) v‖ is the error of the series where it
+    is largest (‖E‖_F = ‖E‖₂).  ε spans the bands of _SERIES_LIMITS; a limit ten times too loose, or a
+    coefficient left out, leaves 8e-15 or more there (checked by mutation), rounding 5e-16.
+    """
+    P, d = 400, 48
+    Q = np.linalg.qr(rng.standard_normal((P, d)))[0]
+    v = rng.standard_normal(d)
+    v /= np.linalg.norm(v)
+    C = Q @ (np.eye(d) + (np.sqrt(1 + eps) - 1) * np.outer(v, v)) * np.sqrt(P)
+    monkeypatch.setattr(stiefel.np.linalg, "eigh", None)
+    monkeypatch.setattr(stiefel.np.linalg, "svd", None)
+    out = np.empty_like(C)
+    stiefel._polar_into(C, out)
+    assert np.linalg.norm((out - Q) @ v) < 1.5e-15
+    assert np.abs(out - Q).max() < 1e-15
+
+
 def test_inverse_square_root_iteration(rng):
     """H^{-1/2} by the coupled Newton–Schulz iteration; a singular H is refused (the SVD takes over)."""
     from mmsold_cli.samplers import stiefel_numba
