@@ -19,6 +19,8 @@ from pathlib import Path
 #: Cache folders of other source states unused this long are removed when a new one is made.
 STALE_DAYS = 30
 
+_READY = False  # import_numba has run once
+
 
 def source_digest(root: Path | None = None) -> str:
     """A digest of the package's source files (path, size, modification time), 16 hex digits.
@@ -94,6 +96,9 @@ def import_numba():
     convolutions fall back to numba's own loop); ``scipy.linalg`` imports
     normally afterwards.
     """
+    global _READY
+    if _READY:  # called by every kernel call's thread count: the folder is made, numba loaded
+        return sys.modules["numba"]
     numba_cache_dir()
     import numba
 
@@ -103,4 +108,5 @@ def import_numba():
             import numba.np.arraymath  # noqa: F401
         finally:
             del sys.modules["scipy.linalg"]
+    _READY = True
     return numba
