@@ -730,7 +730,8 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
                 mean_move_spacings=float(np.average([t.get("mean_move", 0.0) for t in tiles], weights=np.maximum(core, 1))),
                 noisy_tiles=int(sum(bool(t.get("noisy")) for t in tiles)),
                 even=diag.get("even"), even_share=diag.get("even_share"),
-                even_added=int(sum(t.get("even_added", 0) for t in tiles)) if diag.get("even") else None)
+                even_added=int(sum(t.get("even_added", 0) for t in tiles)) if diag.get("even") else None,
+                repeated_points=int(sum(t.get("repeated", 0) for t in tiles)))
             diagnostics = {}
         else:
             settings = dict(diag["settings"])
@@ -740,7 +741,7 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
                                  denoise_seconds=diagnostics["denoise_time"], mean_move_spacings=diagnostics["mean_move"],
                                  noisy=settings.get("noisy"), noise_estimate=settings.get("noise_estimate"),
                                  even=settings.get("even"), even_share=settings.get("even_share"),
-                                 even_added=settings.get("even_added"))
+                                 even_added=settings.get("even_added"), repeated_points=settings.get("repeated", 0))
         settings.update(source=str(sparse), random_state=run_seed, normals=bool(normals), keep_input=keep_input,
                         project_input=bool(project_input), dropped=list(cloud.attributes) if drop is True else list(drop))
         tmp_diag.write_text(json.dumps({"settings": settings, "tiles": tiles or None, **diagnostics}, indent=1,
@@ -870,6 +871,8 @@ def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, over
                 tmp_diag.write_text(json.dumps(diag, indent=1, default=float))
     summary = {"output": str(output), "input_points": int(X.shape[0]), "output_points": int(rows),
                "denoise": denoise, "random_state": seed}
+    if diag.get("tiles"):
+        summary["repeated_points"] = int(sum(t.get("repeated", 0) for t in diag["tiles"]))
     if client is not None:
         summary.update(tiles=len(diag["tiles"]), workers=diag["workers"], wall_time_s=diag["wall_time"])
     return summary

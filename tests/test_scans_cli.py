@@ -145,13 +145,15 @@ def test_noise_stage_switch_and_project_input(tmp_path, rng):
 
 def test_repeated_points_untiled_and_tiled(tmp_path, rng):
     """A cloud with every point twice: exit 1 'internal error LinAlgError' before (kernels of width 0); now the
-    repeats are read once, and a tiled run's halo is measured between distinct points."""
+    repeats are read once (and counted), and a tiled run's halo is measured between distinct points."""
     X = np.repeat(_sphere(1500, rng), 2, axis=0)
     np.save(tmp_path / "twice.npy", X)
     one = ok(run(tmp_path / "twice.npy", "-o", tmp_path / "one.npy", "--factor", "4", "--seed", "0", "--json"))
     tiled = ok(run(tmp_path / "twice.npy", "-o", tmp_path / "tiled.npy", "--factor", "4", "--seed", "0",
                    "--tile-points", "1000", "--json"))
     assert one["output_points"] == 12000 and tiled["tiles"] == 4 and tiled["output_points"] == 12000
+    # the summary says how many were repeats: each tile counts those of its core, so the tiles add up to 1,500
+    assert one["repeated_points"] == 1500 and tiled["repeated_points"] == 1500
     for name in ("one.npy", "tiled.npy"):  # on the sphere, as densify puts points on clean input
         r = np.linalg.norm(np.load(tmp_path / name), axis=1) / R
         assert np.abs(r - 1).mean() < 0.01, (name, np.abs(r - 1).mean())

@@ -249,6 +249,7 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     """
     from scipy.spatial import cKDTree
 
+    from ..metrics.surface import distinct_rows
     from .attributes import transfer_attributes
     from .densify import densify, project_on_support
 
@@ -301,7 +302,10 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
 
         NX = estimate_normals(X, tree=tree)
         attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(Z, X, NX, tree=tree).T)))
+    # a core point's repeats share its position, hence its core: the cores' counts add up to the cloud's
+    repeated = n_core - distinct_rows(P[core]).shape[0] if res.settings.get("repeated") else 0
     info.update(halo_points=len(idx), spacing=res.settings["spacing"], halo=eta, seconds=time.perf_counter() - t0,
+                repeated=repeated,
                 t=res.settings.get("t"), sample_time=res.diagnostics["sample_time"],
                 denoise_time=res.diagnostics["denoise_time"], mean_move=res.diagnostics["mean_move"],
                 **{k: res.settings[k] for k in ("noisy", "noise_estimate", "even_added") if k in res.settings})
