@@ -660,17 +660,18 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     ``keep_input``; ``tile_points`` None: tiles when the cloud exceeds
     :func:`mmsold_cli.workflows.tiles.auto_tile_points`, 0: never.
 
-    ``dask``: a cluster address: the cloud is densified in tiles, one task each, with the bytes of the
-    one-machine tiled run (``progress(tiles_done, tiles_total, 0, 0)``); a ``.zarr`` output is a Zarr v3
-    store of the positions.  Both carry positions only.
+    ``dask``: a cluster address: the cloud is densified in tiles, one task each, with the bytes (and the
+    attributes) of the one-machine tiled run (``progress(tiles_done, tiles_total, 0, 0)``); not with
+    ``project_input`` (the tiles' surfaces stay on the workers).  A ``.zarr`` output, with or without
+    ``dask``, is a Zarr v3 store of the positions only.
     """
-    if dask is not None or (output is not None and Path(output).suffix.lower() == ".zarr"):
+    if output is not None and Path(output).suffix.lower() == ".zarr":
         if normals or drop_attributes or keep_input or project_input or noise != "auto" or halo is not None:
-            raise MmsoldError("--dask and .zarr outputs densify positions only: --normals, --drop-attributes, "
-                              "--keep-input, --project-input, --noise and --halo are not available with them")
-        return _densify_sharded_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
-                                    overwrite=overwrite, progress=progress, dask=dask, tile_points=tile_points,
-                                    options=dict(options, even=even))
+            raise MmsoldError(".zarr outputs hold positions only: --normals, --drop-attributes, --keep-input, "
+                              "--project-input, --noise and --halo are not available with them")
+        return _densify_zarr_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
+                                 overwrite=overwrite, progress=progress, dask=dask, tile_points=tile_points,
+                                 options=dict(options, even=even))
     import contextlib
     import time
 
@@ -686,6 +687,13 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     ext = output.suffix.lower()
     if noise not in _NOISE:
         raise MmsoldError(f"--noise must be auto, on or off, got {noise!r}")
+    if dask is not None:
+        from .distributed.client import parse_address, require_dask
+
+        parse_address(dask)
+        require_dask()
+        if project_input:
+            raise MmsoldError("--project-input is not available with --dask: the tiles' surfaces stay on the workers")
     drop = parse_drop(drop_attributes)
     keep_input = bool(keep_input or project_input)
     diag_path = check_outputs(output, plot, overwrite, [sparse], extensions=WRITE_EXTENSIONS + SCAN_EXTENSIONS)
@@ -714,10 +722,17 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
                     count["attributes"] = list(part.attributes)
                 return put
 
+            client = None
+            if dask is not None:  # the tiles are tasks there; the parts come back here, to the same writer
+                from .distributed.client import connect
+
+                client = stack.enter_context(connect(dask))
             _, diag = densify_cloud(cloud, n, factor=factor, random_state=seed, normals=normals,
                                     drop_attributes=drop, keep_input=keep_input, project_input=project_input,
                                     tile_points=tile_points, halo=halo, progress=progress, denoise=denoise,
-                                    noise=_NOISE[noise], even=even, sink=sink, **options)
+                                    noise=_NOISE[noise], even=even, sink=sink, client=client,
+                                    tile_progress=None if client is None or progress is None
+                                    else (lambda done, total: progress(done, total, 0, 0)), **options)
         tiles = diag.get("tiles") or []
         run_seed = diag.get("seed", seed)
         if tiles:
@@ -766,49 +781,44 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
         "denoise": denoise,
     }
     summary.update({k: v for k, v in summary_extra.items() if v is not None or k == "t"})
+    if "workers" in diag:
+        summary["workers"] = diag["workers"]
     summary["seconds"] = time.perf_counter() - t_start
     return summary
 
 
-def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, overwrite, progress, dask, tile_points,
-                         options) -> dict:
-    """``densify_job`` on a Dask cluster (tiles), or to a ``.zarr`` store (see :func:`densify_job`)."""
+def _densify_zarr_job(sparse, output, *, n, factor, denoise, seed, plot, overwrite, progress, dask, tile_points,
+                      options) -> dict:
+    """``densify_job`` to a ``.zarr`` store of the positions: written by the workers with ``dask``, here without."""
     import contextlib
 
     from .distributed.client import parse_address, require_dask
-    from .io.arrays import atomic_paths, check_output_path, save_points
-    from .io.cloud import PointCloud
-    from .io.mesh import read_point_cloud
+    from .distributed.zarr_store import _require_zarr, check_zarr_target, write_rows
+    from .io.arrays import atomic_paths, check_output_path
+    from .io.cloud import PointCloud, read_cloud
     from .io.room import check_not_inputs, check_room
     from .validation import check_int, check_positive
 
     output = Path(output)
-    zarr_out = output.suffix.lower() == ".zarr"
     if dask is not None:
         parse_address(dask)
         require_dask()
-    if zarr_out:
-        from .distributed.zarr_store import _require_zarr, check_zarr_target
-
-        _require_zarr()
+    _require_zarr()
     if plot is not None:
-        raise MmsoldError(f"--plot is not available with {'--dask' if dask is not None else 'a .zarr output'}; "
-                          "draw the output with `mmsold evaluate --plot`")
+        raise MmsoldError("--plot is not available with a .zarr output; draw the output with `mmsold evaluate --plot`")
     diag_path = output.with_name(output.stem + ".diagnostics.json")
     check_not_inputs([output, diag_path], [sparse])
-    if zarr_out:
-        check_zarr_target(output, overwrite=overwrite)
-    else:
-        check_extension(output)
-        check_output_path(output, overwrite=overwrite)
+    check_zarr_target(output, overwrite=overwrite)
     check_output_path(diag_path, overwrite=overwrite)
-    X = read_point_cloud(sparse)
+    X = read_cloud(sparse).positions  # a store of positions: the attributes are not carried
     if n is not None:
         factor = check_int(n, "number of output points n", low=1) / X.shape[0]
     factor = check_positive(factor, "factor")
-    check_room(output, int(round(factor * X.shape[0])), X.shape[1], in_memory=not zarr_out)
+    check_room(output, int(round(factor * X.shape[0])), X.shape[1], in_memory=False)
     options = dict(options, denoise=denoise)
     cloud = PointCloud(X, {}, output.suffix.lower())
+    if seed is None:
+        seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
     if dask is not None:
         from .distributed.client import connect
 
@@ -816,21 +826,17 @@ def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, over
     else:
         ctx = contextlib.nullcontext(None)
     tile_progress = None if progress is None else (lambda done, total: progress(done, total, 0, 0))
-    from .distributed.zarr_store import write_rows
-
     with ctx as client:
         if client is not None:
             from .distributed.densify import densify_distributed, layout
             from .workflows import tiles as tl
 
-            if seed is None:
-                seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
             # the tasks and their output rows, known before any work (the .zarr store is made that size);
             # --tile-points 0 (never tile) is one task, as densify_cloud does it
             tp = tl.TILE_POINTS if tile_points is None else tile_points or max(X.shape[0], 100)
             work = layout(X, factor, tile_points=tp, halo=tl.HALO, even=options["even"])
 
-            def run(store=None):
+            def run(store):
                 return densify_distributed(cloud, client=client, factor=factor, seed=seed, tile_points=tp,
                                            progress=tile_progress, store=store, work=work, **options)
 
@@ -838,41 +844,30 @@ def _densify_sharded_job(sparse, output, *, n, factor, denoise, seed, plot, over
         else:  # here: densify_cloud (tiled above tile_points, as the cluster would)
             from .workflows.densify import densify_cloud
 
-            if seed is None:
-                seed = int(__import__("numpy").random.SeedSequence().generate_state(1)[0])
             local, local_diag = densify_cloud(cloud, factor=factor, random_state=seed, tile_points=tile_points,
                                               progress=progress, **options)
             local_diag.pop("seed", None)
 
-            def run(store=None):
-                if store is not None:
-                    write_rows(store.tmp, 0, local.positions)
+            def run(store):
+                write_rows(store.tmp, 0, local.positions)
                 return local, local_diag
 
             rows = local.positions.shape[0]
-        if zarr_out:
-            from .distributed.densify import ZARR_CHUNK_ROWS
-            from .distributed.zarr_store import ZarrOutput
+        from .distributed.densify import ZARR_CHUNK_ROWS
+        from .distributed.zarr_store import ZarrOutput
 
-            with atomic_paths(diag_path, overwrite=overwrite) as (tmp_diag,):
-                with ZarrOutput(output, rows, 3, chunk_rows=ZARR_CHUNK_ROWS, overwrite=overwrite,
-                                attributes={"mmsold": {"source": str(sparse), "random_state": seed}}) as store:
-                    _, diag = run(store)
-                    diag = {**diag, "settings": dict(diag.get("settings", {}), source=str(sparse), random_state=seed,
-                                                     factor=factor, **options)}
-                    tmp_diag.write_text(json.dumps(diag, indent=1, default=float))
-                    store.commit()
-        else:
-            out, diag = run()
-            rows = out.positions.shape[0]
-            diag = {**diag, "settings": dict(source=str(sparse), random_state=seed, factor=factor, **options)}
-            with atomic_paths(output, diag_path, overwrite=overwrite) as (tmp_out, tmp_diag):
-                save_points(tmp_out, out.positions, fmt=output.suffix)
+        with atomic_paths(diag_path, overwrite=overwrite) as (tmp_diag,):
+            with ZarrOutput(output, rows, 3, chunk_rows=ZARR_CHUNK_ROWS, overwrite=overwrite,
+                            attributes={"mmsold": {"source": str(sparse), "random_state": seed}}) as store:
+                _, diag = run(store)
+                diag = {**diag, "settings": dict(diag.get("settings", {}), source=str(sparse), random_state=seed,
+                                                 factor=factor, **options)}
                 tmp_diag.write_text(json.dumps(diag, indent=1, default=float))
+                store.commit()
     summary = {"output": str(output), "input_points": int(X.shape[0]), "output_points": int(rows),
                "denoise": denoise, "random_state": seed}
-    if diag.get("tiles"):
-        summary["repeated_points"] = int(sum(t.get("repeated", 0) for t in diag["tiles"]))
+    summary["repeated_points"] = (int(sum(t.get("repeated", 0) for t in diag["tiles"])) if diag.get("tiles")
+                                  else int(diag["settings"].get("repeated", 0)))
     if client is not None:
         summary.update(tiles=len(diag["tiles"]), workers=diag["workers"], wall_time_s=diag["wall_time"])
     return summary

@@ -190,6 +190,39 @@ def test_cli_densify_on_the_cluster_gives_the_one_machine_bytes(tmp_path):
     assert np.load(tmp_path / "c.npy").tobytes() == np.load(tmp_path / "a.npy").tobytes()
 
 
+def test_cli_densify_a_las_scan_on_the_cluster_keeps_its_attributes(tmp_path):
+    """--dask read positions only and refused .las/.laz (and --normals): a scan densified on the cluster is now
+    the one-machine file, every point dimension and the header included, tiled and untiled."""
+    laspy = pytest.importorskip("laspy")
+    rng = np.random.default_rng(5)
+    u = rng.uniform(0, 4, (3000, 2))
+    P = np.c_[u, _height(u[:, 0], u[:, 1])] + [512000.0, 4100000.0, 200.0]  # a projected CRS's magnitudes
+    h = laspy.LasHeader(point_format=3, version="1.2")
+    h.offsets, h.scales = np.floor(P.min(axis=0)), np.full(3, 1e-4)
+    las = laspy.LasData(h)
+    las.x, las.y, las.z = P.T
+    las.intensity = rng.integers(0, 60000, len(P)).astype(np.uint16)
+    las.classification = np.where(u[:, 0] > 2, 6, 2).astype(np.uint8)
+    las.red = rng.integers(0, 65535, len(P)).astype(np.uint16)
+    las.write(tmp_path / "scan.las")
+    for extra in ([], ["--tile-points", 1000]):
+        common = ["--factor", 2, "--seed", 4, "--steps", 10, "--normals", *extra]
+        a, b = tmp_path / "a.las", tmp_path / "b.las"
+        assert mmsold("densify", tmp_path / "scan.las", *common, "-o", a, "--overwrite").returncode == 0
+        r = mmsold("densify", tmp_path / "scan.las", *common, "-o", b, "--overwrite", "--dask", "local:2", "--json")
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stdout)
+        assert summary["workers"] == 2 and summary["tiles"] == (4 if extra else 1)
+        A, B = laspy.read(a), laspy.read(b)
+        assert len(B.points) == 6000 and "intensity" in summary["attributes"] and "nx" in summary["attributes"]
+        assert A.points.array.tobytes() == B.points.array.tobytes()  # every dimension, normals as extra bytes
+        assert list(B.header.offsets) == list(h.offsets) and list(B.header.scales) == list(h.scales)
+        assert set(np.unique(B.classification)) == {2, 6}
+    r = mmsold("densify", tmp_path / "scan.las", "--project-input", "-o", tmp_path / "c.las", "--dask", "local:2")
+    assert r.returncode == 2 and "--project-input is not available with --dask" in r.stderr
+    assert not (tmp_path / "c.las").exists()
+
+
 def test_unreachable_scheduler_bad_address_and_missing_dask(model_file, tmp_path):
     out = tmp_path / "s.zarr"
     t0 = time.time()

@@ -108,7 +108,7 @@ def _run_whole(cloud, factor: float, seed: int, normals: bool, drop, options: di
                               drop_attributes=drop, **options)
     info = dict(index=0, core_points=len(cloud.positions), output_points=len(out.positions),
                 spacing=diag["settings"]["spacing"], seconds=diag["diagnostics"]["sample_time"]
-                + diag["diagnostics"]["denoise_time"])
+                + diag["diagnostics"]["denoise_time"], repeated=diag["settings"].get("repeated", 0))
     if store is None:
         return out, info
     from .zarr_store import write_rows
