@@ -17,7 +17,13 @@ type for the rest (floats continuous, integers and booleans categorical).
   on an input point takes its value; integer-typed continuous values
   (8/16-bit colours, intensity) are rounded and clipped to their type;
 * categorical: the value of the nearest input point (a class is not
-  averaged: the mean of "ground" and "building" is no class at all).
+  averaged: the mean of "ground" and "building" is no class at all);
+* normals (float ``nx, ny, nz`` or ``normal_x, normal_y, normal_z``): a
+  direction, not three numbers: the inverse-distance average :math:`\bar n`
+  scaled to the neighbours' mean length where the neighbours agree
+  (:math:`\|\bar n\| \ge` ``NORMAL_AGREE`` times that length), else the nearest
+  point's normal — across a crease or a thin part the average points
+  between the sides, or nowhere (opposite normals cancel).
 
 References
 ----------
@@ -29,7 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CATEGORICAL", "CONTINUOUS", "is_categorical", "transfer_attributes", "IDW_NEIGHBOURS"]
+__all__ = ["CATEGORICAL", "CONTINUOUS", "is_categorical", "transfer_attributes", "IDW_NEIGHBOURS",
+           "NORMAL_NAMES", "NORMAL_AGREE"]
 
 #: Names always taken from the nearest input point.
 CATEGORICAL = frozenset({
@@ -43,6 +50,13 @@ CONTINUOUS = frozenset({"red", "green", "blue", "nir", "alpha", "r", "g", "b", "
                         "colorblue"})
 #: Input points in each inverse-distance average.
 IDW_NEIGHBOURS = 8
+#: Per-point normals, carried as directions (module docstring).
+NORMAL_NAMES = (("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z"))
+#: A new point takes the average of its neighbours' normals when its length is at least this share of theirs,
+#: else its nearest point's (the two sides of a thin part cancel).  Normals of 5,000 points on four meshes
+#: carried to 15,000 others: off the mesh's by more than 45° 0.9–6.6 % of them with 0.5, 1.0–6.6 % with the
+#: average alone and 1.6–8.5 % with 0.9 (the nearest point lies on another facet more often than not).
+NORMAL_AGREE = 0.5
 _BLOCK = 262_144
 
 
@@ -88,6 +102,10 @@ def transfer_attributes(attributes: dict, X, Z, *, spacing: float, tree=None, ne
     cat = {name: is_categorical(name, attributes[name]) for name in names}
     out = {name: np.empty((len(Z),) + np.asarray(attributes[name]).shape[1:], dtype=np.asarray(attributes[name]).dtype)
            for name in names}
+    triples = [t for t in NORMAL_NAMES
+               if all(c in cat and np.asarray(attributes[c]).ndim == 1 and np.asarray(attributes[c]).dtype.kind == "f"
+                      for c in t)]
+    directions = {c for t in triples for c in t}
     eps2 = (1e-3 * spacing) ** 2
     for s in range(0, len(Z), _BLOCK):  # blocks bound the (block, k) temporaries
         d, idx = tree.query(Z[s : s + _BLOCK], k=k, workers=-1)
@@ -95,8 +113,19 @@ def transfer_attributes(attributes: dict, X, Z, *, spacing: float, tree=None, ne
             d, idx = d[:, None], idx[:, None]
         w = 1.0 / (d * d + eps2)
         w /= w.sum(axis=1, keepdims=True)
+        for t in triples:
+            N = np.stack([np.asarray(attributes[c], dtype=np.float64) for c in t], axis=1)[idx]  # (m, k, 3)
+            mean = np.einsum("mk,mkc->mc", w, N)
+            length = np.linalg.norm(mean, axis=1)
+            scale = np.einsum("mk,mk->m", w, np.linalg.norm(N, axis=2))  # the neighbours' own length
+            agree = length >= NORMAL_AGREE * scale
+            v = np.where(agree[:, None], mean * (scale / np.where(agree, length, 1.0))[:, None], N[:, 0])
+            for j, c in enumerate(t):
+                out[c][s : s + _BLOCK] = v[:, j]
         for name in names:
             a = np.asarray(attributes[name])
+            if name in directions:
+                continue
             if cat[name]:
                 out[name][s : s + _BLOCK] = a[idx[:, 0]]
                 continue
