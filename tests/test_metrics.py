@@ -1,4 +1,6 @@
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -102,3 +104,30 @@ def test_duplicate_rate_from_a_models_graph_equals_a_fresh_query():
     with_model = evaluate(S, rng.standard_normal((500, 6)), model=model)["dup_rate"]
     assert with_model == duplicate_rate(S, train)
     assert 0.2 <= with_model < 0.3, with_model  # the 100 copies, and a few fresh points as close
+
+
+def test_evaluate_reads_a_las_scan_and_its_figures_do_not_move_with_the_origin(tmp_path):
+    """`mmsold evaluate` refused .las/.laz/.e57 (so a densified scan could not be evaluated as written), and KID,
+    unlike every other figure, depended on where the cloud sits: 4·10⁶ m from the origin, as scans in projected
+    coordinates are, its polynomial kernel's terms cancelled in rounding and it read 1.5e23."""
+    laspy = pytest.importorskip("laspy")
+    from mmsold_cli.io.arrays import read_points
+    from mmsold_cli.metrics.points import evaluate
+
+    rng = np.random.default_rng(2)
+    S, R = rng.uniform(0, 20, (1500, 3)), rng.uniform(0, 20, (1200, 3))
+    off = np.array([512345.0, 4123456.0, 250.0])
+    h = laspy.LasHeader(point_format=3, version="1.2")
+    h.offsets, h.scales = off, np.full(3, 1e-4)
+    las = laspy.LasData(h)
+    las.x, las.y, las.z = (R + off).T
+    las.write(tmp_path / "ref.las")
+    R_read = read_points(tmp_path / "ref.las")
+    assert R_read.shape == (1200, 3) and np.abs(R_read - off - R).max() <= 5e-5  # the file's 0.1 mm grid
+    here, far = evaluate(S, R_read - off), evaluate(S + off, R_read)
+    assert abs(far["kid"] - here["kid"]) <= 1e-6 * abs(here["kid"]) + 1e-9
+    for key in ("precision", "recall", "coverage", "mean_error", "cov_error"):
+        assert far[key] == pytest.approx(here[key], rel=1e-6, abs=1e-9), key
+    r = subprocess.run([sys.executable, "-m", "mmsold_cli.cli", "evaluate", str(tmp_path / "ref.las"),
+                        str(tmp_path / "ref.las"), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -42,7 +42,7 @@ __all__ = [
     "check_output_path",
 ]
 
-READ_EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5", ".csv", ".txt", ".xyz", ".ply", ".obj")
+READ_EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5", ".csv", ".txt", ".xyz", ".ply", ".obj", ".las", ".laz", ".e57")
 WRITE_EXTENSIONS = (".npy", ".h5", ".hdf5", ".csv", ".txt", ".xyz", ".ply")
 STREAM_EXTENSIONS = (".npy", ".csv", ".txt", ".xyz")  # written row block by row block (:class:`PointWriter`)
 
@@ -104,6 +104,10 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
             return _read_h5(path, key)
         if ext in (".csv", ".txt", ".xyz"):
             return _read_text(path)
+        if ext in (".las", ".laz", ".e57"):  # a scan's positions (its attributes are densify's business)
+            from .cloud import read_cloud
+
+            return read_cloud(path).positions
         return _read_mesh_vertices(path)
     except (MmsoldError, MemoryError):
         raise
