@@ -326,6 +326,17 @@ def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, t
     assert part.positions.tobytes() == Z[first: first + len(part)].tobytes()
     # attributes carried through the tiles on the workers (the height, interpolated)
     assert np.abs(out.attributes["h"] - Z[:, 2]).mean() < 0.3 * 0.6 * mean_spacing(X)
+    # handed over tile by tile in order (the client holds only tiles that finished early), the same points;
+    # with the input first (keep_input) as on one machine
+    got = []
+    rest, _ = densify_distributed(cloud, client=client, factor=4, seed=1, tile_points=3000, put=got.append)
+    assert len(rest.positions) == 0 and [len(p) for p in got] == [i["output_points"] for i in diag["tiles"]]
+    assert np.concatenate([p.positions for p in got]).tobytes() == Z.tobytes()
+    assert np.concatenate([p.attributes["h"] for p in got]).tobytes() == out.attributes["h"].tobytes()
+    kept_here, _ = densify_cloud(cloud, factor=4, random_state=1, tile_points=3000, keep_input=True)
+    kept_there, _ = densify_cloud(cloud, factor=4, random_state=1, tile_points=3000, keep_input=True, client=client)
+    assert kept_there.positions.tobytes() == kept_here.positions.tobytes()
+    assert kept_there.attributes["h"].tobytes() == kept_here.attributes["h"].tobytes()
     delta = mean_spacing(X)
 
     bz, iz = seam_bands(Z, tiles, delta, 4)

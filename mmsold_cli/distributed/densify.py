@@ -119,7 +119,7 @@ def _run_whole(cloud, factor: float, seed: int, normals: bool, drop, options: di
 
 def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points: int | None = None,
                         halo: float | None = None, normals: bool = False, drop_attributes=(), progress=None,
-                        store=None, work: Layout | None = None, **options):
+                        store=None, work: Layout | None = None, put=None, **options):
     """Densify a :class:`~mmsold_cli.io.cloud.PointCloud` tile by tile on a Dask cluster.
 
     Parameters
@@ -139,6 +139,10 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         returned cloud then has no positions (shape (0, 3)) and no attributes.
     work : Layout, optional
         :func:`layout` of this cloud with these settings, when the caller has it already (it sized ``store``).
+    put : callable, optional
+        Takes the tiles' new points (PointClouds) in tile order, each as soon as the tiles before it are in, so
+        the client holds only the tiles that finished early (e.g. a file writer's ``write``); the returned
+        cloud then has no points.
     **options
         Passed to :func:`mmsold_cli.workflows.densify.densify`.
 
@@ -191,6 +195,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
             parts: list = [None] * len(tiles)
             infos: list = [None] * len(tiles)
             edges: dict = {}
+            sent = 0  # tiles handed to put
             for done, fut in enumerate(as_completed(futures), 1):
                 k = index[fut.key]
                 part, info = fut.result()
@@ -198,6 +203,10 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
                 infos[k] = info
                 if store is None:
                     parts[k] = part
+                    while put is not None and sent < len(parts) and parts[sent] is not None:
+                        put(parts[sent])
+                        parts[sent] = ()  # handed over: not held
+                        sent += 1
                 else:
                     for r0, rows in part:
                         edges[r0] = rows
@@ -218,6 +227,8 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         for _, pieces in sorted(by_chunk.items()):  # each chunk's pieces are contiguous rows from its start
             pieces.sort(key=lambda q: q[0])
             write_rows(store.tmp, pieces[0][0], np.concatenate([p for _, p in pieces]))
+        out = type(cloud)(np.zeros((0, 3)), {}, cloud.fmt, cloud.meta)
+    elif put is not None:
         out = type(cloud)(np.zeros((0, 3)), {}, cloud.fmt, cloud.meta)
     else:
         names = list(parts[0].attributes) if parts else []

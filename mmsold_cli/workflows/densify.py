@@ -1103,27 +1103,33 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
             put(part)
         return (None if kept is None else concat_clouds(kept)), diag
     if client is not None:
-        from ..distributed.densify import densify_distributed
+        from ..distributed.densify import densify_distributed, layout
 
         if random_state is None:
             random_state = int(np.random.SeedSequence().generate_state(1)[0])
-        out, dd = densify_distributed(cloud, client=client, factor=factor, seed=random_state,
-                                      tile_points=tile_points if tile_points else max(X.shape[0], 100), halo=halo,
-                                      normals=normals, drop_attributes=drop, progress=tile_progress, **options)
+        tp = tile_points if tile_points else max(X.shape[0], 100)
+        work = layout(X, factor, tile_points=tp, halo=halo, even=options.get("even", "auto"))
+        # the tiles' points go out as they come back, in order: the client never holds the whole output
+        put, kept = _output_parts(sink, int(work.offsets[-1]) + (X.shape[0] if keep_input else 0))
+        if keep_input:
+            put = _after_input(put, _input_part(cloud, X, None, drop, normals, None))
+        _, dd = densify_distributed(cloud, client=client, factor=factor, seed=random_state, tile_points=tp, halo=halo,
+                                    normals=normals, drop_attributes=drop, progress=tile_progress, work=work, put=put,
+                                    **options)
         diag.update(dd)
-    else:
-        res = densify(X, max(int(round(factor * X.shape[0])), 1), random_state=random_state, progress=progress,
-                      **options)
-        tree = cKDTree(X)
-        attrs = transfer_attributes(cloud.attributes, X, res.points, spacing=res.settings["spacing"], tree=tree,
-                                    drop=drop)
-        if normals:
-            NX = estimate_normals(X, tree=tree)
-            attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree).T)))
-        out = type(cloud)(res.points, attrs, cloud.fmt, cloud.meta)
-        diag.update(settings=res.settings, diagnostics=res.diagnostics)
-        if keep_input and project_input:
-            projected = project_on_support(X, res)
+        return (None if kept is None else concat_clouds(kept)), diag
+    res = densify(X, max(int(round(factor * X.shape[0])), 1), random_state=random_state, progress=progress,
+                  **options)
+    tree = cKDTree(X)
+    attrs = transfer_attributes(cloud.attributes, X, res.points, spacing=res.settings["spacing"], tree=tree,
+                                drop=drop)
+    if normals:
+        NX = estimate_normals(X, tree=tree)
+        attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree).T)))
+    out = type(cloud)(res.points, attrs, cloud.fmt, cloud.meta)
+    diag.update(settings=res.settings, diagnostics=res.diagnostics)
+    if keep_input and project_input:
+        projected = project_on_support(X, res)
     put, kept = _output_parts(sink, len(out) + (X.shape[0] if keep_input else 0))
     if keep_input:
         put = _after_input(put, _input_part(cloud, X, projected, drop, normals, tree))
