@@ -227,8 +227,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         for _, pieces in sorted(by_chunk.items()):  # each chunk's pieces are contiguous rows from its start
             pieces.sort(key=lambda q: q[0])
             write_rows(store.tmp, pieces[0][0], np.concatenate([p for _, p in pieces]))
-        out = type(cloud)(np.zeros((0, 3)), {}, cloud.fmt, cloud.meta)
-    elif put is not None:
+    if store is not None or put is not None:  # the points went there
         out = type(cloud)(np.zeros((0, 3)), {}, cloud.fmt, cloud.meta)
     else:
         names = list(parts[0].attributes) if parts else []
