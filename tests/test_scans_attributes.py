@@ -112,6 +112,47 @@ def test_normals_are_accurate_and_point_outward(rng, shape):
     assert np.all(np.einsum("ij,ij->i", NZ, Z) > 0.95)
 
 
+def _torus_normal(P, R=1.0):
+    """Outward unit normals of the torus around the z axis with tube centre radius R, at points P on it."""
+    ring = P * [1, 1, 0]
+    ring *= R / np.linalg.norm(ring, axis=1, keepdims=True)
+    D = P - ring
+    return D / np.linalg.norm(D, axis=1, keepdims=True)
+
+
+def test_tiled_normals_point_one_way_across_tiles(rng):
+    """A tiled run oriented each tile's normals on its own: 200,000 bunny points in 8 tiles came out with 3
+    tiles' normals all pointing in, and a torus in 8 tiles with 4. The tiles' parts are now made to agree
+    where their halos overlap: the input's and the new points' normals point out in every tile, and two
+    separate objects each point out."""
+    from mmsold_cli.io.cloud import PointCloud
+    from mmsold_cli.workflows.densify import densify_cloud
+    from mmsold_cli.workflows.tiles import _inside, oriented_normals, plan_tiles
+
+    u, v = rng.uniform(0, 2 * np.pi, (2, 6000))
+    T = np.c_[(1 + 0.35 * np.cos(v)) * np.cos(u), (1 + 0.35 * np.cos(v)) * np.sin(u), 0.35 * np.sin(v)]
+    S = 0.4 * _sphere(2000, rng) + [2.5, 0, 0]
+    X = np.r_[T, S]
+
+    def outward(P):
+        on_sphere = P[:, 0] > 1.8
+        N = _torus_normal(P)
+        N[on_sphere] = (P[on_sphere] - [2.5, 0, 0]) / np.linalg.norm(P[on_sphere] - [2.5, 0, 0], axis=1)[:, None]
+        return N
+
+    tiles = plan_tiles(X, 1000)
+    assert len(tiles) == 8
+    NX = oriented_normals(X, tiles)
+    cos = np.einsum("ij,ij->i", NX, outward(X))
+    assert np.all(cos > 0.9), [float((cos[_inside(X, t.lo, t.hi)] < 0).mean()) for t in tiles]
+    out, diag = densify_cloud(PointCloud(X, {}, ".ply"), factor=2, random_state=0, tile_points=1000, normals=True,
+                              keep_input=True, steps=10)
+    assert len(diag["tiles"]) == 8
+    NZ = np.c_[out.attributes["nx"], out.attributes["ny"], out.attributes["nz"]]
+    # the input's (first) and the new points', every tile (each tile alone: half the torus's tiles inward)
+    assert np.mean(np.einsum("ij,ij->i", NZ, outward(out.positions)) > 0.9) > 0.995
+
+
 def test_normals_on_a_folded_sheet_agree_across_the_fold(rng):
     # a half cylinder: normals turn by 180°; propagation keeps them all on the convex side
     a = rng.uniform(0, np.pi, 3000)

@@ -74,12 +74,12 @@ def layout(positions, factor: float, *, tile_points: int, halo: float, even="aut
 
 
 def _run_tile(cloud, tile, r0: int, factor: float, seed: int, halo: float, normals: bool, drop, options: dict,
-              store=None, chunk_rows: int = ZARR_CHUNK_ROWS):
+              store=None, chunk_rows: int = ZARR_CHUNK_ROWS, input_normals=None):
     """One task: the tile's new points (or, with ``store``, its inner chunks written and its edge rows)."""
     from ..workflows.tiles import densify_tile
 
     part, info = densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
-                              drop_attributes=drop, **options)
+                              drop_attributes=drop, input_normals=input_normals, **options)
     if store is None:
         return part, info
     from .zarr_store import write_rows
@@ -119,7 +119,7 @@ def _run_whole(cloud, factor: float, seed: int, normals: bool, drop, options: di
 
 def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points: int | None = None,
                         halo: float | None = None, normals: bool = False, drop_attributes=(), progress=None,
-                        store=None, work: Layout | None = None, put=None, **options):
+                        store=None, work: Layout | None = None, put=None, input_normals=None, **options):
     """Densify a :class:`~mmsold_cli.io.cloud.PointCloud` tile by tile on a Dask cluster.
 
     Parameters
@@ -139,6 +139,9 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         returned cloud then has no positions (shape (0, 3)) and no attributes.
     work : Layout, optional
         :func:`layout` of this cloud with these settings, when the caller has it already (it sized ``store``).
+    input_normals : array of shape (len(cloud), 3), optional
+        With ``normals`` and tiles: the cloud's normals oriented across tiles
+        (:func:`~mmsold_cli.workflows.tiles.oriented_normals`; made here when not given).
     put : callable, optional
         Takes the tiles' new points (PointClouds) in tile order, each as soon as the tiles before it are in, so
         the client holds only the tiles that finished early (e.g. a file writer's ``write``); the returned
@@ -175,11 +178,14 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     whole, tiles, offsets = work.whole, work.tiles, work.offsets  # whole: densify_cloud's untiled run
     if store is not None and store.shape != (int(offsets[-1]), 3):
         raise MmsoldError(f"store must have shape {(int(offsets[-1]), 3)}, got {store.shape}")
+    if normals and not whole and input_normals is None:
+        input_normals = tl.oriented_normals(X, tiles, halo=halo)
     where = getattr(client, "mmsold_where", "")
     t0 = time.perf_counter()
     futures = []
     with cluster_errors(where):
         scattered = client.scatter(cloud, broadcast=True, hash=False)
+        normals_at = None if whole or not normals else client.scatter(input_normals, broadcast=True, hash=False)
         target = None if store is None else str(store.tmp)
         chunk = ZARR_CHUNK_ROWS if store is None else store.chunk_rows
         try:
@@ -189,7 +195,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
             else:
                 futures = [client.submit(_run_tile, scattered, tile, int(offsets[k]), factor, seed, halo, normals,
                                          drop, dict(options, **tl.even_options(work.plan, k)), target, chunk,
-                                         pure=False, key=f"mmsold-tile-{seed}-{k}-{uuid.uuid4().hex[:8]}")
+                                         normals_at, pure=False, key=f"mmsold-tile-{seed}-{k}-{uuid.uuid4().hex[:8]}")
                            for k, tile in enumerate(tiles)]
             index = {f.key: k for k, f in enumerate(futures)}
             parts: list = [None] * len(tiles)
@@ -215,7 +221,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         finally:
             live = [f for f in futures if f is not None]
             with contextlib.suppress(Exception):
-                client.cancel(live + [scattered])
+                client.cancel(live + [scattered] + ([normals_at] if normals_at is not None else []))
     if store is not None:  # the chunks tiles share: whole, from the pieces every side sent
         from .zarr_store import write_rows
 

@@ -1088,16 +1088,18 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         # even density: tiles share the new points by surface area, not by input points
         plan, even_info = tl.decide_even(X, tiles, factor, options.pop("even", "auto"), halo=halo)
         diag.update(even_info)
+        # normals: the whole cloud's, oriented across tiles, so every tile's point the same way
+        NX = tl.oriented_normals(X, tiles, halo=halo) if normals else None
         parts = tl.iter_tiles(cloud, tiles, factor=factor, seed=random_state, halo=halo, normals=normals,
                               drop_attributes=drop, progress=progress, tile_progress=tile_progress,
-                              projected=projected, plan=plan, **options)
+                              projected=projected, plan=plan, input_normals=NX, **options)
         diag["tiles"] = infos = []
         n_new = tl.tiled_count(tiles, factor) if plan is None else sum(plan.counts)
         if projected is not None:  # the moved input points come first and are known after the last tile
             parts = list(parts)
         put, kept = _output_parts(sink, n_new + (X.shape[0] if keep_input else 0))
         if keep_input:
-            put = _after_input(put, _input_part(cloud, X, projected, drop, normals, tree))
+            put = _after_input(put, _input_part(cloud, X, projected, drop, normals, tree, NX))
         for part, info in parts:
             infos.append(info)
             put(part)
@@ -1111,11 +1113,12 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         work = layout(X, factor, tile_points=tp, halo=halo, even=options.get("even", "auto"))
         # the tiles' points go out as they come back, in order: the client never holds the whole output
         put, kept = _output_parts(sink, int(work.offsets[-1]) + (X.shape[0] if keep_input else 0))
+        NX = tl.oriented_normals(X, work.tiles, halo=halo) if normals and not work.whole else None
         if keep_input:
-            put = _after_input(put, _input_part(cloud, X, None, drop, normals, None))
+            put = _after_input(put, _input_part(cloud, X, None, drop, normals, None, NX))
         _, dd = densify_distributed(cloud, client=client, factor=factor, seed=random_state, tile_points=tp, halo=halo,
                                     normals=normals, drop_attributes=drop, progress=tile_progress, work=work, put=put,
-                                    **options)
+                                    input_normals=NX, **options)
         diag.update(dd)
         return (None if kept is None else concat_clouds(kept)), diag
     res = densify(X, max(int(round(factor * X.shape[0])), 1), random_state=random_state, progress=progress,
@@ -1156,11 +1159,12 @@ def _after_input(put, first):
     return put_new
 
 
-def _input_part(cloud, X, projected, drop, normals, tree):
-    """The input points as the output's first part: moved when ``projected`` is given, normals when asked."""
+def _input_part(cloud, X, projected, drop, normals, tree, NX=None):
+    """The input points as the output's first part: moved when ``projected`` is given, normals when asked
+    (``NX``, or estimated here)."""
     from .normals import estimate_normals
 
     attrs = {k: np.asarray(v) for k, v in cloud.attributes.items() if k not in drop}
     if normals:
-        attrs.update(dict(zip(("nx", "ny", "nz"), estimate_normals(X, tree=tree).T)))
+        attrs.update(dict(zip(("nx", "ny", "nz"), (estimate_normals(X, tree=tree) if NX is None else NX).T)))
     return type(cloud)(X if projected is None else projected, attrs, cloud.fmt, cloud.meta)

@@ -51,7 +51,7 @@ def _pca_normals(Q, X, tree, k):
     return out
 
 
-def estimate_normals(X, *, neighbours: int = NORMAL_NEIGHBOURS, orient="mst", tree=None) -> np.ndarray:
+def estimate_normals(X, *, neighbours: int = NORMAL_NEIGHBOURS, orient="mst", tree=None, components: bool = False):
     """Unit normals of X, shape (n, 3), oriented as ``orient`` says (module docstring).
 
     Parameters
@@ -61,6 +61,8 @@ def estimate_normals(X, *, neighbours: int = NORMAL_NEIGHBOURS, orient="mst", tr
         k of the PCA (at most n).
     orient : "mst", "up", "none" or a viewpoint (x, y, z)
     tree : scipy.spatial.cKDTree over X, optional
+    components : bool
+        Also return each point's connected part (see :func:`orient_normals`).
     """
     from scipy.spatial import cKDTree
 
@@ -70,11 +72,16 @@ def estimate_normals(X, *, neighbours: int = NORMAL_NEIGHBOURS, orient="mst", tr
     tree = cKDTree(X) if tree is None else tree
     k = max(3, min(int(neighbours), len(X)))
     N = _pca_normals(X, X, tree, k)
-    return orient_normals(X, N, orient=orient, tree=tree, neighbours=k)
+    return orient_normals(X, N, orient=orient, tree=tree, neighbours=k, components=components)
 
 
-def orient_normals(X, N, *, orient="mst", tree=None, neighbours: int = NORMAL_NEIGHBOURS) -> np.ndarray:
-    """Flip the signs of normals N so they agree (module docstring); returns a new array."""
+def orient_normals(X, N, *, orient="mst", tree=None, neighbours: int = NORMAL_NEIGHBOURS, components: bool = False):
+    """Flip the signs of normals N so they agree (module docstring); returns a new array.
+
+    ``components=True`` (with ``orient="mst"``) also returns each point's connected part of the graph, whose
+    signs were set together (array of shape (n,), int): the parts :func:`mmsold_cli.workflows.tiles.oriented_normals`
+    makes agree across tiles.
+    """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
     from scipy.spatial import cKDTree
@@ -122,7 +129,7 @@ def orient_normals(X, N, *, orient="mst", tree=None, neighbours: int = NORMAL_NE
             sign[i] = sign[p] == e
         flip = np.array([i for i, s in sign.items() if not s], dtype=np.int64)
         N[flip] = -N[flip]
-    return N
+    return (N, comp) if components else N
 
 
 def normals_for(Z, X, NX, *, neighbours: int = NORMAL_NEIGHBOURS, tree=None) -> np.ndarray:

@@ -46,7 +46,7 @@ from ..errors import MmsoldError
 
 __all__ = ["HALO", "TILE_POINTS", "SURPLUS", "BYTES_PER_POINT", "MEMORY_SHARE", "Tile", "EvenPlan",
            "auto_tile_points", "plan_tiles", "tiled_count", "even_plan", "decide_even", "even_options", "iter_tiles",
-           "densify_tile", "tile_seed"]
+           "densify_tile", "tile_seed", "oriented_normals"]
 
 #: Halo width in spacings of the tile's core.
 HALO = 5.0
@@ -170,6 +170,12 @@ def _core_spacing(C):
     return mean_spacing(C) if len(C) >= 2 else 0.0
 
 
+def _grown(P, tile, core, halo):
+    """A tile's halo width η (``halo`` core spacings) and the indices of the points within η of its box."""
+    eta = halo * _core_spacing(P[core])
+    return eta, np.flatnonzero(_inside(P, tile.lo, tile.hi, pad=eta))
+
+
 def _distinct_spacing(G):
     """G's distinct rows and each one's local spacing (mean distance to its 6 nearest others)."""
     from scipy.spatial import cKDTree
@@ -218,7 +224,7 @@ def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPla
 
 def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
                  drop_attributes=(), projected=None, n_out: int | None = None, grown_share: float | None = None,
-                 **densify_options):
+                 input_normals=None, **densify_options):
     """Densify one tile (module docstring); returns ``(PointCloud of new core points, info dict)``.
 
     Parameters
@@ -234,6 +240,10 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
         Halo in spacings of the core's points.
     normals : bool
         Also estimate oriented normals (``nx, ny, nz``) for the new points.
+    input_normals : array of shape (len(cloud), 3), optional
+        With ``normals``: the whole cloud's oriented normals (:func:`oriented_normals`), so that every tile's
+        new points share one orientation; without them the tile orients its own, which may point the other
+        way from a neighbouring tile's.
     drop_attributes : iterable of str
     projected : array of shape (len(cloud), 3), optional
         Filled, at the core's rows, with the core's input points moved onto
@@ -268,9 +278,7 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
         if projected is not None:  # nothing sampled here: a tiny factor on a small core; left as read
             projected[core] = P[core]
         return type(cloud)(np.zeros((0, 3)), attrs, cloud.fmt, cloud.meta), info
-    eta = halo * _core_spacing(P[core])
-    grown = _inside(P, tile.lo, tile.hi, pad=eta)
-    idx = np.flatnonzero(grown)
+    eta, idx = _grown(P, tile, core, halo)
     if len(idx) < 7:
         raise MmsoldError(f"tile {tile.index} holds {len(idx)} points with its halo; at least 7 are needed "
                           "(raise tile_points)")
@@ -300,7 +308,7 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     if normals:
         from .normals import estimate_normals, normals_for
 
-        NX = estimate_normals(X, tree=tree)
+        NX = estimate_normals(X, tree=tree) if input_normals is None else input_normals[idx]
         attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(Z, X, NX, tree=tree).T)))
     # a core point's repeats share its position, hence its core: the cores' counts add up to the cloud's
     repeated = n_core - distinct_rows(P[core]).shape[0] if res.settings.get("repeated") else 0
@@ -343,19 +351,99 @@ def tiled_count(tiles, factor: float) -> int:
 
 def iter_tiles(cloud, tiles, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
                drop_attributes=(), progress=None, tile_progress=None, projected=None, plan: EvenPlan | None = None,
-               **densify_options):
+               input_normals=None, **densify_options):
     """Densify the tiles one after another, yielding ``(PointCloud of new core points, info)`` for each.
 
     Only one tile's points are in memory at a time; the caller writes each
     part out (:func:`mmsold_cli.workflows.densify.densify_cloud` with a sink) or gathers them.
     ``progress(done, total, step, steps)`` is the sampler's within the current tile (``done``/``total`` count
     tiles); ``tile_progress(done, total)`` is called after each tile; ``projected``: see :func:`densify_tile`;
-    ``plan``: an even-density run's shares (:func:`even_plan`), None for a run without the even stage.
+    ``plan``: an even-density run's shares (:func:`even_plan`), None for a run without the even stage;
+    ``input_normals``: the cloud's oriented normals (:func:`oriented_normals`), for ``normals``.
     """
     for k, tile in enumerate(tiles):
         inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
         yield densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
                            drop_attributes=drop_attributes, progress=inner, projected=projected,
-                           **even_options(plan, k), **densify_options)
+                           input_normals=input_normals, **even_options(plan, k), **densify_options)
         if tile_progress is not None:
             tile_progress(k + 1, len(tiles))
+
+
+def oriented_normals(positions, tiles, *, halo: float = HALO) -> np.ndarray:
+    r"""Normals of every input point, oriented consistently across tiles: array of shape (n, 3).
+
+    Each tile orients the normals of its halo-grown points along a minimum spanning tree
+    (:func:`~mmsold_cli.workflows.normals.estimate_normals`), one sign per connected part of its graph, and
+    each part's sign is only right with respect to the part itself: tile by tile, a closed object came out
+    with some tiles' normals pointing in.  The parts are then made to agree where they overlap: a point
+    in one tile's core and in another's halo has a normal in both, and
+
+    .. math:: w_{ab} = \sum_{i \in a \cap b} \operatorname{sign}(\nu^a_i \cdot \nu^b_i)
+
+    votes for parts a and b having the same sign (w > 0) or opposite ones.  Signs are propagated along a
+    maximum spanning forest of |w|; each connected group of parts is then pointed as one cloud is
+    (:mod:`~mmsold_cli.workflows.normals`): its core point farthest from the group's centroid points away
+    from it.  A point's normal is its core tile's.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+
+    from .normals import estimate_normals
+
+    P = np.asarray(positions, dtype=np.float64)
+    n = len(P)
+    normal = np.empty((n, 3))
+    part = np.empty(n, np.int64)  # each point's part (of its core tile), numbered across tiles
+    halo_parts: list = []  # per tile: (halo points, their part in that tile, their normal there)
+    n_parts = 0
+    for tile in tiles:
+        core = _inside(P, tile.lo, tile.hi)
+        if not core.any():
+            continue
+        _, idx = _grown(P, tile, core, halo)
+        N, comp = estimate_normals(P[idx], components=True)
+        in_core = core[idx]
+        normal[idx[in_core]] = N[in_core]
+        part[idx[in_core]] = n_parts + comp[in_core]
+        halo_parts.append((idx[~in_core], n_parts + comp[~in_core], N[~in_core]))
+        n_parts += int(comp.max()) + 1
+    # the votes: a halo point against the part of its core tile
+    h = np.concatenate([q[0] for q in halo_parts])
+    a = np.concatenate([q[1] for q in halo_parts])
+    agree = np.einsum("ij,ij->i", np.concatenate([q[2] for q in halo_parts]), normal[h]) >= 0
+    b = part[h]
+    key, w = np.unique(np.minimum(a, b) * n_parts + np.maximum(a, b), return_inverse=True)
+    votes = np.bincount(w, weights=np.where(agree, 1.0, -1.0), minlength=len(key))
+    ia, ib = key // n_parts, key % n_parts
+    keep = (ia != ib) & (votes != 0)
+    # maximum spanning forest of |w|: a minimum one of 1 / (1 + |w|) (csgraph drops zero weights)
+    G = coo_matrix((1.0 / (1.0 + np.abs(votes[keep])), (ia[keep], ib[keep])), shape=(n_parts, n_parts)).tocsr()
+    T = minimum_spanning_tree(G)
+    T = T + T.T
+    same = {}  # (part, neighbour in the forest) -> whether their signs agree
+    for x, y, v in zip(ia[keep].tolist(), ib[keep].tolist(), votes[keep].tolist()):
+        same[(x, y)] = same[(y, x)] = v > 0
+    flip = np.zeros(n_parts, bool)
+    n_groups, group = connected_components(T, directed=False)
+    for g in range(n_groups):
+        members = np.flatnonzero(group == g)
+        order, pred = breadth_first_order(T, members[0], directed=False, return_predecessors=True)
+        for child in order[1:].tolist():
+            parent = int(pred[child])
+            flip[child] = flip[parent] if same[(parent, child)] else not flip[parent]
+    NX = np.where(flip[part][:, None], -normal, normal)
+    # each group pointed as a whole: its point farthest from its centroid points away from it
+    pg = group[part]
+    counts = np.bincount(pg, minlength=n_groups)
+    centre = np.stack([np.bincount(pg, weights=P[:, j], minlength=n_groups) for j in range(3)], axis=1)
+    centre /= np.maximum(counts, 1)[:, None]
+    r = np.linalg.norm(P - centre[pg], axis=1)
+    far = np.full(n_groups, -1)
+    best = np.full(n_groups, -np.inf)
+    np.maximum.at(best, pg, r)
+    hit = np.flatnonzero(r == best[pg])
+    far[pg[hit]] = hit
+    out_of = np.einsum("ij,ij->i", NX[far], P[far] - centre) < 0  # the group's sign is the wrong way
+    NX[out_of[pg]] *= -1
+    return NX
