@@ -1126,6 +1126,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     tree = cKDTree(X)
     attrs = transfer_attributes(cloud.attributes, X, res.points, spacing=res.settings["spacing"], tree=tree,
                                 drop=drop)
+    NX = None
     if normals:
         NX = estimate_normals(X, tree=tree)
         attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree).T)))
@@ -1135,7 +1136,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         projected = project_on_support(X, res)
     put, kept = _output_parts(sink, len(out) + (X.shape[0] if keep_input else 0))
     if keep_input:
-        put = _after_input(put, _input_part(cloud, X, projected, drop, normals, tree))
+        put = _after_input(put, _input_part(cloud, X, projected, drop, normals, tree, NX))
     put(out)
     return (None if kept is None else concat_clouds(kept)), diag
 
