@@ -481,6 +481,10 @@ def densify_cmd(
                                  "fitted on their own side of it instead of on one smooth surface that rounds it."),
     normals: bool = typer.Option(False, "--normals", help="Estimate consistently oriented normals nx, ny, nz "
                                  "for the output."),
+    normals_toward: Optional[str] = typer.Option(None, "--normals-toward", metavar="out|up|X,Y,Z",
+                                                 help="Which way the normals point (implies --normals): out of a "
+                                                 "closed object, up (airborne scans, terrain) or towards a scanner "
+                                                 "position.  [default: out]"),
     drop_attributes: Optional[str] = typer.Option(None, "--drop-attributes", metavar="NAMES",
                                                   help="Attributes left out of the output: comma-separated "
                                                   "names, or 'all'."),
@@ -513,7 +517,8 @@ def densify_cmd(
                                       creases=None if creases else False).items() if v is not None}
         with _progress_bar(sys.stderr.isatty(), "ensembles" if dask is None else "tiles") as update:
             summary = densify_job(sparse, output, n=n, factor=factor, denoise=denoise, seed=seed, plot=plot,
-                                  overwrite=overwrite, progress=update, dask=dask, normals=normals,
+                                  overwrite=overwrite, progress=update, dask=dask,
+                                  normals=normals_toward if normals_toward is not None else normals,
                                   drop_attributes=drop_attributes, keep_input=keep_input, project_input=project_input,
                                   noise=noise, even="auto" if even is None else even, tile_points=tile_points,
                                   halo=halo, **opts)

@@ -647,7 +647,7 @@ def _check_scan_output(output: Path) -> None:
 
 
 def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: str = "mls", seed=None, plot=None,
-                overwrite: bool = False, progress=None, normals: bool = False, drop_attributes=None,
+                overwrite: bool = False, progress=None, normals=False, drop_attributes=None,
                 keep_input: bool = False, project_input: bool = False, noise="auto", even="auto",
                 tile_points: int | None = None, halo: float | None = None, dask=None, **options) -> dict:
     """Densify a cloud file to ``output`` with a diagnostics JSON beside it
@@ -687,6 +687,10 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     ext = output.suffix.lower()
     if noise not in _NOISE:
         raise MmsoldError(f"--noise must be auto, on or off, got {noise!r}")
+    if normals is not False and normals is not None:
+        from .workflows.normals import orientation
+
+        orientation(normals)  # a bad --normals-toward is refused before anything is read
     if dask is not None:
         from .distributed.client import parse_address, require_dask
 
@@ -757,7 +761,8 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
                                  noisy=settings.get("noisy"), noise_estimate=settings.get("noise_estimate"),
                                  even=settings.get("even"), even_share=settings.get("even_share"),
                                  even_added=settings.get("even_added"), repeated_points=settings.get("repeated", 0))
-        settings.update(source=str(sparse), random_state=run_seed, normals=bool(normals), keep_input=keep_input,
+        settings.update(source=str(sparse), random_state=run_seed,
+                        normals=normals if isinstance(normals, str) else bool(normals), keep_input=keep_input,
                         project_input=bool(project_input), dropped=list(cloud.attributes) if drop is True else list(drop))
         tmp_diag.write_text(json.dumps({"settings": settings, "tiles": tiles or None, **diagnostics}, indent=1,
                                        default=float))

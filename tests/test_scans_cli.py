@@ -265,3 +265,23 @@ def test_tiled_output_streams_to_the_file_the_library_gathers(tmp_path, rng, ext
             assert np.array_equal(a.attributes[name], b.attributes[name]), name
     else:
         assert (tmp_path / f"out{ext}").read_bytes() == (tmp_path / f"ref{ext}").read_bytes()
+
+
+def test_normals_toward_up_or_a_scanner(tmp_path, rng):
+    """Terrain (an open surface, as airborne scans are) has no outside: --normals pointed all 20,000 of its
+    normals down. --normals-toward up points them up, tiled or not; a scanner position points them at it."""
+    u = rng.uniform(0, 100, (6000, 2))
+    X = np.c_[u, 3 * np.sin(u[:, 0] / 15) + 2 * np.cos(u[:, 1] / 11)]
+    np.save(tmp_path / "terrain.npy", X)
+    for extra in ([], ["--tile-points", "2000"]):
+        s = ok(run(tmp_path / "terrain.npy", "-o", tmp_path / "up.ply", "--factor", "2", "--seed", "0",
+                   "--normals-toward", "up", "--overwrite", "--json", *extra))
+        assert s["tiles"] == (4 if extra else 1)
+        c = read_cloud(tmp_path / "up.ply")
+        assert np.all(c.attributes["nz"] > 0.5)
+    ok(run(tmp_path / "terrain.npy", "-o", tmp_path / "view.ply", "--factor", "2", "--seed", "0",
+           "--normals-toward", "50,50,-200", "--json"))
+    c = read_cloud(tmp_path / "view.ply")
+    assert np.all(c.attributes["nz"] < -0.5)  # a scanner below: towards it
+    res = run(tmp_path / "terrain.npy", "-o", tmp_path / "bad.ply", "--normals-toward", "sideways")
+    assert res.exit_code == 2 and "normals must point 'out', 'up'" in res.stderr and not (tmp_path / "bad.ply").exists()

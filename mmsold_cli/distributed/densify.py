@@ -179,7 +179,9 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     if store is not None and store.shape != (int(offsets[-1]), 3):
         raise MmsoldError(f"store must have shape {(int(offsets[-1]), 3)}, got {store.shape}")
     if normals and not whole and input_normals is None:
-        input_normals = tl.oriented_normals(X, tiles, halo=halo)
+        from ..workflows.normals import orientation
+
+        input_normals = tl.oriented_normals(X, tiles, halo=halo, orient=orientation(normals))
     where = getattr(client, "mmsold_where", "")
     t0 = time.perf_counter()
     futures = []

@@ -1007,8 +1007,9 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         With tiles each tile's seed derives from it and the tile index
         (:func:`mmsold_cli.workflows.tiles.tile_seed`); None draws a run seed,
         reported as ``diagnostics["seed"]``.
-    normals : bool
-        Add oriented normals ``nx, ny, nz`` (:mod:`mmsold_cli.workflows.normals`)
+    normals : bool, "up" or a position (x, y, z)
+        Add oriented normals ``nx, ny, nz`` (:mod:`mmsold_cli.workflows.normals`), pointing out (True), up, or
+        towards a scanner position (:func:`~mmsold_cli.workflows.normals.orientation`)
         to the new points (and to the input points with ``keep_input``).
     drop_attributes : iterable of str or True
         Attributes left out of the output (True: all of them).
@@ -1059,9 +1060,14 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     from ..io.cloud import concat_clouds
     from . import tiles as tl
     from .attributes import transfer_attributes
-    from .normals import estimate_normals, normals_for
+    from .normals import estimate_normals, normals_for, orientation
 
     X = check_points(cloud.positions, name="input points", dim=3, min_points=7)
+    orient = None
+    if normals is not None and normals is not False:  # one form from here on: True, "up" or a tuple
+        orient = orientation(normals)
+        normals = True if isinstance(orient, str) and orient == "mst" else orient if isinstance(orient, str) \
+            else tuple(orient.tolist())
     if drop_attributes is True:
         drop_attributes = tuple(cloud.attributes)
     drop = tuple(drop_attributes)
@@ -1089,7 +1095,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         plan, even_info = tl.decide_even(X, tiles, factor, options.pop("even", "auto"), halo=halo)
         diag.update(even_info)
         # normals: the whole cloud's, oriented across tiles, so every tile's point the same way
-        NX = tl.oriented_normals(X, tiles, halo=halo) if normals else None
+        NX = tl.oriented_normals(X, tiles, halo=halo, orient=orient) if normals else None
         parts = tl.iter_tiles(cloud, tiles, factor=factor, seed=random_state, halo=halo, normals=normals,
                               drop_attributes=drop, progress=progress, tile_progress=tile_progress,
                               projected=projected, plan=plan, input_normals=NX, **options)
@@ -1113,7 +1119,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         work = layout(X, factor, tile_points=tp, halo=halo, even=options.get("even", "auto"))
         # the tiles' points go out as they come back, in order: the client never holds the whole output
         put, kept = _output_parts(sink, int(work.offsets[-1]) + (X.shape[0] if keep_input else 0))
-        NX = tl.oriented_normals(X, work.tiles, halo=halo) if normals and not work.whole else None
+        NX = tl.oriented_normals(X, work.tiles, halo=halo, orient=orient) if normals and not work.whole else None
         if keep_input:
             put = _after_input(put, _input_part(cloud, X, None, drop, normals, None, NX))
         _, dd = densify_distributed(cloud, client=client, factor=factor, seed=random_state, tile_points=tp, halo=halo,
@@ -1128,7 +1134,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
                                 drop=drop)
     NX = None
     if normals:
-        NX = estimate_normals(X, tree=tree)
+        NX = estimate_normals(X, tree=tree, orient=orient)
         attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree).T)))
     out = type(cloud)(res.points, attrs, cloud.fmt, cloud.meta)
     diag.update(settings=res.settings, diagnostics=res.diagnostics)
@@ -1167,5 +1173,9 @@ def _input_part(cloud, X, projected, drop, normals, tree, NX=None):
 
     attrs = {k: np.asarray(v) for k, v in cloud.attributes.items() if k not in drop}
     if normals:
-        attrs.update(dict(zip(("nx", "ny", "nz"), (estimate_normals(X, tree=tree) if NX is None else NX).T)))
+        if NX is None:
+            from .normals import orientation
+
+            NX = estimate_normals(X, tree=tree, orient=orientation(normals))
+        attrs.update(dict(zip(("nx", "ny", "nz"), NX.T)))
     return type(cloud)(X if projected is None else projected, attrs, cloud.fmt, cloud.meta)

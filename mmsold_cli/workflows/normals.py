@@ -33,11 +33,31 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["estimate_normals", "orient_normals", "normals_for", "NORMAL_NEIGHBOURS"]
+__all__ = ["estimate_normals", "orient_normals", "normals_for", "orientation", "NORMAL_NEIGHBOURS"]
 
 #: Neighbours of the PCA fit.
 NORMAL_NEIGHBOURS = 16
 _BLOCK = 131_072
+
+
+def orientation(normals):
+    """The ``orient`` of :func:`estimate_normals` that a ``normals`` option asks for.
+
+    True or "out": "mst" (consistent, outward on a closed object); "up": towards +z, as airborne scans
+    want (an open surface has no outside, and the "mst" rule then points it whichever way its farthest
+    point's normal happens to face); "x,y,z" or a sequence of 3 numbers: towards that scanner position.
+    """
+    if normals is True or (isinstance(normals, str) and normals.strip().lower() == "out"):
+        return "mst"
+    if isinstance(normals, str) and normals.strip().lower() == "up":
+        return "up"
+    try:
+        v = np.array([float(c) for c in normals.split(",")] if isinstance(normals, str) else normals, dtype=np.float64)
+    except (TypeError, ValueError):
+        v = None
+    if v is None or v.shape != (3,) or not np.all(np.isfinite(v)):
+        raise MmsoldError(f"normals must point 'out', 'up' or towards a position 'x,y,z', got {normals!r}")
+    return v
 
 
 def _pca_normals(Q, X, tree, k):

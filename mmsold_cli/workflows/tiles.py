@@ -238,8 +238,9 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
         The run's seed; the tile's own is :func:`tile_seed` (seed, tile.index).
     halo : float
         Halo in spacings of the core's points.
-    normals : bool
-        Also estimate oriented normals (``nx, ny, nz``) for the new points.
+    normals : bool, "up" or a position (x, y, z)
+        Also estimate oriented normals (``nx, ny, nz``) for the new points, pointing out (True), up or towards
+        the position (:func:`~mmsold_cli.workflows.normals.orientation`).
     input_normals : array of shape (len(cloud), 3), optional
         With ``normals``: the whole cloud's oriented normals (:func:`oriented_normals`), so that every tile's
         new points share one orientation; without them the tile orients its own, which may point the other
@@ -306,9 +307,10 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     attrs = transfer_attributes(sub.attributes, X, Z, spacing=res.settings["spacing"], tree=tree,
                                 drop=drop_attributes)
     if normals:
-        from .normals import estimate_normals, normals_for
+        from .normals import estimate_normals, normals_for, orientation
 
-        NX = estimate_normals(X, tree=tree) if input_normals is None else input_normals[idx]
+        NX = (estimate_normals(X, tree=tree, orient=orientation(normals)) if input_normals is None
+              else input_normals[idx])
         attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(Z, X, NX, tree=tree).T)))
     # a core point's repeats share its position, hence its core: the cores' counts add up to the cloud's
     repeated = n_core - distinct_rows(P[core]).shape[0] if res.settings.get("repeated") else 0
@@ -370,7 +372,7 @@ def iter_tiles(cloud, tiles, *, factor: float, seed: int, halo: float = HALO, no
             tile_progress(k + 1, len(tiles))
 
 
-def oriented_normals(positions, tiles, *, halo: float = HALO) -> np.ndarray:
+def oriented_normals(positions, tiles, *, halo: float = HALO, orient="mst") -> np.ndarray:
     r"""Normals of every input point, oriented consistently across tiles: array of shape (n, 3).
 
     Each tile orients the normals of its halo-grown points along a minimum spanning tree
@@ -384,7 +386,8 @@ def oriented_normals(positions, tiles, *, halo: float = HALO) -> np.ndarray:
     votes for parts a and b having the same sign (w > 0) or opposite ones.  Signs are propagated along a
     maximum spanning forest of |w|; each connected group of parts is then pointed as one cloud is
     (:mod:`~mmsold_cli.workflows.normals`): its core point farthest from the group's centroid points away
-    from it.  A point's normal is its core tile's.
+    from it.  A point's normal is its core tile's.  ``orient`` "up" or a viewpoint (see
+    :func:`~mmsold_cli.workflows.normals.estimate_normals`) sets every sign by itself: no stitching.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
@@ -402,12 +405,17 @@ def oriented_normals(positions, tiles, *, halo: float = HALO) -> np.ndarray:
         if not core.any():
             continue
         _, idx = _grown(P, tile, core, halo)
+        if not (isinstance(orient, str) and orient == "mst"):
+            normal[idx[core[idx]]] = estimate_normals(P[idx], orient=orient)[core[idx]]
+            continue
         N, comp = estimate_normals(P[idx], components=True)
         in_core = core[idx]
         normal[idx[in_core]] = N[in_core]
         part[idx[in_core]] = n_parts + comp[in_core]
         halo_parts.append((idx[~in_core], n_parts + comp[~in_core], N[~in_core]))
         n_parts += int(comp.max()) + 1
+    if not halo_parts:  # every sign set by the orientation itself
+        return normal
     # the votes: a halo point against the part of its core tile
     h = np.concatenate([q[0] for q in halo_parts])
     a = np.concatenate([q[1] for q in halo_parts])
