@@ -283,5 +283,10 @@ def test_normals_toward_up_or_a_scanner(tmp_path, rng):
            "--normals-toward", "50,50,-200", "--json"))
     c = read_cloud(tmp_path / "view.ply")
     assert np.all(c.attributes["nz"] < -0.5)  # a scanner below: towards it
+    # on a closed object "up" holds for every point too, the new ones around the equator included
+    np.save(tmp_path / "ball.npy", _sphere(3000, rng))
+    ok(run(tmp_path / "ball.npy", "-o", tmp_path / "ball.ply", "--factor", "4", "--seed", "0", "--normals-toward", "up",
+           "--json"))
+    assert np.all(read_cloud(tmp_path / "ball.ply").attributes["nz"] >= 0)
     res = run(tmp_path / "terrain.npy", "-o", tmp_path / "bad.ply", "--normals-toward", "sideways")
     assert res.exit_code == 2 and "normals must point 'out', 'up'" in res.stderr and not (tmp_path / "bad.ply").exists()

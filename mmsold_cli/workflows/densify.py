@@ -1135,7 +1135,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     NX = None
     if normals:
         NX = estimate_normals(X, tree=tree, orient=orient)
-        attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree).T)))
+        attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree, orient=orient).T)))
     out = type(cloud)(res.points, attrs, cloud.fmt, cloud.meta)
     diag.update(settings=res.settings, diagnostics=res.diagnostics)
     if keep_input and project_input:

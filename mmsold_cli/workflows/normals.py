@@ -152,13 +152,20 @@ def orient_normals(X, N, *, orient="mst", tree=None, neighbours: int = NORMAL_NE
     return (N, comp) if components else N
 
 
-def normals_for(Z, X, NX, *, neighbours: int = NORMAL_NEIGHBOURS, tree=None) -> np.ndarray:
-    """Normals of new points Z from input points X with oriented normals NX (module docstring)."""
+def normals_for(Z, X, NX, *, neighbours: int = NORMAL_NEIGHBOURS, tree=None, orient="mst") -> np.ndarray:
+    """Normals of new points Z from input points X with oriented normals NX (module docstring).
+
+    ``orient`` "up" or a viewpoint is a rule for each point on its own: the new points follow it too (a
+    point on a wall may otherwise tip below the horizontal its input neighbour sits on); with "mst" they take
+    their nearest input point's side.
+    """
     from scipy.spatial import cKDTree
 
     tree = cKDTree(X) if tree is None else tree
     k = max(3, min(int(neighbours), len(X)))
     NZ = _pca_normals(np.ascontiguousarray(Z, dtype=np.float64), X, tree, k)
+    if not (isinstance(orient, str) and orient == "mst"):
+        return orient_normals(Z, NZ, orient=orient)
     _, near = tree.query(Z, k=1, workers=-1)
     flip = np.einsum("ij,ij->i", NZ, NX[near]) < 0
     NZ[flip] = -NZ[flip]

@@ -309,9 +309,9 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
     if normals:
         from .normals import estimate_normals, normals_for, orientation
 
-        NX = (estimate_normals(X, tree=tree, orient=orientation(normals)) if input_normals is None
-              else input_normals[idx])
-        attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(Z, X, NX, tree=tree).T)))
+        orient = orientation(normals)
+        NX = estimate_normals(X, tree=tree, orient=orient) if input_normals is None else input_normals[idx]
+        attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(Z, X, NX, tree=tree, orient=orient).T)))
     # a core point's repeats share its position, hence its core: the cores' counts add up to the cloud's
     repeated = n_core - distinct_rows(P[core]).shape[0] if res.settings.get("repeated") else 0
     info.update(halo_points=len(idx), spacing=res.settings["spacing"], halo=eta, seconds=time.perf_counter() - t0,
