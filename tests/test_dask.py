@@ -208,11 +208,15 @@ def test_cli_densify_a_las_scan_on_the_cluster_keeps_its_attributes(tmp_path):
     for extra in ([], ["--tile-points", 1000]):
         common = ["--factor", 2, "--seed", 4, "--steps", 10, "--normals", *extra]
         a, b = tmp_path / "a.las", tmp_path / "b.las"
-        assert mmsold("densify", tmp_path / "scan.las", *common, "-o", a, "--overwrite").returncode == 0
+        here = mmsold("densify", tmp_path / "scan.las", *common, "-o", a, "--overwrite", "--json")
+        assert here.returncode == 0, here.stderr
         r = mmsold("densify", tmp_path / "scan.las", *common, "-o", b, "--overwrite", "--dask", "local:2", "--json")
         assert r.returncode == 0, r.stderr
-        summary = json.loads(r.stdout)
+        summary, local = json.loads(r.stdout), json.loads(here.stdout)
         assert summary["workers"] == 2 and summary["tiles"] == (4 if extra else 1)
+        # the summary says what the one-machine run says (the untiled task's even decision included)
+        for key in ("output_points", "attributes", "even", "even_share", "repeated_points"):
+            assert summary.get(key) == local.get(key), (key, summary.get(key), local.get(key))
         A, B = laspy.read(a), laspy.read(b)
         assert len(B.points) == 6000 and "intensity" in summary["attributes"] and "nx" in summary["attributes"]
         assert A.points.array.tobytes() == B.points.array.tobytes()  # every dimension, normals as extra bytes

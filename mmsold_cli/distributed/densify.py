@@ -106,9 +106,14 @@ def _run_whole(cloud, factor: float, seed: int, normals: bool, drop, options: di
 
     out, diag = densify_cloud(cloud, factor=factor, random_state=seed, tile_points=0, normals=normals,
                               drop_attributes=drop, **options)
+    settings, d = diag["settings"], diag["diagnostics"]
+    # what a tile's info holds, and what the task decided for the whole cloud (the even stage)
     info = dict(index=0, core_points=len(cloud.positions), output_points=len(out.positions),
-                spacing=diag["settings"]["spacing"], seconds=diag["diagnostics"]["sample_time"]
-                + diag["diagnostics"]["denoise_time"], repeated=diag["settings"].get("repeated", 0))
+                spacing=settings["spacing"], seconds=d["sample_time"] + d["denoise_time"],
+                repeated=settings.get("repeated", 0), t=settings.get("t"), sample_time=d["sample_time"],
+                denoise_time=d["denoise_time"], mean_move=d["mean_move"],
+                **{k: settings[k] for k in ("noisy", "noise_estimate", "even", "even_share", "even_added")
+                   if k in settings})
     if store is None:
         return out, info
     from .zarr_store import write_rows
@@ -242,7 +247,8 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         Z = np.concatenate([p.positions for p in parts]) if parts else np.zeros((0, 3))
         attrs = {nm: np.concatenate([p.attributes[nm] for p in parts]) for nm in names}
         out = type(cloud)(Z, attrs, cloud.fmt, cloud.meta)
-    diag = {"seed": seed, "tiles": infos, **work.even_info, "wall_time": time.perf_counter() - t0,
+    even_info = ({k: infos[0][k] for k in ("even", "even_share") if k in infos[0]} if whole else work.even_info)
+    diag = {"seed": seed, "tiles": infos, **even_info, "wall_time": time.perf_counter() - t0,
             "output_points": int(offsets[-1]),
             "workers": len(client.scheduler_info(n_workers=-1)["workers"])}
     return out, diag
