@@ -204,8 +204,8 @@ def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPla
     P = np.asarray(positions, dtype=np.float64)
     core_s, core_area, grown_area = [], [], []
     for tile in tiles:
-        pad = halo * _core_spacing(P[_inside(P, tile.lo, tile.hi)])
-        G, s = _distinct_spacing(P[_inside(P, tile.lo, tile.hi, pad=pad)])
+        _, idx = _grown(P, tile, _inside(P, tile.lo, tile.hi), halo)
+        G, s = _distinct_spacing(P[idx])
         in_core = _inside(G, tile.lo, tile.hi)
         core_s.append(s[in_core])
         core_area.append(float(np.sum(s[in_core] ** 2)))  # a point's share of the surface: s²
