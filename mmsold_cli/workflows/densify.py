@@ -1063,11 +1063,9 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     from .normals import estimate_normals, normals_for, orientation
 
     X = check_points(cloud.positions, name="input points", dim=3, min_points=7)
-    orient = None
-    if normals is not None and normals is not False:  # one form from here on: True, "up" or a tuple
-        orient = orientation(normals)
-        normals = True if isinstance(orient, str) and orient == "mst" else orient if isinstance(orient, str) \
-            else tuple(orient.tolist())
+    if normals is not None and normals is not False:
+        normals = orientation(normals)  # one form from here on: "mst", "up" or a tuple
+    orient = normals or None
     if drop_attributes is True:
         drop_attributes = tuple(cloud.attributes)
     drop = tuple(drop_attributes)

@@ -41,13 +41,14 @@ _BLOCK = 131_072
 
 
 def orientation(normals):
-    """The ``orient`` of :func:`estimate_normals` that a ``normals`` option asks for.
+    """The ``orient`` of :func:`estimate_normals` that a ``normals`` option asks for: "mst", "up" or a tuple.
 
-    True or "out": "mst" (consistent, outward on a closed object); "up": towards +z, as airborne scans
+    True, "out" or "mst": "mst" (consistent, outward on a closed object); "up": towards +z, as airborne scans
     want (an open surface has no outside, and the "mst" rule then points it whichever way its farthest
     point's normal happens to face); "x,y,z" or a sequence of 3 numbers: towards that scanner position.
+    The result is its own answer, so it can be passed on as ``normals`` and asked again.
     """
-    if normals is True or (isinstance(normals, str) and normals.strip().lower() == "out"):
+    if normals is True or (isinstance(normals, str) and normals.strip().lower() in ("out", "mst")):
         return "mst"
     if isinstance(normals, str) and normals.strip().lower() == "up":
         return "up"
@@ -57,7 +58,7 @@ def orientation(normals):
         v = None
     if v is None or v.shape != (3,) or not np.all(np.isfinite(v)):
         raise MmsoldError(f"normals must point 'out', 'up' or towards a position 'x,y,z', got {normals!r}")
-    return v
+    return tuple(v.tolist())
 
 
 def _pca_normals(Q, X, tree, k):
@@ -164,7 +165,7 @@ def normals_for(Z, X, NX, *, neighbours: int = NORMAL_NEIGHBOURS, tree=None, ori
     tree = cKDTree(X) if tree is None else tree
     k = max(3, min(int(neighbours), len(X)))
     NZ = _pca_normals(np.ascontiguousarray(Z, dtype=np.float64), X, tree, k)
-    if not (isinstance(orient, str) and orient == "mst"):
+    if orient != "mst":
         return orient_normals(Z, NZ, orient=orient)
     _, near = tree.query(Z, k=1, workers=-1)
     flip = np.einsum("ij,ij->i", NZ, NX[near]) < 0

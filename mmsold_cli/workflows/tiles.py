@@ -405,7 +405,7 @@ def oriented_normals(positions, tiles, *, halo: float = HALO, orient="mst") -> n
         if not core.any():
             continue
         _, idx = _grown(P, tile, core, halo)
-        if not (isinstance(orient, str) and orient == "mst"):
+        if orient != "mst":
             normal[idx[core[idx]]] = estimate_normals(P[idx], orient=orient)[core[idx]]
             continue
         N, comp = estimate_normals(P[idx], components=True)
