@@ -774,7 +774,9 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
         cloud_views(plot, P, nn_distance(P, cloud.positions) / spacing,
                     value_label="distance to nearest input point / spacing",
                     title=f"{count['points']} points from {len(cloud)}")
-    written = count["attributes"] if ext in (".las", ".laz", ".ply", ".e57") else []
+    from .io.cloud import CLOUD_FORMATS
+
+    written = count["attributes"] if ext in CLOUD_FORMATS else []
     summary = {
         "output": str(output),
         "input_points": len(cloud),

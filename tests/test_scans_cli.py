@@ -88,6 +88,30 @@ def test_default_output_is_the_input_format_with_its_property_types(tmp_path, rn
     assert np.abs(c.attributes["quality"] - c.positions[:, 2] / R).mean() < 0.02  # spread: 0.58
 
 
+def test_an_xyzrgb_text_scan_keeps_its_colours(tmp_path, rng):
+    """CloudCompare's ASCII export: x y z r g b, no header; the output keeps the layout, tiled or not."""
+    X = _sphere(1500, rng)
+    rgb = np.rint(127 + 12 * X).astype(int)  # a colour linear in the position
+    with open(tmp_path / "scan.xyz", "w") as fh:
+        np.savetxt(fh, np.c_[X, rgb], fmt=["%.6f"] * 3 + ["%d"] * 3)
+    X = np.loadtxt(tmp_path / "scan.xyz")[:, :3]  # as stored
+    for extra in ([], ["--tile-points", "600", "--keep-input"]):
+        s = ok(run(tmp_path / "scan.xyz", "--factor", "2", "--seed", "2", "--overwrite", "--json", *extra))
+        assert s["attributes"] == ["red", "green", "blue"]
+        out = np.loadtxt(tmp_path / "scan.dense.xyz")
+        assert out.shape == (s["output_points"], 6) and (tmp_path / "scan.dense.xyz").read_text()[0] != "x"
+        assert np.all(out[:, 3:] == np.rint(out[:, 3:])) and out[:, 3:].min() >= 0 and out[:, 3:].max() <= 255
+        assert np.abs(out[:, 3:] - (127 + 12 * out[:, :3])).mean() < 2.0  # spread: 0–255; a spacing: 5.5
+        if extra:
+            assert s["tiles"] >= 2 and np.array_equal(out[:1500, :3], X)
+            assert np.array_equal(out[:1500, 3:], rgb)
+    ok(run(tmp_path / "scan.xyz", "-o", tmp_path / "plain.xyz", "--factor", "2", "--drop-attributes", "all", "--json"))
+    assert np.loadtxt(tmp_path / "plain.xyz").shape == (3000, 3)
+    ok(run(tmp_path / "scan.xyz", "-o", tmp_path / "out.ply", "--factor", "2", "--json"))
+    c = read_cloud(tmp_path / "out.ply")
+    assert list(c.attributes) == ["red", "green", "blue"] and c.attributes["red"].dtype == np.uint8
+
+
 def test_tiles_keep_input_and_drop_attributes(tmp_path, rng):
     X = _las(tmp_path / "in.las", _sphere(3000, rng))
     s = ok(run(tmp_path / "in.las", "-o", tmp_path / "out.ply", "--factor", "1", "--seed", "3", "--tile-points",

@@ -199,3 +199,78 @@ def test_las_writer_in_parts_writes_the_points_of_the_whole(tmp_path, rng, ext):
     for name in whole.point_format.dimension_names:
         assert np.array_equal(np.asarray(parts[name]), np.asarray(whole[name])), name
     assert [v.record_id for v in parts.header.vlrs] == [v.record_id for v in whole.header.vlrs]
+
+
+def _text(path, table, fmts, header=None, delim=" "):
+    with open(path, "w") as fh:
+        if header is not None:
+            fh.write(header + "\n")
+        np.savetxt(fh, table, fmt=fmts, delimiter=delim)
+
+
+def test_text_clouds_name_their_columns_and_round_trip(tmp_path, rng):
+    from mmsold_cli.io.arrays import read_array
+
+    n = 200
+    X = rng.standard_normal((n, 3))
+    rgb = rng.integers(0, 256, (n, 3))
+    nrm = rng.standard_normal((n, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    inten = rng.integers(-2048, 2048, n)
+    g = ["%.17g"] * 3
+    cases = {  # file: (table, formats, header, delimiter, expected attribute names)
+        "rgb.xyz": (np.c_[X, rgb], g + ["%d"] * 3, None, " ", ["red", "green", "blue"]),
+        "cc.txt": (np.c_[X, rgb, nrm], g + ["%d"] * 3 + ["%.17g"] * 3, "//X,Y,Z,R,G,B,Nx,Ny,Nz", ",",
+                   ["red", "green", "blue", "nx", "ny", "nz"]),
+        "pts.txt": (np.c_[X, inten, rgb], g + ["%d"] * 4, None, " ", ["intensity", "red", "green", "blue"]),
+        "normals_rgb.xyz": (np.c_[X, nrm, rgb], g + ["%.17g"] * 3 + ["%d"] * 3, None, "\t",
+                            ["nx", "ny", "nz", "red", "green", "blue"]),
+        "table.csv": (np.c_[np.arange(n), X[:, 2], X[:, 0], X[:, 1], inten], ["%d"] + g + ["%d"], "id,Z,X,Y,class",
+                      ",", ["id", "classification"]),
+        "scalars.xyz": (np.c_[X, rng.random(n), np.arange(n) % 3], g + ["%.17g", "%d"], None, " ",
+                        ["scalar_3", "scalar_4"]),
+    }
+    for name, (table, fmts, header, delim, names) in cases.items():
+        p = tmp_path / name
+        _text(p, table, fmts, header, delim)
+        c = read_cloud(p)
+        np.testing.assert_array_equal(c.positions, X)
+        assert list(c.attributes) == names, name
+        if "red" in c.attributes:
+            assert c.attributes["red"].dtype == np.uint8
+            np.testing.assert_array_equal(np.c_[c.attributes["red"], c.attributes["green"], c.attributes["blue"]], rgb)
+        if "nx" in c.attributes:
+            np.testing.assert_array_equal(np.c_[c.attributes["nx"], c.attributes["ny"], c.attributes["nz"]], nrm)
+        assert all(v.dtype.kind in "iu" for k, v in c.attributes.items() if k in ("intensity", "id", "scalar_4"))
+        # written back: the same bytes (column order, header line, delimiter, number formats)
+        write_cloud(tmp_path / f"back_{name}", c)
+        assert (tmp_path / f"back_{name}").read_bytes() == p.read_bytes(), name
+        # every reader of positions takes x, y, z of a point-cloud file
+        if not name.startswith("pts"):  # a headerless .txt is any table to read_array (latent codes)
+            np.testing.assert_array_equal(read_array(p), X)
+    np.testing.assert_array_equal(read_array(tmp_path / "pts.txt"), cases["pts.txt"][0])
+    # another format written as text: x, y, z, then the attributes under a header of their names
+    c = read_cloud(tmp_path / "cc.txt")
+    c.attributes["label"] = np.arange(n) % 4
+    write_cloud(tmp_path / "out.csv", c)
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines[0] == "x,y,z,red,green,blue,nx,ny,nz,label" and len(lines) == n + 1
+    assert lines[1].split(",")[3:6] == [str(v) for v in rgb[0]]
+    back = read_cloud(tmp_path / "out.csv")
+    assert list(back.attributes) == ["red", "green", "blue", "nx", "ny", "nz", "label"]
+    np.testing.assert_array_equal(back.attributes["label"], np.arange(n) % 4)
+
+
+def test_text_cloud_refusals(tmp_path, rng):
+    p = tmp_path / "short_header.txt"
+    _text(p, rng.standard_normal((5, 4)), "%.6f", "x y z")
+    with pytest.raises(MmsoldError, match="header names 3 columns, the rows have 4"):
+        read_cloud(p)
+    q = tmp_path / "wide.csv"
+    _text(q, rng.standard_normal((5, 4)), "%.6f", None, ",")
+    with pytest.raises(MmsoldError, match="expected 3-D points.*header line"):
+        read_cloud(q)
+    r = tmp_path / "nameless.csv"
+    _text(r, rng.standard_normal((5, 4)), "%.6f", "a,b,c,d", ",")
+    with pytest.raises(MmsoldError, match="names no x, y and z"):
+        read_cloud(r)

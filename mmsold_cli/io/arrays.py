@@ -103,7 +103,12 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
         if ext in (".h5", ".hdf5"):
             return _read_h5(path, key)
         if ext in (".csv", ".txt", ".xyz"):
-            return _read_text(path)
+            X = _read_text(path)
+            if ext == ".xyz" or (X.ndim == 2 and X.shape[1] > 3 and _names_xyz(path)):
+                from .text import text_positions  # a point cloud's x, y, z; its colours are densify's business
+
+                X = text_positions(path, X)
+            return X
         if ext in (".las", ".laz", ".e57"):  # a scan's positions (its attributes are densify's business)
             from .cloud import read_cloud
 
@@ -115,6 +120,14 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
         raise MmsoldError(f"{path}: file is not readable (permission denied)") from exc
     except Exception as exc:  # a damaged file can make any reader fail in its own way
         raise MmsoldError(f"{path}: cannot read as {ext[1:]} ({_short(exc)})") from exc
+
+
+def _names_xyz(path: Path) -> bool:
+    """Whether a text file's header names x, y and z columns (a point cloud with attribute columns)."""
+    from .text import header_names
+
+    names = header_names(path) or []
+    return all(c in names for c in "xyz")
 
 
 def _short(exc: BaseException) -> str:

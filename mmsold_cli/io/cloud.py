@@ -28,11 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MmsoldError
+from .text import TEXT_EXTENSIONS
 
 __all__ = ["PointCloud", "CloudWriter", "concat_clouds", "read_cloud", "save_cloud", "write_cloud", "CLOUD_FORMATS"]
 
 #: Extensions :func:`write_cloud` writes with attributes.
-CLOUD_FORMATS = (".las", ".laz", ".ply", ".e57")
+CLOUD_FORMATS = (".las", ".laz", ".ply", ".e57", ".xyz", ".txt", ".csv")
+
 
 
 @dataclass
@@ -93,6 +95,10 @@ def read_cloud(spec: str | os.PathLike) -> PointCloud:
         from .e57 import read_e57
 
         return read_e57(path)
+    if ext in TEXT_EXTENSIONS:
+        from .text import read_text_cloud
+
+        return read_text_cloud(path)
     from .mesh import read_point_cloud
 
     return PointCloud(read_point_cloud(spec), {}, ext)
@@ -123,6 +129,10 @@ def save_cloud(path: str | os.PathLike, cloud: PointCloud, *, like: PointCloud |
         from .e57 import write_e57
 
         write_e57(path, cloud)
+    elif ext in TEXT_EXTENSIONS:
+        from .text import save_text_cloud
+
+        save_text_cloud(path, cloud, like=like)
     else:
         save_points(path, cloud.positions, fmt=path.suffix)
 
@@ -131,10 +141,11 @@ class CloudWriter:
     """A cloud file of ``n`` points written part by part, in the format :func:`save_cloud` picks.
 
     LAS/LAZ (:class:`~mmsold_cli.io.las.LasWriter`), PLY
-    (:class:`~mmsold_cli.io.ply.PlyWriter`) and ``.npy``/text
+    (:class:`~mmsold_cli.io.ply.PlyWriter`), text
+    (:class:`~mmsold_cli.io.text.TextCloudWriter`) and ``.npy``
     (:class:`~mmsold_cli.io.arrays.PointWriter`) go to disk as the parts come,
     so only one part is in memory; the other formats (HDF5, E57) gather the
-    parts and are written at :meth:`close`.  PLY and ``.npy``/text files have
+    parts and are written at :meth:`close`.  PLY, text and ``.npy`` files have
     the bytes :func:`save_cloud` writes for the whole cloud; LAS/LAZ the same
     points, header and records, with laspy's per-dimension statistics of the
     extra bytes taken over the parts.  Parts must share their attributes.
@@ -171,6 +182,10 @@ class CloudWriter:
 
             self._w = PlyWriter(self.path, self.n, fmt=ply_format or meta.get("ply_format", "binary_little_endian"),
                                 types=meta.get("ply_types"))
+        elif ext in TEXT_EXTENSIONS:
+            from .text import TextCloudWriter
+
+            self._w = TextCloudWriter(self.path, self.n, like=like)
         elif ext in STREAM_EXTENSIONS:
             self._w = PointWriter(self.path, self.n, 3)
         else:
@@ -228,8 +243,8 @@ def write_cloud(path: str | os.PathLike, cloud: PointCloud, *, overwrite: bool =
     Parameters
     ----------
     path : str or path
-        ``.las``/``.laz``/``.ply`` keep the attributes; other extensions
-        (``.npy``, ``.xyz``, ``.h5`` …) write positions only.
+        ``.las``/``.laz``/``.ply``/``.e57`` and text (``.xyz``, ``.txt``,
+        ``.csv``) keep the attributes; ``.npy`` and ``.h5`` write positions only.
     cloud : PointCloud
     overwrite : bool
     like : PointCloud, optional

@@ -20,7 +20,6 @@ either byte order, float32 or float64 coordinates.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -175,34 +174,15 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(obj.vertices, dtype=np.float64), faces.astype(np.int64)
 
 
-def _text_header(path: Path) -> list[str] | None:
-    """Column names from a first non-numeric line, if any."""
-    def is_number(field):
-        try:
-            float(field)
-        except ValueError:
-            return False
-        return True
-
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            fields = [f for f in re.split(r"[,;\s]+", line) if f]
-            return None if any(is_number(f) for f in fields) else [f.strip().strip("\"'").lower() for f in fields]
-    return None
-
-
 def read_point_cloud(spec: str | os.PathLike) -> np.ndarray:
     """A 3-D point cloud from any file users keep one in.
 
     Parameters
     ----------
     spec : str or path
-        ``.ply``/``.obj`` (vertex positions), ``.xyz`` (first three columns),
-        ``.csv``/``.txt`` (the columns named ``x, y, z`` in a header line, else
-        all columns, which must then be three), or ``.npy``/``.npz[:key]``/
+        ``.ply``/``.obj`` (vertex positions), ``.xyz``/``.txt``/``.csv`` (the
+        columns a header line names x, y, z, else the first three; a
+        headerless ``.csv`` must have three: :mod:`mmsold_cli.io.text`), or ``.npy``/``.npz[:key]``/
         ``.h5[:/dataset]`` arrays of shape (n, 3).
 
     Returns
@@ -221,12 +201,10 @@ def read_point_cloud(spec: str | os.PathLike) -> np.ndarray:
         X = read_vertices(path)
     else:
         X = np.asarray(read_array(spec))
-        if ext in (".xyz", ".csv", ".txt") and X.ndim == 2 and X.shape[1] > 3:
-            names = _text_header(path)
-            if names is not None and all(c in names for c in "xyz") and len(names) == X.shape[1]:
-                X = X[:, [names.index(c) for c in "xyz"]]
-            elif ext == ".xyz":
-                X = X[:, :3]
+        if ext in (".csv", ".txt") and X.ndim == 2 and X.shape[1] > 3:
+            from .text import text_positions
+
+            X = text_positions(path, X)
         if X.ndim == 2 and X.shape[0] and X.shape[1] != 3:
             raise MmsoldError(f"{spec}: expected 3-D points (x, y, z), got {X.shape[1]} columns")
         if X.size == 0:

@@ -1,0 +1,284 @@
+"""Point clouds in delimited text: positions plus whatever columns a scanner or CloudCompare put beside them.
+
+Text is how many scans leave a viewer: CloudCompare's ASCII export (``x y z r g b``, normals, scalar
+fields, optionally a header line such as ``//X,Y,Z,R,G,B``), a scanner's XYZRGB or XYZI dump.  What a
+column holds is read from a header line when there is one, else from the file's layout:
+
+* a header (a first line with no number in it; a leading ``//`` is dropped) names every column:
+  x, y and z are the position, and the others are attributes under their own names, with the usual
+  short ones mapped to the names the attribute rules know (``r``/``g``/``b`` → ``red``/``green``/``blue``,
+  ``i`` → ``intensity``, ``normal_x`` …);
+* without one, ``.xyz`` and ``.txt`` rows start with x, y, z (a headerless ``.csv`` must have exactly three
+  columns: a table's first column is as likely an id as an x).  Among the columns after them, three whose
+  rows have unit length are normals (``nx, ny, nz``); three whole-number columns within 0–255 (or 0–65535)
+  standing alone, or after one other column (the ``x y z i r g b`` of Leica's PTS rows), are a colour;
+  any other column is ``scalar_<k>`` (k its 0-based column).
+
+Whole-number columns are read as integers, so they are copied from the nearest input point unless their
+name says they are a measurement (:mod:`mmsold_cli.workflows.attributes`).  A cloud written back keeps its
+input's column order, header line and delimiter; one from another format gets the columns x, y, z, then
+its attributes, under a header line of their names (none when it has no attributes: the plain rows of
+:func:`mmsold_cli.io.arrays.save_points`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MmsoldError
+
+__all__ = ["TEXT_EXTENSIONS", "header_names", "read_text_cloud", "text_positions", "TextCloudWriter",
+           "save_text_cloud"]
+
+#: Extensions read and written as delimited text.
+TEXT_EXTENSIONS = (".xyz", ".txt", ".csv")
+
+#: Header spellings mapped to the attribute names :mod:`mmsold_cli.workflows.attributes` knows.
+_SYNONYMS = {"r": "red", "g": "green", "b": "blue", "i": "intensity", "normal_x": "nx", "normal_y": "ny",
+             "normal_z": "nz", "scalar_intensity": "intensity", "class": "classification"}
+#: Largest value of an 8- and a 16-bit colour channel.
+_COLOUR_MAX = (255, 65535)
+#: A triple of columns is a normal when every row's length is within this of 1 (text keeps 6–8 digits).
+_UNIT_TOL = 1e-3
+
+
+def header_names(path: str | os.PathLike) -> list[str] | None:
+    """The column names of a text file's header line (lower case), or None when its first row is numbers."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for raw in fh:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("//"):  # CloudCompare's header
+                line = line[2:]
+            fields = [f.strip().strip("\"'") for f in re.split(r"[,;\s]+", line) if f.strip()]
+            if any(_is_number(f) for f in fields):
+                return None
+            return [f.lower() for f in fields]
+    return None
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _layout(path: Path, k: int) -> tuple[list[int], list[tuple[str, list[int]]], list[str] | None]:
+    """(position columns, [(attribute name, its columns)], header names) of a text file of k columns."""
+    names = header_names(path)
+    ext = path.suffix.lower()
+    if names is not None:
+        if len(names) != k:
+            raise MmsoldError(f"{path}: the header names {len(names)} columns, the rows have {k}")
+        if all(c in names for c in "xyz"):
+            pos = [names.index(c) for c in "xyz"]
+        elif ext != ".csv" and k >= 3:
+            pos = [0, 1, 2]
+        else:
+            raise MmsoldError(f"{path}: the header names no x, y and z columns (it names {', '.join(names)})")
+        rest = [j for j in range(k) if j not in pos]
+        used = {"x", "y", "z"}
+        attrs = []
+        for j in rest:
+            name = _SYNONYMS.get(names[j], names[j])
+            if name in used:  # two columns of one name: keep both, the second by its position
+                name = f"{name}_{j}"
+            used.add(name)
+            attrs.append((name, [j]))
+        return pos, attrs, names
+    if k == 3 or (k > 3 and ext != ".csv"):
+        return [0, 1, 2], [], None  # the attributes' names come from the values (:func:`_name_columns`)
+    raise MmsoldError(f"{path}: expected 3-D points (x, y, z), got {k} columns"
+                      + (" (name them in a header line: x,y,z,…)" if k > 3 else ""))
+
+
+def _whole(v: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(v)) and np.all(v == np.round(v)))
+
+
+def _name_columns(values: np.ndarray, first: int) -> list[tuple[str, list[int]]]:
+    """Names of a headerless file's columns from ``first`` on, from their values (module docstring)."""
+    k = values.shape[1]
+    cols = list(range(first, k))
+    normal = None
+    for a in range(first, k - 2):
+        block = values[:, a:a + 3]
+        if len(block) and np.all(np.abs(np.linalg.norm(block, axis=1) - 1.0) <= _UNIT_TOL):
+            normal = a
+            break
+    other = [j for j in cols if normal is None or not normal <= j < normal + 3]
+
+    def colour(js):
+        return len(js) == 3 and js[2] - js[0] == 2 and all(
+            _whole(values[:, j]) and values[:, j].min(initial=0) >= 0 for j in js) and \
+            max(values[:, j].max(initial=0) for j in js) <= _COLOUR_MAX[1]
+
+    rgb = other if colour(other) else other[1:] if len(other) == 4 and colour(other[1:]) else None
+    out = []
+    for j in cols:
+        if normal is not None and j == normal:
+            out += [("nx", [j]), ("ny", [j + 1]), ("nz", [j + 2])]
+        elif rgb is not None and j in rgb:
+            out.append((("red", "green", "blue")[rgb.index(j)], [j]))
+        elif rgb is not None and len(other) == 4 and j == other[0]:
+            out.append(("intensity", [j]))
+        elif normal is None or not normal <= j < normal + 3:
+            out.append((f"scalar_{j}", [j]))
+    return out
+
+
+def _typed(name: str, v: np.ndarray) -> np.ndarray:
+    """A column as the type it holds: colour channels as uint8/uint16, other whole numbers as int64."""
+    if not _whole(v):
+        return v
+    if name in ("red", "green", "blue") and v.min(initial=0) >= 0:
+        return v.astype(np.uint8 if v.max(initial=0) <= _COLOUR_MAX[0] else np.uint16)
+    if name in ("nx", "ny", "nz"):
+        return v  # a normal along an axis has whole components
+    return v.astype(np.int64)
+
+
+def read_text_cloud(path: str | os.PathLike):
+    """A :class:`~mmsold_cli.io.cloud.PointCloud` of a text file: positions and every other column."""
+    from .arrays import _read_text
+    from .cloud import PointCloud
+
+    path = Path(path)
+    values = _read_text(path)
+    if values.size == 0:
+        raise MmsoldError(f"{path}: has no point positions (x, y, z)")
+    k = values.shape[1]
+    pos, attrs, names = _layout(path, k)
+    if names is None and k > 3:
+        attrs = _name_columns(values, 3)
+    attributes = {name: _typed(name, values[:, js[0]]) for name, js in attrs}
+    order = [("position", j) for j in pos] + [(name, js[0]) for name, js in attrs]
+    order.sort(key=lambda c: c[1])
+    meta = {"text_columns": [c[0] if c[0] != "position" else "xyz"[pos.index(c[1])] for c in order],
+            "text_header": _header_line(path) if names is not None else None,
+            "text_delimiter": _delimiter(path)}
+    return PointCloud(values[:, pos], attributes, path.suffix.lower(), meta)
+
+
+def text_positions(path: str | os.PathLike, values: np.ndarray) -> np.ndarray:
+    """The (n, 3) positions among a text file's columns ``values`` (its header's x, y, z, else the first three)."""
+    path = Path(path)
+    if values.ndim != 2 or values.shape[1] <= 3:
+        return values
+    pos, _, _ = _layout(path, values.shape[1])
+    return values[:, pos]
+
+
+def _header_line(path: Path) -> str:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for raw in fh:
+            line = raw.strip()
+            if line and not line.startswith("#"):
+                return line
+    return ""
+
+
+def _delimiter(path: Path) -> str:
+    """The first data row's delimiter: ``,``, ``;``, a tab or a space."""
+    seen_header = header_names(path) is not None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for raw in fh:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if seen_header:
+                seen_header = False
+                continue
+            return next((c for c in ",;\t" if c in line), " ")
+    return " "
+
+
+def _columns(attributes: dict, meta: dict, fmt: str, ext: str):
+    """(column names, header line or None, delimiter) of a text file of a cloud's positions and ``attributes``;
+    ``meta``, ``fmt``: the format details of the cloud whose layout it keeps (a text input's)."""
+    cols = meta.get("text_columns")
+    if cols is not None and set(cols) - set("xyz") == set(attributes):
+        delim = meta.get("text_delimiter", " ")
+        if fmt != ext:  # another extension: its own delimiter
+            delim = "," if ext == ".csv" else " "
+        return cols, meta.get("text_header"), delim
+    delim = "," if ext == ".csv" else " "
+    names = ["x", "y", "z"]
+    for name, v in attributes.items():
+        v = np.asarray(v)
+        names += [name] if v.ndim == 1 else [f"{name}_{c}" for c in range(v.shape[1])]
+    return names, (delim.join(names) if attributes else None), delim
+
+
+def _table(cloud, names):
+    """The columns in file order (float64) and their printf formats."""
+    by_name = {}
+    for name, v in cloud.attributes.items():
+        v = np.asarray(v)
+        fmt = "%d" if v.dtype.kind in "iub" else "%.17g"
+        if v.ndim == 1:
+            by_name[name] = (v, fmt)
+        else:
+            by_name.update({f"{name}_{c}": (v[:, c], fmt) for c in range(v.shape[1])})
+    cols, fmts = [], []
+    for n in names:
+        col, f = (cloud.positions[:, "xyz".index(n)], "%.17g") if n in ("x", "y", "z") else by_name[n]
+        cols.append(col)
+        fmts.append(f)
+    return np.column_stack(cols), fmts
+
+
+class TextCloudWriter:
+    """A text cloud of ``n`` points written part by part: the bytes :func:`save_text_cloud` writes for the whole.
+
+    ``like``: the cloud whose column order, header line and delimiter the file keeps when the parts carry
+    its attributes (a text input's); parts must share their attributes.
+    """
+
+    def __init__(self, path: str | os.PathLike, n: int, *, like=None):
+        self.path, self.n, self.rows = Path(path), int(n), 0
+        self._like = like
+        self._names = None
+        self._fh = open(self.path, "wb")
+
+    def write(self, part) -> None:
+        """Append the points of ``part``."""
+        if self._names is None:
+            like = self._like if self._like is not None else part
+            self._names, header, self._delim = _columns(part.attributes, like.meta, like.fmt,
+                                                        self.path.suffix.lower())
+            if header is not None:
+                self._fh.write((header + "\n").encode())
+        if len(part):
+            table, fmts = _table(part, self._names)
+            np.savetxt(self._fh, table, delimiter=self._delim, fmt=fmts)
+        self.rows += len(part)
+
+    def close(self) -> None:
+        """Finish the file; raises ``ValueError`` unless all ``n`` points were written."""
+        if not self._fh.closed:
+            self._fh.close()
+            if self.rows != self.n:
+                raise ValueError(f"{self.path}: {self.rows} of {self.n} points written")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:  # the caller's error wins; the half-written file is the caller's temporary to remove
+            self._fh.close()
+
+
+def save_text_cloud(path: str | os.PathLike, cloud, *, like=None) -> None:
+    """Write a cloud as text (not atomically: see :func:`mmsold_cli.io.cloud.write_cloud`)."""
+    with TextCloudWriter(path, len(cloud), like=like) as w:
+        w.write(cloud)
