@@ -55,10 +55,11 @@ def _seed(random_state) -> int:
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
-def _fit_density(X, t, sigma, draws, plug_in_points, seed):
+def _fit_density(X, t, sigma, draws, plug_in_points, seed, normalise=True):
     from .density import TiltedDensity
 
-    return TiltedDensity(t, sigma, draws=draws, plug_in_points=plug_in_points, random_state=seed).fit(X)
+    return TiltedDensity(t, sigma, draws=draws, plug_in_points=plug_in_points, random_state=seed,
+                         normalise=normalise).fit(X)
 
 
 class MMSOLD(DensityMixin, BaseEstimator):
@@ -210,7 +211,9 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
             scales = defaults.data_scales(Xc)
             t = float(self.t) if self.t is not None else defaults.noise_level(scales)
             sigma = float(self.sigma) if self.sigma is not None else defaults.smoothing(scales, t)
-            self.densities_.append(_fit_density(Xc, t, sigma, self.density_draws, self.plug_in_points, seed))
+            # no normaliser: the biases absorb −log 𝒵_c (and its importance sampling was most of the fit)
+            self.densities_.append(_fit_density(Xc, t, sigma, self.density_draws, self.plug_in_points, seed,
+                                                normalise=False))
         vi = np.concatenate(val_idx)
         self.bias_ = self._calibrate(-self._energies(X[vi]), yi[vi])
         self.cost_ = self._cost_matrix(k)

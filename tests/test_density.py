@@ -71,3 +71,33 @@ def test_bad_settings():
         TiltedDensity(-1.0, 0.1).fit(X)
     with pytest.raises(MmsoldError, match="dimension ≤ 2"):
         TiltedDensity(0.1, 0.1, refine=True).fit(np.c_[X, np.random.default_rng(0).standard_normal(50)])
+
+
+def test_log_blurred_kernel_agrees_with_its_numpy_reference(rng):
+    from mmsold_cli.density import log_blurred
+
+    for n, d, t in ((1, 3, 0.5), (700, 2, 0.05), (3000, 64, 1.3)):
+        X = rng.standard_normal((n, d)) * np.linspace(0.2, 3, d)
+        # queries near the points, between them and far away (every term underflows but the largest)
+        Q = np.concatenate([X[:5] + 0.01, rng.standard_normal((50, d)), X[:5] + 40.0])
+        ref = log_blurred(X, Q, t, backend="numpy")
+        # the logits are differences of squared norms, so both carry their rounding (~1e-13 here), in their own order
+        np.testing.assert_allclose(log_blurred(X, Q, t), ref, rtol=1e-12, atol=0)
+        # the reference itself, against the sum of the Gaussian densities it stands for (where none underflows)
+        if n == 700:
+            dens = np.exp(-((Q[:, None, :] - X[None]) ** 2).sum(-1) / (2 * t * t)).mean(axis=1)
+            ok = dens > 1e-250
+            np.testing.assert_allclose(ref[ok], np.log(dens[ok]) - np.log(2 * np.pi * t * t), rtol=1e-12)
+
+
+def test_a_density_without_its_normaliser_has_energies_only(moons):
+    X, exact, _ = moons
+    d = TiltedDensity(exact.t, exact.sigma, draws=8, grid=120, normalise=False).fit(X)
+    assert d.log_normaliser_ is None
+    np.testing.assert_array_equal(d.energy(X[:20]), exact.energy(X[:20]))
+    with pytest.raises(MmsoldError, match="normalise=False"):
+        d.log_prob(X[:3])
+    # the same density on the NumPy reference: Newton's refinement stops at 1e-10 of its gradient, so the two
+    # tilts agree to about 1e-9
+    np.testing.assert_allclose(TiltedDensity(exact.t, exact.sigma, draws=8, grid=120, backend="numpy").fit(X)
+                               .log_prob(X[:20]), exact.log_prob(X[:20]), rtol=1e-7)

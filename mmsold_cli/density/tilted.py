@@ -83,30 +83,34 @@ def fixed_draws(M: int, d: int, sigma: float, random_state=0) -> np.ndarray:
     return sigma * np.concatenate([half, -half])[:M]
 
 
-def _logits_block(X, half_xn, Q, t):
-    G = Q @ X.T
-    G -= half_xn
-    G -= 0.5 * np.einsum("ij,ij->i", Q, Q)[:, None]
-    G /= t * t  # −‖q − x‖²/2t²
-    return G
+def logsumexp_logits(G, half_xn, half_qn, t):
+    r""":math:`\log\sum_j \exp\big((G_{ij} - h^x_j - h^q_i)/t^2\big)` for each row i (G = Q Xᵀ, h: half squared
+    norms, so the terms are :math:`\mathcal N`'s exponents :math:`-\|q_i - x_j\|^2/2t^2`): the NumPy reference of
+    :func:`mmsold_cli.density.tilted_numba.logsumexp_logits`."""
+    L = (G - half_xn - half_qn[:, None]) / (t * t)
+    top = L.max(axis=1)
+    return top + np.log(np.exp(L - top[:, None]).sum(axis=1))
 
 
-def log_blurred(X: np.ndarray, Q: np.ndarray, t: float) -> np.ndarray:
+def log_blurred(X: np.ndarray, Q: np.ndarray, t: float, backend: str = "numba") -> np.ndarray:
     r""":math:`\log p_t(q) = \log\frac1n\sum_j \mathcal N(q; x_j, t^2 I)` at the rows of Q (all n points)."""
-    from scipy.special import logsumexp
+    lse = logsumexp_logits
+    if backend == "numba":
+        from .tilted_numba import logsumexp_logits as lse
 
     n, d = X.shape
     half_xn = 0.5 * np.einsum("ij,ij->i", X, X)
+    half_qn = 0.5 * np.einsum("ij,ij->i", Q, Q)
     out = np.empty(Q.shape[0])
     step = max(1, _BLOCK_FLOATS // n)
     for s in range(0, Q.shape[0], step):
-        out[s : s + step] = logsumexp(_logits_block(X, half_xn, Q[s : s + step], t), axis=1)
+        out[s : s + step] = lse(Q[s : s + step] @ X.T, half_xn, half_qn[s : s + step], t)
     return out - np.log(n) - 0.5 * d * (_LOG2PI + 2 * np.log(t))
 
 
-def smoothed_potential(X: np.ndarray, Z: np.ndarray, t: float, U: np.ndarray) -> np.ndarray:
+def smoothed_potential(X: np.ndarray, Z: np.ndarray, t: float, U: np.ndarray, backend: str = "numba") -> np.ndarray:
     r""":math:`V_\sigma(z) = -\frac1M\sum_r \log p_t(z + u_r)` at the rows of Z: shape (m,)."""
-    return -np.mean([log_blurred(X, Z + u, t) for u in U], axis=0)
+    return -np.mean([log_blurred(X, Z + u, t, backend) for u in U], axis=0)
 
 
 def smoothed_gradient(X: np.ndarray, Z: np.ndarray, t: float, U: np.ndarray) -> np.ndarray:
@@ -141,17 +145,25 @@ class TiltedDensity:
         g(x_i) costs n M d).
     random_state : int
         Seed of the draws.
+    normalise : bool
+        Estimate log 𝒵 (``log_prob`` needs it; a classifier whose biases absorb it does not).
+    backend : {"numba", "numpy"}
+        The log-sum-exp of :func:`log_blurred`: the numba kernel, or its NumPy reference.
 
     Attributes
     ----------
     mean_, covariance_ : the training set's moments
     lam_, Lam_ : λ (d,) and Λ (d, d)
     draws_ : array (M, d), the fixed smoothing draws
-    log_normaliser_, log_normaliser_se_ : log 𝒵 and its standard error (0 for quadrature)
+    log_normaliser_, log_normaliser_se_ : log 𝒵 and its standard error (0 for quadrature; None with
+        ``normalise=False``)
     """
 
     def __init__(self, t: float, sigma: float, *, draws: int = 16, refine=None, grid: int = 160,
-                 n_importance: int = 20_000, plug_in_points: int = 2000, random_state: int = 0):
+                 n_importance: int = 20_000, plug_in_points: int = 2000, random_state: int = 0,
+                 normalise: bool = True, backend: str = "numba"):
+        self.normalise = normalise
+        self.backend = backend
         self.plug_in_points = plug_in_points
         self.t = t
         self.sigma = sigma
@@ -168,6 +180,8 @@ class TiltedDensity:
         from ..validation import check_points, check_positive
 
         X = check_points(X, min_points=2)
+        if self.backend not in ("numba", "numpy"):
+            raise MmsoldError(f"backend must be numba or numpy, got {self.backend!r}")
         t = check_positive(self.t, "noise t")
         sigma = check_positive(self.sigma, "smoothing sigma", allow_zero=True)
         n, d = X.shape
@@ -189,14 +203,15 @@ class TiltedDensity:
             self._quadrature_setup()
             if refine:
                 self._newton()
-        self.log_normaliser_, self.log_normaliser_se_ = self.log_normaliser()
+        self.log_normaliser_, self.log_normaliser_se_ = self.log_normaliser() if self.normalise else (None, None)
         return self
 
     # ---------------------------------------------------------------- energy and density
 
     def potential(self, Z) -> np.ndarray:
         r""":math:`V_\sigma` at the rows of Z."""
-        return smoothed_potential(self.X_, np.atleast_2d(np.asarray(Z, dtype=np.float64)), self.t, self.draws_)
+        return smoothed_potential(self.X_, np.atleast_2d(np.asarray(Z, dtype=np.float64)), self.t, self.draws_,
+                                  self.backend)
 
     def energy(self, Z, V=None) -> np.ndarray:
         r""":math:`E^*(z) = V_\sigma(z) + \lambda^\top z + \frac12 (z-\mu)^\top\Lambda(z-\mu)`: shape (m,)."""
@@ -207,6 +222,8 @@ class TiltedDensity:
 
     def log_prob(self, Z) -> np.ndarray:
         """log p*(z) at the rows of Z."""
+        if self.log_normaliser_ is None:
+            raise MmsoldError("log_prob needs the normaliser: this density was fitted with normalise=False")
         return -self.energy(Z) - self.log_normaliser_
 
     # ---------------------------------------------------------------- normalising constant
