@@ -26,6 +26,7 @@ _KERNEL_MODULES = (
     "mmsold_cli.workflows.tiles_numba",
     "mmsold_cli.samplers.stiefel_numba",
     "mmsold_cli.samplers.inits_numba",
+    "mmsold_cli.density.tilted_numba",
 )
 
 
@@ -45,6 +46,7 @@ def _dispatchers():
 def _calls():
     """(label, thunk) pairs that reach every kernel through its wrapper, on tiny inputs."""
     from . import _fastexp
+    from .density import tilted_numba
     from .neighbors import brute_numba, grid_numba, tracking_numba, walk_numba
     from .neighbors.indexes import GridIndex
     from .rng import normals_numba
@@ -93,6 +95,7 @@ def _calls():
         ("MLS fit", lambda: mls_numba.mls_once_numba(X3[:8], X3, np.tile(np.arange(8), (8, 1)),
                                                      np.ones((8, 8)), 1.0)),
         ("tile boxes", lambda: tiles_numba.inside_box(X3, np.full(3, -np.inf), np.zeros(3))),
+        ("density", lambda: tilted_numba.logsumexp_logits(X16 @ X16.T, np.ones(64), np.ones(64), 1.0)),
     ]
 
 
