@@ -113,7 +113,8 @@ def _run_whole(cloud, factor: float, seed: int, normals: bool, drop, options: di
                 repeated=settings.get("repeated", 0), t=settings.get("t"), sample_time=d["sample_time"],
                 denoise_time=d["denoise_time"], mean_move=d["mean_move"],
                 **{k: settings[k] for k in ("noisy", "noise_estimate", "even", "even_share", "even_added")
-                   if k in settings})
+                   if k in settings},
+                run={"settings": settings, "diagnostics": d})  # the run's own record (densify_distributed)
     if store is None:
         return out, info
     from .zarr_store import write_rows
@@ -251,4 +252,6 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     diag = {"seed": seed, "tiles": infos, **even_info, "wall_time": time.perf_counter() - t0,
             "output_points": int(offsets[-1]),
             "workers": len(client.scheduler_info(n_workers=-1)["workers"])}
+    if whole:  # one task ran densify_cloud untiled: its settings and diagnostics, as one machine reports them
+        diag.update(infos[0].pop("run"))
     return out, diag

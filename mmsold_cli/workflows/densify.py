@@ -1123,6 +1123,8 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         _, dd = densify_distributed(cloud, client=client, factor=factor, seed=random_state, tile_points=tp, halo=halo,
                                     normals=normals, drop_attributes=drop, progress=tile_progress, work=work, put=put,
                                     input_normals=NX, **options)
+        if work.whole:  # reported as the same run on one machine is: settings and diagnostics, no tiles
+            dd.pop("tiles")
         diag.update(dd)
         return (None if kept is None else concat_clouds(kept)), diag
     res = densify(X, max(int(round(factor * X.shape[0])), 1), random_state=random_state, progress=progress,
