@@ -523,10 +523,15 @@ def local_spacing(X, neighbours: int = 6, *, tree=None, points=None) -> np.ndarr
     return d[:, 1:].mean(axis=1)
 
 
+def spacing_reference(s) -> float:
+    """The spacing the even stage fills up to, from local spacings s (:func:`local_spacing`): their
+    ``EVEN_PERCENTILE``-th percentile, the dense parts' spacing."""
+    return float(np.percentile(s, EVEN_PERCENTILE))
+
+
 def even_reference(X) -> float:
-    """The spacing the even stage fills up to: the ``EVEN_PERCENTILE``-th percentile of :func:`local_spacing`
-    (the dense parts' spacing)."""
-    return float(np.percentile(local_spacing(X), EVEN_PERCENTILE))
+    """:func:`spacing_reference` of X's own local spacings."""
+    return spacing_reference(local_spacing(X))
 
 
 def even_choice(even):
@@ -580,7 +585,7 @@ def even_density(X, *, passes: int = EVEN_PASSES, jitter: float = EVEN_JITTER, r
     for k in range(int(passes)):
         tree = cKDTree(X)
         s = spacings if k == 0 and spacings is not None else local_spacing(X, neighbours, tree=tree)
-        ref = float(np.percentile(s, EVEN_PERCENTILE)) if ref is None else ref
+        ref = spacing_reference(s) if ref is None else ref
         if not ref > 0:
             raise MmsoldError("even density needs a positive reference spacing, got 0: over a quarter of the points "
                               "have six or more exact copies (remove the duplicates, or --no-even)")
@@ -859,7 +864,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     surface_s = None  # the measured points' local spacings: the auto rule, the fill and the projection read them
     if even is not False and X.shape[1] == 3:
         surface_s = local_spacing(X)
-        even_spacing = float(np.percentile(surface_s, EVEN_PERCENTILE)) if even_spacing is None else even_spacing
+        even_spacing = spacing_reference(surface_s) if even_spacing is None else even_spacing
     if even == "auto" and X.shape[1] == 3:
         noise_info["even_share"] = uneven_share(surface_s, even_spacing)
         even = noise_info["even_share"] > EVEN_AUTO_SHARE
@@ -965,7 +970,7 @@ def local_spacing_project(Z, X, radius: float, *, levels=EVEN_LEVELS, neighbours
     levels = np.sort(np.asarray(levels, dtype=np.float64))
     tree = cKDTree(X)
     s = local_spacing(X, tree=tree) if spacings is None else spacings
-    ref = float(np.percentile(s, EVEN_PERCENTILE)) if reference is None else reference
+    ref = spacing_reference(s) if reference is None else reference
     ratio = s[tree.query(Z, k=1, workers=-1)[1]] / ref
     cls = np.clip(np.searchsorted(levels, ratio, side="right") - 1, 0, levels.size - 1)
     out, res = np.empty_like(Z), np.empty(len(Z))

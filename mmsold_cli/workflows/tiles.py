@@ -199,7 +199,7 @@ def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPla
     halo, so points near a cut see their neighbours across it (a repeated point adds no surface).  The counts
     add up to ``round(factor × n)`` (largest remainders).
     """
-    from .densify import EVEN_PERCENTILE, uneven_share
+    from .densify import spacing_reference, uneven_share
 
     P = np.asarray(positions, dtype=np.float64)
     core_s, core_area, grown_area = [], [], []
@@ -217,7 +217,7 @@ def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPla
     if rest > 0:
         counts[np.argsort(counts - want, kind="stable")[:rest]] += 1
     s = np.concatenate(core_s)
-    reference = float(np.percentile(s, EVEN_PERCENTILE))
+    reference = spacing_reference(s)
     return EvenPlan(reference, tuple(int(c) for c in counts),
                     tuple(g / a if a > 0 else 1.0 for g, a in zip(grown_area, core_area)), uneven_share(s, reference))
 
