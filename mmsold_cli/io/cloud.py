@@ -33,8 +33,7 @@ from .text import TEXT_EXTENSIONS
 __all__ = ["PointCloud", "CloudWriter", "concat_clouds", "read_cloud", "save_cloud", "write_cloud", "CLOUD_FORMATS"]
 
 #: Extensions :func:`write_cloud` writes with attributes.
-CLOUD_FORMATS = (".las", ".laz", ".ply", ".e57", ".xyz", ".txt", ".csv")
-
+CLOUD_FORMATS = (".las", ".laz", ".ply", ".e57") + TEXT_EXTENSIONS
 
 
 @dataclass

@@ -70,8 +70,8 @@ def _is_number(field: str) -> bool:
     return True
 
 
-def _layout(path: Path, k: int) -> tuple[list[int], list[tuple[str, list[int]]], list[str] | None]:
-    """(position columns, [(attribute name, its columns)], header names) of a text file of k columns."""
+def _layout(path: Path, k: int) -> tuple[list[int], list[tuple[str, int]], list[str] | None]:
+    """(position columns, [(attribute name, its column)], header names) of a text file of k columns."""
     names = header_names(path)
     ext = path.suffix.lower()
     if names is not None:
@@ -91,7 +91,7 @@ def _layout(path: Path, k: int) -> tuple[list[int], list[tuple[str, list[int]]],
             if name in used:  # two columns of one name: keep both, the second by its position
                 name = f"{name}_{j}"
             used.add(name)
-            attrs.append((name, [j]))
+            attrs.append((name, j))
         return pos, attrs, names
     if k == 3 or (k > 3 and ext != ".csv"):
         return [0, 1, 2], [], None  # the attributes' names come from the values (:func:`_name_columns`)
@@ -103,35 +103,27 @@ def _whole(v: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(v)) and np.all(v == np.round(v)))
 
 
-def _name_columns(values: np.ndarray, first: int) -> list[tuple[str, list[int]]]:
-    """Names of a headerless file's columns from ``first`` on, from their values (module docstring)."""
+def _colour(values: np.ndarray, js: list[int]) -> bool:
+    """Whether columns js are three adjacent whole-number channels within 0–65535."""
+    return len(js) == 3 and js[2] - js[0] == 2 and all(
+        _whole(values[:, j]) and values[:, j].min(initial=0) >= 0 and values[:, j].max(initial=0) <= _COLOUR_MAX[1]
+        for j in js)
+
+
+def _name_columns(values: np.ndarray, first: int) -> list[tuple[str, int]]:
+    """(name, column) of a headerless file's columns from ``first`` on, from their values (module docstring)."""
     k = values.shape[1]
-    cols = list(range(first, k))
-    normal = None
-    for a in range(first, k - 2):
-        block = values[:, a:a + 3]
-        if len(block) and np.all(np.abs(np.linalg.norm(block, axis=1) - 1.0) <= _UNIT_TOL):
-            normal = a
-            break
-    other = [j for j in cols if normal is None or not normal <= j < normal + 3]
-
-    def colour(js):
-        return len(js) == 3 and js[2] - js[0] == 2 and all(
-            _whole(values[:, j]) and values[:, j].min(initial=0) >= 0 for j in js) and \
-            max(values[:, j].max(initial=0) for j in js) <= _COLOUR_MAX[1]
-
-    rgb = other if colour(other) else other[1:] if len(other) == 4 and colour(other[1:]) else None
-    out = []
-    for j in cols:
-        if normal is not None and j == normal:
-            out += [("nx", [j]), ("ny", [j + 1]), ("nz", [j + 2])]
-        elif rgb is not None and j in rgb:
-            out.append((("red", "green", "blue")[rgb.index(j)], [j]))
-        elif rgb is not None and len(other) == 4 and j == other[0]:
-            out.append(("intensity", [j]))
-        elif normal is None or not normal <= j < normal + 3:
-            out.append((f"scalar_{j}", [j]))
-    return out
+    normal = next((a for a in range(first, k - 2)
+                   if np.all(np.abs(np.linalg.norm(values[:, a:a + 3], axis=1) - 1.0) <= _UNIT_TOL)), None)
+    normals = () if normal is None else range(normal, normal + 3)
+    other = [j for j in range(first, k) if j not in normals]
+    names = {j: f"scalar_{j}" for j in other}
+    names.update({j: axis for j, axis in zip(normals, ("nx", "ny", "nz"))})
+    if _colour(values, other):
+        names.update(zip(other, ("red", "green", "blue")))
+    elif len(other) == 4 and _colour(values, other[1:]):  # PTS rows: x y z i r g b
+        names.update(zip(other, ("intensity", "red", "green", "blue")))
+    return [(names[j], j) for j in range(first, k)]
 
 
 def _typed(name: str, v: np.ndarray) -> np.ndarray:
@@ -158,10 +150,9 @@ def read_text_cloud(path: str | os.PathLike):
     pos, attrs, names = _layout(path, k)
     if names is None and k > 3:
         attrs = _name_columns(values, 3)
-    attributes = {name: _typed(name, values[:, js[0]]) for name, js in attrs}
-    order = [("position", j) for j in pos] + [(name, js[0]) for name, js in attrs]
-    order.sort(key=lambda c: c[1])
-    meta = {"text_columns": [c[0] if c[0] != "position" else "xyz"[pos.index(c[1])] for c in order],
+    attributes = {name: _typed(name, values[:, j]) for name, j in attrs}
+    column = {j: "xyz"[i] for i, j in enumerate(pos)} | {j: name for name, j in attrs}
+    meta = {"text_columns": [column[j] for j in range(k)],
             "text_header": _header_line(path) if names is not None else None,
             "text_delimiter": _delimiter(path)}
     return PointCloud(values[:, pos], attributes, path.suffix.lower(), meta)
