@@ -249,6 +249,9 @@ def test_text_clouds_name_their_columns_and_round_trip(tmp_path, rng):
         if not name.startswith("pts"):  # a headerless .txt is any table to read_array (latent codes)
             np.testing.assert_array_equal(read_array(p), X)
     np.testing.assert_array_equal(read_array(tmp_path / "pts.txt"), cases["pts.txt"][0])
+    # a table whose other columns are not a scan's attributes is data of that many dimensions
+    _text(tmp_path / "four.csv", np.c_[X, inten], g + ["%d"], "x,y,z,w", ",")
+    assert read_array(tmp_path / "four.csv").shape == (n, 4)
     # another format written as text: x, y, z, then the attributes under a header of their names
     c = read_cloud(tmp_path / "cc.txt")
     c.attributes["label"] = np.arange(n) % 4

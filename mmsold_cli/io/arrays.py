@@ -104,7 +104,7 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
             return _read_h5(path, key)
         if ext in (".csv", ".txt", ".xyz"):
             X = _read_text(path)
-            if ext == ".xyz" or (X.ndim == 2 and X.shape[1] > 3 and _names_xyz(path)):
+            if ext == ".xyz" or (X.ndim == 2 and X.shape[1] > 3 and _cloud_header(path)):
                 from .text import text_positions  # a point cloud's x, y, z; its colours are densify's business
 
                 X = text_positions(path, X)
@@ -122,12 +122,11 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
         raise MmsoldError(f"{path}: cannot read as {ext[1:]} ({_short(exc)})") from exc
 
 
-def _names_xyz(path: Path) -> bool:
-    """Whether a text file's header names x, y and z columns (a point cloud with attribute columns)."""
-    from .text import header_names
+def _cloud_header(path: Path) -> bool:
+    """Whether a text file's header names a point cloud's columns (:func:`mmsold_cli.io.text.cloud_header`)."""
+    from .text import cloud_header, header_names
 
-    names = header_names(path) or []
-    return all(c in names for c in "xyz")
+    return cloud_header(header_names(path))
 
 
 def _short(exc: BaseException) -> str:

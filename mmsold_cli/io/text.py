@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["TEXT_EXTENSIONS", "header_names", "read_text_cloud", "text_positions", "TextCloudWriter",
+__all__ = ["TEXT_EXTENSIONS", "header_names", "cloud_header", "read_text_cloud", "text_positions", "TextCloudWriter",
            "save_text_cloud"]
 
 #: Extensions read and written as delimited text.
@@ -60,6 +60,18 @@ def header_names(path: str | os.PathLike) -> list[str] | None:
                 return None
             return [f.lower() for f in fields]
     return None
+
+
+def cloud_header(names: list[str] | None) -> bool:
+    """Whether header names describe a point cloud: x, y, z and, beside them, only attributes a scan carries
+    (colours, normals, intensity, classes and the other names :mod:`mmsold_cli.workflows.attributes` knows,
+    ``scalar_<k>``, a point id).  A table with other columns (``x, y, z, w``) is data of that many dimensions."""
+    from ..workflows.attributes import CATEGORICAL, CONTINUOUS, NORMAL_NAMES
+
+    if not names or not all(c in names for c in "xyz"):
+        return False
+    known = CATEGORICAL | CONTINUOUS | set(_SYNONYMS) | {n for triple in NORMAL_NAMES for n in triple} | {"id", "index"}
+    return all(n in "xyz" or n in known or n.startswith("scalar_") for n in names)
 
 
 def _is_number(field: str) -> bool:
