@@ -35,6 +35,7 @@ __all__ = [
     "write_points",
     "save_points",
     "PointWriter",
+    "RowFileWriter",
     "STREAM_EXTENSIONS",
     "write_hdf5",
     "atomic_path",
@@ -488,7 +489,38 @@ def save_points(path: str | os.PathLike, X: np.ndarray, *, fmt: str | None = Non
         np.savetxt(path, X, delimiter=delim, fmt="%.17g")
 
 
-class PointWriter:
+class RowFileWriter:
+    """What the files written block by block share: ``close`` checks the count, and as a context manager an
+    error closes the file without that check (the caller's error wins; the half-written file is the caller's
+    temporary to remove).  Subclasses set ``path``, ``rows``, ``_fh`` and :meth:`_expected`."""
+
+    #: What a row is, in the count's message.
+    unit = "rows"
+
+    def _expected(self) -> int:
+        raise NotImplementedError
+
+    def _complete(self) -> bool:
+        return self.rows == self._expected()
+
+    def close(self) -> None:
+        """Close the file; raises ``ValueError`` unless every row was written."""
+        if not self._fh.closed:
+            self._fh.close()
+            if not self._complete():
+                raise ValueError(f"{self.path}: {self.rows} of {self._expected()} {self.unit} written")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self._fh.close()
+
+
+class PointWriter(RowFileWriter):
     """An (n, d) float64 points file filled by consecutive row blocks: ``w[a:b] = X``.
 
     The same bytes as :func:`save_points` of the whole array (``.npy``: the
@@ -535,21 +567,8 @@ class PointWriter:
             np.savetxt(self._fh, X, delimiter="," if self.ext == ".csv" else " ", fmt="%.17g")
         self.rows = stop
 
-    def close(self) -> None:
-        """Close the file; raises ``ValueError`` unless every row was written."""
-        if not self._fh.closed:
-            self._fh.close()
-            if self.rows != self.shape[0]:
-                raise ValueError(f"{self.path}: {self.rows} of {self.shape[0]} rows written")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:  # the caller's error wins; the half-written file is the caller's temporary to remove
-            self._fh.close()
+    def _expected(self) -> int:
+        return self.shape[0]
 
 
 def write_points(path: str | os.PathLike, X: np.ndarray, *, overwrite: bool = False, attrs=None) -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MmsoldError
+from .arrays import RowFileWriter
 
 __all__ = ["read_ply", "write_ply_cloud", "PlyWriter", "PLY_TYPES"]
 
@@ -190,7 +191,7 @@ def write_ply_cloud(path: str | os.PathLike, cloud, *, fmt: str = "binary_little
         w.write(cloud)
 
 
-class PlyWriter:
+class PlyWriter(RowFileWriter):
     """A PLY vertex list of ``n`` points written block by block: the bytes of :func:`write_ply_cloud`.
 
     The header (the vertex count and the property list) is written with the
@@ -221,19 +222,11 @@ class PlyWriter:
             _write_rows(self._fh, self.fmt, cols)
         self.rows += len(cloud)
 
-    def close(self) -> None:
-        """Close the file; raises ``ValueError`` unless all ``n`` vertices were written."""
-        if not self._fh.closed:
-            self._fh.close()
-            if self._props is None or self.rows != self.n:
-                raise ValueError(f"{self.path}: {self.rows} of {self.n} vertices written")
+    unit = "vertices"
 
-    def __enter__(self):
-        return self
+    def _expected(self) -> int:
+        return self.n
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:  # the caller's error wins; the half-written file is the caller's temporary to remove
-            self._fh.close()
+    def _complete(self) -> bool:
+        return self._props is not None and self.rows == self.n
 

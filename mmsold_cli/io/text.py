@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MmsoldError
+from .arrays import RowFileWriter, _is_number
 
 __all__ = ["TEXT_EXTENSIONS", "header_names", "cloud_header", "read_text_cloud", "text_positions", "TextCloudWriter",
            "save_text_cloud"]
@@ -72,14 +73,6 @@ def cloud_header(names: list[str] | None) -> bool:
         return False
     known = CATEGORICAL | CONTINUOUS | set(_SYNONYMS) | {n for triple in NORMAL_NAMES for n in triple} | {"id", "index"}
     return all(n in "xyz" or n in known or n.startswith("scalar_") for n in names)
-
-
-def _is_number(field: str) -> bool:
-    try:
-        float(field)
-    except ValueError:
-        return False
-    return True
 
 
 def _layout(path: Path, k: int) -> tuple[list[int], list[tuple[str, int]], list[str] | None]:
@@ -238,7 +231,7 @@ def _table(cloud, names):
     return np.column_stack(cols), fmts
 
 
-class TextCloudWriter:
+class TextCloudWriter(RowFileWriter):
     """A text cloud of ``n`` points written part by part: the bytes :func:`save_text_cloud` writes for the whole.
 
     ``like``: the cloud whose column order, header line and delimiter the file keeps when the parts carry
@@ -264,21 +257,10 @@ class TextCloudWriter:
             np.savetxt(self._fh, table, delimiter=self._delim, fmt=fmts)
         self.rows += len(part)
 
-    def close(self) -> None:
-        """Finish the file; raises ``ValueError`` unless all ``n`` points were written."""
-        if not self._fh.closed:
-            self._fh.close()
-            if self.rows != self.n:
-                raise ValueError(f"{self.path}: {self.rows} of {self.n} points written")
+    unit = "points"
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:  # the caller's error wins; the half-written file is the caller's temporary to remove
-            self._fh.close()
+    def _expected(self) -> int:
+        return self.n
 
 
 def save_text_cloud(path: str | os.PathLike, cloud, *, like=None) -> None:
