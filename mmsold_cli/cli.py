@@ -481,9 +481,10 @@ def densify_cmd(
                                  "fitted on their own side of it instead of on one smooth surface that rounds it."),
     normals: bool = typer.Option(False, "--normals", help="Estimate consistently oriented normals nx, ny, nz "
                                  "for the output."),
-    normals_toward: Optional[str] = typer.Option(None, "--normals-toward", metavar="out|up|X,Y,Z",
+    normals_toward: Optional[str] = typer.Option(None, "--normals-toward", metavar="out|up|scanner|X,Y,Z",
                                                  help="Which way the normals point (implies --normals): out of a "
-                                                 "closed object, up (airborne scans, terrain) or towards a scanner "
+                                                 "closed object, up (airborne scans, terrain), towards the scanner "
+                                                 "that saw each point (E57 scans' poses) or towards a scanner "
                                                  "position.  [default: out]"),
     drop_attributes: Optional[str] = typer.Option(None, "--drop-attributes", metavar="NAMES",
                                                   help="Attributes left out of the output: comma-separated "

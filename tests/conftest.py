@@ -83,3 +83,26 @@ def stop_mid_run(tmp_path, script: str, arg, ready: bytes, sig, settle: float, o
             proc.kill()
             proc.wait()
     return code, elapsed, proc.stderr.read().decode(errors="replace")
+
+
+def two_station_room(path, n, rng):
+    """An E57 file of n points on the inside of a 10 × 8 × 3 room, area-weighted, in two scans: x ≤ 5 seen from
+    (2.5, 4, 1.5), the rest from (7.5, 4, 1.5), each stored in its scanner's frame and placed by its pose.
+    Returns the points (common frame) and the two stations."""
+    import pye57
+
+    size = np.array([10.0, 8.0, 3.0])
+    faces = [(a, side) for a in range(3) for side in (0, 1)]
+    area = np.array([np.prod(np.delete(size, a)) for a, _ in faces])
+    pick = rng.choice(len(faces), n, p=area / area.sum())
+    P = rng.random((n, 3)) * size
+    for f, (a, side) in enumerate(faces):
+        P[pick == f, a] = side * size[a]
+    stations = np.array([[2.5, 4.0, 1.5], [7.5, 4.0, 1.5]])
+    out = pye57.E57(str(path), mode="w")
+    for k, origin in enumerate(stations):
+        local = P[(P[:, 0] > 5) == bool(k)] - origin
+        out.write_scan_raw({"cartesianX": local[:, 0], "cartesianY": local[:, 1], "cartesianZ": local[:, 2]},
+                           name=f"station {k}", rotation=np.array([1.0, 0, 0, 0]), translation=origin)
+    out.close()
+    return P, stations

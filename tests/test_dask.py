@@ -430,3 +430,27 @@ def test_moments_by_map_reduce_equal_one_machine(client, tmp_path):
 
     model = load_model(tmp_path / "m.h5")
     assert np.max(np.abs(model.covariance_ - cov)) / np.max(np.abs(cov)) <= 1e-12 and model.n_ == len(X)
+
+
+def test_normals_toward_each_scanner_on_the_cluster(tmp_path, client):
+    """The scanner rule on the cluster: the client turns the tiles' input normals; one untiled task turns its own.
+    Both give the one-machine points, attributes and normals."""
+    pytest.importorskip("pye57")
+    from conftest import two_station_room
+
+    from mmsold_cli.io.cloud import read_cloud
+    from mmsold_cli.workflows.densify import densify_cloud
+
+    two_station_room(tmp_path / "room.e57", 3000, np.random.default_rng(3))
+    cloud = read_cloud(tmp_path / "room.e57")
+    for tile_points in (0, 1200):
+        kw = dict(factor=2, random_state=5, tile_points=tile_points, keep_input=True, normals="scanner", steps=10)
+        here, _ = densify_cloud(cloud, **kw)
+        there, _ = densify_cloud(cloud, client=client, **kw)
+        assert here.positions.tobytes() == there.positions.tobytes()
+        assert list(here.attributes) == list(there.attributes) and "scan_index" in here.attributes
+        for name in here.attributes:
+            assert np.asarray(here.attributes[name]).tobytes() == np.asarray(there.attributes[name]).tobytes(), name
+        N = np.c_[here.attributes["nx"], here.attributes["ny"], here.attributes["nz"]][:3000]
+        S = cloud.meta["scan_origins"][cloud.attributes["scan_index"]]
+        assert np.all(np.einsum("ij,ij->i", N, S - cloud.positions) > 0)

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import two_station_room
 from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
@@ -263,6 +264,36 @@ def test_e57_round_trip(tmp_path, rng):
     assert np.abs(out.attributes["intensity"] - (0.5 + 0.04 * out.positions[:, 0])).mean() < 0.01
     near = cKDTree(X).query(out.positions)[1]
     assert np.array_equal(out.attributes["rowIndex"], np.arange(1000)[near] % 7)
+
+
+def test_normals_toward_the_scanner_of_each_e57_scan(tmp_path, rng):
+    """A room scanned from two stations: 'out' points every normal out of the room, away from both scanners;
+    'scanner' turns each towards the station that saw it, tiled or not, input and new points alike."""
+    pytest.importorskip("pye57")
+    P, stations = two_station_room(tmp_path / "room.e57", 4000, rng)
+    c = read_cloud(tmp_path / "room.e57")
+    assert np.allclose(np.sort(c.positions, axis=0), np.sort(P, axis=0), atol=1e-5)  # stored as float32
+    assert np.allclose(c.meta["scan_origins"], stations)
+    S = stations[c.attributes["scan_index"]]  # each point's scanner, in the file's order
+    assert np.array_equal(c.attributes["scan_index"], (c.positions[:, 0] > 5).astype(np.uint16))
+
+    def facing_share(path):
+        out = read_cloud(path)
+        N = np.c_[out.attributes["nx"], out.attributes["ny"], out.attributes["nz"]]
+        near = cKDTree(c.positions).query(out.positions)[1]
+        return float(np.mean(np.einsum("ij,ij->i", N, S[near] - out.positions) > 0)), out
+
+    for extra in ([], ["--tile-points", "1500"]):
+        common = ["--factor", "2", "--seed", "1", "--keep-input", "--overwrite", "--json", *extra]
+        s = ok(run(tmp_path / "room.e57", "-o", tmp_path / "out.ply", "--normals", *common))
+        assert s["tiles"] == (1 if not extra else s["tiles"]) and facing_share(tmp_path / "out.ply")[0] < 0.05
+        s = ok(run(tmp_path / "room.e57", "-o", tmp_path / "in.ply", "--normals-toward", "scanner", *common))
+        share, out = facing_share(tmp_path / "in.ply")
+        assert share > 0.99 and (not extra or s["tiles"] >= 3)
+        Ni = np.c_[out.attributes["nx"], out.attributes["ny"], out.attributes["nz"]][:4000]
+        assert np.all(np.einsum("ij,ij->i", Ni, S - c.positions) > 0)  # every input point's own scanner
+    bad = run(tmp_path / "in.ply", "-o", tmp_path / "x.ply", "--normals-toward", "scanner")
+    assert bad.exit_code == 2 and "E57" in bad.output and not (tmp_path / "x.ply").exists()
 
 
 @pytest.mark.parametrize("ext", [".ply", ".laz", ".npy"])

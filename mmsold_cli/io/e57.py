@@ -5,7 +5,10 @@ translation into the file's common frame) and per-point fields.  Reading
 takes every scan, moves its points into the common frame, drops the points a
 scan marks invalid and concatenates the scans; ``intensity``, the colour
 channels ``colorRed/Green/Blue`` and the grid indices ``rowIndex`` /
-``columnIndex`` become attributes when every scan has them.  Writing stores
+``columnIndex`` become attributes when every scan has them, and a file of
+several scans gives each point its ``scan_index``.  The scanners' positions
+(each pose's translation) are kept in ``meta["scan_origins"]``, for normals
+that face the scanner that saw them (``--normals-toward scanner``).  Writing stores
 one scan with the positions and those of the same attributes the cloud has
 (colours and grid indices only as complete groups, as they are read).
 Fields pye57 cannot read (time stamps, return indices, spherical-only
@@ -53,10 +56,11 @@ def read_e57(spec: str | os.PathLike):
     except Exception as exc:  # libE57Format raises its own exception types
         raise MmsoldError(f"{path}: cannot read as E57 ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from exc
     try:
-        scans = []
+        scans, origins = [], []
         for i in range(f.scan_count):
             scans.append(f.read_scan(i, intensity=True, colors=True, row_column=True, transform=True,
                                      ignore_missing_fields=True))
+            origins.append(np.asarray(f.get_header(i).translation, dtype=np.float64))  # the scanner, common frame
     except Exception as exc:
         raise MmsoldError(f"{path}: cannot read E57 scan data ({str(exc).strip().splitlines()[0]})") from exc
     finally:
@@ -66,7 +70,9 @@ def read_e57(spec: str | os.PathLike):
     pos = np.concatenate([np.stack([s["cartesianX"], s["cartesianY"], s["cartesianZ"]], axis=1) for s in scans])
     names = [k for k in E57_ATTRIBUTES if all(k in s for s in scans)]
     attrs = {k: np.concatenate([np.asarray(s[k]) for s in scans]).astype(E57_ATTRIBUTES[k]) for k in names}
-    return PointCloud(pos.astype(np.float64), attrs, ".e57", {"e57_scans": len(scans)})
+    if len(scans) > 1:  # which scan (station) each point came from
+        attrs["scan_index"] = np.repeat(np.arange(len(scans), dtype=np.uint16), [len(s["cartesianX"]) for s in scans])
+    return PointCloud(pos.astype(np.float64), attrs, ".e57", {"e57_scans": len(scans), "scan_origins": np.array(origins)})
 
 
 def write_e57(path: str | os.PathLike, cloud) -> None:

@@ -1065,12 +1065,18 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     from ..io.cloud import concat_clouds
     from . import tiles as tl
     from .attributes import transfer_attributes
-    from .normals import estimate_normals, normals_for, orientation
+    from .normals import estimate_normals, facing, normals_for, orientation, scan_viewpoints
 
     X = check_points(cloud.positions, name="input points", dim=3, min_points=7)
     if normals is not None and normals is not False:
-        normals = orientation(normals)  # one form from here on: "mst", "up" or a tuple
+        normals = orientation(normals)  # one form from here on: "mst", "up", "scanner" or a tuple
+    scanners = None
+    if normals == "scanner":  # the input's normals turned to their scanners; new points take their neighbour's side
+        scanners, asked, normals = scan_viewpoints(cloud), normals, "mst"
     orient = normals or None
+
+    def toward_scanners(NX):
+        return NX if scanners is None or NX is None else facing(X, NX, scanners)
     if drop_attributes is True:
         drop_attributes = tuple(cloud.attributes)
     drop = tuple(drop_attributes)
@@ -1098,7 +1104,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         plan, even_info = tl.decide_even(X, tiles, factor, options.pop("even", "auto"), halo=halo)
         diag.update(even_info)
         # normals: the whole cloud's, oriented across tiles, so every tile's point the same way
-        NX = tl.oriented_normals(X, tiles, halo=halo, orient=orient) if normals else None
+        NX = toward_scanners(tl.oriented_normals(X, tiles, halo=halo, orient=orient) if normals else None)
         parts = tl.iter_tiles(cloud, tiles, factor=factor, seed=random_state, halo=halo, normals=normals,
                               drop_attributes=drop, progress=progress, tile_progress=tile_progress,
                               projected=projected, plan=plan, input_normals=NX, **options)
@@ -1123,10 +1129,15 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         # the tiles' points go out as they come back, in order: the client never holds the whole output
         put, kept = _output_parts(sink, int(work.offsets[-1]) + (X.shape[0] if keep_input else 0))
         NX = tl.oriented_normals(X, work.tiles, halo=halo, orient=orient) if normals and not work.whole else None
+        if keep_input and normals and NX is None:  # untiled: the one task estimates them again, as here
+            NX = estimate_normals(X, orient=orient)
+        NX = toward_scanners(NX)
         if keep_input:
             put = _after_input(put, _input_part(cloud, X, None, drop, normals, None, NX))
+        # one untiled task runs this function on the whole cloud: it turns the normals to the scanners itself
         _, dd = densify_distributed(cloud, client=client, factor=factor, seed=random_state, tile_points=tp, halo=halo,
-                                    normals=normals, drop_attributes=drop, progress=tile_progress, work=work, put=put,
+                                    normals=asked if scanners is not None and work.whole else normals,
+                                    drop_attributes=drop, progress=tile_progress, work=work, put=put,
                                     input_normals=NX, **options)
         if work.whole:  # reported as the same run on one machine is: settings and diagnostics, no tiles
             dd.pop("tiles")
@@ -1139,7 +1150,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
                                 drop=drop)
     NX = None
     if normals:
-        NX = estimate_normals(X, tree=tree, orient=orient)
+        NX = toward_scanners(estimate_normals(X, tree=tree, orient=orient))
         attrs.update(dict(zip(("nx", "ny", "nz"), normals_for(res.points, X, NX, tree=tree, orient=orient).T)))
     out = type(cloud)(res.points, attrs, cloud.fmt, cloud.meta)
     diag.update(settings=res.settings, diagnostics=res.diagnostics)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["estimate_normals", "orient_normals", "normals_for", "orientation", "NORMAL_NEIGHBOURS"]
+__all__ = ["estimate_normals", "orient_normals", "normals_for", "orientation", "scan_viewpoints", "facing", "NORMAL_NEIGHBOURS"]
 
 #: Neighbours of the PCA fit.
 NORMAL_NEIGHBOURS = 16
@@ -41,24 +41,48 @@ _BLOCK = 131_072
 
 
 def orientation(normals):
-    """The ``orient`` of :func:`estimate_normals` that a ``normals`` option asks for: "mst", "up" or a tuple.
+    """The ``orient`` of :func:`estimate_normals` that a ``normals`` option asks for: "mst", "up", "scanner" or a
+    tuple.
 
     True, "out" or "mst": "mst" (consistent, outward on a closed object); "up": towards +z, as airborne scans
     want (an open surface has no outside, and the "mst" rule then points it whichever way its farthest
-    point's normal happens to face); "x,y,z" or a sequence of 3 numbers: towards that scanner position.
+    point's normal happens to face); "x,y,z" or a sequence of 3 numbers: towards that scanner position;
+    "scanner": each point towards the scanner that saw it (:func:`scan_viewpoints`; densify turns the input's
+    normals so, and the new points take their nearest input point's side).
     The result is its own answer, so it can be passed on as ``normals`` and asked again.
     """
     if normals is True or (isinstance(normals, str) and normals.strip().lower() in ("out", "mst")):
         return "mst"
-    if isinstance(normals, str) and normals.strip().lower() == "up":
-        return "up"
+    if isinstance(normals, str) and normals.strip().lower() in ("up", "scanner"):
+        return normals.strip().lower()
     try:
         v = np.array([float(c) for c in normals.split(",")] if isinstance(normals, str) else normals, dtype=np.float64)
     except (TypeError, ValueError):
         v = None
     if v is None or v.shape != (3,) or not np.all(np.isfinite(v)):
-        raise MmsoldError(f"normals must point 'out', 'up' or towards a position 'x,y,z', got {normals!r}")
+        raise MmsoldError(f"normals must point 'out', 'up', towards the 'scanner' or a position 'x,y,z', "
+                          f"got {normals!r}")
     return tuple(v.tolist())
+
+
+def scan_viewpoints(cloud) -> np.ndarray:
+    """Each point's scanner position, shape (n, 3): the pose of the scan that saw it (an E57 file's
+    ``meta["scan_origins"]`` and, with several scans, its ``scan_index`` attribute)."""
+    origins = cloud.meta.get("scan_origins")
+    if origins is None:
+        raise MmsoldError("normals towards the scanner need the scanners' positions, which an E57 file holds and "
+                          f"this {cloud.fmt or 'input'} file does not; give one position as --normals-toward X,Y,Z")
+    origins = np.asarray(origins, dtype=np.float64).reshape(-1, 3)
+    if len(origins) == 1:
+        return np.broadcast_to(origins[0], (len(cloud), 3))
+    return origins[np.asarray(cloud.attributes["scan_index"], dtype=np.int64)]
+
+
+def facing(X, N, viewpoints) -> np.ndarray:
+    """The normals N of points X turned, each, towards its own viewpoint (rows of ``viewpoints``); in place."""
+    flip = np.einsum("ij,ij->i", N, viewpoints - X) < 0
+    N[flip] = -N[flip]
+    return N
 
 
 def _pca_normals(Q, X, tree, k):
