@@ -1072,11 +1072,12 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
         normals = orientation(normals)  # one form from here on: "mst", "up", "scanner" or a tuple
     scanners = None
     if normals == "scanner":  # the input's normals turned to their scanners; new points take their neighbour's side
-        scanners, asked, normals = scan_viewpoints(cloud), normals, "mst"
+        scanners, normals = scan_viewpoints(cloud), "mst"
     orient = normals or None
 
     def toward_scanners(NX):
         return NX if scanners is None or NX is None else facing(X, NX, scanners)
+
     if drop_attributes is True:
         drop_attributes = tuple(cloud.attributes)
     drop = tuple(drop_attributes)
@@ -1136,7 +1137,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
             put = _after_input(put, _input_part(cloud, X, None, drop, normals, None, NX))
         # one untiled task runs this function on the whole cloud: it turns the normals to the scanners itself
         _, dd = densify_distributed(cloud, client=client, factor=factor, seed=random_state, tile_points=tp, halo=halo,
-                                    normals=asked if scanners is not None and work.whole else normals,
+                                    normals="scanner" if scanners is not None and work.whole else normals,
                                     drop_attributes=drop, progress=tile_progress, work=work, put=put,
                                     input_normals=NX, **options)
         if work.whole:  # reported as the same run on one machine is: settings and diagnostics, no tiles
