@@ -294,6 +294,14 @@ def test_normals_toward_the_scanner_of_each_e57_scan(tmp_path, rng):
         assert np.all(np.einsum("ij,ij->i", Ni, S - c.positions) > 0)  # every input point's own scanner
     bad = run(tmp_path / "in.ply", "-o", tmp_path / "x.ply", "--normals-toward", "scanner")
     assert bad.exit_code == 2 and "E57" in bad.output and not (tmp_path / "x.ply").exists()
+    # E57 out (the default): a scan per station again, at its scanner, each point in its nearest input point's
+    ok(run(tmp_path / "room.e57", "--factor", "2", "--seed", "1", "--json"))
+    d = read_cloud(tmp_path / "room.dense.e57")
+    assert d.meta["e57_scans"] == 2 and np.allclose(d.meta["scan_origins"], stations)
+    near = cKDTree(c.positions).query(d.positions)[1]
+    assert len(d) == 8000 and np.array_equal(d.attributes["scan_index"], c.attributes["scan_index"][near])
+    ok(run(tmp_path / "room.dense.e57", "-o", tmp_path / "again.ply", "--factor", "1", "--normals-toward", "scanner",
+           "--json"))
 
 
 @pytest.mark.parametrize("ext", [".ply", ".laz", ".npy"])

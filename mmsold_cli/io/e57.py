@@ -9,8 +9,9 @@ channels ``colorRed/Green/Blue`` and the grid indices ``rowIndex`` /
 several scans gives each point its ``scan_index``.  The scanners' positions
 (each pose's translation) are kept in ``meta["scan_origins"]``, for normals
 that face the scanner that saw them (``--normals-toward scanner``).  Writing stores
-one scan with the positions and those of the same attributes the cloud has
-(colours and grid indices only as complete groups, as they are read).
+the positions and those of the same attributes the cloud has (colours and grid
+indices only as complete groups, as they are read), one scan per station when
+the cloud came from several (:func:`write_e57`).
 Fields pye57 cannot read (time stamps, return indices, spherical-only
 extras) are not carried.
 
@@ -76,23 +77,39 @@ def read_e57(spec: str | os.PathLike):
 
 
 def write_e57(path: str | os.PathLike, cloud) -> None:
-    """Write a PointCloud as a one-scan E57 file, in place (attributes outside :data:`E57_ATTRIBUTES`, and
-    incomplete colour or row/column groups, are left out)."""
+    """Write a PointCloud as an E57 file, in place (attributes outside :data:`E57_ATTRIBUTES`, and incomplete
+    colour or row/column groups, are left out).
+
+    A cloud read from a file of several scans (``meta["scan_origins"]`` and a ``scan_index`` per point) is written
+    as one scan per station again, each placed by a pose at its scanner's position (axes along the common
+    frame's), so its stations survive a round trip; any other cloud as one scan (with its scanner's pose when
+    it came from a one-scan file)."""
     pye57 = require_pye57()
     path = Path(path)
-    data = {"cartesianX": cloud.positions[:, 0].copy(), "cartesianY": cloud.positions[:, 1].copy(),
-            "cartesianZ": cloud.positions[:, 2].copy()}
     groups = (("intensity",), ("colorRed", "colorGreen", "colorBlue"), ("rowIndex", "columnIndex"))
     # pye57 reads colours and grid indices only as complete groups: an incomplete group is not written
     written = [name for g in groups if all(k in cloud.attributes for k in g) for name in g]
-    for name, typ in E57_ATTRIBUTES.items():
-        if name in written:
-            a = np.asarray(cloud.attributes[name])
-            if np.dtype(typ).kind == "u" and a.dtype.kind == "f":
-                a = np.clip(np.rint(a), 0, np.iinfo(typ).max)
-            data[name] = a.astype(typ)
+    origins = cloud.meta.get("scan_origins")
+    origins = np.zeros((1, 3)) if origins is None else np.asarray(origins, dtype=np.float64).reshape(-1, 3)
+    index = cloud.attributes.get("scan_index")
+    if len(origins) > 1 and index is None:  # the stations' points are no longer told apart: one scan, no pose
+        origins = np.zeros((1, 3))
+    index = np.zeros(len(cloud), np.int64) if len(origins) == 1 else np.asarray(index, dtype=np.int64)
     f = pye57.E57(str(path), mode="w")
     try:
-        f.write_scan_raw(data)
+        for k, origin in enumerate(origins):
+            rows = np.flatnonzero(index == k)
+            if len(origins) > 1 and not rows.size:
+                continue  # a station none of whose points is in the cloud
+            local = cloud.positions[rows] - origin
+            data = {"cartesianX": local[:, 0].copy(), "cartesianY": local[:, 1].copy(),
+                    "cartesianZ": local[:, 2].copy()}
+            for name, typ in E57_ATTRIBUTES.items():
+                if name in written:
+                    a = np.asarray(cloud.attributes[name])[rows]
+                    if np.dtype(typ).kind == "u" and a.dtype.kind == "f":
+                        a = np.clip(np.rint(a), 0, np.iinfo(typ).max)
+                    data[name] = a.astype(typ)
+            f.write_scan_raw(data, name=f"scan {k}", rotation=np.array([1.0, 0.0, 0.0, 0.0]), translation=origin)
     finally:
         f.close()
