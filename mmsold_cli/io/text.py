@@ -72,7 +72,7 @@ def cloud_header(names: list[str] | None) -> bool:
     if not names or not all(c in names for c in "xyz"):
         return False
     known = CATEGORICAL | CONTINUOUS | set(_SYNONYMS) | {n for triple in NORMAL_NAMES for n in triple} | {"id", "index"}
-    return all(n in "xyz" or n in known or n.startswith("scalar_") for n in names)
+    return all(n in ("x", "y", "z") or n in known or n.startswith("scalar_") for n in names)
 
 
 def _layout(path: Path, k: int) -> tuple[list[int], list[tuple[str, int]], list[str] | None]:
