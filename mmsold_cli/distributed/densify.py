@@ -107,14 +107,10 @@ def _run_whole(cloud, factor: float, seed: int, normals: bool, drop, options: di
     out, diag = densify_cloud(cloud, factor=factor, random_state=seed, tile_points=0, normals=normals,
                               drop_attributes=drop, **options)
     settings, d = diag["settings"], diag["diagnostics"]
-    # what a tile's info holds, and what the task decided for the whole cloud (the even stage)
+    # a tile's info, and the run's own record (its settings hold the even stage's decision, the noise, t)
     info = dict(index=0, core_points=len(cloud.positions), output_points=len(out.positions),
                 spacing=settings["spacing"], seconds=d["sample_time"] + d["denoise_time"],
-                repeated=settings.get("repeated", 0), t=settings.get("t"), sample_time=d["sample_time"],
-                denoise_time=d["denoise_time"], mean_move=d["mean_move"],
-                **{k: settings[k] for k in ("noisy", "noise_estimate", "even", "even_share", "even_added")
-                   if k in settings},
-                run={"settings": settings, "diagnostics": d})  # the run's own record (densify_distributed)
+                repeated=settings.get("repeated", 0), run={"settings": settings, "diagnostics": d})
     if store is None:
         return out, info
     from .zarr_store import write_rows
@@ -248,8 +244,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
         Z = np.concatenate([p.positions for p in parts]) if parts else np.zeros((0, 3))
         attrs = {nm: np.concatenate([p.attributes[nm] for p in parts]) for nm in names}
         out = type(cloud)(Z, attrs, cloud.fmt, cloud.meta)
-    even_info = ({k: infos[0][k] for k in ("even", "even_share") if k in infos[0]} if whole else work.even_info)
-    diag = {"seed": seed, "tiles": infos, **even_info, "wall_time": time.perf_counter() - t0,
+    diag = {"seed": seed, "tiles": infos, **({} if whole else work.even_info), "wall_time": time.perf_counter() - t0,
             "output_points": int(offsets[-1]),
             "workers": len(client.scheduler_info(n_workers=-1)["workers"])}
     if whole:  # one task ran densify_cloud untiled: its settings and diagnostics, as one machine reports them
