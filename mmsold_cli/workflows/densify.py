@@ -1065,7 +1065,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     from ..io.cloud import concat_clouds
     from . import tiles as tl
     from .attributes import transfer_attributes
-    from .normals import estimate_normals, facing, normals_for, orientation, scan_viewpoints
+    from .normals import estimate_normals, normals_for, orient_normals, orientation, scan_viewpoints
 
     X = check_points(cloud.positions, name="input points", dim=3, min_points=7)
     if normals is not None and normals is not False:
@@ -1076,7 +1076,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     orient = normals or None
 
     def toward_scanners(NX):
-        return NX if scanners is None or NX is None else facing(X, NX, scanners)
+        return NX if scanners is None or NX is None else orient_normals(X, NX, orient=scanners)
 
     if drop_attributes is True:
         drop_attributes = tuple(cloud.attributes)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["estimate_normals", "orient_normals", "normals_for", "orientation", "scan_viewpoints", "facing", "NORMAL_NEIGHBOURS"]
+__all__ = ["estimate_normals", "orient_normals", "normals_for", "orientation", "scan_viewpoints", "NORMAL_NEIGHBOURS"]
 
 #: Neighbours of the PCA fit.
 NORMAL_NEIGHBOURS = 16
@@ -78,13 +78,6 @@ def scan_viewpoints(cloud) -> np.ndarray:
     return origins[np.asarray(cloud.attributes["scan_index"], dtype=np.int64)]
 
 
-def facing(X, N, viewpoints) -> np.ndarray:
-    """The normals N of points X turned, each, towards its own viewpoint (rows of ``viewpoints``); in place."""
-    flip = np.einsum("ij,ij->i", N, viewpoints - X) < 0
-    N[flip] = -N[flip]
-    return N
-
-
 def _pca_normals(Q, X, tree, k):
     out = np.empty((len(Q), 3))
     for s in range(0, len(Q), _BLOCK):
@@ -104,7 +97,7 @@ def estimate_normals(X, *, neighbours: int = NORMAL_NEIGHBOURS, orient="mst", tr
     X : array of shape (n, 3), n ≥ 3
     neighbours : int
         k of the PCA (at most n).
-    orient : "mst", "up", "none" or a viewpoint (x, y, z)
+    orient : "mst", "up", "none", a viewpoint (x, y, z) or one per point, array (n, 3)
     tree : scipy.spatial.cKDTree over X, optional
     components : bool
         Also return each point's connected part (see :func:`orient_normals`).
@@ -136,9 +129,9 @@ def orient_normals(X, N, *, orient="mst", tree=None, neighbours: int = NORMAL_NE
         return N
     if isinstance(orient, str) and orient == "up":
         return np.where((N[:, 2] < 0)[:, None], -N, N)
-    if not isinstance(orient, str):
+    if not isinstance(orient, str):  # one viewpoint, or each point's own (rows of an (n, 3) array)
         v = np.asarray(orient, dtype=np.float64)
-        if v.shape != (3,):
+        if v.shape not in ((3,), (len(X), 3)):
             raise MmsoldError(f"normal orientation must be 'mst', 'up', 'none' or a viewpoint (x, y, z), got {orient!r}")
         return np.where((np.einsum("ij,ij->i", N, v - X) < 0)[:, None], -N, N)
     if orient != "mst":
