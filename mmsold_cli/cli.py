@@ -457,10 +457,10 @@ def evaluate_cmd(
 
 @app.command("densify")
 def densify_cmd(
-    sparse: str = typer.Argument(..., help="Sparse surface points: .las .laz .ply .e57 (every per-point attribute "
-                                 "kept) or .obj .xyz .csv .txt .npy .npz[:key] .h5[:/name] (positions)."),
+    sparse: str = typer.Argument(..., help="Sparse surface points: .las .laz .ply .e57 .xyz .txt .csv .pts (every "
+                                 "per-point attribute kept) or .obj .npy .npz[:key] .h5[:/name] (positions)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Dense cloud to write: .las .laz .ply .e57 "
-                                          "(with attributes) or .xyz .csv .txt .npy .h5 (positions) "
+                                          ".xyz .txt .csv .pts (with attributes) or .npy .h5 (positions) "
                                           "[INPUT.dense.EXT, the input's format]."),
     factor: float = typer.Option(20.0, "--factor", help="Output points per input point (when -n is not given)."),
     n: Optional[int] = typer.Option(None, "-n", "--n-points", help="Number of new points."),

@@ -602,8 +602,8 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     return res
 
 
-#: Extensions densify writes: the point formats, plus LAS/LAZ (and E57 when its reader is installed).
-SCAN_EXTENSIONS = (".las", ".laz", ".e57")
+#: Extensions densify writes: the point formats, plus LAS/LAZ, PTS (and E57 when its reader is installed).
+SCAN_EXTENSIONS = (".las", ".laz", ".e57", ".pts")
 _NOISE = {"auto": "auto", "on": True, "off": False, True: True, False: False}
 
 
@@ -703,6 +703,12 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     diag_path = check_outputs(output, plot, overwrite, [sparse], extensions=WRITE_EXTENSIONS + SCAN_EXTENSIONS)
     _check_scan_output(output)
     cloud = read_cloud(sparse)
+    if ext == ".pts":  # refused before any work when the output would carry what a PTS row cannot
+        from .io.text import pts_columns
+
+        if normals:
+            raise MmsoldError("a .pts file has no place for normals: write .txt, .ply or .las with --normals")
+        pts_columns([] if drop is True else [a for a in cloud.attributes if a not in drop])
     n_out = int(n if n is not None else round(factor * len(cloud))) + (len(cloud) if keep_input else 0)
     # the output goes to disk part by part (a tile at a time); HDF5 and E57 are written whole at the end
     check_room(output, n_out, 3 + len(cloud.attributes) + 3 * bool(normals),

@@ -113,6 +113,37 @@ def test_an_xyzrgb_text_scan_keeps_its_colours(tmp_path, rng):
     assert list(c.attributes) == ["red", "green", "blue"] and c.attributes["red"].dtype == np.uint8
 
 
+def test_a_pts_scan_keeps_its_intensity_and_colour(tmp_path, rng):
+    """Leica's PTS: a count line per scan, then x y z i r g b; the output is one PTS block of the same columns."""
+    X = _sphere(1500, rng)
+    inten = np.rint(-12 * X[:, 0]).astype(int)  # signed, as PTS intensities are (−2048…2047)
+    rgb = np.rint(127 + 12 * X).astype(int)
+    with open(tmp_path / "scan.pts", "w") as fh:
+        for part in (slice(0, 700), slice(700, 1500)):  # two scans
+            fh.write(f"{part.stop - part.start}\n")
+            np.savetxt(fh, np.c_[X, inten, rgb][part], fmt=["%.6f"] * 3 + ["%d"] * 4)
+    s = ok(run(tmp_path / "scan.pts", "--factor", "2", "--seed", "4", "--overwrite", "--json"))
+    assert s["attributes"] == ["intensity", "red", "green", "blue"] and s["output_points"] == 3000
+    lines = (tmp_path / "scan.dense.pts").read_text().splitlines()
+    assert lines[0] == "3000" and len(lines) == 3001
+    out = np.loadtxt(tmp_path / "scan.dense.pts", skiprows=1)
+    assert out.shape == (3000, 7) and all(len(f.split(".")[1]) == 6 for f in lines[1].split()[:3])
+    assert np.abs(out[:, 3] + 12 * out[:, 0]).mean() < 2.0  # spread: 240; a spacing: 5.5
+    assert np.abs(out[:, 4:] - (127 + 12 * out[:, :3])).mean() < 2.0
+    # what a PTS row cannot carry is refused before any work, naming the option that drops it
+    _las(tmp_path / "scan.las", X)
+    res = run(tmp_path / "scan.las", "-o", tmp_path / "out.pts")
+    assert res.exit_code == 2 and len(res.output.splitlines()) == 1 and not (tmp_path / "out.pts").exists()
+    drop = res.output.split("--drop-attributes ")[1].split(";")[0].split(",")
+    assert "classification" in drop and "gps_time" in drop and "intensity" not in drop
+    res = run(tmp_path / "scan.pts", "-o", tmp_path / "out.pts", "--normals")
+    assert res.exit_code == 2 and "no place for normals" in res.output and not (tmp_path / "out.pts").exists()
+    ok(run(tmp_path / "scan.las", "-o", tmp_path / "out.pts", "--factor", "1", "--json",
+           "--drop-attributes", ",".join(drop)))
+    out = np.loadtxt(tmp_path / "out.pts", skiprows=1)  # point format 3: intensity and a colour
+    assert out.shape == (1500, 7) and np.abs(out[:, 3] - (3000 + 100 * out[:, 0])).mean() < 20  # spread: 2,000
+
+
 def test_tiles_keep_input_and_drop_attributes(tmp_path, rng):
     X = _las(tmp_path / "in.las", _sphere(3000, rng))
     s = ok(run(tmp_path / "in.las", "-o", tmp_path / "out.ply", "--factor", "1", "--seed", "3", "--tile-points",

@@ -264,6 +264,78 @@ def test_text_clouds_name_their_columns_and_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(back.attributes["label"], np.arange(n) % 4)
 
 
+def test_pts_files_count_their_points_and_keep_their_columns(tmp_path, rng):
+    from mmsold_cli.io.arrays import read_array
+
+    n = 300
+    X = np.round(rng.standard_normal((n, 3)), 6)
+    inten = rng.integers(-2048, 2048, n)
+    rgb = rng.integers(0, 256, (n, 3))
+    fmts = ["%.6f"] * 3 + ["%d"] * 4
+    with open(tmp_path / "two.pts", "w") as fh:  # two scans, each after its count line
+        for part in (slice(0, 100), slice(100, n)):
+            fh.write(f"{len(X[part])}\n")
+            np.savetxt(fh, np.c_[X, inten, rgb][part], fmt=fmts)
+    c = read_cloud(tmp_path / "two.pts")
+    np.testing.assert_array_equal(c.positions, X)
+    assert list(c.attributes) == ["intensity", "red", "green", "blue"]
+    np.testing.assert_array_equal(c.attributes["intensity"], inten)
+    assert c.attributes["red"].dtype == np.uint8
+    np.testing.assert_array_equal(read_array(tmp_path / "two.pts"), X)
+    # written back: one count line, then the same rows, byte for byte
+    write_cloud(tmp_path / "back.pts", c)
+    lines = (tmp_path / "back.pts").read_text().splitlines()
+    assert lines[0] == str(n) and len(lines) == n + 1
+    expected = [ln for ln in (tmp_path / "two.pts").read_text().splitlines() if " " in ln]
+    assert lines[1:] == expected
+    # a lone fourth column is the intensity
+    _text(tmp_path / "xyzi.pts", np.c_[X, inten], ["%.6f"] * 3 + ["%d"], str(n))
+    assert list(read_cloud(tmp_path / "xyzi.pts").attributes) == ["intensity"]
+    # counts that do not add up to the rows, and a file without one, are refused
+    _text(tmp_path / "short.pts", X, "%.6f", str(n + 1))
+    with pytest.raises(MmsoldError, match=f"promise {n + 1} points, the file has {n}"):
+        read_cloud(tmp_path / "short.pts")
+    _text(tmp_path / "bare.pts", X, "%.6f")
+    with pytest.raises(MmsoldError, match="starts with its number of points"):
+        read_cloud(tmp_path / "bare.pts")
+    # another format's cloud: PTS order; an attribute a PTS row cannot carry is refused, naming it
+    other = PointCloud(X, {"blue": rgb[:, 2].astype(np.uint8), "red": rgb[:, 0].astype(np.uint8),
+                           "green": rgb[:, 1].astype(np.uint8), "intensity": inten}, ".ply")
+    write_cloud(tmp_path / "from_ply.pts", other)
+    back = np.loadtxt(tmp_path / "from_ply.pts", skiprows=1)
+    np.testing.assert_array_equal(back, np.c_[X, inten, rgb])
+    with pytest.raises(MmsoldError, match="not classification .*--drop-attributes classification;"):
+        write_cloud(tmp_path / "bad.pts", PointCloud(X, {"classification": inten % 7}, ".las"))
+    assert not (tmp_path / "bad.pts").exists()
+
+
+def test_text_columns_keep_their_decimals(tmp_path, rng):
+    n = 100
+    X = rng.uniform(-50, 50, (n, 3))
+    _text(tmp_path / "six.xyz", np.c_[X, rng.random(n)], "%.6f")
+    _text(tmp_path / "three.txt", np.c_[X, rng.random(n)], ["%.3f"] * 3 + ["%.3e"], "x y z quality")
+    six = read_cloud(tmp_path / "six.xyz")
+    write_cloud(tmp_path / "six_back.xyz", six)  # the input's own rows: the same bytes
+    assert (tmp_path / "six_back.xyz").read_bytes() == (tmp_path / "six.xyz").read_bytes()
+    moved = PointCloud(six.positions + 1e-7 * np.pi, six.attributes, six.fmt, six.meta)
+    write_cloud(tmp_path / "moved.xyz", moved)  # new points as finely as the input's, no finer
+    row = (tmp_path / "moved.xyz").read_text().splitlines()[0].split()
+    assert [len(f.split(".")[1]) for f in row] == [6] * 4
+    three = read_cloud(tmp_path / "three.txt")
+    write_cloud(tmp_path / "three_back.csv", three)
+    lines = (tmp_path / "three_back.csv").read_text().splitlines()
+    assert lines[0] == "x y z quality"
+    x, y, z, q = lines[1].split(",")
+    assert len(x.split(".")[1]) == 6 and len(q.split("e")[0].split(".")[1]) == 6  # 3 decimals: 6; exponents too
+    back = read_cloud(tmp_path / "three_back.csv")
+    np.testing.assert_array_equal(back.positions, three.positions)
+    np.testing.assert_array_equal(back.attributes["quality"], three.attributes["quality"])
+    # a column in both notations is written to full precision
+    _text(tmp_path / "mixed.xyz", np.c_[X[:2], [[1.5], [2.5e-9]]], ["%.6f"] * 3 + ["%.17g"])
+    write_cloud(tmp_path / "mixed_back.xyz", read_cloud(tmp_path / "mixed.xyz"))
+    assert (tmp_path / "mixed_back.xyz").read_bytes() == (tmp_path / "mixed.xyz").read_bytes()
+
+
 def test_text_cloud_refusals(tmp_path, rng):
     p = tmp_path / "short_header.txt"
     _text(p, rng.standard_normal((5, 4)), "%.6f", "x y z")

@@ -43,7 +43,8 @@ __all__ = [
     "check_output_path",
 ]
 
-READ_EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5", ".csv", ".txt", ".xyz", ".ply", ".obj", ".las", ".laz", ".e57")
+READ_EXTENSIONS = (".npy", ".npz", ".h5", ".hdf5", ".csv", ".txt", ".xyz", ".pts", ".ply", ".obj", ".las", ".laz",
+                   ".e57")
 WRITE_EXTENSIONS = (".npy", ".h5", ".hdf5", ".csv", ".txt", ".xyz", ".ply")
 STREAM_EXTENSIONS = (".npy", ".csv", ".txt", ".xyz")  # written row block by row block (:class:`PointWriter`)
 
@@ -110,7 +111,7 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
 
                 X = text_positions(path, X)
             return X
-        if ext in (".las", ".laz", ".e57"):  # a scan's positions (its attributes are densify's business)
+        if ext in (".las", ".laz", ".e57", ".pts"):  # a scan's positions (its attributes are densify's business)
             from .cloud import read_cloud
 
             return read_cloud(path).positions

@@ -31,7 +31,7 @@ __all__ = ["CLOUD_EXTENSIONS", "PLY_FORMATS", "read_mesh", "read_point_cloud", "
 #: PLY encodings :func:`write_ply` can write.
 PLY_FORMATS = ("binary_little_endian", "binary_big_endian", "ascii")
 #: Extensions :func:`read_point_cloud` reads.
-CLOUD_EXTENSIONS = (".ply", ".obj", ".xyz", ".csv", ".txt", ".npy", ".npz", ".h5", ".hdf5")
+CLOUD_EXTENSIONS = (".ply", ".obj", ".xyz", ".pts", ".csv", ".txt", ".npy", ".npz", ".h5", ".hdf5")
 
 
 def _short(exc: BaseException) -> str:

@@ -85,7 +85,7 @@ def output_bytes(n: int, d: int, suffix: str) -> int:
     """An upper bound on the bytes of n points in d dimensions written as ``suffix`` (.npy .h5 .ply or text)."""
     values = int(n) * int(d)
     suffix = suffix.lower()
-    if suffix in (".csv", ".txt", ".xyz"):
+    if suffix in (".csv", ".txt", ".xyz", ".pts"):
         return values * TEXT_BYTES_PER_VALUE + 4096
     return values * 8 + 64 * 1024  # float64 and a header (HDF5 metadata, PLY header)
 

@@ -8,17 +8,27 @@ column holds is read from a header line when there is one, else from the file's 
   x, y and z are the position, and the others are attributes under their own names, with the usual
   short ones mapped to the names the attribute rules know (``r``/``g``/``b`` → ``red``/``green``/``blue``,
   ``i`` → ``intensity``, ``normal_x`` …);
-* without one, ``.xyz`` and ``.txt`` rows start with x, y, z (a headerless ``.csv`` must have exactly three
-  columns: a table's first column is as likely an id as an x).  Among the columns after them, three whose
-  rows have unit length are normals (``nx, ny, nz``); three whole-number columns within 0–255 (or 0–65535)
-  standing alone, or after one other column (the ``x y z i r g b`` of Leica's PTS rows), are a colour;
-  any other column is ``scalar_<k>`` (k its 0-based column).
+* without one, ``.xyz``, ``.txt`` and ``.pts`` rows start with x, y, z (a headerless ``.csv`` must have
+  exactly three columns: a table's first column is as likely an id as an x).  Among the columns after them,
+  three whose rows have unit length are normals (``nx, ny, nz``); three whole-number columns within 0–255
+  (or 0–65535) standing alone, or after one other column (the ``x y z i r g b`` of Leica's PTS rows), are a
+  colour; any other column is ``scalar_<k>`` (k its 0-based column), except a PTS file's lone fourth
+  column, its intensity.
+
+A ``.pts`` file (Leica Cyclone's export) puts the number of points on a line of its own before each scan's
+rows; the counts must add up to the rows, and a PTS file is written with one count line and its columns in
+PTS order (x, y, z, then intensity and the colour where the cloud has them, and no other attribute).
 
 Whole-number columns are read as integers, so they are copied from the nearest input point unless their
 name says they are a measurement (:mod:`mmsold_cli.workflows.attributes`).  A cloud written back keeps its
-input's column order, header line and delimiter; one from another format gets the columns x, y, z, then
-its attributes, under a header line of their names (none when it has no attributes: the plain rows of
-:func:`mmsold_cli.io.arrays.save_points`).
+input's column order, header line and delimiter, and each decimal column's notation: a column written with
+a fixed number of decimals (a scanner's 3, CloudCompare's 6 or 8), or in exponent notation, is written the
+same way with as many decimals, at least 6, so a densified cloud's new points are recorded as finely as its
+input's and no finer than 1e-6 of a unit (of the mantissa); a column with more than :data:`MAX_DECIMALS`
+decimals or in both notations, and every column of a cloud from another format, is written to full
+precision (``%.17g``).  A cloud from another format gets the
+columns x, y, z, then its attributes, under a header line of their names (none when it has no attributes:
+the plain rows of :func:`mmsold_cli.io.arrays.save_points`).
 """
 
 from __future__ import annotations
@@ -32,11 +42,11 @@ import numpy as np
 from ..errors import MmsoldError
 from .arrays import RowFileWriter, _is_number
 
-__all__ = ["TEXT_EXTENSIONS", "header_names", "cloud_header", "read_text_cloud", "text_positions", "TextCloudWriter",
-           "save_text_cloud"]
+__all__ = ["TEXT_EXTENSIONS", "header_names", "cloud_header", "read_text_cloud", "text_positions", "pts_columns",
+           "TextCloudWriter", "save_text_cloud"]
 
 #: Extensions read and written as delimited text.
-TEXT_EXTENSIONS = (".xyz", ".txt", ".csv")
+TEXT_EXTENSIONS = (".xyz", ".txt", ".csv", ".pts")
 
 #: Header spellings mapped to the attribute names :mod:`mmsold_cli.workflows.attributes` knows.
 _SYNONYMS = {"r": "red", "g": "green", "b": "blue", "i": "intensity", "normal_x": "nx", "normal_y": "ny",
@@ -45,6 +55,12 @@ _SYNONYMS = {"r": "red", "g": "green", "b": "blue", "i": "intensity", "normal_x"
 _COLOUR_MAX = (255, 65535)
 #: A triple of columns is a normal when every row's length is within this of 1 (text keeps 6–8 digits).
 _UNIT_TOL = 1e-3
+#: Fewest and most decimals a fixed-point column is written with; past the most, full precision.
+MIN_DECIMALS, MAX_DECIMALS = 6, 12
+#: Data rows whose fields set each column's decimals.
+_DECIMAL_ROWS = 1000
+#: The columns of a PTS row, in order, that a PTS file can carry.
+_PTS_COLUMNS = ("x", "y", "z", "intensity", "red", "green", "blue")
 
 
 def header_names(path: str | os.PathLike) -> list[str] | None:
@@ -115,9 +131,11 @@ def _colour(values: np.ndarray, js: list[int]) -> bool:
         for j in js)
 
 
-def _name_columns(values: np.ndarray, first: int) -> list[tuple[str, int]]:
+def _name_columns(values: np.ndarray, first: int, pts: bool = False) -> list[tuple[str, int]]:
     """(name, column) of a headerless file's columns from ``first`` on, from their values (module docstring)."""
     k = values.shape[1]
+    if pts and k == first + 1:
+        return [("intensity", first)]
     normal = next((a for a in range(first, k - 2)
                    if np.all(np.abs(np.linalg.norm(values[:, a:a + 3], axis=1) - 1.0) <= _UNIT_TOL)), None)
     normals = () if normal is None else range(normal, normal + 3)
@@ -148,19 +166,106 @@ def read_text_cloud(path: str | os.PathLike):
     from .cloud import PointCloud
 
     path = Path(path)
-    values = _read_text(path)
+    pts = path.suffix.lower() == ".pts"
+    values = _read_pts(path) if pts else _read_text(path)
     if values.size == 0:
         raise MmsoldError(f"{path}: has no point positions (x, y, z)")
     k = values.shape[1]
     pos, attrs, names = _layout(path, k)
     if names is None and k > 3:
-        attrs = _name_columns(values, 3)
+        attrs = _name_columns(values, 3, pts)
     attributes = {name: _typed(name, values[:, j]) for name, j in attrs}
     column = {j: "xyz"[i] for i, j in enumerate(pos)} | {j: name for name, j in attrs}
-    meta = {"text_columns": [column[j] for j in range(k)],
+    columns = [column[j] for j in range(k)]
+    meta = {"text_columns": columns,
             "text_header": _header_line(path) if names is not None else None,
-            "text_delimiter": _delimiter(path)}
+            "text_delimiter": _delimiter(path),
+            "text_formats": dict(zip(columns, _number_formats(path, k)))}
     return PointCloud(values[:, pos], attributes, path.suffix.lower(), meta)
+
+
+def _data_lines(path: Path):
+    """(line number, stripped line) of a text file's rows: no blank or ``#`` lines, no header line, no PTS
+    count line (a lone whole number)."""
+    header = header_names(path) is not None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if header:
+                header = False
+                continue
+            yield lineno, line
+
+
+def _read_pts(path: Path) -> np.ndarray:
+    """The rows of a PTS file, whose scans each start with a line holding their number of points."""
+    import warnings
+
+    from .arrays import _fields
+
+    first = next(_data_lines(path), None)
+    if first is not None and first[1].isdigit():  # one scan: numpy's C parser after its count line
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "input contained no data"
+                a = np.loadtxt(path, skiprows=first[0], comments="#", ndmin=2, dtype=np.float64, encoding="utf-8")
+            if len(a) == int(first[1]):
+                return a
+        except (ValueError, UnicodeDecodeError):
+            pass  # several scans, or a bad line: the parser below names it
+    counts, rows, bad = [], [], None
+    for lineno, line in _data_lines(path):
+        fields = _fields(line)
+        if len(fields) == 1:
+            try:
+                counts.append(int(fields[0]))
+                continue
+            except ValueError:
+                pass
+        try:
+            rows.append([float(f) for f in fields])
+        except ValueError:
+            bad = bad or (lineno, line)
+            break
+        if len(rows[-1]) != len(rows[0]):
+            raise MmsoldError(f"{path}: ragged rows: line {lineno} has {len(rows[-1])} values, "
+                              f"expected {len(rows[0])}")
+    if bad is not None:
+        raise MmsoldError(f"{path}: line {bad[0]} is not numeric: {bad[1][:60]!r}")
+    if not counts:
+        raise MmsoldError(f"{path}: a PTS file starts with its number of points; the first row is {len(rows[0]) if rows else 0} values")
+    if sum(counts) != len(rows):
+        raise MmsoldError(f"{path}: the PTS count lines promise {sum(counts)} points, the file has {len(rows)}")
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
+
+
+def _number_formats(path: Path, k: int) -> list[str]:
+    """Each column's printf format for decimals, from its first :data:`_DECIMAL_ROWS` rows (module docstring)."""
+    from .arrays import _fields
+
+    notation: list[set] = [set() for _ in range(k)]
+    most = [0] * k
+    for i, (_, line) in enumerate(_data_lines(path)):
+        if i == _DECIMAL_ROWS:
+            break
+        fields = _fields(line)
+        if len(fields) != k:  # a PTS count line
+            continue
+        for j, f in enumerate(fields):
+            mantissa, e, _ = f.lower().partition("e")
+            notation[j].add("e" if e else "n" if "n" in mantissa else "f")  # nan, inf: no notation of their own
+            if "." in mantissa:
+                most[j] = max(most[j], len(mantissa) - mantissa.index(".") - 1)
+    formats = []
+    for kinds, dec in zip(notation, most):
+        kinds.discard("n")
+        if len(kinds) > 1 or dec > MAX_DECIMALS:
+            formats.append("%.17g")
+        else:
+            formats.append(f"%.{max(dec, MIN_DECIMALS)}{kinds.pop() if kinds else 'f'}")
+    return formats
 
 
 def text_positions(path: str | os.PathLike, values: np.ndarray) -> np.ndarray:
@@ -213,22 +318,33 @@ def _columns(attributes: dict, meta: dict, fmt: str, ext: str):
     return names, (delim.join(names) if attributes else None), delim
 
 
-def _table(cloud, names):
-    """The columns in file order (float64) and their printf formats."""
+def _table(cloud, names, formats):
+    """The columns in file order (float64) and their printf formats; ``formats``: {column: the input's format}."""
     by_name = {}
     for name, v in cloud.attributes.items():
         v = np.asarray(v)
-        fmt = "%d" if v.dtype.kind in "iub" else "%.17g"
         if v.ndim == 1:
-            by_name[name] = (v, fmt)
+            by_name[name] = v
         else:
-            by_name.update({f"{name}_{c}": (v[:, c], fmt) for c in range(v.shape[1])})
+            by_name.update({f"{name}_{c}": v[:, c] for c in range(v.shape[1])})
     cols, fmts = [], []
     for n in names:
-        col, f = (cloud.positions[:, "xyz".index(n)], "%.17g") if n in ("x", "y", "z") else by_name[n]
+        col = cloud.positions[:, "xyz".index(n)] if n in ("x", "y", "z") else by_name[n]
         cols.append(col)
-        fmts.append(f)
+        fmts.append("%d" if col.dtype.kind in "iub" else formats.get(n, "%.17g"))
     return np.column_stack(cols), fmts
+
+
+def pts_columns(attributes) -> list[str]:
+    """The PTS columns of a cloud with these attributes (names); a PTS row has no place for any other."""
+    extra = [a for a in attributes if a not in _PTS_COLUMNS]
+    if extra:
+        raise MmsoldError(f"a .pts file carries x, y, z, intensity and red, green, blue only, not {', '.join(extra)} "
+                          f"(drop them with --drop-attributes {','.join(extra)}; or write .txt, .ply or .las)")
+    if any(c in attributes for c in ("red", "green", "blue")) and not all(c in attributes for c in ("red", "green", "blue")):
+        raise MmsoldError("a .pts file's colour is red, green and blue together; this cloud has "
+                          f"{', '.join(c for c in ('red', 'green', 'blue') if c in attributes)}")
+    return [c for c in _PTS_COLUMNS if c in ("x", "y", "z") or c in attributes]
 
 
 class TextCloudWriter(RowFileWriter):
@@ -248,12 +364,17 @@ class TextCloudWriter(RowFileWriter):
         """Append the points of ``part``."""
         if self._names is None:
             like = self._like if self._like is not None else part
-            self._names, header, self._delim = _columns(part.attributes, like.meta, like.fmt,
-                                                        self.path.suffix.lower())
+            ext = self.path.suffix.lower()
+            self._names, header, self._delim = _columns(part.attributes, like.meta, like.fmt, ext)
+            self._formats = like.meta.get("text_formats") or {}
+            if ext == ".pts":
+                if like.fmt != ".pts" or self._names != like.meta.get("text_columns"):  # not a PTS input's own
+                    self._names = pts_columns(part.attributes)
+                header, self._delim = str(self.n), " "
             if header is not None:
                 self._fh.write((header + "\n").encode())
         if len(part):
-            table, fmts = _table(part, self._names)
+            table, fmts = _table(part, self._names, self._formats)
             np.savetxt(self._fh, table, delimiter=self._delim, fmt=fmts)
         self.rows += len(part)
 
