@@ -40,6 +40,49 @@ def test_farthest_points_spread_and_bad_input():
         uniformity(np.zeros((5, 3)))
 
 
+def _direct_uniformity(P, area, shares, seeds):
+    """U(p) as PU-GAN defines it, a k-d tree built on each ball's points: the oracle of the nested-ball one."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(P)
+    centres = P[farthest_points(P, seeds)]
+    out = {}
+    for p in shares:
+        r, n_hat, total = np.sqrt(p * area / np.pi), p * len(P), 0.0
+        for members in tree.query_ball_point(centres, r):
+            k = len(members)
+            if k >= 2:
+                Q = P[members]
+                dq = cKDTree(Q).query(Q, k=2)[0][:, 1]
+                d_hat = np.sqrt(2 * np.pi * r * r / (k * np.sqrt(3)))
+                total += (k - n_hat) ** 2 / n_hat * np.sum((dq - d_hat) ** 2 / d_hat)
+        out[f"uniformity_{100 * p:.1f}%"] = total / len(centres)
+    return out
+
+
+def test_uniformity_equals_a_search_within_each_ball(rng):
+    from mmsold_cli.metrics.uniformity import UNIFORMITY_SHARES
+    from mmsold_cli.metrics.uniformity_numba import farthest_points as farthest_kernel
+
+    v = rng.standard_normal((3000, 3))
+    sphere = v / np.linalg.norm(v, axis=1, keepdims=True)
+    clouds = [(sphere, 4 * np.pi), (sphere, 40.0),  # balls of 1–4 % of the sphere, and ten times as wide
+              (np.concatenate([sphere[:400], sphere[:100]]), 4 * np.pi),  # repeated points
+              (sphere[:12], 50.0)]  # fewer points than the neighbours searched for a rim point
+    for P, area in clouds:
+        assert np.array_equal(farthest_kernel(P, 200), farthest_points(P, 200))
+        got, want = uniformity(P, area=area, seeds=200), _direct_uniformity(P, area, UNIFORMITY_SHARES, 200)
+        for key in want:
+            assert got[key] == pytest.approx(want[key], rel=1e-12, abs=1e-300), key
+    # a rim point whose 16 nearest points all lie outside the ball: its neighbour in the ball is searched for
+    blob = np.array([1.15, 0, 0]) + 0.01 * rng.standard_normal((20, 3))
+    P = np.concatenate([[[0, 0, 0], [0.9, 0, 0], [-0.5, 0, 0]], blob, [[-3.0, 0, 0]] * 2])
+    got = uniformity(P, area=np.pi / 0.01, shares=(0.01,), seeds=1)  # one ball, radius 1, around the origin
+    want = _direct_uniformity(P, np.pi / 0.01, (0.01,), 1)
+    assert got["uniformity_1.0%"] == pytest.approx(want["uniformity_1.0%"], rel=1e-12)
+    assert want["uniformity_1.0%"] > 0
+
+
 def _cube_mesh():
     V = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=float)
     F = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],

@@ -78,6 +78,13 @@ def farthest_points(P, m: int, *, start: int = 0) -> np.ndarray:
 def uniformity(P, *, area: float | None = None, shares=UNIFORMITY_SHARES, seeds: int = 1000) -> dict:
     """PU-GAN uniformity :math:`U(p)` for each share p (module docstring).
 
+    The balls of the shares around one seed are nested, so the points of the largest are found once and the
+    smaller ones are cut from it.  A point's nearest neighbour within a ball is its nearest neighbour in the
+    cloud whenever that one lies in the ball too; only for the points whose nearest neighbour lies outside
+    (near the ball's rim) is it looked for among their next nearest.  The figures are those of a search
+    within each ball (``tests/test_scans_uniformity.py`` holds the direct computation): at 1,000,000 points
+    that took 35 s and a k-d tree per ball.
+
     Parameters
     ----------
     P : array of shape (N, 3)
@@ -94,27 +101,54 @@ def uniformity(P, *, area: float | None = None, shares=UNIFORMITY_SHARES, seeds:
     """
     from scipy.spatial import cKDTree
 
-    P = np.asarray(P, dtype=np.float64)
+    from .uniformity_numba import farthest_points as farthest
+
+    P = np.ascontiguousarray(P, dtype=np.float64)
     if P.ndim != 2 or P.shape[1] != 3 or len(P) < 10:
         raise MmsoldError(f"uniformity needs at least 10 points in 3-D, got shape {P.shape}")
     tree = cKDTree(P)
     N = len(P)
     if area is None:
         area = cloud_area(P)
-    centres = P[farthest_points(P, seeds)]
-    out = {}
-    for p in shares:
-        r = np.sqrt(p * area / np.pi)
-        n_hat = p * N
-        total = 0.0
-        for members in tree.query_ball_point(centres, r, workers=-1):
+    shares = tuple(shares)
+    radii = [float(np.sqrt(p * area / np.pi)) for p in shares]
+    near_d, near_i = tree.query(P, k=2, workers=-1)
+    nn, nn_d = near_i[:, 1], near_d[:, 1]  # (a repeated point may get itself here: its copy is as near, as placed)
+    totals = np.zeros(len(shares))
+    for c in P[farthest(P, seeds)]:
+        ball = np.asarray(tree.query_ball_point(c, max(radii)), dtype=np.int64)
+        to_c = np.sum((P[ball] - c) ** 2, axis=1)
+        nn_to_c = np.sum((P[nn[ball]] - c) ** 2, axis=1)
+        for s, (p, r) in enumerate(zip(shares, radii)):
+            inside = to_c <= r * r
+            members = ball[inside]
             k = len(members)
-            imbalance = (k - n_hat) ** 2 / n_hat
             if k < 2:
                 continue  # no spacing to measure; PU-GAN's clutter term is 0 for such a ball
-            Q = P[members]
-            dq = cKDTree(Q).query(Q, k=2)[0][:, 1]
+            dq = nn_d[members]
+            rim = nn_to_c[inside] > r * r
+            if rim.any():
+                dq[rim] = _nearest_inside(P, tree, members[rim], members, c, r)
+            n_hat = p * N
             d_hat = np.sqrt(2 * np.pi * r * r / (k * np.sqrt(3)))
-            total += imbalance * float(np.sum((dq - d_hat) ** 2 / d_hat))
-        out[f"uniformity_{100 * p:.1f}%"] = total / len(centres)
+            totals[s] += (k - n_hat) ** 2 / n_hat * float(np.sum((dq - d_hat) ** 2 / d_hat))
+    n_balls = min(int(seeds), N)
+    return {f"uniformity_{100 * p:.1f}%": float(t) / n_balls for p, t in zip(shares, totals)}
+
+
+#: Neighbours searched for a rim point's nearest neighbour within its ball before all the ball's points are.
+_RIM_NEIGHBOURS = 16
+
+
+def _nearest_inside(P, tree, rim, members, c, r) -> np.ndarray:
+    """Distance from each point of ``rim`` to its nearest other point of the ball (``members``) around c."""
+    k = min(_RIM_NEIGHBOURS, len(P))
+    d, i = tree.query(P[rim], k=k)
+    i = np.minimum(i, len(P) - 1)  # missing neighbours (k > N) point past the end: masked below
+    ok = (np.sum((P[i] - c) ** 2, axis=2) <= r * r) & (i != rim[:, None]) & np.isfinite(d)
+    first = np.argmax(ok, axis=1)
+    out = d[np.arange(len(rim)), first]
+    for j in np.flatnonzero(~ok.any(axis=1)):  # none of its nearest in the ball: search the ball itself
+        others = members[members != rim[j]]
+        out[j] = np.sqrt(np.min(np.sum((P[others] - P[rim[j]]) ** 2, axis=1)))
     return out
