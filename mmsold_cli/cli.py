@@ -431,7 +431,7 @@ def evaluate_cmd(
     reference: str = typer.Argument(..., help="Reference (held-out) points."),
     train: Optional[str] = typer.Option(None, "--train", help="Training data or model file, for memorisation."),
     mesh: Optional[Path] = typer.Option(None, "--mesh", help="Surface mesh (.obj/.ply) for 3-D clouds: exact "
-                                        "point-to-surface distance and coverage (radius: half the --train spacing)."),
+                                        "point-to-surface distance and surface_coverage (radius: half the --train spacing)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw samples over the reference (.png/.pdf/.svg; "
                                         "replaced if it exists; needs mmsold[plot])."),
     seed: int = typer.Option(0, "--seed", help="Seed for projections and subsampling."),
@@ -443,7 +443,7 @@ def evaluate_cmd(
     3-D clouds also get Chamfer and Hausdorff distances on the reference's unit
     sphere, PU-GAN's uniformity U(p) for p = 0.4 … 1.2 % (lower is more even; the
     surface area from --mesh, else estimated from the reference), and with --mesh
-    the exact distance to the surface and coverage.
+    the exact distance to the surface and the share of it covered (surface_coverage).
     """
 
     def body():

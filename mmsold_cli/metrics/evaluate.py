@@ -14,8 +14,8 @@ def evaluate_all(samples, reference, *, train=None, model=None, mesh=None, dista
     Every sample set gets :func:`mmsold_cli.metrics.points.evaluate` (moments, W2, MMD², precision/recall,
     memorisation against ``train`` points or a ``model``); 3-D clouds also get
     :func:`mmsold_cli.metrics.surface.evaluate_cloud` (Chamfer, Hausdorff on the reference's unit sphere;
-    with ``mesh = (vertices, faces)`` the exact distance to the surface and coverage, at a radius of half
-    the training spacing) and PU-GAN's uniformity :math:`U(p)` (:func:`mmsold_cli.metrics.uniformity.uniformity`,
+    with ``mesh = (vertices, faces)`` the exact distance to the surface and the share of the surface covered,
+    ``surface_coverage``, at a radius of half the training spacing) and PU-GAN's uniformity :math:`U(p)` (:func:`mmsold_cli.metrics.uniformity.uniformity`,
     ``uniformity_0.4%`` … ``uniformity_1.2%``, lower is more even) with the surface area of the mesh, or
     else estimated from the reference (``uniformity_area``).
 
@@ -36,7 +36,10 @@ def evaluate_all(samples, reference, *, train=None, model=None, mesh=None, dista
         from .surface import evaluate_cloud, mean_spacing, point_to_mesh
 
         spacing = model.spacing_ if model is not None else mean_spacing(train) if train is not None else None
-        res.update(evaluate_cloud(samples, reference, mesh=mesh, spacing=spacing, random_state=random_state))
+        cloud = evaluate_cloud(samples, reference, mesh=mesh, spacing=spacing, random_state=random_state)
+        if "coverage" in cloud:  # the mesh's share covered; "coverage" is already the reference's (density/coverage)
+            cloud["surface_coverage"] = cloud.pop("coverage")
+        res.update(cloud)
         if len(samples) >= 10 and len(reference) >= 2:
             from .uniformity import UNIFORMITY_SEEDS, cloud_area, mesh_area, uniformity
 
