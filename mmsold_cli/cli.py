@@ -254,7 +254,7 @@ def main(
 
 @app.command("fit-moments")
 def fit_moments_cmd(
-    data: str = typer.Argument(..., help="Training set: .npy .npz[:key] .h5[:/dataset] .csv .txt .xyz .ply .obj"),
+    data: str = typer.Argument(..., help="Training set: .npy .npz[:key] .h5[:/dataset] .csv .txt .xyz .pts .ply .obj .las .laz .e57"),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.h5)."),
     index: str = typer.Option("auto", "--index",
                               help="Neighbour index: auto, kdtree, brute, nndescent, grid, ivf (ivf needs mmsold[fast])."),
