@@ -181,7 +181,7 @@ def test_cloud_writer_in_parts_writes_the_bytes_of_the_whole(tmp_path, rng, ext,
 
 
 @pytest.mark.parametrize("ext", [".las", ".laz"])
-def test_las_writer_in_parts_writes_the_points_of_the_whole(tmp_path, rng, ext):
+def test_las_writer_in_parts_writes_the_points_of_the_whole(tmp_path, rng, ext, monkeypatch):
     laspy = pytest.importorskip("laspy")
     from mmsold_cli.io.cloud import CloudWriter
 
@@ -199,6 +199,12 @@ def test_las_writer_in_parts_writes_the_points_of_the_whole(tmp_path, rng, ext):
     for name in whole.point_format.dimension_names:
         assert np.array_equal(np.asarray(parts[name]), np.asarray(whole[name])), name
     assert [v.record_id for v in parts.header.vlrs] == [v.record_id for v in whole.header.vlrs]
+    # the other commands read the positions alone, block by block: the same coordinates
+    import mmsold_cli.io.las as las_io
+    from mmsold_cli.io.arrays import read_array
+
+    monkeypatch.setattr(las_io, "_POSITION_BLOCK", 700)
+    np.testing.assert_array_equal(read_array(tmp_path / f"parts{ext}"), read_cloud(tmp_path / f"parts{ext}").positions)
 
 
 def _text(path, table, fmts, header=None, delim=" "):

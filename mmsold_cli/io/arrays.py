@@ -111,7 +111,11 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
 
                 X = text_positions(path, X)
             return X
-        if ext in (".las", ".laz", ".e57", ".pts"):  # a scan's positions (its attributes are densify's business)
+        if ext in (".las", ".laz"):  # a scan's positions (its attributes are densify's business)
+            from .las import read_las_positions
+
+            return read_las_positions(path)
+        if ext in (".e57", ".pts"):
             from .cloud import read_cloud
 
             return read_cloud(path).positions

@@ -64,8 +64,7 @@ def read_las(spec: str | os.PathLike):
     try:
         las = laspy.read(path)
     except (laspy.errors.LaspyException, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MmsoldError(f"{path}: cannot read as LAS/LAZ ({first})") from exc
+        raise _unreadable(path, exc) from exc
     pos = np.stack([np.asarray(las.x, dtype=np.float64), np.asarray(las.y, dtype=np.float64),
                     np.asarray(las.z, dtype=np.float64)], axis=1)
     attrs = {}
@@ -74,6 +73,38 @@ def read_las(spec: str | os.PathLike):
             continue
         attrs[name] = np.array(las[name])  # bit fields come back as views: copy them to plain arrays
     return PointCloud(pos, attrs, path.suffix.lower(), {"las_header": las.header})
+
+
+def _unreadable(path, exc) -> MmsoldError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return MmsoldError(f"{path}: cannot read as LAS/LAZ ({first})")
+
+
+#: Points a block when only the positions of a LAS/LAZ file are read.
+_POSITION_BLOCK = 1 << 20
+
+
+def read_las_positions(spec: str | os.PathLike) -> np.ndarray:
+    """The (n, 3) real coordinates of a LAS/LAZ file, read block by block: what the commands other than
+    densify need of a scan, without its other dimensions (a 4,000,000-point point-format-3 file: 96 MB of
+    positions against about 300 MB more of attributes)."""
+    path = Path(spec)
+    laspy = require_laspy(path.suffix.lower() == ".laz")
+    if not path.is_file():
+        raise MmsoldError(f"{path}: no such file")
+    try:
+        with laspy.open(path) as fh:
+            pos = np.empty((fh.header.point_count, 3))
+            done = 0
+            for block in fh.chunk_iterator(_POSITION_BLOCK):
+                k = len(block)
+                pos[done:done + k, 0], pos[done:done + k, 1], pos[done:done + k, 2] = block.x, block.y, block.z
+                done += k
+    except (laspy.errors.LaspyException, OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from exc
+    if done != len(pos):
+        raise MmsoldError(f"{path}: the header promises {len(pos)} points, the file holds {done}")
+    return pos
 
 
 def write_las(path: str | os.PathLike, cloud, *, header=None) -> None:
