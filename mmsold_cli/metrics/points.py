@@ -52,9 +52,6 @@ __all__ = [
 EXACT_W2_MAX = 3000
 #: Kernel metrics subsample to this many points per set (quadratic cost).
 KERNEL_MAX = 5000
-#: Sliced W2 subsamples to this many points per set: its Monte Carlo over 256 directions, not the points,
-#: sets its error at that size.
-SLICED_MAX = 200_000
 
 
 def mean_error(A, B) -> float:
@@ -100,17 +97,16 @@ def sliced_w2(A, B, n_projections: int = 256, random_state=0) -> float:
 
     Exact in 1-D per direction for any sizes: the integral of the squared
     difference of the two quantile functions over the merged breakpoints.
-    A set of more than :data:`SLICED_MAX` points is subsampled to that many
-    (without replacement), and the directions go in blocks: a 4,000,000-point
-    densified scan against its 1,000,000-point input needed 8 GB per
-    (points × directions) array.
+    The directions go in blocks of about 32 MB per temporary: a
+    4,000,000-point densified scan against its 1,000,000-point input needed
+    8 GB per (points × directions) array.  Every point is kept: between a
+    densified cloud and its input the figure is far below the noise of a
+    subsample (0.00073 against 0.018 for 200,000 of each, in the scan's units).
     """
     rng = check_random_state(random_state)
     d = A.shape[1]
     theta = rng.standard_normal((d, n_projections))
     theta /= np.linalg.norm(theta, axis=0)
-    A = _subsample(A, SLICED_MAX, rng)
-    B = _subsample(B, SLICED_MAX, rng)
     qs = np.unique(np.concatenate([np.arange(A.shape[0]) / A.shape[0], np.arange(B.shape[0]) / B.shape[0], [1.0]]))
     mid = 0.5 * (qs[:-1] + qs[1:])
     wts = np.diff(qs)
