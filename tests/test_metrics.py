@@ -21,6 +21,18 @@ def test_w2_unequal_sizes_by_duplication(rng):
     assert metrics.w2_exact(A, B) == pytest.approx(metrics.w2_exact(np.repeat(A, 2, 0), B), rel=1e-9)
 
 
+def test_sliced_w2_of_large_sets_goes_in_blocks_of_directions(rng):
+    """Above 16,384 merged quantiles the directions go in blocks; the figure is the one of all at once."""
+    a, b = rng.standard_normal((30_000, 3)), 1.1 * rng.standard_normal((20_000, 3)) + 0.05
+    theta = np.random.default_rng(7).standard_normal((3, 64))
+    theta /= np.linalg.norm(theta, axis=0)
+    pa, pb = np.sort(a @ theta, axis=0), np.sort(b @ theta, axis=0)
+    qs = np.unique(np.r_[np.arange(30_000) / 30_000, np.arange(20_000) / 20_000, 1.0])
+    mid = 0.5 * (qs[:-1] + qs[1:])
+    sq = ((pa[(mid * 30_000).astype(int)] - pb[(mid * 20_000).astype(int)]) ** 2 * np.diff(qs)[:, None]).sum(axis=0)
+    assert metrics.sliced_w2(a, b, n_projections=64, random_state=7) == pytest.approx(np.sqrt(sq.mean()), rel=1e-12)
+
+
 def test_sliced_w2_in_1d_is_exact(rng):
     a, b = rng.standard_normal((500, 1)), rng.standard_normal((500, 1)) * 2
     assert metrics.sliced_w2(a, b, n_projections=4) == pytest.approx(metrics.w2_exact(a, b), rel=1e-9)
