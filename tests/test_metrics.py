@@ -22,14 +22,16 @@ def test_w2_unequal_sizes_by_duplication(rng):
 
 
 def test_sliced_w2_of_large_sets_goes_in_blocks_of_directions(rng):
-    """Above 16,384 merged quantiles the directions go in blocks; the figure is the one of all at once."""
-    a, b = rng.standard_normal((30_000, 3)), 1.1 * rng.standard_normal((20_000, 3)) + 0.05
+    """2²² values a block: 170,000 merged quantiles take 64 directions in three; the figure is that of all at once."""
+    na, nb = 100_000, 70_000
+    a, b = rng.standard_normal((na, 3)), 1.1 * rng.standard_normal((nb, 3)) + 0.05
     theta = np.random.default_rng(7).standard_normal((3, 64))
     theta /= np.linalg.norm(theta, axis=0)
     pa, pb = np.sort(a @ theta, axis=0), np.sort(b @ theta, axis=0)
-    qs = np.unique(np.r_[np.arange(30_000) / 30_000, np.arange(20_000) / 20_000, 1.0])
+    qs = np.unique(np.r_[np.arange(na) / na, np.arange(nb) / nb, 1.0])
+    assert (1 << 22) // (len(qs) - 1) < 32  # more than one block
     mid = 0.5 * (qs[:-1] + qs[1:])
-    sq = ((pa[(mid * 30_000).astype(int)] - pb[(mid * 20_000).astype(int)]) ** 2 * np.diff(qs)[:, None]).sum(axis=0)
+    sq = ((pa[(mid * na).astype(int)] - pb[(mid * nb).astype(int)]) ** 2 * np.diff(qs)[:, None]).sum(axis=0)
     assert metrics.sliced_w2(a, b, n_projections=64, random_state=7) == pytest.approx(np.sqrt(sq.mean()), rel=1e-12)
 
 
