@@ -550,22 +550,25 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     from .io.arrays import read_points
     from .io.room import check_not_inputs
     from .metrics.evaluate import evaluate_all
+    from .workflows import latent
 
     check_not_inputs([plot], [samples, reference, train, mesh])
-    A = read_points(samples)
-    B = read_points(reference)
+    model = basis = None
+    if train is not None and is_model_file(train):
+        from .model import Model
+
+        model = Model.load(train)
+        basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
+    A = _evaluation_points(samples, basis)
+    B = _evaluation_points(reference, basis)
     if B.shape[1] != A.shape[1]:
         raise MmsoldError(f"{reference}: dimension {B.shape[1]} differs from the samples' {A.shape[1]}")
-    model = train_X = None
-    if train is not None:
-        if is_model_file(train):
-            from .model import Model
-
-            model = Model.load(train)
-            if model.d_ != A.shape[1]:
-                raise MmsoldError(f"{train}: model dimension {model.d_} differs from the samples' {A.shape[1]}")
-        else:
-            train_X = read_points(train)
+    train_X = None
+    if model is not None:
+        if model.d_ != A.shape[1]:
+            raise MmsoldError(f"{train}: model dimension {model.d_} differs from the samples' {A.shape[1]}")
+    elif train is not None:
+        train_X = read_points(train)
     if plot is not None:
         from .plots import require_matplotlib
 
@@ -593,13 +596,32 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
         res["repeats"] = repeats
     if plot is not None:
         from .plots import plot_result
-        from .workflows import latent
 
-        basis = latent.from_extras(model.extras_) if model is not None and latent.has_basis(model) else None
         plot_result(plot, A, B, basis=basis, distances=dist,
                     value_label="distance to surface / spacing" if dist is not None else "")
         res["plot"] = str(plot)
     return res
+
+
+def _evaluation_points(spec, basis):
+    """A set to evaluate, (n, d): as stored, or for an image stack (n, H, W[, C]) its codes in a model's PCA basis,
+    without one its pixels.  With a basis, rows of the basis's pixel count are images too (flattened ones).
+
+    So ``evaluate samples.npy test_images.npy --train model.h5`` compares a PCA model's samples with held-out
+    images in the codes' space, as the model samples them."""
+    import numpy as np
+
+    from .io.arrays import read_array
+    from .validation import check_points
+    from .workflows import latent
+
+    arr = read_array(spec)
+    if arr.ndim == 2 and basis is not None and arr.shape[1] == basis.mean.shape[0] != basis.k:
+        arr = arr.reshape((len(arr),) + tuple(basis.shape))
+    if arr.ndim in (3, 4):
+        arr = latent.encode(latent.images_from_array(arr, name=str(spec)), basis) if basis is not None \
+            else np.asarray(arr, dtype=np.float64).reshape(len(arr), -1)
+    return check_points(arr, name=str(spec))
 
 
 #: Extensions densify writes: the point formats, plus LAS/LAZ, PTS (and E57 when its reader is installed).

@@ -130,6 +130,20 @@ def test_cli_pca_fit_sample_evaluate(images, tmp_path):
     np.testing.assert_array_equal(imgs, latent.decode(codes, b, as_input=True))
     png = (tmp_path / "s.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # evaluated against held-out images: in the model's codes, the images encoded by its basis
+    np.save(tmp_path / "codes.npy", latent.encode(images, b))
+    res = {}
+    for name, args in (("images", ["s.npy", "imgs.npy", "--train", "m.h5"]),
+                       ("codes", ["s.npy", "codes.npy", "--train", "m.h5"]),
+                       ("decoded", ["s.images.npy", "imgs.npy", "--train", "m.h5"]),
+                       ("pixels", ["s.images.npy", "imgs.npy"])):
+        r = runner.invoke(app, ["evaluate", *(str(tmp_path / a) if a.endswith((".npy", ".h5")) else a for a in args),
+                                "--json"])
+        assert r.exit_code == 0, r.output
+        res[name] = json.loads(r.stdout)
+    assert res["images"] == res["codes"] and res["images"]["dim"] == 3 and res["images"]["n_reference"] == 120
+    assert res["decoded"]["dim"] == 3 and res["pixels"]["dim"] == 30  # without a basis: pixels
+    assert res["decoded"]["sliced_w2"] == pytest.approx(res["images"]["sliced_w2"], rel=0.1)
     # a second run refuses to overwrite any of the four outputs
     r = runner.invoke(app, ["sample", str(tmp_path / "m.h5"), "-n", "40", "-o", str(tmp_path / "s.npy")])
     assert r.exit_code == 2 and "exists" in r.output
