@@ -185,8 +185,8 @@ def read_text_cloud(path: str | os.PathLike):
 
 
 def _data_lines(path: Path):
-    """(line number, stripped line) of a text file's rows: no blank or ``#`` lines, no header line, no PTS
-    count line (a lone whole number)."""
+    """(line number, stripped line) of a text file's rows (with a PTS file's count lines): no blank or ``#``
+    lines, no header line."""
     header = header_names(path) is not None
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -288,17 +288,8 @@ def _header_line(path: Path) -> str:
 
 def _delimiter(path: Path) -> str:
     """The first data row's delimiter: ``,``, ``;``, a tab or a space."""
-    seen_header = header_names(path) is not None
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if seen_header:
-                seen_header = False
-                continue
-            return next((c for c in ",;\t" if c in line), " ")
-    return " "
+    first = next(_data_lines(path), (0, ""))[1]
+    return next((c for c in ",;\t" if c in first), " ")
 
 
 def _columns(attributes: dict, meta: dict, fmt: str, ext: str):
