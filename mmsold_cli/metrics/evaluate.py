@@ -15,9 +15,9 @@ def evaluate_all(samples, reference, *, train=None, model=None, mesh=None, dista
     memorisation against ``train`` points or a ``model``); 3-D clouds also get
     :func:`mmsold_cli.metrics.surface.evaluate_cloud` (Chamfer, Hausdorff on the reference's unit sphere;
     with ``mesh = (vertices, faces)`` the exact distance to the surface and the share of the surface covered,
-    ``surface_coverage``, at a radius of half the training spacing) and PU-GAN's uniformity :math:`U(p)` (:func:`mmsold_cli.metrics.uniformity.uniformity`,
-    ``uniformity_0.4%`` … ``uniformity_1.2%``, lower is more even) with the surface area of the mesh, or
-    else estimated from the reference (``uniformity_area``).
+    ``surface_coverage``, at a radius of half the training spacing) and PU-GAN's uniformity :math:`U(p)`
+    (:func:`mmsold_cli.metrics.uniformity.uniformity`, ``uniformity_0.4%`` … ``uniformity_1.2%``, lower is
+    more even) with the surface area of the mesh, or else estimated from the reference (``uniformity_area``).
 
     Returns
     -------
