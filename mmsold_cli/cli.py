@@ -254,7 +254,8 @@ def main(
 
 @app.command("fit-moments")
 def fit_moments_cmd(
-    data: str = typer.Argument(..., help="Training set: .npy .npz[:key] .h5[:/dataset] .csv .txt .xyz .pts .ply .obj .las .laz .e57"),
+    data: str = typer.Argument(..., help="Training set: .npy .npz[:key] .h5[:/dataset] .csv .txt .xyz .pts .ply .obj "
+                                ".las .laz .e57"),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.h5)."),
     index: str = typer.Option("auto", "--index",
                               help="Neighbour index: auto, kdtree, brute, nndescent, grid, ivf (ivf needs mmsold[fast])."),
@@ -431,7 +432,8 @@ def evaluate_cmd(
     reference: str = typer.Argument(..., help="Reference (held-out) points."),
     train: Optional[str] = typer.Option(None, "--train", help="Training data or model file, for memorisation."),
     mesh: Optional[Path] = typer.Option(None, "--mesh", help="Surface mesh (.obj/.ply) for 3-D clouds: exact "
-                                        "point-to-surface distance and surface_coverage (radius: half the --train spacing)."),
+                                        "point-to-surface distance and surface_coverage (radius: half the --train "
+                                        "spacing)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw samples over the reference (.png/.pdf/.svg; "
                                         "replaced if it exists; needs mmsold[plot])."),
     seed: int = typer.Option(0, "--seed", help="Seed for projections and subsampling."),

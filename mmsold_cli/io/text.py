@@ -235,7 +235,8 @@ def _read_pts(path: Path) -> np.ndarray:
     if bad is not None:
         raise MmsoldError(f"{path}: line {bad[0]} is not numeric: {bad[1][:60]!r}")
     if not counts:
-        raise MmsoldError(f"{path}: a PTS file starts with its number of points; the first row is {len(rows[0]) if rows else 0} values")
+        raise MmsoldError(f"{path}: a PTS file starts with its number of points; its first row has "
+                          f"{len(rows[0]) if rows else 0} values")
     if sum(counts) != len(rows):
         raise MmsoldError(f"{path}: the PTS count lines promise {sum(counts)} points, the file has {len(rows)}")
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
@@ -332,9 +333,10 @@ def pts_columns(attributes) -> list[str]:
     if extra:
         raise MmsoldError(f"a .pts file carries x, y, z, intensity and red, green, blue only, not {', '.join(extra)} "
                           f"(drop them with --drop-attributes {','.join(extra)}; or write .txt, .ply or .las)")
-    if any(c in attributes for c in ("red", "green", "blue")) and not all(c in attributes for c in ("red", "green", "blue")):
+    rgb = [c for c in ("red", "green", "blue") if c in attributes]
+    if 0 < len(rgb) < 3:
         raise MmsoldError("a .pts file's colour is red, green and blue together; this cloud has "
-                          f"{', '.join(c for c in ('red', 'green', 'blue') if c in attributes)}")
+                          f"{', '.join(rgb)}")
     return [c for c in _PTS_COLUMNS if c in ("x", "y", "z") or c in attributes]
 
 
