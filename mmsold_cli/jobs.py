@@ -501,10 +501,10 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     matrix (rows: true class, columns: predicted)."""
     import numpy as np
 
-    from .io.arrays import atomic_paths, check_output_path, read_points
+    from .io.arrays import atomic_paths, check_output_path
     from .io.model_file import load_class_models
     from .io.room import check_not_inputs
-    from .workflows import labelled
+    from .workflows import labelled, latent
 
     output = Path(output)
     check_not_inputs([output], [model_path, data, labels])
@@ -512,8 +512,9 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     from .estimators import MMSOLDClassifier
 
     models = load_class_models(model_path)
-    X = read_points(data)
-    d = next(iter(models.values())).d_
+    first = next(iter(models.values()))
+    X = latent.read_model_points(data, latent.from_extras(first.extras_) if latent.has_basis(first) else None)
+    d = first.d_
     if X.shape[1] != d:
         raise MmsoldError(f"{data}: dimension {X.shape[1]} differs from the model's {d}")
     y_true = None if labels is None else labelled.read_labels(labels, X.shape[0])
@@ -559,8 +560,8 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
 
         model = Model.load(train)
         basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
-    A = _evaluation_points(samples, basis)
-    B = _evaluation_points(reference, basis)
+    A = latent.read_model_points(samples, basis)
+    B = latent.read_model_points(reference, basis)
     if B.shape[1] != A.shape[1]:
         raise MmsoldError(f"{reference}: dimension {B.shape[1]} differs from the samples' {A.shape[1]}")
     train_X = None
@@ -601,27 +602,6 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
                     value_label="distance to surface / spacing" if dist is not None else "")
         res["plot"] = str(plot)
     return res
-
-
-def _evaluation_points(spec, basis):
-    """A set to evaluate, (n, d): as stored, or for an image stack (n, H, W[, C]) its codes in a model's PCA basis,
-    without one its pixels.  With a basis, rows of the basis's pixel count are images too (flattened ones).
-
-    So ``evaluate samples.npy test_images.npy --train model.h5`` compares a PCA model's samples with held-out
-    images in the codes' space, as the model samples them."""
-    import numpy as np
-
-    from .io.arrays import read_array
-    from .validation import check_points
-    from .workflows import latent
-
-    arr = read_array(spec)
-    if arr.ndim == 2 and basis is not None and arr.shape[1] == basis.mean.shape[0] != basis.k:
-        arr = arr.reshape((len(arr),) + tuple(basis.shape))
-    if arr.ndim in (3, 4):
-        arr = latent.encode(latent.images_from_array(arr, name=str(spec)), basis) if basis is not None \
-            else np.asarray(arr, dtype=np.float64).reshape(len(arr), -1)
-    return check_points(arr, name=str(spec))
 
 
 #: Extensions densify writes: the point formats, plus LAS/LAZ, PTS (and E57 when its reader is installed).

@@ -89,6 +89,36 @@ def test_classify_reports_accuracy_f1_and_confusion(labelled):
     assert np.array(s["confusion"]).sum() == 300 and 0.9 < s["macro_f1"] <= 1
 
 
+def test_classify_takes_held_out_images_of_a_pca_model(tmp_path):
+    """A per-class --pca model classifies images as the codes its basis gives them."""
+    pytest.importorskip("sklearn")
+    from mmsold_cli.io.model_file import load_class_models
+    from mmsold_cli.workflows import latent
+
+    rng = np.random.default_rng(3)
+    patterns = rng.random((3, 30))
+
+    def images(n):
+        y = rng.integers(0, 3, n)
+        x = patterns[y] + 0.15 * rng.standard_normal((n, 30))
+        return np.clip(np.rint(200 * x), 0, 255).astype(np.uint8).reshape(n, 6, 5), y
+
+    X, y = images(600)
+    Xt, yt = images(200)
+    for name, a in (("X", X), ("y", y), ("Xt", Xt), ("yt", yt)):
+        np.save(tmp_path / f"{name}.npy", a)
+    invoke("fit-moments", tmp_path / "X.npy", "--pca", 4, "--labels", tmp_path / "y.npy", "-o", tmp_path / "m.h5")
+    basis = latent.from_extras(next(iter(load_class_models(tmp_path / "m.h5").values())).extras_)
+    np.save(tmp_path / "codes.npy", latent.encode(Xt, basis))
+    out = {}
+    for name in ("Xt", "codes"):
+        res = invoke("classify", tmp_path / "m.h5", tmp_path / f"{name}.npy", "--labels", tmp_path / "yt.npy",
+                     "-o", tmp_path / f"p_{name}.npy", "--json")
+        out[name] = json.loads(res.stdout)
+    assert out["Xt"] == {**out["codes"], "output": str(tmp_path / "p_Xt.npy")} and out["Xt"]["accuracy"] > 0.95
+    np.testing.assert_array_equal(np.load(tmp_path / "p_Xt.npy"), np.load(tmp_path / "p_codes.npy"))
+
+
 def test_whitened_model_samples_in_the_original_space(labelled):
     folder, X, y = labelled
     invoke("fit-moments", folder / "X.npy", "--whiten", 1, "-o", folder / "w.h5")

@@ -41,7 +41,7 @@ from ..errors import MmsoldError
 from ..validation import check_int, check_random_state
 
 __all__ = ["PCABasis", "decode", "encode", "fit_latent", "fit_pca", "write_decoded", "from_extras", "has_basis",
-           "images_from_array", "to_extras"]
+           "images_from_array", "read_model_points", "to_extras"]
 
 _EXACT_MAX_DIM = 4096
 
@@ -248,6 +248,24 @@ def from_extras(extras: dict) -> PCABasis:
         raise MmsoldError(f"model's PCA basis is inconsistent: components {comps.shape}, mean {mean.shape}, shape {shape}")
     return PCABasis(mean, comps, np.asarray(extras["pca_explained_variance"], dtype=np.float64), shape,
                     scale, lo, hi, dt)
+
+
+def read_model_points(spec, basis: PCABasis | None) -> np.ndarray:
+    """Points to set beside a model's, (n, d): as stored, or for an image stack (n, H, W[, C]) its codes in the
+    model's PCA basis (rows of the basis's pixel count are images too), without a basis its pixels.
+
+    So ``evaluate samples.npy test_images.npy --train model.h5`` and ``classify model.h5 test_images.npy`` take a
+    ``--pca`` model's held-out images as the codes the model holds."""
+    from ..io.arrays import read_array
+    from ..validation import check_points
+
+    arr = read_array(spec)
+    if arr.ndim == 2 and basis is not None and arr.shape[1] == basis.mean.shape[0] != basis.k:
+        arr = arr.reshape((len(arr),) + tuple(basis.shape))
+    if arr.ndim in (3, 4):
+        arr = encode(images_from_array(arr, name=str(spec)), basis) if basis is not None \
+            else np.asarray(arr, dtype=np.float64).reshape(len(arr), -1)
+    return check_points(arr, name=str(spec))
 
 
 def fit_latent(images, k: int, *, index: str = "auto", name: str = "images"):
