@@ -505,6 +505,7 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     from .io.model_file import load_class_models
     from .io.room import check_not_inputs
     from .workflows import labelled, latent
+    from .workflows import whiten as wh
 
     output = Path(output)
     check_not_inputs([output], [model_path, data, labels])
@@ -514,6 +515,8 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     models = load_class_models(model_path)
     first = next(iter(models.values()))
     X = latent.read_model_points(data, latent.from_extras(first.extras_) if latent.has_basis(first) else None)
+    if wh.has_whitening(first):  # the class models hold whitened points: the points to classify join them there
+        X = wh.whiten(X, wh.from_extras(first.extras_))
     d = first.d_
     if X.shape[1] != d:
         raise MmsoldError(f"{data}: dimension {X.shape[1]} differs from the model's {d}")
@@ -552,6 +555,7 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     from .io.room import check_not_inputs
     from .metrics.evaluate import evaluate_all
     from .workflows import latent
+    from .workflows import whiten as wh
 
     check_not_inputs([plot], [samples, reference, train, mesh])
     model = basis = None
@@ -568,6 +572,8 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     if model is not None:
         if model.d_ != A.shape[1]:
             raise MmsoldError(f"{train}: model dimension {model.d_} differs from the samples' {A.shape[1]}")
+        if wh.has_whitening(model):  # samples come out in the data's space: memorisation there, as against the data
+            train_X, model = wh.unwhiten(model.X_, wh.from_extras(model.extras_)), None
     elif train is not None:
         train_X = read_points(train)
     if plot is not None:
