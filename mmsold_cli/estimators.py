@@ -76,6 +76,8 @@ class MMSOLD(DensityMixin, BaseEstimator):
     plug_in_points : int
         Training points the tilt's plug-in averages run over (a seeded subsample above it).
     random_state : int, RandomState or None
+        Seeds the density's draws, and :meth:`sample` when it is given no ``random_state`` of its own: with an
+        int every call then returns the same samples (as ``GaussianMixture.sample``).
 
     Attributes
     ----------
@@ -114,7 +116,7 @@ class MMSOLD(DensityMixin, BaseEstimator):
         """Draw samples: array of shape (n_samples, n_features).
 
         MM-SOLD holds ensembles of more than d particles at the moments; fewer samples are the first
-        rows of such an ensemble.
+        rows of such an ensemble.  ``random_state`` None: the estimator's own.
         """
         from .sampling import sample
 
@@ -126,7 +128,8 @@ class MMSOLD(DensityMixin, BaseEstimator):
         opts = {"sampler": self.sampler, "steps": self.steps, "sigma": self.sigma_}
         if self.sampler != "cfdm":
             opts["t"] = self.t_
-        res = sample(self.model_, n, random_state=_seed(random_state), **opts)
+        res = sample(self.model_, n, random_state=_seed(self.random_state if random_state is None else random_state),
+                     **opts)
         return res.samples[:n_samples]
 
     def score_samples(self, X):

@@ -41,6 +41,11 @@ def test_sample_score_and_grid_search_on_held_out_likelihood():
     S = est.sample(400, random_state=1)
     assert S.shape == (400, 2)
     np.testing.assert_array_equal(S, est.sample(400, random_state=1))
+    # without a random_state of its own, sample takes the estimator's: reproducible with an int, fresh with None
+    np.testing.assert_array_equal(est.sample(50), est.sample(50))
+    assert not np.array_equal(est.sample(50), est.sample(50, random_state=1)[:50])
+    free = MMSOLD(steps=5).fit(X)
+    assert not np.array_equal(free.sample(50), free.sample(50))
     assert est.sample(1, random_state=0).shape == (1, 2)
     assert est.score(test) > est.score(test + [0.0, 1.0]) + 3
     search = GridSearchCV(MMSOLD(density_draws=4), {"t": [0.02, 0.08, 0.5]}, cv=2).fit(X)
