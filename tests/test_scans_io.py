@@ -342,6 +342,29 @@ def test_text_columns_keep_their_decimals(tmp_path, rng):
     assert (tmp_path / "mixed_back.xyz").read_bytes() == (tmp_path / "mixed.xyz").read_bytes()
 
 
+def test_text_from_las_and_ply_keeps_their_precision(tmp_path, rng):
+    """A LAS file's coordinates as text: the decimals of its scale (at least 6); float32 columns: 9 digits."""
+    _las_file(tmp_path / "in.las", rng)
+    las = read_cloud(tmp_path / "in.las")  # scales 0.001, 0.001, 0.01: 6 decimals; reflect: float32
+    write_cloud(tmp_path / "las.csv", las)
+    lines = (tmp_path / "las.csv").read_text().splitlines()
+    names, row = lines[0].split(","), lines[1].split(",")
+    assert [len(row[names.index(a)].split(".")[1]) for a in "xyz"] == [6, 6, 6]
+    assert np.float32(row[names.index("reflect")]) == las.attributes["reflect"][0]
+    assert len(row[names.index("reflect")].lstrip("-").replace(".", "").lstrip("0")) <= 9
+    back = read_cloud(tmp_path / "las.csv")
+    np.testing.assert_allclose(back.positions, las.positions, rtol=0, atol=5e-7)
+    np.testing.assert_array_equal(back.attributes["reflect"].astype(np.float32), las.attributes["reflect"])
+    X = rng.standard_normal((50, 3)).astype(np.float32)
+    write_cloud(tmp_path / "f4.ply", PointCloud(X.astype(float), {}, ".ply", {"ply_types": dict.fromkeys("xyz", "f4")}))
+    ply = read_cloud(tmp_path / "f4.ply")
+    assert ply.meta["ply_types"]["x"] == "f4"
+    write_cloud(tmp_path / "ply.xyz", ply)
+    np.testing.assert_array_equal(np.loadtxt(tmp_path / "ply.xyz").astype(np.float32), X)
+    assert max(len(f.lstrip("-").replace(".", "").lstrip("0").split("e")[0])
+               for f in (tmp_path / "ply.xyz").read_text().split()) <= 9
+
+
 def test_text_cloud_refusals(tmp_path, rng):
     p = tmp_path / "short_header.txt"
     _text(p, rng.standard_normal((5, 4)), "%.6f", "x y z")

@@ -25,10 +25,11 @@ input's column order, header line and delimiter, and each decimal column's notat
 a fixed number of decimals (a scanner's 3, CloudCompare's 6 or 8), or in exponent notation, is written the
 same way with as many decimals, at least 6, so a densified cloud's new points are recorded as finely as its
 input's and no finer than 1e-6 of a unit (of the mantissa); a column with more than :data:`MAX_DECIMALS`
-decimals or in both notations, and every column of a cloud from another format, is written to full
-precision (``%.17g``).  A cloud from another format gets the
+decimals or in both notations is written to full precision (``%.17g``).  A cloud from another format gets the
 columns x, y, z, then its attributes, under a header line of their names (none when it has no attributes:
-the plain rows of :func:`mmsold_cli.io.arrays.save_points`).
+the plain rows of :func:`mmsold_cli.io.arrays.save_points`); a LAS/LAZ file's coordinates are written with the
+decimals of its scale (at least 6), a PLY's float32 properties and any float32 attribute with float32's 9
+significant digits, and other decimal columns to full precision.
 """
 
 from __future__ import annotations
@@ -310,6 +311,19 @@ def _columns(attributes: dict, meta: dict, fmt: str, ext: str):
     return names, (delim.join(names) if attributes else None), delim
 
 
+def _source_formats(meta: dict) -> dict:
+    """{column: printf format} for the decimal columns of a cloud read with ``meta`` (module docstring)."""
+    if "text_formats" in meta:
+        return meta["text_formats"]
+    formats = {name: "%.9g" for name, t in (meta.get("ply_types") or {}).items() if np.dtype(t) == np.float32}
+    header = meta.get("las_header")
+    if header is not None:
+        for axis, scale in zip("xyz", np.asarray(header.scales, dtype=float)):
+            decimals = int(np.ceil(-np.log10(scale) - 1e-9)) if scale > 0 else MAX_DECIMALS + 1
+            formats[axis] = "%.17g" if decimals > MAX_DECIMALS else f"%.{max(decimals, MIN_DECIMALS)}f"
+    return formats
+
+
 def _table(cloud, names, formats):
     """The columns in file order (float64) and their printf formats; ``formats``: {column: the input's format}."""
     by_name = {}
@@ -323,7 +337,7 @@ def _table(cloud, names, formats):
     for n in names:
         col = cloud.positions[:, "xyz".index(n)] if n in ("x", "y", "z") else by_name[n]
         cols.append(col)
-        fmts.append("%d" if col.dtype.kind in "iub" else formats.get(n, "%.17g"))
+        fmts.append("%d" if col.dtype.kind in "iub" else formats.get(n, "%.9g" if col.dtype == np.float32 else "%.17g"))
     return np.column_stack(cols), fmts
 
 
@@ -359,7 +373,7 @@ class TextCloudWriter(RowFileWriter):
             like = self._like if self._like is not None else part
             ext = self.path.suffix.lower()
             self._names, header, self._delim = _columns(part.attributes, like.meta, like.fmt, ext)
-            self._formats = like.meta.get("text_formats") or {}
+            self._formats = _source_formats(like.meta)
             if ext == ".pts":
                 if like.fmt != ".pts" or self._names != like.meta.get("text_columns"):  # not a PTS input's own
                     self._names = pts_columns(part.attributes)
