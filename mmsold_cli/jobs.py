@@ -682,11 +682,12 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
                                  options=dict(options, even=even))
     import contextlib
     import time
+    import warnings
 
     import numpy as np
 
     from .io.arrays import WRITE_EXTENSIONS, atomic_paths
-    from .io.cloud import CloudWriter, read_cloud
+    from .io.cloud import CLOUD_FORMATS, CloudWriter, held_attributes, read_cloud
     from .io.room import check_room
     from .workflows.densify import densify_cloud
 
@@ -711,12 +712,12 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     diag_path = check_outputs(output, plot, overwrite, [sparse], extensions=WRITE_EXTENSIONS + SCAN_EXTENSIONS)
     _check_scan_output(output)
     cloud = read_cloud(sparse)
-    if ext == ".pts":  # refused before any work when the output would carry what a PTS row cannot
-        from .io.text import pts_columns
-
-        if normals:
-            raise MmsoldError("a .pts file has no place for normals: write .txt, .ply or .las with --normals")
-        pts_columns([] if drop is True else [a for a in cloud.attributes if a not in drop])
+    if normals and ext in (".pts", ".e57"):  # asked for, then lost: refused before any work
+        raise MmsoldError(f"a {ext} file has no place for normals: write .txt, .ply or .las with --normals")
+    carried = [] if drop is True else [a for a in cloud.attributes if a not in drop]
+    left_out = [a for a in carried if a not in held_attributes(ext, carried)] if ext in CLOUD_FORMATS else []
+    if left_out:  # a conversion to a format that holds less: said once, before the work
+        warnings.warn(f"a {ext} file has no place for {', '.join(left_out)}: left out of {output.name}", stacklevel=2)
     n_out = int(n if n is not None else round(factor * len(cloud))) + (len(cloud) if keep_input else 0)
     # the output goes to disk part by part (a tile at a time); HDF5 and E57 are written whole at the end
     check_room(output, n_out, 3 + len(cloud.attributes) + 3 * bool(normals),
@@ -788,20 +789,19 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
         cloud_views(plot, P, nn_distance(P, cloud.positions) / spacing,
                     value_label="distance to nearest input point / spacing",
                     title=f"{count['points']} points from {len(cloud)}")
-    from .io.cloud import CLOUD_FORMATS
-
-    written = count["attributes"] if ext in CLOUD_FORMATS else []
     summary = {
         "output": str(output),
         "input_points": len(cloud),
         "output_points": count["points"],
-        "attributes": written,
+        "attributes": held_attributes(ext, count["attributes"]),
         "tiles": len(tiles) or 1,
         "seed": run_seed,
         "spacing": spacing,
         "denoise": denoise,
     }
     summary.update({k: v for k, v in summary_extra.items() if v is not None or k == "t"})
+    if left_out:
+        summary["left_out"] = left_out
     if "workers" in diag:
         summary["workers"] = diag["workers"]
     summary["seconds"] = time.perf_counter() - t_start

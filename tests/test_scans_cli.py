@@ -130,16 +130,17 @@ def test_a_pts_scan_keeps_its_intensity_and_colour(tmp_path, rng):
     assert out.shape == (3000, 7) and all(len(f.split(".")[1]) == 6 for f in lines[1].split()[:3])
     assert np.abs(out[:, 3] + 12 * out[:, 0]).mean() < 2.0  # spread: 240; a spacing: 5.5
     assert np.abs(out[:, 4:] - (127 + 12 * out[:, :3])).mean() < 2.0
-    # what a PTS row cannot carry is refused before any work, naming the option that drops it
+    # what a PTS row has no place for is left out, said in one warning line and in the summary
     _las(tmp_path / "scan.las", X)
-    res = run(tmp_path / "scan.las", "-o", tmp_path / "out.pts")
-    assert res.exit_code == 2 and len(res.output.splitlines()) == 1 and not (tmp_path / "out.pts").exists()
-    drop = res.output.split("--drop-attributes ")[1].split(";")[0].split(",")
-    assert "classification" in drop and "gps_time" in drop and "intensity" not in drop
-    res = run(tmp_path / "scan.pts", "-o", tmp_path / "out.pts", "--normals")
-    assert res.exit_code == 2 and "no place for normals" in res.output and not (tmp_path / "out.pts").exists()
-    ok(run(tmp_path / "scan.las", "-o", tmp_path / "out.pts", "--factor", "1", "--json",
-           "--drop-attributes", ",".join(drop)))
+    res = run(tmp_path / "scan.las", "-o", tmp_path / "out.pts", "--factor", "1", "--json")
+    s = ok(res)
+    warning = [ln for ln in res.stderr.splitlines() if ln.startswith("mmsold: warning:")]
+    assert len(warning) == 1 and "classification" in warning[0] and "gps_time" in warning[0]
+    assert s["attributes"] == ["intensity", "red", "green", "blue"]
+    assert "classification" in s["left_out"] and "intensity" not in s["left_out"]
+    # normals asked for a format without them: refused before any work
+    res = run(tmp_path / "scan.pts", "-o", tmp_path / "n.pts", "--normals")
+    assert res.exit_code == 2 and "no place for normals" in res.output and not (tmp_path / "n.pts").exists()
     out = np.loadtxt(tmp_path / "out.pts", skiprows=1)  # point format 3: intensity and a colour
     assert out.shape == (1500, 7) and np.abs(out[:, 3] - (3000 + 100 * out[:, 0])).mean() < 20  # spread: 2,000
 
@@ -295,6 +296,22 @@ def test_e57_round_trip(tmp_path, rng):
     assert np.abs(out.attributes["intensity"] - (0.5 + 0.04 * out.positions[:, 0])).mean() < 0.01
     near = cKDTree(X).query(out.positions)[1]
     assert np.array_equal(out.attributes["rowIndex"], np.arange(1000)[near] % 7)
+    # a colour crosses formats under one name: LAS's 16-bit red, green, blue become E57's 8-bit ones and back
+    las = _las(tmp_path / "c.las", X)
+    c = read_cloud(tmp_path / "c.las")
+    rgb16 = (np.c_[127 + 12 * las[:, 0], 127 + 12 * las[:, 1], 127 + 12 * las[:, 2]] * 257).astype(np.uint16)
+    write_cloud(tmp_path / "c16.las", PointCloud(las, {**c.attributes, "red": rgb16[:, 0], "green": rgb16[:, 1],
+                                                     "blue": rgb16[:, 2]}, ".las", c.meta))
+    res = run(tmp_path / "c16.las", "-o", tmp_path / "c.e57", "--factor", "1", "--seed", "0", "--json")
+    s = ok(res)
+    assert s["attributes"] == ["intensity", "red", "green", "blue"] and "classification" in s["left_out"]
+    e = read_cloud(tmp_path / "c.e57")
+    assert e.attributes["red"].dtype == np.uint8
+    lin = np.c_[127 + 12 * e.positions[:, 0], 127 + 12 * e.positions[:, 1], 127 + 12 * e.positions[:, 2]]
+    assert np.abs(np.c_[e.attributes["red"], e.attributes["green"], e.attributes["blue"]] - lin).mean() < 2.0
+    s = ok(run(tmp_path / "c.e57", "-o", tmp_path / "back.las", "--factor", "1", "--seed", "0", "--json"))
+    assert s["attributes"] == ["intensity", "red", "green", "blue"] and "left_out" not in s
+    assert read_cloud(tmp_path / "back.las").attributes["red"].max() > 100
 
 
 def test_normals_toward_the_scanner_of_each_e57_scan(tmp_path, rng):

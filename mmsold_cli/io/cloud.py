@@ -30,7 +30,8 @@ import numpy as np
 from ..errors import MmsoldError
 from .text import TEXT_EXTENSIONS
 
-__all__ = ["PointCloud", "CloudWriter", "concat_clouds", "read_cloud", "save_cloud", "write_cloud", "CLOUD_FORMATS"]
+__all__ = ["PointCloud", "CloudWriter", "concat_clouds", "held_attributes", "read_cloud", "save_cloud", "write_cloud",
+           "CLOUD_FORMATS"]
 
 #: Extensions :func:`write_cloud` writes with attributes.
 CLOUD_FORMATS = (".las", ".laz", ".ply", ".e57") + TEXT_EXTENSIONS
@@ -101,6 +102,25 @@ def read_cloud(spec: str | os.PathLike) -> PointCloud:
     from .mesh import read_point_cloud
 
     return PointCloud(read_point_cloud(spec), {}, ext)
+
+
+def held_attributes(ext: str, names) -> list:
+    """The attributes among ``names`` a file of extension ``ext`` holds; writing it leaves the others out.
+
+    PTS rows hold an intensity and a colour (:func:`mmsold_cli.io.text.pts_columns`), E57 scans the fields
+    pye57 writes (:func:`mmsold_cli.io.e57.e57_attributes`), the other cloud formats everything, arrays
+    (``.npy``, ``.h5``) positions only.
+    """
+    ext = ext.lower()
+    if ext == ".pts":
+        from .text import pts_columns
+
+        return [a for a in pts_columns(names) if a not in ("x", "y", "z")]
+    if ext == ".e57":
+        from .e57 import e57_attributes
+
+        return e57_attributes(names)
+    return list(names) if ext in CLOUD_FORMATS else []
 
 
 def save_cloud(path: str | os.PathLike, cloud: PointCloud, *, like: PointCloud | None = None,

@@ -17,7 +17,7 @@ column holds is read from a header line when there is one, else from the file's 
 
 A ``.pts`` file (Leica Cyclone's export) puts the number of points on a line of its own before each scan's
 rows; the counts must add up to the rows, and a PTS file is written with one count line and its columns in
-PTS order (x, y, z, then intensity and the colour where the cloud has them, and no other attribute).
+PTS order (x, y, z, then intensity and the colour where the cloud has them; :func:`pts_columns`).
 
 Whole-number columns are read as integers, so they are copied from the nearest input point unless their
 name says they are a measurement (:mod:`mmsold_cli.workflows.attributes`).  A cloud written back keeps its
@@ -342,16 +342,11 @@ def _table(cloud, names, formats):
 
 
 def pts_columns(attributes) -> list[str]:
-    """The PTS columns of a cloud with these attributes (names); a PTS row has no place for any other."""
-    extra = [a for a in attributes if a not in _PTS_COLUMNS]
-    if extra:
-        raise MmsoldError(f"a .pts file carries x, y, z, intensity and red, green, blue only, not {', '.join(extra)} "
-                          f"(drop them with --drop-attributes {','.join(extra)}; or write .txt, .ply or .las)")
-    rgb = [c for c in ("red", "green", "blue") if c in attributes]
-    if 0 < len(rgb) < 3:
-        raise MmsoldError("a .pts file's colour is red, green and blue together; this cloud has "
-                          f"{', '.join(rgb)}")
-    return [c for c in _PTS_COLUMNS if c in ("x", "y", "z") or c in attributes]
+    """The columns of a PTS file of a cloud with these attributes (names): x, y, z, then intensity and the
+    colour (only the three channels together) where it has them; a PTS row has no place for any other."""
+    rgb = all(c in attributes for c in ("red", "green", "blue"))
+    return [c for c in _PTS_COLUMNS if c in ("x", "y", "z") or (c == "intensity" and c in attributes)
+            or (rgb and c in ("red", "green", "blue"))]
 
 
 class TextCloudWriter(RowFileWriter):
