@@ -28,6 +28,7 @@ _KERNEL_MODULES = (
     "mmsold_cli.samplers.inits_numba",
     "mmsold_cli.density.tilted_numba",
     "mmsold_cli.metrics.uniformity_numba",
+    "mmsold_cli.metrics.sliced_numba",
 )
 
 
@@ -48,7 +49,7 @@ def _calls():
     """(label, thunk) pairs that reach every kernel through its wrapper, on tiny inputs."""
     from . import _fastexp
     from .density import tilted_numba
-    from .metrics import uniformity_numba
+    from .metrics import sliced_numba, uniformity_numba
     from .neighbors import brute_numba, grid_numba, tracking_numba, walk_numba
     from .neighbors.indexes import GridIndex
     from .rng import normals_numba
@@ -99,6 +100,7 @@ def _calls():
         ("tile boxes", lambda: tiles_numba.inside_box(X3, np.full(3, -np.inf), np.zeros(3))),
         ("density", lambda: tilted_numba.logsumexp_logits(X16 @ X16.T, np.ones(64), np.ones(64), 1.0)),
         ("uniformity", lambda: uniformity_numba.farthest_points(X3, 4)),  # evaluate's, for 3-D clouds
+        ("sliced W2", lambda: sliced_numba.quantile_sq(np.sort(X3.T, axis=1), np.sort(X3.T, axis=1))),
     ]
 
 
