@@ -9,7 +9,9 @@ Reading keeps all of them as attributes (laspy's names) and keeps the header
 (point format, version, scale, offset, VLRs/EVLRs such as the CRS) in
 ``meta["las_header"]``; writing reuses that header so the output has the
 same point format, the same scale and offset (hence the same coordinate
-grid), the same CRS records and the same extra-bytes dimensions.
+grid), the same CRS records and the same extra-bytes dimensions.  An 8-bit
+colour (a PLY's, an E57's, a text file's ``uint8`` channels) is written
+multiplied by 257, as the specification asks LAS colours to span 16 bits.
 
 Needs the ``scans`` extra: ``pip install "mmsold[scans]"``.
 
@@ -204,6 +206,8 @@ class LasWriter:
             if name in dims:
                 a = np.asarray(a)
                 target = np.asarray(las[name]).dtype
+                if name in ("red", "green", "blue") and a.dtype == np.uint8:
+                    a = a.astype(np.uint16) * np.uint16(257)  # an 8-bit colour (PLY, E57, text): LAS's are 16-bit
                 if target.kind in "iu" and a.dtype.kind == "f":
                     info = np.iinfo(target)
                     a = np.clip(np.rint(a), info.min, info.max)
