@@ -344,8 +344,8 @@ def sample_cmd(
         "auto", "--search",
         help="Barycentre candidates: auto, grid (cell block ⊇ K nearest, d ≤ 3), grid-knn, index (K nearest + L), "
              "walk (last step's neighbours walked along the k-NN graph), pool (4K tracked neighbours of the "
-             "particle), all [auto: grid for d ≤ 3, else walk up to 10⁶ training points and pool above; index "
-             "for cfdm]."),
+             "particle), all [auto: grid for d ≤ 3, else walk up to 10⁶ training points and pool above; for "
+             "cfdm index, or walk where a pilot run finds that a particle's draws share its neighbours]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (bit-identical results)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the result (.png/.pdf/.svg; needs mmsold[plot])."),
     dask: Optional[str] = typer.Option(None, "--dask", metavar="ADDRESS", envvar="MMSOLD_DASK", help=_DASK_HELP),

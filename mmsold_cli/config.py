@@ -178,6 +178,10 @@ class SampleConfig:
             backend = defaults.backend_for(d, n * steps)
         search = resolve_search(o.get("search", "auto"), n=n_train, d=d, sampler=sampler, K=K, L=L,
                                 backend=backend)
+        if cf and search == "index" and o.get("search", "auto") == "auto" and backend == "numba" and L == 0:
+            from .samplers.cfdm import auto_search  # measured on the model: do the draws share a beam?
+
+            search = auto_search(model, start_time=T, steps=steps, sigma=sigma, M=M, K=K)
         return cls(sampler=sampler, n=n, steps=steps, eta=o.get("eta", defaults.ETA), t=t, sigma=sigma, M=M, K=K,
                    L=L, P=P, integrator=integrator, init=o.get("init", "data"),
                    target_cov=o.get("target_cov", "data"), batch_size=o.get("batch_size", defaults.BATCH_PARTICLES),

@@ -91,6 +91,8 @@ __all__ = [
     "CFDM_STEPS_MIN",
     "CFDM_STEPS_MAX",
     "CFDM_DRAWS",
+    "CFDM_SHARED_MISS",
+    "CFDM_PILOT",
     "cfdm_sigma",
     "cfdm_start_time",
     "cfdm_steps",
@@ -233,6 +235,14 @@ CFDM_LAST_BLUR = 0.1
 CFDM_STEPS_MIN, CFDM_STEPS_MAX = 10, 1000
 #: Draws M per velocity evaluation (antithetic pairs).
 CFDM_DRAWS = 10
+#: ``auto`` lets σ-CFDM's draws share their particle's walked beam when, along a pilot run of CFDM_PILOT particles,
+#: the draws' softmax weight outside the beam averages at most CFDM_SHARED_MISS
+#: (:func:`mmsold_cli.samplers.cfdm.shared_beam_miss`).  Measured: raw MNIST pixels 1e-4 and less, where the
+#: shared beam's score is closer to the exact one than each draw's own 16 nearest; MNIST PCA-256 and PCA-64 and
+#: the 200,000 × 64 mixture above it, where a shared beam of 64 points leaves 2–25 % of the score out
+#: (docs/performance.md §9).
+CFDM_SHARED_MISS = 1e-3
+CFDM_PILOT = 32
 
 
 def cfdm_sigma(model) -> float:

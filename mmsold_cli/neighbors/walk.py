@@ -35,7 +35,10 @@ docs/performance.md §9).
 First beams come from *anchors*: a fixed, evenly spread subset of the training
 points (every ⌈n / A⌉-th point of a seeded permutation, A = 4 ⌈√n⌉).  A particle's
 first beam is its ``seeds`` nearest anchors, found by one dense product, and the walk
-from there runs with a larger ``max_expand`` (``first_expand``).
+from there runs with a larger ``max_expand`` (``first_expand``).  A greedy walk from anchors
+can stop short of a position far from every training point, such as σ-CFDM's first queries
+z/T, so a tracker may be given a neighbour index instead: first beams are then its c nearest,
+walked on as above.
 
 Ties are broken by the smaller index, so a beam is a function of the position and
 the previous beam only (not of threads or batches).  :func:`walk_numpy` is the slow
@@ -205,6 +208,8 @@ class WalkNeighbours:
     renew : int, optional — of those, the first ``renew`` are expanded at every step (default: all ``width``)
     seeds : int — anchors a first beam starts from
     first_expand : int — the expansion cap of a first beam's walk (whose width is the whole beam)
+    index : object with ``query(Q, k) -> (sqdist, idx)``, optional — where first beams come from instead of
+        anchors (its c nearest)
 
     Attributes
     ----------
@@ -215,7 +220,7 @@ class WalkNeighbours:
     """
 
     def __init__(self, X, graph, c: int, *, width: int = 16, renew: int | None = None, seeds: int = 8,
-                 first_expand: int | None = None):
+                 first_expand: int | None = None, index=None):
         self.X = np.ascontiguousarray(X, dtype=np.float64)
         n = self.X.shape[0]
         self._int = np.int32 if n < 2**31 else np.int64
@@ -225,6 +230,7 @@ class WalkNeighbours:
         self.renew = self.width if renew is None else int(min(renew, self.width))
         self.seeds = int(seeds)
         self.first_expand = int(4 * self.c if first_expand is None else first_expand)
+        self.index = index
         self.anchors = anchor_points(n)
         A = self.X[self.anchors]
         self._a2 = np.einsum("ij,ij->i", A, A)
@@ -237,11 +243,14 @@ class WalkNeighbours:
         self.idx = self.expanded = None
 
     def start(self, Z):
-        """First beams for the rows of Z (anchors, then a long walk): ``idx``, shape (m, c), which the search's
-        kernel walks on in place from step to step, with ``expanded`` all clear; returns (sqdist, idx)."""
+        """First beams for the rows of Z (anchors or the index, then a long walk): ``idx``, shape (m, c), which
+        the search's kernel walks on in place from step to step, with ``expanded`` all clear; returns (sqdist, idx)."""
         from .walk_numba import walk
 
-        beams = first_beams(self.X, self.anchors, Z, self.c, self.seeds, self._a2).astype(self._int)
+        if self.index is None:
+            beams = first_beams(self.X, self.anchors, Z, self.c, self.seeds, self._a2).astype(self._int)
+        else:
+            beams = np.ascontiguousarray(self.index.query(Z, self.c)[1], dtype=self._int)
         self.n_first += Z.shape[0]
         sqdist, self.idx = walk(self.X, self.graph, Z, beams, width=self.c, max_expand=self.first_expand, out=beams)
         self.expanded = np.zeros(self.idx.shape, np.bool_)

@@ -90,7 +90,7 @@ import numpy as np
 
 from .base import StartLaw, StepInfo, Target
 
-__all__ = ["CFDM", "CFDMState", "cfdm_barycentre", "cfdm_score"]
+__all__ = ["CFDM", "CFDMState", "cfdm_barycentre", "cfdm_score", "shared_beam_miss", "auto_search"]
 
 
 def cfdm_barycentre(score, z, t, rng, sigma):
@@ -169,3 +169,76 @@ class CFDM:
         # v = (z + (1 − t) s)/t = (b − z)/(1 − t); a step reaching t = 1 lands on b
         z = b if t + h >= 1.0 - 1e-12 else z + h * (b - z) / (1.0 - t)
         return state._replace(z=z.reshape(shape)), StepInfo(s.reshape(shape))
+
+
+def shared_beam_miss(model, *, start_time: float, steps: int, sigma: float, M: int, K: int, c: int,
+                     particles: int = 32) -> float:
+    r"""Share of σ-CFDM's draws' softmax weight that falls outside their particle's c nearest training points.
+
+    A pilot run of ``particles`` particles, each draw's barycentre taken over its particle's c nearest
+    :math:`B(q)` (the shared beam).  At the first, middle and last steps, for each draw :math:`q + u` of a
+    particle :math:`q = z/t`, with weights :math:`w_j \propto \exp(-\|q + u - x_j\|^2 / 2\tau^2)` over
+    :math:`B(q)` and the draw's own K nearest (the model's index), the weight of the draw's points outside
+    :math:`B(q)`.  Near 0, every draw's barycentre lives on its particle's beam, and a walked beam shared by the
+    draws (search ``walk``) serves them all; where the smoothing σ/t moves draws into other neighbourhoods it
+    does not.
+
+    The pilot's numbers come from a fixed seed: the answer is a property of the model and the settings, the
+    same for every run, batch and shard.
+
+    Returns
+    -------
+    float
+        The mean over particles, draws and the three steps.
+    """
+    X, index = model.X_, model.index_
+    n, d = X.shape
+    c = min(c, n)
+    rng = np.random.default_rng(0)
+    T = float(start_time)
+    h = (1.0 - T) / steps
+    z = T * X[rng.integers(n, size=particles)] + (1.0 - T) * rng.standard_normal((particles, d))
+    misses = []
+    for i in range(steps):
+        t = T + i * h
+        q, tau2, s = z / t, 2.0 * ((1.0 - t) / t) ** 2, sigma / t
+        beam = index.query(q, c)[1]
+        g = s * rng.standard_normal((M - M // 2, particles, d))
+        draws = np.concatenate([g[: M // 2], -g[: M // 2], g[M // 2 :]]) if s > 0 else np.zeros((1,) + q.shape)
+        Q = q[None] + draws  # (R, p, d)
+        Xb = X[beam]
+        logit = -_sqdist(Xb, Q) / tau2  # (R, p, c)
+        logit[:, beam < 0] = -np.inf
+        if i in (0, steps // 2, steps - 1):
+            own = index.query(Q.reshape(-1, d), K)[1].reshape(len(draws), particles, -1)
+            lo = -np.stack([_sqdist(X[o], u[None])[0] for o, u in zip(own, Q)]) / tau2  # (R, p, K)
+            lo[(own < 0) | (own[..., None] == beam[None, :, None, :]).any(-1)] = -np.inf  # counted once
+            top = np.maximum(logit.max(axis=2), lo.max(axis=2))[..., None]
+            inside, outside = np.exp(logit - top).sum(axis=2), np.exp(lo - top).sum(axis=2)
+            misses.append(outside / (inside + outside))
+        w = np.exp(logit - logit.max(axis=2, keepdims=True))
+        w /= w.sum(axis=2, keepdims=True)
+        z = z + h * (np.einsum("pc,pcd->pd", w.mean(axis=0), Xb) - z) / (1.0 - t)
+    return float(np.mean(misses))
+
+
+def _sqdist(P, Q):
+    """Squared distances between each row's points P (p, k, d) and its queries Q (R, p, d): array (R, p, k)."""
+    cross = np.matmul(P, np.moveaxis(Q, 0, 2))  # (p, k, R)
+    D = np.einsum("pkd,pkd->pk", P, P)[:, :, None] - 2.0 * cross + np.einsum("rpd,rpd->pr", Q, Q)[:, None, :]
+    return np.maximum(np.moveaxis(D, 2, 0), 0.0)
+
+
+def auto_search(model, *, start_time: float, steps: int, sigma: float, M: int, K: int) -> str:
+    """What ``search="auto"`` resolves to for σ-CFDM above 3-D (numba backend, L = 0): ``walk`` when the draws
+    share their particle's beam (:func:`shared_beam_miss` ≤ :data:`~mmsold_cli.defaults.CFDM_SHARED_MISS`),
+    else ``index``.  Kept on the model per settings, so a model's runs measure it once."""
+    from .. import defaults
+
+    key = (float(start_time), int(steps), float(sigma), int(M), int(K))
+    cache = model.__dict__.setdefault("_cfdm_search", {})
+    if key not in cache:
+        miss = shared_beam_miss(model, start_time=start_time, steps=steps, sigma=sigma, M=M, K=K,
+                                c=defaults.POOL_FACTOR * K, particles=defaults.CFDM_PILOT)
+        cache[key] = "walk" if miss <= defaults.CFDM_SHARED_MISS else "index"
+    return cache[key]

@@ -244,7 +244,7 @@ class SmoothedScore:
         else:
             name = resolve_search(search, n=n, d=d, sampler=sampler, K=self.K, L=self.L, backend=backend)
             self.strategy = make_search(name, X, index=index, graph=graph, K=self.K, L=self.L, sigma=self.sigma,
-                                        backend=backend, pool=pool, owner=owner)
+                                        backend=backend, pool=pool, owner=owner, sampler=sampler)
         self.search = self.strategy.name
 
     def grid(self):

@@ -46,7 +46,9 @@ def resolve_search(search: str, *, n: int, d: int, sampler: str, K: int, L: int,
       * ``pool`` for them above WALK_MAX_POINTS (where the walk falls behind: its stale rows are queried
         afresh);
       * ``index`` otherwise (σ-CFDM's queries z/t sweep from noise to data, so it keeps the index; a score
-        used on its own, ``sampler=None``, has no particles to track).
+        used on its own, ``sampler=None``, has no particles to track).  For σ-CFDM the sample driver's
+        configuration then measures on the model whether a particle's draws share their neighbours and, where
+        they do, walks instead (:func:`mmsold_cli.samplers.cfdm.auto_search`).
     """
     from ...errors import MmsoldError
 
@@ -71,8 +73,9 @@ def resolve_search(search: str, *, n: int, d: int, sampler: str, K: int, L: int,
 
 
 def make_search(name: str, X, *, index=None, graph=None, K: int, L: int = 0, sigma: float = 0.0,
-                backend: str = "numba", pool: int | None = None, owner=None) -> Search:
-    """The search ``name`` (resolved) over the training points X."""
+                backend: str = "numba", pool: int | None = None, owner=None, sampler: str | None = None) -> Search:
+    """The search ``name`` (resolved) over the training points X for ``sampler``'s particles (σ-CFDM's walks
+    take their first beams from ``index``)."""
     if name == "all":
         from .all import AllPoints
 
@@ -89,7 +92,8 @@ def make_search(name: str, X, *, index=None, graph=None, K: int, L: int = 0, sig
         from .walk import WalkSearch, rows_of, walk_graph_of
 
         return WalkSearch(X, walk_graph_of(owner, graph), K, pool, backend,
-                          rows=rows_of(owner, X) if backend == "numba" else None)
+                          rows=rows_of(owner, X) if backend == "numba" else None,
+                          first=index if sampler == "cfdm" else None)
     if name == "pool":
         from .pool import PoolSearch
 

@@ -71,12 +71,14 @@ class WalkSearch(Search):
         :data:`~mmsold_cli.defaults.WALK_RENEW`)
     rows : array of shape (n, d), float32, optional — X rounded to float32, read by the numba kernel
         (:func:`rows_of`; made from X when not given)
+    first : object with ``query(Q, k)``, optional — the index first beams come from (default: anchors, see
+        :class:`~mmsold_cli.neighbors.walk.WalkNeighbours`); σ-CFDM's first queries lie far from the data
     """
 
     name = "walk"
 
     def __init__(self, X, graph, K: int, c: int | None = None, backend: str = "numba", width: int | None = None,
-                 renew: int | None = None, rows=None):
+                 renew: int | None = None, rows=None, first=None):
         from ...defaults import POOL_FACTOR, WALK_RENEW, walk_width
         from ...errors import MmsoldError
         from ...neighbors.walk import WalkNeighbours
@@ -86,7 +88,7 @@ class WalkSearch(Search):
         self.X, self.backend = np.ascontiguousarray(X, dtype=np.float64), backend
         c = POOL_FACTOR * int(K) if c is None else int(c)
         self.tracker = WalkNeighbours(self.X, graph, c, width=walk_width(self.X.shape[0]) if width is None else width,
-                                      renew=WALK_RENEW if renew is None else renew)
+                                      renew=WALK_RENEW if renew is None else renew, index=first)
         self.rows = None if backend != "numba" else rows_of(None, self.X) if rows is None else rows
 
     def new_particles(self):
