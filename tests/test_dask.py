@@ -85,6 +85,18 @@ def test_same_bytes_as_one_machine_for_two_shard_sizes(moons, client, local_run,
     assert res.settings["random_state"] == 11 and res.settings["ensembles_total"] == 8
 
 
+def test_cfdm_walked_on_the_cluster_gives_the_one_machine_bytes(client):
+    """σ-CFDM whose auto search is measured on the model (test_cfdm_search): the client's choice goes to every
+    task, and the walked beams start from each worker's index."""
+    from test_cfdm_search import _sheet
+
+    model = fit_moments(_sheet(n=3000))
+    ref = sample(model, 1500, random_state=4, sampler="cfdm")
+    res = sample_distributed(model, 1500, client=client, random_state=4, rows_per_shard=600, sampler="cfdm")
+    assert ref.settings["search"] == res.settings["search"] == "walk"
+    assert res.samples.tobytes() == ref.samples.tobytes()
+
+
 def test_a_whitened_model_is_mapped_back_on_the_workers(client):
     from mmsold_cli.workflows import whiten as wh
 

@@ -244,6 +244,8 @@ def sample_distributed(model, n, *, client, random_state=None, out=None, store=N
         raise MmsoldError(f"random_state must be an int or None, got {random_state!r}")
     settings = resolve_settings(model, n, **options)
     n, d, P, steps = int(settings["n"]), model.d_, int(settings["P"]), int(settings["steps"])
+    # the search as resolved here: σ-CFDM's auto is measured on the model (a pilot run), once, not on every worker
+    options = {**options, "search": settings["search"]}
     seed = int(new_entropy() if random_state is None else random_state)
     where = getattr(client, "mmsold_where", "")
     if out is not None and tuple(getattr(out, "shape", ())) != (n, d):
