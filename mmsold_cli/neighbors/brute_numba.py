@@ -142,7 +142,7 @@ def screened_knn(X, X32, sqn, Q, k, margin=None, tile=None):
     ``X32`` (X in float32) may be None: each chunk of training points is then
     converted as it is used (3 ms for 60,000 × 64 points per call), so the
     index holds no second copy of the training set.  ``tile`` = (query rows,
-    training points) per product; by default 64 rows and as many points as
+    training points) per product; by default 1,024 rows and as many points as
     keep the float32 chunk at ≤ 1 MB (at most 4,096 points, at least 1,024).
 
     Returns
@@ -157,8 +157,10 @@ def screened_knn(X, X32, sqn, Q, k, margin=None, tile=None):
     best_s = np.full((m, kk), np.inf)
     best_i = np.full((m, kk), -1, dtype=np.int64)
     Q32 = Q.astype(np.float32)
-    # 64 rows × 4,096 points: the product and the float32 chunk of X at ≤ 1 MB each
-    qb, xc = (64, max(1024, min(4096, (1 << 18) // d))) if tile is None else tile
+    # a float32 chunk of X of ≤ 1 MB stays in cache while blocks of 1,024 query rows stream past: a block's merge
+    # is shared by the threads (run_rows gives each at least 64 rows; blocks of 64 were merged on one) and the
+    # products are few and large (docs/performance.md §9)
+    qb, xc = (1024, max(1024, min(4096, (1 << 18) // d))) if tile is None else tile
     for c0 in range(0, n, xc):
         Xc = X32[c0 : c0 + xc] if X32 is not None else X[c0 : c0 + xc].astype(np.float32)
         for r0 in range(0, m, qb):
