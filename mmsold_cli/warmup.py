@@ -78,6 +78,7 @@ def _calls():
                                                               key=key, n_normals=2, score=True)),
         ("brute top-k", lambda: brute_numba.topk_rows(rng.random((4, 32)), np.zeros(4), 3)),
         ("screened k-NN", lambda: brute_numba.screened_knn(X16, None, np.einsum("ij,ij->i", X16, X16), X16[:4], 3)),
+        ("candidate distances", lambda: brute_numba.candidate_sqdist(X16, X16[:4], np.zeros((4, 3), np.int64))),
         ("tracking", lambda: tracking_numba.track(X2, graph, Z, pool, 8, distances=False)),
         # the walk search, latent sets' default: first beams walked over the float64 points, the fused score
         # kernel over their float32 copy (mmsold_cli.score.searches.walk.rows_of)

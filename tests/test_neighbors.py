@@ -175,3 +175,19 @@ def test_damaged_ivf_lists_are_refused(rng, tmp_path, damage):
         f["ivf_lists"] = lists
     with pytest.raises(MmsoldError, match="damaged model file: /ivf_"):
         load_model(path)
+
+
+def test_candidate_distances_kernel_equals_numpy(rng):
+    """The float64 distances an approximate index sorts its answers by: the kernel and its NumPy oracle agree,
+    and a −1 (no candidate) is infinitely far, not the last training point."""
+    from mmsold_cli.neighbors.brute_numba import candidate_sqdist, candidate_sqdist_numpy
+
+    X = rng.standard_normal((500, 37)) * 10.0
+    Q = rng.standard_normal((5000, 37)) * 10.0
+    idx = rng.integers(0, 500, (5000, 9))
+    idx[::7, -2:] = -1
+    a, b = candidate_sqdist(X, Q, idx), candidate_sqdist_numpy(X, Q, idx)
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    assert np.isinf(a[::7, -2:]).all() and np.isfinite(a[1::7]).all()
+    j = 3
+    assert a[j, 0] == pytest.approx(((X[idx[j, 0]] - Q[j]) ** 2).sum(), rel=1e-13)

@@ -356,10 +356,10 @@ class NNDescentIndex:
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         idx, dist = self.nnd.query(Q, k=k)
+        from .brute_numba import candidate_sqdist
+
         idx = idx.astype(np.int64)
-        # recompute exact squared distances (pynndescent returns float32 distances)
-        diff = self.X[idx] - Q[:, None, :]
-        d2 = np.einsum("mkd,mkd->mk", diff, diff)
+        d2 = candidate_sqdist(self.X, Q, idx)  # exact float64 distances (pynndescent returns float32 ones)
         order = np.argsort(d2, axis=1, kind="stable")
         return np.take_along_axis(d2, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
@@ -461,11 +461,9 @@ class IVFIndex:
         for s in range(0, Q32.shape[0], rows):
             idx[s : s + rows] = index.search(Q32[s : s + rows], k)[1]
         # −1 (fewer than k found in the lists scanned) is left as is; recomputed float64 distances sort the rest
-        d2 = np.empty(idx.shape)
-        for s in range(0, idx.shape[0], 4096):
-            diff = self.X[np.maximum(idx[s : s + 4096], 0)] - Q[s : s + 4096, None, :]
-            d2[s : s + 4096] = np.einsum("mkd,mkd->mk", diff, diff)
-        d2[idx < 0] = np.inf
+        from .brute_numba import candidate_sqdist
+
+        d2 = candidate_sqdist(self.X, Q, idx)
         order = np.argsort(d2, axis=1, kind="stable")
         return np.take_along_axis(d2, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
