@@ -2,9 +2,9 @@
 
 Row-wise top-k of a distance matrix, the float32 screen plus float64
 re-rank of :func:`screened_knn`, and the float64 distances of given candidates
-(:func:`candidate_sqdist`, what an approximate index's answers are sorted by).  Serial ``nogil`` kernels over plain arrays
-(``cache=True`` holds across processes); :func:`~mmsold_cli._threads.run_rows`
-spreads the rows over threads.
+(:func:`candidate_sqdist`, what an approximate index's answers are sorted by).
+Serial ``nogil`` kernels over plain arrays (``cache=True`` holds across
+processes); :func:`~mmsold_cli._threads.run_rows` spreads the rows over threads.
 """
 
 from __future__ import annotations

@@ -355,9 +355,9 @@ class NNDescentIndex:
         self.nnd.prepare()
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        idx, dist = self.nnd.query(Q, k=k)
         from .brute_numba import candidate_sqdist
 
+        idx, dist = self.nnd.query(Q, k=k)
         idx = idx.astype(np.int64)
         d2 = candidate_sqdist(self.X, Q, idx)  # exact float64 distances (pynndescent returns float32 ones)
         order = np.argsort(d2, axis=1, kind="stable")
