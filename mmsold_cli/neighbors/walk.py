@@ -38,7 +38,7 @@ first beam is its ``seeds`` nearest anchors, found by one dense product, and the
 from there runs with a larger ``max_expand`` (``first_expand``).  A greedy walk from anchors
 can stop short of a position far from every training point, such as σ-CFDM's first queries
 z/T, so a tracker may be given a neighbour index instead: first beams are then its c nearest,
-walked on as above.
+walked on as in a step.
 
 Ties are broken by the smaller index, so a beam is a function of the position and
 the previous beam only (not of threads or batches).  :func:`walk_numpy` is the slow
@@ -243,15 +243,18 @@ class WalkNeighbours:
         self.idx = self.expanded = None
 
     def start(self, Z):
-        """First beams for the rows of Z (anchors or the index, then a long walk): ``idx``, shape (m, c), which
-        the search's kernel walks on in place from step to step, with ``expanded`` all clear; returns (sqdist, idx)."""
+        """First beams for the rows of Z (anchors and a long walk, or the index and a step's walk): ``idx``, shape
+        (m, c), which the search's kernel walks on in place from step to step, with ``expanded`` all clear; returns
+        (sqdist, idx)."""
         from .walk_numba import walk
 
         if self.index is None:
             beams = first_beams(self.X, self.anchors, Z, self.c, self.seeds, self._a2).astype(self._int)
-        else:
+            width, most = self.c, self.first_expand
+        else:  # already the c nearest (up to the index's misses): a step's walk, not a long one
             beams = np.ascontiguousarray(self.index.query(Z, self.c)[1], dtype=self._int)
+            width = most = self.width
         self.n_first += Z.shape[0]
-        sqdist, self.idx = walk(self.X, self.graph, Z, beams, width=self.c, max_expand=self.first_expand, out=beams)
+        sqdist, self.idx = walk(self.X, self.graph, Z, beams, width=width, max_expand=most, out=beams)
         self.expanded = np.zeros(self.idx.shape, np.bool_)
         return sqdist, self.idx
