@@ -22,7 +22,6 @@ Jobs (``JOBS``):
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +37,25 @@ def data_dir() -> Path:
     raise FileNotFoundError("mnist.npz not found: set MMSOLD_DATA to the folder holding it")
 
 
+#: Official MNIST training images per class (the test set holds the rest of each class).
+TRAIN_PER_CLASS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+
+
+def split(labels):
+    """Indices of the training and test images: each class split in file order by the official counts."""
+    train, test = [], []
+    for c, k in enumerate(TRAIN_PER_CLASS):
+        idx = np.flatnonzero(labels == c)
+        train.append(idx[:k])
+        test.append(idx[k:])
+    return np.concatenate(train), np.concatenate(test)
+
+
 def _mnist_pixels():
     """(train, test) pixels in [0, 1], float64, official split (each class split by the official counts)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from latent_mnist import split  # the file is sorted by label: rebuild the official split per class
-
     with np.load(data_dir() / "mnist.npz") as z:
         images = z["images"].reshape(len(z["images"]), -1)
-        itr, ite = split(z["labels"])
+        itr, ite = split(z["labels"])  # the file is sorted by label: the official split per class
     return images[itr].astype(np.float64) / 255.0, images[ite].astype(np.float64) / 255.0
 
 

@@ -41,26 +41,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from latent_data import split
 
 from mmsold_cli._numba import source_digest
 from mmsold_cli.metrics.points import kid, memorisation_fraction, precision_recall
 from mmsold_cli.model import Model, fit_moments
 from mmsold_cli.workflows import latent
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
-#: Official MNIST training images per class (the test set holds the rest of each class).
-TRAIN_PER_CLASS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 CONFIDENT = 0.9
 
-
-def split(labels):
-    """Indices of the training and test images: each class split in file order by the official counts."""
-    train, test = [], []
-    for c, k in enumerate(TRAIN_PER_CLASS):
-        idx = np.flatnonzero(labels == c)
-        train.append(idx[:k])
-        test.append(idx[k:])
-    return np.concatenate(train), np.concatenate(test)
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
 
 
 def _relu(x):

@@ -74,7 +74,7 @@ def load_mnist_pca(d=64, n_train=60_000):
     its last 10,000 only 8s and 9s; the official split is rebuilt per class
     (``latent_mnist.split``).
     """
-    from latent_mnist import split
+    from latent_data import split
 
     with np.load(MNIST) as f:
         imgs = f["images"].reshape(len(f["images"]), -1).astype(np.float64) / 255.0

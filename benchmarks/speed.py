@@ -75,7 +75,7 @@ def job_c(work: Path):
     if not path.exists():
         return None
     sys.path.insert(0, str(Path(__file__).parent))
-    from latent_mnist import split  # the file is sorted by label: rebuild the official split per class
+    from latent_data import split  # the file is sorted by label: rebuild the official split per class
 
     with np.load(path) as z:
         images = z["images"].reshape(len(z["images"]), -1).astype(np.float64) / 255.0
