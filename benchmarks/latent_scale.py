@@ -20,9 +20,11 @@ runs in a fresh process (``mmsold_cli`` as a user gets it, defaults only):
 
 With ``--jax PYTHON`` (an interpreter with jax) the authors' kNN estimator (``jax_latent_reference.py``, the median
 of three runs) runs on MNIST PCA-64 and PCA-256 right after our sampler's job on the same set, so that each ratio
-compares runs a minute apart.
+compares runs a minute apart.  With ``--authors-repo PATH`` (a checkout of the authors' code) their own sampler
+(``authors_latent_knn.py``) runs there too, in the same interpreter: the code the issue's baseline figures came from.
 
     python benchmarks/latent_scale.py [--jobs mnist64,mix200k,mnist256,mnist784] [--big] [--jax /path/python]
+        [--authors-repo /path/to/MM-SOLD]
 """
 
 from __future__ import annotations
@@ -217,6 +219,17 @@ def run_jax(python: str, job: str, steps: int) -> dict:
     return res
 
 
+def run_authors(python: str, repo: str, job: str, steps: int) -> dict:
+    """The authors' published sampler in ``python`` (with jax): particle-steps/s, compilation left out."""
+    code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); from authors_latent_knn import run_job; "
+            f"r = run_job({job!r}, {repo!r}, particles=1000, steps={steps}, repeats=3, sigma=0.1, M=2); "
+            "print(json.dumps({k: r[k] for k in ('rate', 'raw_rate')}))")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def fmt(v, f):
     return "-" if v is None else format(v, f)
 
@@ -231,6 +244,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3, help="timed sampling runs per job (the median is reported)")
     ap.add_argument("--jax", default=None, help="a Python with jax: run the authors' estimator too")
     ap.add_argument("--jax-steps", type=int, default=20)
+    ap.add_argument("--authors-repo", default=None,
+                    help="with --jax: a checkout of GitZhenyu2019/MM-SOLD; time the authors' own sampler too")
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -244,7 +259,7 @@ def main(argv=None):
         print(f"{data_dir()}/mnist.npz not available: skipped", file=sys.stderr)
         return 0
     jobs = args.jobs.split(",") + (["mix1m"] if args.big else [])
-    rows, jax = [], {}
+    rows, jax, authors = [], {}, {}
     for job in jobs:
         load0 = os.getloadavg()[0]
         row = run_child(job, args)
@@ -254,6 +269,9 @@ def main(argv=None):
         if args.jax and job in ("mnist64", "mnist256"):
             jax[job] = run_jax(args.jax, job, args.jax_steps)
             print(f"jax {job}: {jax[job]}", file=sys.stderr, flush=True)
+            if args.authors_repo:
+                authors[job] = run_authors(args.jax, args.authors_repo, job, args.jax_steps)
+                print(f"authors {job}: {authors[job]}", file=sys.stderr, flush=True)
 
     print(f"| job | n × d | index | fit s | fit peak RSS MB | search | particle-steps/s (median of {args.repeat}) "
           "| runs' range | 1,000 samples s "
@@ -282,12 +300,12 @@ def main(argv=None):
                 continue
             print(f"| {r['job']} | {what} | {q['sw2']:.4f} | {q['precision']:.3f} | {q['recall']:.3f} | "
                   f"{q['kid']:.4f} | {q['memorised']:.3f} | {q['mean_err']:.4f} | {q['cov_err']:.4f} |")
+    ours = {r["job"]: r.get("psteps") for r in rows}
     if jax:
         print()
         print(f"| job | authors' estimator (JAX, {args.jax_steps} steps) particle-steps/s | ours | ratio "
               "| ours with the score off: ratio | its sliced W2 | precision | recall | KID |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        ours = {r["job"]: r.get("psteps") for r in rows}
         off = {r["job"]: r.get("psteps_no_score") for r in rows}
         for job, j in jax.items():
             if "error" in j or ours.get(job) is None:
@@ -298,8 +316,18 @@ def main(argv=None):
                   f"{fmt(off[job] and off[job] / j['particle_steps_per_s'], '.1f')}× | "
                   f"{j['sw2']:.4f} | {j['precision']:.3f} | "
                   f"{j['recall']:.3f} | {j['kid']:.4f} |")
+    if authors:
+        print()
+        print(f"| job | the authors' own code ({args.jax_steps} steps, compilation left out) particle-steps/s | ours "
+              "| ratio |")
+        print("|---|---:|---:|---:|")
+        for job, a in authors.items():
+            if "error" in a or ours.get(job) is None:
+                print(f"| {job} | {a.get('error', '-')} | - | - |")
+                continue
+            print(f"| {job} | {a['rate']:,.0f} | {ours[job]:,.0f} | {ours[job] / a['rate']:.1f}× |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "jax": jax}, indent=1))
+        Path(args.json).write_text(json.dumps({"rows": rows, "jax": jax, "authors": authors}, indent=1))
     return 0
 
 
