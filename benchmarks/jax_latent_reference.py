@@ -26,7 +26,8 @@ JAX implementation of what the paper describes, the way a JAX user writes it
 
   with :math:`\Pi_Y(V) = V_c - Y\,\mathrm{sym}(Y^\top V_c)/P` (:math:`V_c` centred), μ, L the
   whitened codes' mean and Cholesky factor (≈ 0, I), :math:`\bar\xi` the mean of this
-  and the next step's Gaussian (as ``jax_reference.py``), h = 5e-4.
+  and the next step's Gaussian (as ``jax_reference.py``), h = 5e-4;
+* the start as in the authors' code: training points plus N(0, t² I), carried onto the manifold.
 
 t and σ are not given for this setting in the paper's algorithm box; we use the
 package's latent defaults on the whitened codes, t = 0.3 ℓ, σ = 0.75 ℓ
@@ -69,8 +70,14 @@ def _ell(Xw, rng, sample=2000):
     return float(r16 * np.sqrt(2.0 / d))
 
 
-def make_sampler(Xw, t, sigma, h, M, P, steps, K=20, L=20):
-    """A function (key, Y0) -> whitened samples (P, d): Algorithm 2, jitted."""
+def make_sampler(Xw, t, sigma, h, M, P, steps, K=20, L=20, remainder="uniform"):
+    """A function (key, Y0) -> whitened samples (P, d): Algorithm 2, jitted.
+
+    ``remainder``: how the L remainder points are drawn from the n − K outside the nearest. ``uniform``: L
+    independent uniform draws (with replacement), O(L) a particle.  ``subset``: L distinct points, the L
+    largest of n uniform keys with the K nearest masked — a second O(n) pass a particle, which is how the
+    authors' published code draws them (``authors_latent_knn.py`` times that code).
+    """
     import jax
     import jax.numpy as jnp
 
@@ -93,6 +100,9 @@ def make_sampler(Xw, t, sigma, h, M, P, steps, K=20, L=20):
     def candidates(Z, key):
         """(P, K + L) indices: the K nearest of each particle (one top-k over all n) and L from the rest."""
         _, near = jax.lax.top_k(2.0 * Z @ X.T - sqn[None, :], K)  # largest −‖z − x‖² + ‖z‖²
+        if remainder == "subset":
+            u = jax.random.uniform(key, (P, n)).at[jnp.arange(P)[:, None], near].set(-1.0)
+            return jnp.concatenate([near, jax.lax.top_k(u, L)[1]], axis=1)
         r = jax.random.randint(key, (P, L), 0, n - K)
         # map r ∈ [0, n − K) onto the indices outside `near`: step over each excluded index, in increasing order
         excl = jnp.sort(near, axis=1)
@@ -128,7 +138,8 @@ def make_sampler(Xw, t, sigma, h, M, P, steps, K=20, L=20):
     return jax.jit(sampler)
 
 
-def run(train, particles=1000, steps=50, seed=0, *, K=20, L=20, M=4, h=5e-4, t=None, sigma=None, repeats=3):
+def run(train, particles=1000, steps=50, seed=0, *, K=20, L=20, M=4, h=5e-4, t=None, sigma=None, repeats=3,
+        remainder="uniform"):
     """Sample with Algorithm 2 and time it.
 
     Returns dict(samples (particles, d) float64 in the codes' coordinates, particle_steps_per_s (median of
@@ -143,10 +154,13 @@ def run(train, particles=1000, steps=50, seed=0, *, K=20, L=20, M=4, h=5e-4, t=N
     t = 0.3 * ell if t is None else t
     sigma = 0.75 * ell if sigma is None else sigma
     P, d = particles, train.shape[1]
-    Y0 = rng.standard_normal((P, d))
+    # the start of the authors' code: training points plus N(0, t² I), on the manifold (Y = (Z − μ) L^{-T}, retracted)
+    Z0 = Xw[rng.integers(len(Xw), size=P)] + t * rng.standard_normal((P, d))
+    Lw = np.linalg.cholesky(np.cov(Xw.T, bias=True))
+    Y0 = np.linalg.solve(Lw, (Z0 - Xw.mean(axis=0)).T).T
     U, _, Vt = np.linalg.svd(Y0 - Y0.mean(axis=0), full_matrices=False)
     Y0 = (np.sqrt(P) * U @ Vt).astype(np.float32)
-    fn = make_sampler(Xw, t, sigma, h, M, P, steps, K=K, L=L)
+    fn = make_sampler(Xw, t, sigma, h, M, P, steps, K=K, L=L, remainder=remainder)
     key = jax.random.PRNGKey(seed)
     t0 = time.perf_counter()
     compiled = fn.lower(key, Y0).compile()
@@ -159,7 +173,7 @@ def run(train, particles=1000, steps=50, seed=0, *, K=20, L=20, M=4, h=5e-4, t=N
     wall = statistics.median(walls)
     samples = np.asarray(Zw, dtype=np.float64) @ C.T + m
     return dict(samples=samples, particle_steps_per_s=P * steps / wall, compile_s=compile_s, walls=walls,
-                t=t, sigma=sigma, h=h, K=K, L=L, M=M)
+                t=t, sigma=sigma, h=h, K=K, L=L, M=M, remainder=remainder)
 
 
 def main():
@@ -171,6 +185,8 @@ def main():
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--draws", type=int, default=4, help="M")
+    ap.add_argument("--remainder", choices=("uniform", "subset"), default="uniform",
+                    help="L draws with replacement, or L distinct points (as the authors' code)")
     a = ap.parse_args()
     try:
         import jax
@@ -184,12 +200,13 @@ def main():
         what, fn = latent_data.JOBS[job]
         train, _ = fn(0)
         load0 = os.getloadavg()[0]
-        r = run(train, particles=a.particles, steps=a.steps, M=a.draws, repeats=a.repeats)
+        r = run(train, particles=a.particles, steps=a.steps, M=a.draws, repeats=a.repeats, remainder=a.remainder)
         cov = np.cov(r["samples"].T, bias=True)
         ref = np.cov(train.T, bias=True)
         rows.append((what, train.shape, r, np.linalg.norm(cov - ref) / np.linalg.norm(ref), load0, os.getloadavg()[0]))
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cores; "
-          f"{a.particles} particles, {a.steps} steps, M = {a.draws}, K = 20, L = 20, h = 5e-4; median of {a.repeats}")
+          f"{a.particles} particles, {a.steps} steps, M = {a.draws}, K = 20, L = 20 ({a.remainder}), h = 5e-4; "
+          f"median of {a.repeats}")
     print("| job | n × d | compile s | runs s | particle-steps/s | final cov error | load start/end |")
     print("|---|---|---:|---|---:|---:|---|")
     for what, shape, r, err, l0, l1 in rows:
