@@ -231,8 +231,8 @@ def density_coverage(samples, reference, k: int = 5, max_points: int = 10_000, r
 
     .. math::
 
-        	ext{density} = rac{1}{kM}\sum_{j=1}^{M}\sum_{i=1}^{N} \mathbf 1[y_j \in B(x_i, r_k(x_i))], \qquad
-        	ext{coverage} = rac1N\sum_{i=1}^{N} \mathbf 1[\exists j:\ y_j \in B(x_i, r_k(x_i))]
+        \text{density} = \frac{1}{kM}\sum_{j=1}^{M}\sum_{i=1}^{N} \mathbf 1[y_j \in B(x_i, r_k(x_i))], \qquad
+        \text{coverage} = \frac1N\sum_{i=1}^{N} \mathbf 1[\exists j:\ y_j \in B(x_i, r_k(x_i))]
 
     where :math:`x_i` are the N reference points, :math:`y_j` the M samples and :math:`r_k(x)` the
     distance from x to its k-th nearest other reference point.  (What the MM-SOLD authors report as
