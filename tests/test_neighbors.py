@@ -128,7 +128,8 @@ def test_ivf_lists_rebuild_the_same_index(rng, tmp_path):
     ref = model.index_.query(Q, 8)
     centroids, assign = model.index_.lists()
     assert centroids.shape == (model.index_.index.nlist, 16) and assign.shape == (3000,)
-    assert np.bincount(assign, minlength=len(centroids)).sum() == 3000
+    nearest = np.argmin(((X[:, None, :] - centroids[None]) ** 2).sum(-1), axis=1)  # each point in its centroid's list
+    assert assign.min() >= 0 and np.mean(assign == nearest) > 0.999
     path = save_model(model, tmp_path / "m.h5")
     loaded = load_model(path)
 

@@ -3,7 +3,6 @@ score kernels' threads), the user's setting above; OpenBLAS's spin shortened unl
 
 import os
 
-import numpy as np
 import pytest
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -31,5 +30,18 @@ def test_sampling_runs_blas_on_one_thread_at_low_dimension(rng):
 
 
 def test_openblas_spin_is_shortened_unless_chosen():
-    assert os.environ.get("OPENBLAS_THREAD_TIMEOUT")  # set by mmsold_cli's import when the user had not
-    assert np.isfinite(np.ones(3) @ np.ones(3))
+    """Importing mmsold_cli sets OPENBLAS_THREAD_TIMEOUT = 4 when the user had not chosen a value, and keeps a chosen
+    one; the short spin counts as in effect when mmsold_cli came before numpy or the user chose."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; {first}import mmsold_cli; "
+            "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), mmsold_cli._SHORT_SPIN)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    def run(first="", **extra):
+        out = subprocess.run([sys.executable, "-c", code.format(first=first)], env={**env, **extra},
+                             capture_output=True, text=True, check=True)
+        return out.stdout.split()
+    assert run() == ["4", "True"]
+    assert run(OPENBLAS_THREAD_TIMEOUT="1") == ["1", "True"]
+    assert run(first="import numpy; ") == ["4", "False"]  # too late for an OpenBLAS already loaded
