@@ -77,7 +77,7 @@ def test_capped_cylinder_creases_meet_the_bars():
 
     mean, p95, rest, rest95 = _near_crease_figures(V, F, near)
     # the bars (mean ≤ 0.1 δ, p95 ≤ 0.3 δ); measured 0.025 / 0.12 δ near the rims, 0.001 / 0.005 δ elsewhere
-    assert mean <= 0.05 and p95 <= 0.2 and rest <= 0.1 and rest95 <= 0.3, (mean, p95, rest, rest95)
+    assert mean <= 0.05 and p95 <= 0.2 and rest <= 0.004 and rest95 <= 0.015, (mean, p95, rest, rest95)
     # without the crease stage the rims are rounded off: measured 0.17 / 0.49 δ
     off = _near_crease_figures(V, F, near, creases=False)
     assert off[0] > 1.2 * mean, (off, mean)  # the 135° creases rounded off a little: measured 0.080 δ
@@ -94,6 +94,6 @@ def test_bevelled_box_creases_meet_the_bars():
 
     mean, p95, rest, rest95 = _near_crease_figures(V, F, near)
     # measured 0.06 / 0.22 δ near the creases, 0.006 / 0.035 δ elsewhere
-    assert mean <= 0.07 and p95 <= 0.3 and rest <= 0.1 and rest95 <= 0.3, (mean, p95, rest, rest95)
+    assert mean <= 0.07 and p95 <= 0.3 and rest <= 0.02 and rest95 <= 0.1, (mean, p95, rest, rest95)
     off = _near_crease_figures(V, F, near, creases=False)
     assert off[0] > 1.2 * mean, (off, mean)  # the 135° creases rounded off a little: measured 0.080 δ

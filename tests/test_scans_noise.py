@@ -67,5 +67,8 @@ def test_local_kernels_beat_one_kernel_on_a_real_mesh():
     # the denoised input: measured 0.184 δ with one kernel (two passes), 0.159 δ with each point's (input 0.232 δ)
     assert local < 0.92 * one, (local, one)
     out = md.query(densify(X, 20000, random_state=0).points)[0].mean() / delta
-    # measured 0.79 × the input's distance (0.90 × with one kernel for the whole cloud); the bar is 0.5 ×
-    assert out < 0.85 * d_in, (out, d_in)
+    raw = md.query(densify(X, 20000, random_state=0, noise=False).points)[0].mean() / delta
+    # the denoised run against the same run without the noise stage: measured 0.195 δ against 0.239 δ (0.84 × and
+    # 1.03 × the input's 0.232 δ). The 0.5 × is met on the torus above, not on a 2,000-point cow, where
+    # even the best choice of local kernel leaves 0.62 × (docs/performance.md §8)
+    assert out < 0.9 * raw and out < 0.9 * d_in, (out, raw, d_in)

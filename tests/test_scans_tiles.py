@@ -81,7 +81,7 @@ def test_tile_seams_are_invisible(wavy, tiled):
     assert abs(density - 1) <= 0.05, density  # measured 0.973 (the seeds alone: 0.947, 0.999)
     assert d[bz].mean() <= 1.05 * d[iz].mean(), (d[bz].mean(), d[iz].mean())  # measured ratio 1.011
     assert np.percentile(d[bz], 95) <= 1.05 * np.percentile(d[iz], 95)
-    assert d.mean() <= 0.1 and np.percentile(d, 95) <= 0.3
+    assert d.mean() <= 0.002 and np.percentile(d, 95) <= 0.006  # measured 0.0004 / 0.0012 δ (untiled: the same)
     # attributes carried through the tiles: the height interpolated, the class from the nearest point
     # (inverse-distance error ≈ 0.3 |∇h| δ on a sphere, test_scans_attributes; |∇h| ≤ 0.6 here; measured 0.11 δ)
     assert np.abs(out.attributes["h"] - Z[:, 2]).mean() < 0.3 * 0.6 * delta
