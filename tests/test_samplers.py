@@ -78,9 +78,11 @@ def test_stationary_gaussian_target(rng):
     """On a wide Gaussian training set, SOLD from a Gaussian start keeps its spread (no collapse or blow-up)."""
     X = rng.standard_normal((1500, 2))
     model = fit_moments(X)
-    res = sample(model, 800, sampler="sold", steps=80, init="gaussian", random_state=3)
-    cov = np.cov(res.samples.T)
-    assert np.allclose(np.diag(cov), 1.0 + 0 * cov[0], atol=0.2)
+    res = sample(model, 2000, sampler="sold", steps=150, init="gaussian", random_state=3)
+    # the blurred law's variances, var(X) + t²: measured −0.03 / −0.03 from them (−0.05 … 0.00 over six training
+    # sets); one standard error of a variance from 2,000 samples is 0.03
+    expected = np.diag(np.cov(X.T)) + res.settings["t"] ** 2
+    assert np.allclose(np.diag(np.cov(res.samples.T)), expected, rtol=0, atol=0.1)
 
 
 def test_sold_step_is_capped_where_explicit_euler_would_diverge(monkeypatch):
