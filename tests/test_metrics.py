@@ -1,4 +1,5 @@
 import itertools
+import json
 import subprocess
 import sys
 
@@ -158,3 +159,6 @@ def test_evaluate_reads_a_las_scan_and_its_figures_do_not_move_with_the_origin(t
     r = subprocess.run([sys.executable, "-m", "mmsold_cli.cli", "evaluate", str(tmp_path / "ref.las"),
                         str(tmp_path / "ref.las"), "--json"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)  # the scan against itself, read through the CLI
+    assert res["n_samples"] == res["n_reference"] == 1200 and res["chamfer"] == 0 and res["hausdorff"] == 0
+    assert res["precision"] == res["recall"] == 1 and res["mean_error"] == 0
