@@ -46,10 +46,8 @@ class Diffusion(ULA):
 
 
 def test_a_kernel_written_here_runs_through_the_driver(monkeypatch):
-    # The step was z + h t² s + √(2h) t ξ, Langevin with step h t²: on the moons (t = 0.027, h = 3.5·10⁻⁴)
-    # 2.6·10⁻⁷, a 3·10⁻⁴ part of the blur's relaxation time t² per step, so 30 steps left the start where it
-    # was (without the drift the largest covariance error moved from 0.004400 to 0.004401).  The step its
-    # docstring states, h s + √(2h) ξ, relaxes h/t² = 0.46 of the way per step.
+    # The step relaxes h/t² = 0.46 of the blur's time on the moons (t = 0.027, h = 3.5·10⁻⁴): 30 steps move the
+    # particles, so what follows measures the drift, not the start.
     assert len(inspect.getsource(ULA).splitlines()) < 40
     monkeypatch.setitem(SAMPLERS, "ula", ULA)
     monkeypatch.setitem(SAMPLERS, "diffusion", Diffusion)
