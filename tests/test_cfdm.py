@@ -17,17 +17,25 @@ from mmsold_cli.samplers import CFDM, Target
 from mmsold_cli.samplers.cfdm import cfdm_score
 from mmsold_cli.samplers.schedules import cfdm as cfdm_schedule
 from mmsold_cli.sampling import run_kernel
-from mmsold_cli.score.smoothed import SmoothedScore, antithetic_draws, barycentre_exact
+from mmsold_cli.score.smoothed import (
+    SmoothedScore,
+    antithetic_draws,
+    barycentre_candidates,
+    barycentre_exact,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "sample_data"
 
 
-def direct_cfdm_score(X, Z, t, U):
-    """Slow reference in z coordinates: softmax_j(−‖z+u − t x_j‖²/2(1−t)²), s = (Σ w t x − z)/(1−t)²."""
+def direct_cfdm_score(X, Z, t, U, K=None):
+    """Slow reference in z coordinates: softmax_j(−‖z+u − t x_j‖²/2(1−t)²), s = (Σ w t x − z)/(1−t)²; with K,
+    the softmax over the K training points t x_j nearest each z + u only."""
     B = np.zeros_like(Z)
     for u in U:
         Q = Z + u
         logits = -((Q[:, None, :] - t * X[None]) ** 2).sum(-1) / (2 * (1 - t) ** 2)
+        if K is not None:
+            np.put_along_axis(logits, np.argsort(-logits, axis=1)[:, K:], -np.inf, axis=1)
         w = np.exp(logits - logits.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
         B += w @ (t * X)
@@ -37,18 +45,27 @@ def direct_cfdm_score(X, Z, t, U):
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("t", [0.3, 0.8, 0.97])
 def test_rescaled_barycentre_equals_direct_formula(rng, backend, t):
+    """The K = 20 nearest of 60 points by the index search: NumPy's barycentres, or the numba kernel's (K ≥ n
+    would be the ``all`` search, barycentre_exact, on both backends; and ``auto`` would take the grid's block in
+    3-D).  The score's error is rounding in t b − z over (1−t)²: measured (1−t)² × |error| ≤ 8.9e-16 (t = 0.8),
+    2.3e-16 (t = 0.3), 4.5e-16 (t = 0.97); bound 3e-15/(1−t)².  At t = 0.3 the 20 nearest are not the whole
+    softmax (all 60 points give a score 0.43 away), so the oracles take the same 20."""
     X = rng.standard_normal((60, 3)) * np.array([1.0, 0.3, 2.0])
     Z = t * X[rng.integers(0, 60, 25)] + (1 - t) * rng.standard_normal((25, 3))
-    sigma = 0.15
-    score = SmoothedScore(X, BruteIndex(X), sigma=sigma, M=4, K=60, L=0, backend=backend)
+    sigma, K = 0.15, 20
+    score = SmoothedScore(X, BruteIndex(X), sigma=sigma, M=4, K=K, L=0, backend=backend, search="index")
+    assert score.search == "index"
     s = cfdm_score(score, Z, t, np.random.default_rng(7), sigma)
     # the same draws: the estimator perturbs z/t by (σ/t)ε, i.e. z by σε
     U = t * antithetic_draws(np.random.default_rng(7), 4, Z.shape, sigma / t)
-    np.testing.assert_allclose(s, direct_cfdm_score(X, Z, t, U), rtol=1e-9, atol=1e-9)
-    # and the closed-form oracle of score.py in rescaled coordinates
+    atol = 3e-15 / (1 - t) ** 2
+    np.testing.assert_allclose(s, direct_cfdm_score(X, Z, t, U, K), rtol=0, atol=atol)
+    # and the candidates' oracle of score.py in rescaled coordinates, over each draw's K nearest by brute force
     tau = (1 - t) / t
-    b = np.mean([barycentre_exact(X, (Z + u) / t, tau) for u in U], axis=0)
-    np.testing.assert_allclose(s, (t * b - Z) / (1 - t) ** 2, rtol=1e-9, atol=1e-9)
+    Qs = [(Z + u) / t for u in U]
+    nearest = [np.argsort(((Q[:, None] - X[None]) ** 2).sum(-1), axis=1)[:, :K] for Q in Qs]
+    b = np.mean([barycentre_candidates(X, Q, idx, tau) for Q, idx in zip(Qs, nearest)], axis=0)
+    np.testing.assert_allclose(s, (t * b - Z) / (1 - t) ** 2, rtol=0, atol=atol)
 
 
 def test_schedule_reaches_one():

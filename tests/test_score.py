@@ -9,6 +9,7 @@ from mmsold_cli.datasets import moons
 from mmsold_cli.errors import MmsoldError
 from mmsold_cli.neighbors.grid_numba import grid_bary_mean
 from mmsold_cli.neighbors.indexes import GridIndex
+from mmsold_cli.score.searches import make_search, resolve_search
 from mmsold_cli.score.smoothed import (
     SmoothedScore,
     antithetic_draws,
@@ -199,18 +200,54 @@ def test_grid_block_mirrors_pairs(rng, M):
                                pool_barycentre_mean(X, Z, U, pool, t), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("search", ["auto", "grid", "grid-knn", "index", "pool", "walk"])
-def test_exact_when_k_is_n(rng, search):
-    """K = n, L = 0: every strategy is the exact smoothed score for the same draws (1e-6)."""
-    X = rng.standard_normal((300, 2))
+def _k_is_n_errors(rng, search):
+    """Largest |barycentre error| of ``search`` built by make_search with K = n, against the exact estimator for
+    the same draws, per (backend, t, step), and the float32 rounding max|X32 − X| of the training points."""
+    n = 300
+    X = rng.standard_normal((n, 2))
     model = fit_moments(X)
     Z = rng.standard_normal((50, 2))
-    t, sigma = 0.3, 0.2
-    est = SmoothedScore(X, model.index_, sigma=sigma, M=4, K=300, L=0, search=search, graph=model.knn_idx_)
-    assert est.search == "all"
-    S = est(Z, t, np.random.default_rng(5))
-    U = est.draws(np.random.default_rng(5), Z.shape)
-    np.testing.assert_allclose(S, smoothed_score_exact(X, Z, t, U), rtol=0, atol=1e-6)
+    steps = (Z, Z + 0.05 * rng.standard_normal(Z.shape))  # a second step: pools re-ranked, beams walked on
+    sigma = 0.2
+    X32 = X.astype(np.float32).astype(np.float64)
+    errors = {}
+    for backend in ("numba",) if search in ("all", "grid", "grid-knn") else ("numba", "numpy"):
+        for t in (0.3, 3.0):
+            strategy = make_search(search, X, index=model.index_, graph=model.knn_idx_, K=n, sigma=sigma,
+                                   backend=backend, owner=model)
+            est = SmoothedScore(X, model.index_, sigma=sigma, M=4, K=n, search=strategy)
+            assert est.search == search and est.strategy is strategy
+            for step, Zs in enumerate(steps):
+                S = est(Zs, t, np.random.default_rng(5 + step))
+                U = est.draws(np.random.default_rng(5 + step), Zs.shape)
+                if search == "all":  # barycentre_exact itself: against the softmax over every point, term by term
+                    Q = (Zs[None] + U).reshape(-1, 2)
+                    every = np.broadcast_to(np.arange(n), (len(Q), n))
+                    ref = (barycentre_candidates(X, Q, every, t).reshape(U.shape).mean(axis=0) - Zs) / t**2
+                elif search == "walk" and backend == "numba":  # the kernel reads X rounded to float32
+                    ref = smoothed_score_exact(X32, Zs, t, U)
+                else:
+                    ref = smoothed_score_exact(X, Zs, t, U)
+                errors[backend, t, step] = np.abs(S - ref).max() * t**2
+    return errors, np.abs(X32 - X).max()
+
+
+@pytest.mark.parametrize("search", ["all", "grid", "grid-knn", "index", "pool", "walk"])
+def test_exact_when_k_is_n(rng, search):
+    """K = n, L = 0: every strategy is the exact smoothed score for the same draws.
+
+    ``auto`` (and SmoothedScore's own resolution) turns K ≥ n into ``all``, which is the oracle's own
+    barycentre_exact; so each strategy is built by make_search and handed over, and its own candidates and kernel
+    run.  At t = 0.3 the softmax is sharp; at t = 3 every point weighs at least 5.5e-4, so a strategy that misses
+    a point is off by ~1e-3 in a barycentre (5e-3 when the farthest is dropped).  Bounds on the barycentre error
+    (t² × the score's), from the measured (seed 12345): the float64 paths at most 2.0e-15 (t = 0.3) and 2.5e-15
+    (t = 3), bound 1e-14 (the numba walk reads X rounded to float32, so its oracle is over those points); the grid
+    block's float32 offsets 0.35 (t = 0.3) and 1.03 (t = 3) × max|X32 − X| = 1.2e-7, bound 3 × max|X32 − X|."""
+    assert resolve_search("auto", n=300, d=2, sampler=None, K=300, L=0, backend="numba") == "all"
+    errors, r32 = _k_is_n_errors(rng, search)
+    for (backend, t, step), err in errors.items():
+        bound = 3 * r32 if search == "grid" else 1e-14
+        assert err < bound, (backend, t, step, err, bound)
 
 
 def test_block_and_pool_are_closer_to_the_oracle_than_knn(rng):
