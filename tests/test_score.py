@@ -304,7 +304,7 @@ def test_walk_kernel_reads_float32_rows_computes_float64(rng):
     ref = SmoothedScore(X, model.index_, backend="numpy", **kw).barycentre(Z, 0.5, np.random.default_rng(1))
     np.testing.assert_allclose(B, ref32, rtol=0, atol=1e-9)
     gap = np.abs(B - ref).max()
-    assert 1e-9 < gap < 1e-3, gap
+    assert 1e-9 < gap < 2 * np.abs(X32 - X).max(), gap  # a barycentre moves at most by its rows' rounding
     assert model.__dict__["_rows32"].dtype == np.float32 and model.__dict__["_rows32"].shape == X.shape
 
 
