@@ -5,9 +5,9 @@ too few points) go through ``mmsold fit-moments`` and ``mmsold sample`` in
 process.  Each run must end in one of two ways:
 
 * exit 0, and every ensemble of the samples has the model's target mean and
-  covariance (:math:`\\mu`, :math:`\\Sigma + \\delta I`) to 1e-9 relative — up to
-  float64's resolution of the sample coordinates themselves, a bound the test
-  states explicitly; or
+  covariance (:math:`\\mu`, :math:`\\Sigma + \\delta I`) to 1e-12 relative — up to
+  float64's resolution of the sample coordinates themselves (50 ε max|z|/√λmax),
+  a bound the test states explicitly; or
 * exit 2 with one ``mmsold: error:`` line and no output file.
 
 Never a traceback, never exit 1 (which ``_run`` reserves for bugs).
@@ -100,9 +100,10 @@ def test_random_arrays_fit_and_sample_exactly_or_exit_2(X, extra, n_ens, seed):
         assert Z.shape == (n_samples, d) and np.isfinite(Z).all()
         mean = model.mean_
         cov = target_moments(model).cov  # jittered up to 8-D, held on its support above
-        # float64 holds each coordinate to EPS·|z|; moments cannot be closer than that allows
+        # float64 holds each coordinate to EPS·|z|; moments cannot be closer than that allows.  Over 1,200 drawn
+        # examples (694 ensembles) the largest error was 3.6 × EPS·max|z|/√λmax, 1.7e-6 at a 1e12 offset
         lam_max = np.linalg.eigvalsh(cov)[-1]
-        tol = 1e-9 + 1e3 * EPS * np.abs(Z).max() / np.sqrt(lam_max)
+        tol = 1e-12 + 50 * EPS * np.abs(Z).max() / np.sqrt(lam_max)
         for ens in _ensembles(Z, P, d):
             me, ce = moment_error(ens[None], mean, cov)
             assert me[0] <= tol and ce[0] <= tol, (me, ce, tol)
