@@ -233,23 +233,32 @@ def _emit(payload: dict, as_json: bool, table_title: str | None = None):
         elif isinstance(v, (list, dict)):
             continue
         table.add_row(k, str(v))
+    class _Console(Console):
+        def on_broken_pipe(self):  # rich's own exits 1 in silence; _run maps a closed pipe to 141, as for --json
+            raise BrokenPipeError
+
     with _stdout_errors():
-        Console().print(table)
+        _Console().print(table)
         sys.stdout.flush()
+
+
+def _print_version(value: bool):
+    """``--version``: answered while the options are parsed, before click asks for a command."""
+    if value:
+        from . import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
 
 
 @app.callback()
 def main(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
 ):
     """Training-free sampling by moment-matched score-smoothed Langevin dynamics."""
     _STATE["debug"] = debug
-    if version:
-        from . import __version__
-
-        typer.echo(__version__)
-        raise typer.Exit(0)
 
 
 @app.command("fit-moments")

@@ -195,6 +195,26 @@ def test_stdout_on_a_full_device(tmp_path):
     assert proc.stderr == "mmsold: error: cannot write to standard output: disk full (No space left on device)\n"
 
 
+@pytest.mark.parametrize("fmt", [[], ["--json"]])
+def test_stdout_closed_by_its_reader_exits_141(tmp_path, fmt):
+    """`mmsold … | head` when the reader has gone: exit 141 and nothing on stderr, for the table (rich's console
+    exited 1) as for --json."""
+    A = tmp_path / "a.npy"
+    np.save(A, RNG.standard_normal((40, 2)))
+    proc = subprocess.Popen(MMSOLD + ["evaluate", str(A), str(A), *fmt], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141 and err == "", err
+
+
+def test_version_needs_no_command():
+    from mmsold_cli import __version__
+
+    res = invoke("--version")
+    assert res.exit_code == 0 and res.stdout.strip() == __version__, res.output
+
+
 def test_outputs_get_the_usual_permissions(model_2d, tmp_path):
     out = tmp_path / "s.npy"
     assert invoke("sample", model_2d, "-n", 20, "-o", out, "--steps", 2).exit_code == 0
