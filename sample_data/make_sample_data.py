@@ -14,22 +14,23 @@ from pathlib import Path
 import numpy as np
 
 from mmsold_cli.datasets import TOY_2D, bumpy_torus, surface_samples
-from mmsold_cli.mesh_io import write_ply
+from mmsold_cli.io.mesh import write_ply
 
 HERE = Path(__file__).resolve().parent
 
 
-def main():
+def main(out: Path = HERE):
+    """Write the files into ``out`` (this folder by default)."""
     for k, (name, gen) in enumerate(TOY_2D.items()):
-        np.save(HERE / f"{name}_train.npy", gen(2000, random_state=100 + k))
-        np.save(HERE / f"{name}_test.npy", gen(1000, random_state=200 + k))
+        np.save(out / f"{name}_train.npy", gen(2000, random_state=100 + k))
+        np.save(out / f"{name}_test.npy", gen(1000, random_state=200 + k))
     v, f = bumpy_torus()
-    with open(HERE / "torus.obj", "w") as fh:
+    with open(out / "torus.obj", "w") as fh:
         fh.write("# bumpy torus, made by sample_data/make_sample_data.py\n")
         np.savetxt(fh, v, fmt="v %.6f %.6f %.6f")
         np.savetxt(fh, f + 1, fmt="f %d %d %d")
-    write_ply(HERE / "torus_sparse.ply", surface_samples(v, f, 2000, random_state=300))
-    np.save(HERE / "torus_dense.npy", surface_samples(v, f, 15000, random_state=301).astype(np.float32))
+    write_ply(out / "torus_sparse.ply", surface_samples(v, f, 2000, random_state=300))
+    np.save(out / "torus_dense.npy", surface_samples(v, f, 15000, random_state=301).astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -46,3 +46,19 @@ def test_sample_into_out_equals_sample_in_memory(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), want)
     with pytest.raises(MmsoldError, match=r"out must have shape \(700, 2\), got \(700, 3\)"):
         sample(model, 700, random_state=3, steps=5, out=np.empty((700, 3)))
+
+
+def test_the_bundled_sample_data_is_what_its_script_makes(tmp_path):
+    """sample_data/ is made by our own code: the script remakes every bundled file byte for byte."""
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "sample_data"
+    spec = importlib.util.spec_from_file_location("make_sample_data", folder / "make_sample_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path)
+    made = sorted(p.name for p in tmp_path.iterdir())
+    assert made == sorted(p.name for p in folder.iterdir() if p.suffix in (".npy", ".obj", ".ply"))
+    for name in made:
+        assert (tmp_path / name).read_bytes() == (folder / name).read_bytes(), name
