@@ -52,7 +52,7 @@ def check_zarr_target(path, *, overwrite: bool) -> Path:
     if not parent.is_dir():
         raise MmsoldError(f"{path}: output folder {parent} does not exist")
     if path.exists() and not overwrite:
-        raise MmsoldError(f"{path}: exists; pass --overwrite to replace it")
+        raise MmsoldError(f"{path}: exists; pass --overwrite (overwrite=True from Python) to replace it")
     if path.exists() and not path.is_dir():
         raise MmsoldError(f"{path}: exists and is not a Zarr store (a folder); remove it first")
     if not os.access(parent, os.W_OK):
@@ -123,7 +123,7 @@ class ZarrOutput:
             raise RuntimeError("the store was discarded")
         old = None
         if self.path.exists() and not self.overwrite:
-            raise MmsoldError(f"{self.path}: exists; pass --overwrite to replace it")
+            raise MmsoldError(f"{self.path}: exists; pass --overwrite (overwrite=True from Python) to replace it")
         with committing():
             if self.path.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))

@@ -413,7 +413,7 @@ def check_output_path(target: str | os.PathLike, *, overwrite: bool = False) -> 
     if target.is_dir():
         raise MmsoldError(f"{target}: is a directory, expected a file name")
     if target.exists() and not overwrite:
-        raise MmsoldError(f"{target}: exists; pass --overwrite to replace it")
+        raise MmsoldError(f"{target}: exists; pass --overwrite (overwrite=True from Python) to replace it")
     if not os.access(parent, os.W_OK):
         raise MmsoldError(f"{target}: output folder {parent} is not writable")
     return target
