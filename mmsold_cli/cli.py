@@ -233,7 +233,8 @@ def _emit(payload: dict, as_json: bool, table_title: str | None = None):
         elif isinstance(v, (list, dict)):
             continue
         table.add_row(k, str(v))
-    class _Console(Console):
+
+    class _Console(Console):  # defined here: rich is imported only when a table is printed
         def on_broken_pipe(self):  # rich's own exits 1 in silence; _run maps a closed pipe to 141, as for --json
             raise BrokenPipeError
 
