@@ -89,12 +89,13 @@ def run_sample(model: Path, out: Path, n: int, steps: int, batch: int | None = N
     return timed(mmsold(*args))
 
 
-def estimate(model: Path, n: int, batch: int | None) -> float:
+def estimate(model: Path, n: int, batch: int | None, steps: int) -> float:
+    """The formula for the run's own settings (the steps choose the backend of small point-set jobs)."""
     from mmsold_cli.model import Model
     from mmsold_cli.sampling import memory_estimate
 
     m = Model.load(model)
-    return memory_estimate(m, n, batch_size=batch) / 2**20
+    return memory_estimate(m, n, batch_size=batch, steps=steps) / 2**20
 
 
 def row(label, r, est=None):
@@ -112,33 +113,33 @@ def job_memory(work: Path, steps: int):
         row(f"fit-moments n={n_train:,} d=3", r)
         for N, B in ((100_000, 8_192), (100_000, 65_536), (400_000, 65_536), (400_000, 262_144)):
             r = run_sample(model, work / "s.npy", N, steps, B)
-            row(f"  sample N={N:,} B={B:,} steps={steps}", r, estimate(model, N, B))
+            row(f"  sample N={N:,} B={B:,} steps={steps}", r, estimate(model, N, B, steps))
     model, r = fit(work, "codes20k", latent_codes(20_000))
     row("fit-moments n=20,000 d=64", r)
     for N, B in ((20_000, 4_096), (20_000, 16_384), (60_000, 16_384)):
         r = run_sample(model, work / "s.npy", N, steps, B)
-        row(f"  sample N={N:,} B={B:,} steps={steps}", r, estimate(model, N, B))
+        row(f"  sample N={N:,} B={B:,} steps={steps}", r, estimate(model, N, B, steps))
 
 
 def job_sample_1m(work: Path, steps: int):
     model, r = fit(work, "torus100k", torus_points(100_000))
     row("fit-moments n=100,000 d=3", r)
     r = run_sample(model, work / "s1m.npy", 1_000_000, steps)
-    row(f"sample -n 1,000,000 steps={steps}", r, estimate(model, 1_000_000, None))
+    row(f"sample -n 1,000,000 steps={steps}", r, estimate(model, 1_000_000, None, steps))
 
 
 def job_fit_1m(work: Path, steps: int):
     model, r = fit(work, "torus1m", torus_points(1_000_000))
     row("fit-moments n=1,000,000 d=3", r)
     r = run_sample(model, work / "s.npy", 100_000, steps)
-    row(f"sample -n 100,000 steps={steps}", r, estimate(model, 100_000, None))
+    row(f"sample -n 100,000 steps={steps}", r, estimate(model, 100_000, None, steps))
 
 
 def job_fit_64d(work: Path, steps: int):
     model, r = fit(work, "codes200k", latent_codes(200_000))
     row(f"fit-moments n=200,000 d=64 (index {r['summary'].get('index')})", r)
     r = run_sample(model, work / "s.npy", 10_000, steps)
-    row(f"sample -n 10,000 steps={steps}", r, estimate(model, 10_000, None))
+    row(f"sample -n 10,000 steps={steps}", r, estimate(model, 10_000, None, steps))
 
 
 JOBS = {"memory": job_memory, "sample-1m": job_sample_1m, "fit-1m": job_fit_1m, "fit-64d": job_fit_64d}

@@ -11,7 +11,8 @@ batch while peak memory stays bounded (measured against this bound in
     \text{peak memory} \le R_0 + 8\,n\,(d + a) + 4\,n\,k_g + W + 8\,B\,c_B + 8\,N d \ \text{bytes},
     \qquad c_B = \begin{cases} 6\,d & \text{grid search } (d \le 3)\\
                  6\,d + c + d/2 & \text{tracked pool}\\
-                 \max\big(16\,d,\ (3M+8)\,d + 2M(K+L)\big) & \text{index search} \end{cases}
+                 \max\big(16\,d,\ (3M+8)\,d + 2M(K+L)\big) & \text{index search}\\
+                 (3M+8)\,d + M(K+L)(2d+4) & \text{index search, NumPy backend} \end{cases}
 
 where
     * :math:`R_0 = 200` MiB is the interpreter with NumPy, numba, h5py and the loaded kernels
@@ -30,7 +31,8 @@ where
       draws' normals by blocks of ≤ 1 MB (the bound; MM-SOLD's fused step with LM or EM noise, d ≤ 8,
       holds the state and the positions/score only: its noise is made from keys in the kernel); the pool adds each particle's c = 4K int32 neighbours twice
       (old and re-ranked) and a float32 anchor; an index search holds the M perturbed queries and
-      draws and their (M B, K + L) neighbour indices and distances,
+      draws and their (M B, K + L) neighbour indices and distances; on the NumPy backend also the candidates'
+      rows and their differences from the queries, (M B, K + L, d) each, and the logits and weights,
     * :math:`M, K, L` the draws, neighbours and remainder points per score evaluation,
     * :math:`N` the number of samples (filled batch by batch; one batch is returned as it is; 0 when
       they go to ``out``, e.g. streamed to a file by :class:`mmsold_cli.io.arrays.PointWriter` as ``mmsold
@@ -419,6 +421,8 @@ def memory_estimate(model, n, *, out=None, **options) -> int:
         c_B, a, k_g = 6 * d + 5 * POOL_FACTOR * cfg.K / 8, 2.5 * d + 3, 3 * GRAPH_K
     elif cfg.search == "pool":
         c_B, a, k_g = 6 * d + POOL_FACTOR * cfg.K + d / 2, 2 * d + 2, GRAPH_K
+    elif cfg.backend == "numpy":  # barycentre_candidates gathers the rows: X[idx] and X[idx] − q, then the weights
+        c_B, a, k_g = (3 * cfg.M + 8) * d + cfg.M * (cfg.K + cfg.L) * (2 * d + 4), 2 * d + 2, 0
     else:
         c_B, a, k_g = max(16 * d, (3 * cfg.M + 8) * d + 2 * cfg.M * (cfg.K + cfg.L)), 2 * d + 2, 0
     if model.index_kind_ == "nndescent":
