@@ -83,6 +83,8 @@ def main():
     ap.add_argument("--sigma", type=float, default=0.1, help="their σ_smoothing (the timing cell's)")
     ap.add_argument("--draws", type=int, default=2, help="their M (the timing cell's)")
     a = ap.parse_args()
+    if a.steps <= 2:
+        sys.exit(f"--steps must exceed 2 (the rate is over calls of --steps and of 2 steps), got {a.steps}")
     if not (Path(a.repo) / "augmentation_handwritten" / "sampling_algo.py").is_file():
         sys.exit(f"{a.repo}: not a checkout of GitZhenyu2019/MM-SOLD (no augmentation_handwritten/sampling_algo.py)")
     try:

@@ -21,7 +21,7 @@ Rows:
   mmsold+anneal    t annealed to 0.1 δ over the last 20 steps
   mmsold+tweedie   one posterior-mean step z ← b_t(z) at t = 0.5 δ
   mmsold+mls       MLS projection, every point kept
-  densify          mmsold_cli.densify.densify defaults (t = 1.5 δ, MLS, the 8 % least trusted points dropped)
+  densify          mmsold_cli.workflows.densify.densify defaults (t = 1.5 δ, MLS, the 8 % least trusted points dropped)
   bootstrap(t)+mls the same denoising on a jittered bootstrap at densify's t (no Langevin)
   fresh+mls        perfect points moved by the MLS projection: the reconstruction's own error
 

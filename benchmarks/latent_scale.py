@@ -249,6 +249,9 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.authors_repo and args.jax_steps <= 2:
+        ap.error(f"--authors-repo times calls of --jax-steps against calls of 2 steps: --jax-steps must exceed 2, "
+                 f"got {args.jax_steps}")
     if args.child:
         print(json.dumps(child(args.child, args.check, args.exact_limit, args.seed, args.repeat)))
         return 0

@@ -100,6 +100,11 @@ from mmsold_cli.workflows.densify import (
 MESH_DIR = Path(os.environ.get("MMSOLD_MESH_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "meshes"))
 
 
+def fmt_kernel(h):
+    """A kernel width in spacings as the tables print it (2.4999999999999996 → 2.5), or '-'."""
+    return "-" if h is None else f"{h:g}" if isinstance(h, (int, float)) else str(h)
+
+
 def mesh(name):
     return bumpy_torus(192, 96) if name == "torus" else read_mesh(MESH_DIR / f"{name}.obj")
 
@@ -121,7 +126,7 @@ def noise(args):
         after = md.query(res.points)[0] / delta
         print(f"| {name} | {d_in:.3f} | {before.mean():.3f} ({before.mean() / d_in:.2f}) | "
               f"{after.mean():.3f} ({after.mean() / d_in:.2f}) | {np.percentile(after, 95):.3f} | "
-              f"{res.settings['noise_estimate']:.3f} | {res.settings.get('noise_kernel', '-')} δ |", flush=True)
+              f"{res.settings['noise_estimate']:.3f} | {fmt_kernel(res.settings.get('noise_kernel'))} δ |", flush=True)
         if args.oracle:
             oracles.append((name, _kernel_oracle(X, delta, md, d_in * delta)))
     if args.oracle:
