@@ -449,7 +449,8 @@ def evaluate_cmd(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw samples over the reference (.png/.pdf/.svg; "
                                         "replaced if it exists; needs mmsold[plot])."),
     seed: int = typer.Option(0, "--seed", help="Seed for projections and subsampling."),
-    repeats: int = typer.Option(1, "--repeats", help="Repeat with seeds seed … seed + R − 1: mean and sd."),
+    repeats: int = typer.Option(1, "--repeats", help="The figures that depend on the seed, with seeds seed … seed + R − 1: "
+                                "mean and sd."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Metrics of samples against a reference: moments, W2, sliced W2, MMD², precision/recall, memorisation.

@@ -549,8 +549,9 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
 def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: int = 0, repeats: int = 1) -> dict:
     """Metrics of a samples file against a reference file (:func:`mmsold_cli.metrics.evaluate_all`).
 
-    ``repeats`` R > 1: the metrics with seeds seed … seed + R − 1 (projections, subsets), each reported as
-    the mean with its standard deviation beside it (``name_sd``)."""
+    ``repeats`` R > 1: the figures that depend on the seed (projections, subsets, surface points) with seeds
+    seed … seed + R − 1, each reported as the mean with its standard deviation beside it (``name_sd``); the
+    others are computed once."""
     from .io.arrays import read_points
     from .io.room import check_not_inputs
     from .metrics.evaluate import evaluate_all
@@ -590,16 +591,16 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     from .validation import check_int
 
     repeats = check_int(repeats, "repeats", low=1)
-    runs = [evaluate_all(A, B, train=train_X, model=model, mesh=surf, distances=plot is not None and r == 0,
-                         random_state=seed + r) for r in range(repeats)]
-    res, dist = runs[0]
+    res, dist = evaluate_all(A, B, train=train_X, model=model, mesh=surf, distances=plot is not None,
+                             random_state=seed)
     if repeats > 1:
         import numpy as np
 
-        for key, value in list(res.items()):
-            if isinstance(value, float):
-                vals = [r[0][key] for r in runs]
-                res[key], res[key + "_sd"] = float(np.mean(vals)), float(np.std(vals))
+        more = [evaluate_all(A, B, mesh=surf, random_state=seed + r, seeded_only=True, spacing=res.get("spacing"))[0]
+                for r in range(1, repeats)]
+        for key in more[0]:
+            vals = [res[key]] + [m[key] for m in more]
+            res[key], res[key + "_sd"] = float(np.mean(vals)), float(np.std(vals))
         res["repeats"] = repeats
     if plot is not None:
         from .plots import plot_result

@@ -162,3 +162,41 @@ def test_evaluate_reads_a_las_scan_and_its_figures_do_not_move_with_the_origin(t
     res = json.loads(r.stdout)  # the scan against itself, read through the CLI
     assert res["n_samples"] == res["n_reference"] == 1200 and res["chamfer"] == 0 and res["hausdorff"] == 0
     assert res["precision"] == res["recall"] == 1 and res["mean_error"] == 0
+
+
+def test_repeats_average_the_seeded_figures_and_compute_the_others_once(tmp_path, rng):
+    """`evaluate --repeats R`: the figures that depend on the seed are the mean (and sd) of full runs with seeds
+    seed … seed + R − 1; the others appear once, without an sd (they were recomputed R times, each sd 0)."""
+    from pathlib import Path
+
+    from mmsold_cli.io.mesh import read_mesh
+    from mmsold_cli.jobs import evaluate_job
+    from mmsold_cli.metrics.evaluate import evaluate_all
+
+    data = Path(__file__).resolve().parents[1] / "sample_data"
+    for samples, reference, train, mesh, seeded in (
+        (rng.standard_normal((600, 2)), np.load(data / "moons_test.npy"), np.load(data / "moons_train.npy"), None,
+         {"sliced_w2", "mmd2", "kid", "kid_std"}),
+        (np.load(data / "torus_dense.npy")[:3000].astype(np.float64), np.load(data / "torus_dense.npy")[3000:6000],
+         None, data / "torus.obj", {"sliced_w2", "mmd2", "kid", "kid_std", "surface_coverage"}),
+    ):
+        files = []
+        for name, X in (("s", samples), ("r", reference), ("t", train)):
+            if X is not None:
+                np.save(tmp_path / f"{name}.npy", X)
+            files.append(None if X is None else tmp_path / f"{name}.npy")
+        res = evaluate_job(files[0], files[1], train=files[2], mesh=mesh, seed=4, repeats=3)
+        assert res["repeats"] == 3 and {k[:-3] for k in res if k.endswith("_sd")} == seeded
+        full = [evaluate_all(samples, reference, train=train, mesh=None if mesh is None else read_mesh(mesh),
+                             random_state=s)[0] for s in (4, 5, 6)]
+        for key in res:
+            if key.endswith("_sd") or key == "repeats":
+                continue
+            vals = [f[key] for f in full]
+            expected = np.mean(vals) if key in seeded else vals[0]
+            assert res[key] == pytest.approx(expected, rel=1e-12, abs=1e-15), key
+            if key in seeded:
+                assert res[key + "_sd"] == pytest.approx(np.std(vals), rel=1e-9, abs=1e-15), key
+            else:
+                assert all(v == vals[0] for v in vals), key  # a figure without an sd does not move with the seed
+        assert res["sliced_w2_sd"] > 0

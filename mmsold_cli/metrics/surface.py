@@ -296,7 +296,7 @@ def coverage(points, surface_points, radius: float) -> float:
 
 
 def evaluate_cloud(samples, reference, *, mesh=None, spacing: float | None = None,
-                   n_surface: int = COVERAGE_POINTS, random_state=0) -> dict:
+                   n_surface: int = COVERAGE_POINTS, random_state=0, seeded_only=False) -> dict:
     """Point-cloud metrics of samples against a reference (and optionally a mesh).
 
     Parameters
@@ -314,6 +314,8 @@ def evaluate_cloud(samples, reference, *, mesh=None, spacing: float | None = Non
         the reference's spacing.
     random_state : int
         Seed for the uniform surface points.
+    seeded_only : bool
+        Only the figure that depends on ``random_state``: the mesh's ``coverage`` (an empty dict without a mesh).
 
     Returns
     -------
@@ -325,17 +327,21 @@ def evaluate_cloud(samples, reference, *, mesh=None, spacing: float | None = Non
     """
     A = check_points(samples, name="samples", dim=3)
     B = check_points(reference, name="reference", dim=3, min_points=2)
-    An, Bn, _, radius = normalize_unit_sphere(A, B)
-    out = {"chamfer": chamfer(An, Bn), "hausdorff": hausdorff(An, Bn)}
     if spacing is None:
         spacing = mean_spacing(B)
-    out["spacing"] = float(spacing)
+    S = None
     if mesh is not None:
         from ..datasets import surface_samples
 
         V, F = mesh
+        S = surface_samples(np.asarray(V, dtype=float), np.asarray(F), n_surface,
+                            random_state=check_random_state(random_state))
+    if seeded_only:
+        return {} if S is None else {"coverage": coverage(A, S, 0.5 * spacing)}
+    An, Bn, _, radius = normalize_unit_sphere(A, B)
+    out = {"chamfer": chamfer(An, Bn), "hausdorff": hausdorff(An, Bn), "spacing": float(spacing)}
+    if mesh is not None:
         d = MeshDistance(V, F).query(A)[0]
-        S = surface_samples(np.asarray(V, dtype=float), np.asarray(F), n_surface, random_state=check_random_state(random_state))
         out.update(
             p2s_mean=float(d.mean()),
             p2s_p95=float(np.percentile(d, 95)),
