@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import json
+import math
+import numbers
 import os
 import signal
 import sys
@@ -19,10 +22,40 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 
 from .errors import MmsoldError, MmsoldWarning
 
+
+class _Group(typer.core.TyperGroup):
+    """Typer's command group, with click's usage errors (an unknown option, a value that does not parse, a
+    missing one) reported as every other bad input is: one ``mmsold: error:`` line on stderr, exit 2."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        # click's exceptions, wherever this typer keeps click (recent ones vendor it as typer._click)
+        click_errors = importlib.import_module(typer.BadParameter.__module__)
+        no_args = getattr(click_errors, "NoArgsIsHelpError", ())
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except no_args as exc:  # a bare `mmsold`: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.info_name}: " if ctx is not None and ctx.parent is not None else ""
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            sys.stderr.write(f"mmsold: error: {where}{exc.format_message()}{hint}\n")
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            sys.stderr.write("mmsold: aborted\n")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # not standalone: an exit's code, or a command's None
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -215,10 +248,21 @@ def _stdout_errors():
         raise MmsoldError(f"cannot write to standard output: {why} ({exc.strerror or exc})") from exc
 
 
+def _finite(value):
+    """``value`` with every NaN or infinite float replaced by None: JSON has no such numbers."""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # numpy's floats too
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _emit(payload: dict, as_json: bool, table_title: str | None = None):
     if as_json:
         with _stdout_errors():
-            sys.stdout.write(json.dumps(payload, indent=2, default=float) + "\n")
+            sys.stdout.write(json.dumps(_finite(payload), indent=2, default=float, allow_nan=False) + "\n")
             sys.stdout.flush()
         return
     from rich.console import Console

@@ -25,6 +25,8 @@ __all__ = ["SampleConfig", "CONSTRAINTS", "INITS", "TARGET_COVS", "INTEGRATOR_NA
 INITS = ("data", "gaussian", "moments", "gmm")
 #: Target covariances: the data's, or blurred by t² as the authors' code does.
 TARGET_COVS = ("data", "blurred")
+#: The least noise level t, relative to the data's scale √(tr Σ / d): far below it t² is lost against the data.
+T_MIN = 1e-9
 #: Integrators of the Langevin samplers (σ-CFDM integrates by Euler).
 INTEGRATOR_NAMES = ("lm", "em", "ams", "ams-tc", "euler")
 
@@ -48,7 +50,7 @@ class _Sampler:
 
 
 class _Int:
-    """An integer ≥ low."""
+    """An integer ≥ low (any integer for low None)."""
 
     def __init__(self, low):
         self.low = low
@@ -88,7 +90,7 @@ CONSTRAINTS = {
     "M": ("draws M", _Int(1)),
     "K": ("neighbours K", _Int(1)),
     "L": ("remainder points L", _Int(0)),
-    "P": ("ensemble size P", _Int(1)),
+    "P": ("ensemble size P", _Int(None)),  # its bound, d + 1, is the data's
     "integrator": ("integrator", _Options(INTEGRATOR_NAMES)),
     "init": ("init", _Options(INITS)),
     "target_cov": ("target_cov", _Options(TARGET_COVS)),
@@ -148,6 +150,9 @@ class SampleConfig:
             if o.get("integrator", "euler") != "euler":
                 raise MmsoldError(f"cfdm integrates its flow by Euler; integrator must be euler, "
                                   f"got {o['integrator']!r}")
+            if o.get("target_cov", "data") != "data":  # Σ + t² I: cfdm has no noise level t
+                raise MmsoldError(f"target_cov must be data for cfdm (blurred adds t² I, and cfdm has no t), "
+                                  f"got {o['target_cov']!r}")
             T = o.get("start_time", defaults.cfdm_start_time(model))
             t, integrator = None, "euler"
             steps = o.get("steps", defaults.cfdm_steps(model, T))
@@ -162,6 +167,10 @@ class SampleConfig:
                 raise MmsoldError(f"integrator must be one of lm, em, ams, ams-tc for {sampler}, got 'euler'")
             T = None
             t = o.get("t", defaults.noise_level(model))
+            scale = float(np.sqrt(np.trace(model.covariance_) / d))
+            if t < T_MIN * scale:  # t² then underflows against the data, and the score's 1/t² overflows
+                raise MmsoldError(f"noise t must be ≥ {T_MIN * scale:.3g} ({T_MIN:g} × the data's scale {scale:.3g}), "
+                                  f"got {t!r}")
             steps = o.get("steps", defaults.STEPS)
             sigma = o.get("sigma", defaults.smoothing(model, t))
             M = o.get("M", defaults.DRAWS)
@@ -170,7 +179,7 @@ class SampleConfig:
             raise MmsoldError(f"neighbours K must be ≤ the {n_train} training points, got {K}")
         L = check_int(o.get("L", 0), "remainder points L", low=0, high=n_train - K)
         P = o.get("P", max(min(n, defaults.ENSEMBLE), d + 1))
-        P = check_int(P, "ensemble size P", low=d + 1)
+        P = check_int(P, f"ensemble size P (more particles than the dimension {d})", low=d + 1)
         if n <= d and sampler == "mmsold":
             raise MmsoldError(f"MM-SOLD needs more samples than dimensions (n > d = {d}), got n = {n}")
         backend = o.get("backend", "auto")

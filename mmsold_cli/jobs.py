@@ -12,8 +12,14 @@ import json
 from pathlib import Path
 
 from .errors import MmsoldError
+from .io.arrays import check_output_dim
+from .validation import check_int, check_positive, check_seed
 
 __all__ = ["fit_moments_job", "sample_job", "augment_job", "classify_job", "evaluate_job", "densify_job", "is_model_file"]
+
+
+#: A model file is HDF5.
+MODEL_EXTENSIONS = (".h5", ".hdf5")
 
 
 def is_model_file(spec: str) -> bool:
@@ -21,7 +27,7 @@ def is_model_file(spec: str) -> bool:
     from .io.arrays import split_path_key
 
     path, key = split_path_key(spec)
-    if key is not None or path.suffix.lower() not in (".h5", ".hdf5") or not path.exists():
+    if key is not None or path.suffix.lower() not in MODEL_EXTENSIONS or not path.exists():
         return False
     try:
         import h5py
@@ -55,9 +61,9 @@ def check_outputs(output: Path, plot, overwrite: bool, inputs=(), extensions=Non
     check_output_path(output, overwrite=overwrite)
     check_output_path(diag_path, overwrite=overwrite)
     if plot is not None:
-        from .plots import require_matplotlib
+        from .plots import check_plot_path
 
-        require_matplotlib()
+        check_plot_path(plot)
         check_output_path(plot, overwrite=overwrite)
     return diag_path
 
@@ -92,6 +98,7 @@ def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None
 
     label_file = labels if labels is not None and not str(labels).startswith("col:") else None
     check_not_inputs([output], [data, label_file])
+    check_extension(output, MODEL_EXTENSIONS)
     check_output_path(output, overwrite=overwrite)
     extras, basis = {}, None
     if pca is not None:
@@ -171,6 +178,7 @@ def _fit_moments_blocks_job(data, output, *, index, pca, labels, whiten, overwri
             raise MmsoldError(f"{name} is not available for a chunked input or with --dask")
     if not any(c in str(data) for c in "*?["):
         check_not_inputs([output], [data])
+    check_extension(output, MODEL_EXTENSIONS)
     check_output_path(output, overwrite=overwrite)
     t0 = time.perf_counter()
     if dask is not None:
@@ -219,6 +227,7 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
     """
     import numpy as np
 
+    seed = check_seed(seed, "seed")
     if dask is not None or Path(output).suffix.lower() == ".zarr":
         return _sample_sharded_job(model_path, output, n, seed=seed, label=label, per_class=per_class, plot=plot,
                                    overwrite=overwrite, progress=progress, dask=dask, options=options)
@@ -230,7 +239,7 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
         check_output_path,
         save_points,
     )
-    from .io.model_file import class_labels, load_class_models, load_model
+    from .io.model_file import load_class_models, load_model
     from .io.room import check_not_inputs, check_room
     from .sampling import resolve_settings, sample
     from .workflows import labelled, latent
@@ -239,17 +248,17 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
     output = Path(output)
     diag_path = check_outputs(output, plot, overwrite, [model_path])
     if (n is None) == (per_class is None):
-        raise MmsoldError(f"give either a number of samples or a number per class, got n = {n!r}, per class = "
-                          f"{per_class!r}")
+        raise MmsoldError("give either a number of samples (-n, n=) or a number per class (--per-class, per_class=), "
+                          f"got {'both' if n is not None else 'neither'}")
     if per_class is not None and label is not None:
         raise MmsoldError(f"sample one class or every class, got class {label!r} and per class {per_class!r}")
     if per_class is not None:
         models = load_class_models(model_path)
         n = per_class * len(models)
     else:
-        labels = class_labels(model_path)
-        models = {label: load_model(model_path, label=None if labels is None else label)}
+        models = {label: load_model(model_path, label=label)}
     model = next(iter(models.values()))
+    check_output_dim(output, model.d_)
     labelled_out = per_class is not None or label is not None
     basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
     white = wh.from_extras(model.extras_) if wh.has_whitening(model) else None
@@ -275,8 +284,10 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
         if per_class is not None:
             Z, y, results = labelled.sample_classes(models, {c: per_class for c in models}, seed=seed, **options)
             res = next(iter(results.values()))
-            diag = {"settings": dict(res.settings, model=str(model_path), per_class=per_class, random_state=seed),
-                    "classes": {str(c): r.diagnostics for c, r in results.items()}}
+            # each class's model sets its own t, σ, search …: the settings per class, the run's options above them
+            given = {k: v for k, v in options.items() if v is not None}
+            diag = {"settings": {"model": str(model_path), "per_class": per_class, "random_state": seed, **given},
+                    "classes": {str(c): {"settings": r.settings, **r.diagnostics} for c, r in results.items()}}
             Z = back(Z)
         else:
             if stream:
@@ -302,6 +313,17 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
         plot_result(plot, Z, back(model.X_[: max(Z.shape[0], 2000)]), basis=basis,
                     title=f"{res.settings['sampler']}: {Z.shape[0]} samples", reference_label="training")
     summary = _sample_summary(res, output, diag_path, n, model.d_)
+    if per_class is not None:  # the whole run's time and speed, each class's t and σ, the worst moment errors
+        runs = list(results.values())
+        wall = sum(r.diagnostics["wall_time"] for r in runs)
+        summary.update(
+            wall_time_s=wall,
+            particle_steps_per_s=sum(r.samples.shape[0] * r.settings["steps"] for r in runs) / wall,
+            steps={str(c): r.settings["steps"] for c, r in results.items()},
+            t={str(c): r.settings["t"] for c, r in results.items()},
+            sigma={str(c): r.settings["sigma"] for c, r in results.items()},
+            final_mean_error=max(r.diagnostics["mean_error"][-1] for r in runs),
+            final_cov_error=max(r.diagnostics["cov_error"][-1] for r in runs))
     if labelled_out:
         summary["classes"] = len(models)
         summary["labels"] = str(extra_paths[-1])
@@ -351,7 +373,7 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
 
     from .distributed.client import parse_address, require_dask
     from .io.arrays import STREAM_EXTENSIONS, PointWriter, atomic_paths, check_output_path, save_points
-    from .io.model_file import class_labels, load_model
+    from .io.model_file import load_model
     from .io.room import check_not_inputs, check_room
     from .sampling import resolve_settings, sample
     from .workflows import latent
@@ -384,8 +406,9 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
         check_output_path(output, overwrite=overwrite)
     for p in (diag_path, *extra):
         check_output_path(p, overwrite=overwrite)
-    labels = class_labels(model_path)
-    model = load_model(model_path, label=None if labels is None else label)
+    model = load_model(model_path, label=label)
+    if not zarr_out:
+        check_output_dim(output, model.d_)
     if latent.has_basis(model):
         raise MmsoldError(f"{model_path}: a model with a PCA basis (decoded images) cannot be sampled with {how}")
     settings = resolve_settings(model, n, **options)  # bad options: before any work
@@ -418,7 +441,7 @@ def _sample_sharded_job(model_path, output, n, *, seed, label, per_class, plot, 
             def run(**kw):
                 return sample_distributed(model, n, client=client, random_state=seed, rows_per_shard=rows,
                                           overhead=overhead, progress=shard_progress, unwhiten=True,
-                                          model_path=model_path, label=None if labels is None else label,
+                                          model_path=model_path, label=label,
                                           **kw, **options)
         else:
             from .distributed.sample import shard_rows
@@ -472,6 +495,7 @@ def augment_job(data, labels, output, *, factor: float, seed=None, index: str = 
     from .io.room import check_not_inputs, check_room
     from .workflows import labelled
 
+    seed = check_seed(seed, "seed")
     output = Path(output)
     label_path = output.with_name(output.stem + ".labels.npy")
     label_file = None if str(labels).startswith("col:") else labels
@@ -484,6 +508,8 @@ def augment_job(data, labels, output, *, factor: float, seed=None, index: str = 
         X, y = labelled.split_label_column(X, str(labels))
     else:
         y = labelled.read_labels(label_file, X.shape[0])
+    check_output_dim(output, X.shape[1])
+    factor = check_positive(factor, "factor")
     check_room(output, int(round(X.shape[0] * (1 + factor))), X.shape[1], in_memory=True)
     points, y_all, generated = labelled.augment(X, y, factor, seed=seed, index=index, **options)
     with atomic_paths(output, label_path, overwrite=overwrite) as (tmp_out, tmp_labels):
@@ -508,7 +534,9 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     from .workflows import whiten as wh
 
     output = Path(output)
+    seed = check_seed(seed, "seed")
     check_not_inputs([output], [model_path, data, labels])
+    check_extension(output, (".npy",))
     check_output_path(output, overwrite=overwrite)
     from .estimators import MMSOLDClassifier
 
@@ -521,6 +549,11 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     if X.shape[1] != d:
         raise MmsoldError(f"{data}: dimension {X.shape[1]} differs from the model's {d}")
     y_true = None if labels is None else labelled.read_labels(labels, X.shape[0])
+    if y_true is not None:
+        unknown = sorted(set(np.unique(y_true).tolist()) - set(np.asarray(list(models)).tolist()))
+        if unknown:
+            raise MmsoldError(f"{labels}: labels {', '.join(map(str, unknown))} are not classes of the model "
+                              f"({', '.join(map(str, models))})")
     train = np.concatenate([m.X_ for m in models.values()])
     ytrain = np.concatenate([np.full(m.n_, c) for c, m in models.items()])
     clf = MMSOLDClassifier(random_state=seed).fit(train, ytrain)
@@ -532,9 +565,6 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     if y_true is not None:
         classes = list(clf.classes_)
         idx = {c: i for i, c in enumerate(classes)}
-        if any(c not in idx for c in np.unique(y_true)):
-            raise MmsoldError(f"{labels}: labels {sorted(set(np.unique(y_true)) - set(classes))!r} are not classes of "
-                              f"the model ({', '.join(map(str, classes))})")
         cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
         np.add.at(cm, ([idx[c] for c in y_true], [idx[c] for c in pred]), 1)
         tp = np.diag(cm).astype(float)
@@ -552,18 +582,28 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     ``repeats`` R > 1: the figures that depend on the seed (projections, subsets, surface points) with seeds
     seed … seed + R − 1, each reported as the mean with its standard deviation beside it (``name_sd``); the
     others are computed once."""
+    import numpy as np
+
     from .io.arrays import read_points
     from .io.room import check_not_inputs
     from .metrics.evaluate import evaluate_all
     from .workflows import latent
     from .workflows import whiten as wh
 
+    seed = check_seed(seed, "seed")
+    repeats = check_int(repeats, "repeats", low=1)
     check_not_inputs([plot], [samples, reference, train, mesh])
     model = basis = None
+    class_points = None
     if train is not None and is_model_file(train):
-        from .model import Model
+        from .io.model_file import class_labels, load_class_models, load_model
 
-        model = Model.load(train)
+        if class_labels(train) is None:
+            model = load_model(train)
+        else:  # one model per class: memorisation against every class's points
+            models = load_class_models(train)
+            model = next(iter(models.values()))
+            class_points = np.concatenate([m.X_ for m in models.values()])
         basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
     A = latent.read_model_points(samples, basis)
     B = latent.read_model_points(reference, basis)
@@ -573,14 +613,17 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     if model is not None:
         if model.d_ != A.shape[1]:
             raise MmsoldError(f"{train}: model dimension {model.d_} differs from the samples' {A.shape[1]}")
-        if wh.has_whitening(model):  # samples come out in the data's space: memorisation there, as against the data
-            train_X, model = wh.unwhiten(model.X_, wh.from_extras(model.extras_)), None
+        if class_points is not None or wh.has_whitening(model):
+            train_X = model.X_ if class_points is None else class_points
+            if wh.has_whitening(model):  # samples come out in the data's space: memorisation there, as in the data
+                train_X = wh.unwhiten(train_X, wh.from_extras(model.extras_))
+            model = None
     elif train is not None:
         train_X = read_points(train)
     if plot is not None:
-        from .plots import require_matplotlib
+        from .plots import check_plot_path
 
-        require_matplotlib()
+        check_plot_path(plot)
     if mesh is not None and A.shape[1] != 3:
         raise MmsoldError(f"--mesh needs 3-D points; the samples are {A.shape[1]}-D")
     surf = None
@@ -588,14 +631,9 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
         from .io.mesh import read_mesh
 
         surf = read_mesh(mesh)
-    from .validation import check_int
-
-    repeats = check_int(repeats, "repeats", low=1)
     res, dist = evaluate_all(A, B, train=train_X, model=model, mesh=surf, distances=plot is not None,
                              random_state=seed)
     if repeats > 1:
-        import numpy as np
-
         more = [evaluate_all(A, B, mesh=surf, random_state=seed + r, seeded_only=True, spacing=res.get("spacing"))[0]
                 for r in range(1, repeats)]
         for key in more[0]:
@@ -611,6 +649,9 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     return res
 
 
+#: New points lie within a few spacings of the input's bounding box: the share of its extent a LAS output's
+#: integer grid must hold beyond it before densify starts (the writer checks every block it writes anyway).
+LAS_GRID_MARGIN = 0.01
 #: Extensions densify writes: the point formats, plus LAS/LAZ, PTS (and E57 when its reader is installed).
 SCAN_EXTENSIONS = (".las", ".laz", ".e57", ".pts")
 _NOISE = {"auto": "auto", "on": True, "off": False, True: True, False: False}

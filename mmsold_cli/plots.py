@@ -29,6 +29,7 @@ __all__ = [
     "plot_result",
     "png_bytes",
     "require_matplotlib",
+    "check_plot_path",
     "save_image_grid",
     "scatter_2d",
     "tile_images",
@@ -133,13 +134,20 @@ def save_image_grid(path, images, *, ncol: int = 10, max_images: int = 100, inve
     return write_png(path, tile_images(a, ncol=min(ncol, len(a)), fill=1.0))
 
 
+def check_plot_path(path) -> None:
+    """A plot's file name must say its format, and matplotlib must be there: checked before any work."""
+    ext = Path(path).suffix.lower()
+    if ext not in (".png", ".pdf", ".svg"):
+        raise MmsoldError(f"{path}: plot file must end in .png, .pdf or .svg, got {ext or '(none)'!r}")
+    require_matplotlib()
+
+
 def _finish(fig, path, dpi: int = 110):
     from .io.arrays import atomic_path
 
     path = Path(path)
     ext = path.suffix.lower()
-    if ext not in (".png", ".pdf", ".svg"):
-        raise MmsoldError(f"{path}: plot file must end in .png, .pdf or .svg, got {ext or '(none)'!r}")
+    check_plot_path(path)
     plt = require_matplotlib()
     try:
         with atomic_path(path, overwrite=True) as tmp:

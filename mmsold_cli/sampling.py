@@ -60,6 +60,7 @@ from ._threads import serial_blas
 from .config import SampleConfig
 from .defaults import FLAT, SUPPORT_ABOVE
 from .errors import MmsoldError
+from .validation import check_seed
 
 __all__ = ["sample", "run_kernel", "SampleResult", "SampleConfig", "ensemble_sizes", "ensemble_layout", "resolve_settings",
            "memory_estimate", "target_moments", "support_factor"]
@@ -293,8 +294,7 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
 
     if not hasattr(model, "X_"):
         raise MmsoldError("model is not fitted")
-    if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))):
-        raise MmsoldError(f"random_state must be an int or None, got {random_state!r}")
+    random_state = check_seed(random_state)
     cfg = SampleConfig.resolve(model, n, **options)
     d = model.d_
     sizes, offsets = ensemble_layout(cfg.n, cfg.P, d)

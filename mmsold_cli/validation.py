@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import MmsoldError
 
-__all__ = ["check_points", "check_spread", "check_positive", "check_int", "check_random_state", "MAX_ABS"]
+__all__ = ["check_points", "check_spread", "check_positive", "check_int", "check_seed", "check_random_state", "MAX_ABS"]
 
 #: Largest coordinate magnitude accepted.  Covariance entries are squares of
 #: coordinates and their norms square them again, so coordinates must stay far
@@ -127,7 +127,9 @@ def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise MmsoldError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+    if not np.isfinite(v):
+        raise MmsoldError(f"{name} must be a finite number {'≥ 0' if allow_zero else '> 0'}, got {value!r}")
+    if v < 0 or (v == 0 and not allow_zero):
         raise MmsoldError(f"{name} must be {'≥ 0' if allow_zero else '> 0'}, got {value!r}")
     return v
 
@@ -144,10 +146,21 @@ def check_int(value, name: str, *, low: int | None = None, high: int | None = No
     return v
 
 
+def check_seed(seed, name: str = "random_state") -> int | None:
+    """A seed: None or a non-negative integer (numpy's seed sequences take no negative entropy)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise MmsoldError(f"{name} must be an int or None, got {seed!r}")
+    if seed < 0:
+        raise MmsoldError(f"{name} must be a non-negative integer, got {int(seed)}")
+    return int(seed)
+
+
 def check_random_state(seed) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from None, an int, or a Generator."""
+    """A ``numpy.random.Generator`` from None, a non-negative int, or a Generator."""
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, numbers.Integral):
-        return np.random.default_rng(seed)
+        return np.random.default_rng(check_seed(seed))
     raise MmsoldError(f"random_state must be None, an int or a numpy Generator, got {seed!r}")

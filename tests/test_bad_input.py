@@ -346,11 +346,20 @@ def test_reference_dimension_differs_from_samples(tmp_path):
         (["-n", "10", "--t", "-0.5"], ["noise t must be > 0, got -0.5"]),
         (["-n", "10", "--sigma", "-1"], ["smoothing sigma must be ≥ 0"]),
         (["-n", "10", "--eta", "0"], ["step factor eta must be > 0"]),
-        (["-n", "10", "-P", "3"], ["ensemble size P must be ≥ 4, got 3"]),
+        (["-n", "10", "-P", "3"], ["ensemble size P (more particles than the dimension 3) must be ≥ 4, got 3"]),
         (["-n", "10", "-K", "301"], ["neighbours K must be ≤ the 300 training points, got 301"]),
         (["-n", "10", "-M", "0"], ["draws M must be ≥ 1"]),
         (["-n", "3"], ["more samples than dimensions", "n = 3"]),
         (["-n", "10", "--sampler", "magic"], ["sampler must be one of", "'magic'"]),
+        (["-n", "10", "-P", "0"], ["ensemble size P (more particles than the dimension 3) must be ≥ 4, got 0"]),
+        (["-n", "10", "--seed", "-1"], ["seed must be a non-negative integer, got -1"]),
+        (["-n", "10", "--t", "1e-160"], ["noise t must be ≥", "× the data's scale", "got 1e-160"]),
+        (["-n", "10", "--sampler", "cfdm", "--target-cov", "blurred"], ["target_cov must be data for cfdm",
+                                                                        "'blurred'"]),
+        (["-n", "10", "--class", "foo"], ["holds one model, not one per class", "'foo'"]),
+        (["-n", "10", "--plot", "picture.txt"], ["picture.txt", "must end in .png, .pdf or .svg", "'.txt'"]),
+        (["-n", "10", "--steps", "abc"], ["sample: Invalid value for '--steps'", "sample --help`)"]),
+        (["-n", "10", "--no-such-option"], ["sample: No such option: --no-such-option"]),
     ],
 )
 def test_nonsensical_sample_options(model_path, sample_out, opts, fragments):
@@ -406,6 +415,47 @@ def test_unknown_output_extension(model_path, tmp_path):
     out = tmp_path / "s.parquet"
     res = invoke("sample", model_path, "-n", 10, "-o", out, "--steps", 2)
     assert_refused(res, "s.parquet", "unknown output extension", outputs=[out, tmp_path / "s.diagnostics.json"])
+
+
+def test_output_formats_checked_before_any_work(model_path, tmp_path):
+    """A model is HDF5; a PLY or XYZ file holds x, y, z (XYZ is read back as 3 columns): refused up front."""
+    for out in (tmp_path / "model.npy", tmp_path / "model"):
+        assert_refused(invoke("fit-moments", model_path.parent / "train.npy", "-o", out), "unknown output extension",
+                       ".h5, .hdf5", outputs=[out])
+    two = tmp_path / "two.npy"
+    np.save(two, RNG.standard_normal((200, 2)))
+    fit_moments(np.load(two)).save(tmp_path / "two.h5")
+    for name in ("s.ply", "s.xyz"):
+        out = tmp_path / name
+        assert_refused(invoke("sample", tmp_path / "two.h5", "-n", 10, "-o", out), name, "holds 3-D points, got 2-D",
+                       outputs=[out, tmp_path / "s.diagnostics.json"])
+
+
+def test_images_with_nan_name_the_image(tmp_path):
+    images = RNG.random((20, 6, 6))
+    images[7, 1, 1] = np.nan
+    np.save(tmp_path / "im.npy", images)
+    assert_refused(invoke("fit-moments", tmp_path / "im.npy", "--pca", 4, "-o", tmp_path / "m.h5"), "im.npy",
+                   "1 of 20 images contain NaN or infinity (first: image 7)", outputs=[tmp_path / "m.h5"])
+
+
+def test_a_reference_of_one_repeated_point_is_refused(tmp_path):
+    np.save(tmp_path / "s.npy", X3[:50])
+    np.save(tmp_path / "r.npy", np.ones((5, 3)))
+    assert_refused(invoke("evaluate", tmp_path / "s.npy", tmp_path / "r.npy", "--json"),
+                   "reference: all 5 points are identical")
+
+
+def test_json_has_no_infinity():
+    from mmsold_cli.cli import _finite
+
+    payload = {"a": float("inf"), "b": [np.float32("nan"), 1, 2.5], "c": {"d": np.float64(-np.inf)}}
+    assert _finite(payload) == {"a": None, "b": [None, 1, 2.5], "c": {"d": None}}
+
+
+def test_binary_bytes_under_a_text_extension(fit):
+    res, out = fit("scan.xyz", raw=b"1 2 3\n" + bytes(range(1, 256)) * 4 + b"\n")
+    assert_refused(res, "scan.xyz", "holds binary data, not text", outputs=[out])
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -45,6 +45,13 @@ def test_per_class_sampling_writes_labels_and_holds_each_class_at_its_moments(la
     again = folder / "s2.npy"
     invoke("sample", folder / "cls.h5", "--per-class", 300, "-o", again, "--seed", 1)
     assert np.load(again).tobytes() == Z.tobytes()
+    # the summary is the whole run's: time summed over the classes, each class's t, the worst moment error
+    summary, diag = json.loads(res.stdout), json.loads((folder / "s.diagnostics.json").read_text())
+    classes = diag["classes"]
+    assert summary["wall_time_s"] == pytest.approx(sum(c["wall_time"] for c in classes.values()))
+    assert summary["particle_steps_per_s"] == pytest.approx(900 * 100 / summary["wall_time_s"])
+    assert summary["t"] == {k: c["settings"]["t"] for k, c in classes.items()} and len(set(summary["t"].values())) == 3
+    assert summary["final_cov_error"] == max(c["cov_error"][-1] for c in classes.values())
 
 
 def test_one_class_and_the_refusal_without_a_class(labelled):
@@ -87,6 +94,28 @@ def test_classify_reports_accuracy_f1_and_confusion(labelled):
     pred = np.load(folder / "pred.npy")
     assert s["accuracy"] == pytest.approx(np.mean(pred == yt)) and s["accuracy"] > 0.93
     assert np.array(s["confusion"]).sum() == 300 and 0.9 < s["macro_f1"] <= 1
+
+
+def test_classify_refuses_unknown_labels_before_writing(labelled):
+    pytest.importorskip("sklearn")
+    folder, X, y = labelled
+    bad = y.copy()
+    bad[5] = 42
+    np.save(folder / "ybad.npy", bad)
+    out = folder / "never.npy"
+    res = CliRunner().invoke(app, ["classify", str(folder / "cls.h5"), str(folder / "X.npy"), "--labels",
+                                   str(folder / "ybad.npy"), "-o", str(out)])
+    assert res.exit_code == 2 and "labels 42 are not classes of the model (0, 1, 2)" in res.stderr
+    assert not out.exists()
+
+
+def test_evaluate_takes_a_per_class_model_as_its_training_set(labelled):
+    folder, X, y = labelled
+    res = invoke("evaluate", folder / "X.npy", folder / "X.npy", "--train", folder / "cls.h5", "--json")
+    assert json.loads(res.stdout)["memorisation"] == 1.0  # every point is one of the classes' training points
+    np.save(folder / "far.npy", X + 100.0)
+    res = invoke("evaluate", folder / "far.npy", folder / "X.npy", "--train", folder / "cls.h5", "--json")
+    assert json.loads(res.stdout)["memorisation"] == 0.0
 
 
 def test_classify_takes_held_out_images_of_a_pca_model(tmp_path):

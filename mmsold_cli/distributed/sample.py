@@ -40,6 +40,7 @@ import uuid
 import numpy as np
 
 from ..errors import MmsoldError
+from ..validation import check_seed
 
 __all__ = ["OVERHEAD_SHARE", "MAX_TASKS", "WORKER_RATE", "ModelPayload", "ModelFile", "model_payload", "shard_rows", "plan_shards",
            "sample_distributed", "merge_diagnostics"]
@@ -240,8 +241,7 @@ def sample_distributed(model, n, *, client, random_state=None, out=None, store=N
 
     if not hasattr(model, "X_"):
         raise MmsoldError("model is not fitted")
-    if random_state is not None and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))):
-        raise MmsoldError(f"random_state must be an int or None, got {random_state!r}")
+    random_state = check_seed(random_state)
     settings = resolve_settings(model, n, **options)
     n, d, P, steps = int(settings["n"]), model.d_, int(settings["P"]), int(settings["steps"])
     # the search as resolved here: σ-CFDM's auto is measured on the model (a pilot run), once, not on every worker

@@ -29,6 +29,7 @@ from ..errors import MmsoldError
 __all__ = [
     "READ_EXTENSIONS",
     "WRITE_EXTENSIONS",
+    "check_output_dim",
     "split_path_key",
     "read_points",
     "read_array",
@@ -227,6 +228,14 @@ def _is_number(field: str) -> bool:
     return True
 
 
+def not_numeric(path, lineno: int, line: str) -> MmsoldError:
+    """The error for a text line that does not parse: its start, or, for bytes that are not text (a binary
+    file under a text extension), just that."""
+    if "\ufffd" in line or any(ord(c) < 32 and c not in "\t\r\n" for c in line[:200]):
+        return MmsoldError(f"{path}: line {lineno} holds binary data, not text; is the file in another format?")
+    return MmsoldError(f"{path}: line {lineno} is not numeric: {line[:60]!r}")
+
+
 def _read_text(path: Path) -> np.ndarray:
     """Parse delimited numbers, one point a row.
 
@@ -237,7 +246,7 @@ def _read_text(path: Path) -> np.ndarray:
     """
     header_lines = 0
     first = None
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -255,7 +264,7 @@ def _read_text(path: Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data"
             a = np.loadtxt(path, delimiter=delim, skiprows=header_lines, comments="#", ndmin=2,
-                           dtype=np.float64, encoding="utf-8")
+                           dtype=np.float64, encoding="utf-8-sig")
         return a
     except (ValueError, UnicodeDecodeError):
         pass
@@ -265,7 +274,7 @@ def _read_text(path: Path) -> np.ndarray:
 def _read_text_slow(path: Path, header_lines: int) -> np.ndarray:
     """Line-by-line parser with mixed delimiters; names the first bad line."""
     rows: list[list[float]] = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.strip()
             if lineno <= header_lines or not line or line.startswith("#"):
@@ -273,7 +282,7 @@ def _read_text_slow(path: Path, header_lines: int) -> np.ndarray:
             try:
                 vals = [float(f) for f in _fields(line)]
             except ValueError:
-                raise MmsoldError(f"{path}: line {lineno} is not numeric: {line[:60]!r}") from None
+                raise not_numeric(path, lineno, line) from None
             if rows and len(vals) != len(rows[0]):
                 raise MmsoldError(
                     f"{path}: ragged rows: line {lineno} has {len(vals)} values, expected {len(rows[0])}"
@@ -427,9 +436,16 @@ def _check_write_format(path: Path, X: np.ndarray, fmt: str | None = None) -> st
         )
     if X.ndim != 2:
         raise MmsoldError(f"{path}: expected points of shape (n, d), got shape {X.shape}")
-    if ext == ".ply" and X.shape[1] != 3:
-        raise MmsoldError(f"{path}: PLY output needs 3-D points, got shape {X.shape}")
+    check_output_dim(path, X.shape[1], fmt=ext)
     return ext
+
+
+def check_output_dim(path, d: int, *, fmt: str | None = None) -> None:
+    """PLY and XYZ files hold x, y, z: refuse d-dimensional points for them before any work (an .xyz file is
+    read back as its first three columns)."""
+    ext = (fmt or _ext(Path(path))).lower()
+    if ext in (".ply", ".xyz") and d != 3:
+        raise MmsoldError(f"{path}: a {ext} file holds 3-D points, got {d}-D; write .npy, .h5, .csv or .txt")
 
 
 def write_hdf5(path: str | os.PathLike, fill) -> None:
@@ -551,6 +567,7 @@ class PointWriter(RowFileWriter):
         if self.ext not in STREAM_EXTENSIONS:
             raise MmsoldError(f"{self.path}: cannot stream {self.ext!r} output; expected one of "
                               f"{', '.join(STREAM_EXTENSIONS)}")
+        check_output_dim(self.path, self.shape[1], fmt=self.ext)
         self.rows = 0
         self._fh = open(self.path, "wb")
         if self.ext == ".npy":

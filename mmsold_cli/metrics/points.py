@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import MmsoldError
 from ..validation import check_random_state
 
 __all__ = [
@@ -313,6 +314,8 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0, seed
 
     A = check_points(samples, name="samples", min_points=2)
     B = check_points(reference, name="reference", min_points=2, dim=A.shape[1])
+    if not np.ptp(B, axis=0).any():  # zero covariance: the relative and Mahalanobis errors would divide by 0
+        raise MmsoldError(f"reference: all {B.shape[0]} points are identical; nothing to compare the samples against")
     out = {}
     if not seeded_only:
         out.update(n_samples=A.shape[0], n_reference=B.shape[0], dim=A.shape[1], mean_error=mean_error(A, B),
@@ -338,8 +341,6 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0, seed
         return out
     if model is not None:
         if model.d_ != A.shape[1]:
-            from ..errors import MmsoldError
-
             raise MmsoldError(f"model has dimension {model.d_}, samples have {A.shape[1]}")
         out["memorisation"] = memorisation_fraction(A, model.X_, model.nn_dist_, model.index_)
         out["dup_rate"] = duplicate_rate(A, model.X_, index=model.index_, train_sqdist=model.knn_sqdist_[:, 0])

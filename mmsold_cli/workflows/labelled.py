@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MmsoldError
+from ..validation import check_seed
 
 __all__ = ["read_labels", "split_label_column", "fit_class_models", "class_seed", "sample_classes", "augment"]
 
@@ -26,7 +27,7 @@ def split_label_column(X: np.ndarray, spec: str):
     k %= d
     labels = X[:, k]
     if not np.all(labels == np.round(labels)):
-        raise MmsoldError(f"labels in column {k} must be integers, got e.g. {labels[labels != np.round(labels)][0]!r}")
+        raise MmsoldError(f"labels in column {k} must be integers, got e.g. {float(labels[labels != np.round(labels)][0])!r}")
     return np.delete(X, k, axis=1), labels.astype(np.int64)
 
 
@@ -53,7 +54,7 @@ def fit_class_models(X, y, *, index: str = "auto", name: str = "data") -> dict:
     for c in np.unique(y):
         Xc = X[y == c]
         if Xc.shape[0] <= X.shape[1]:
-            raise MmsoldError(f"{name}: class {c!r} has {Xc.shape[0]} points; expected more than the dimension "
+            raise MmsoldError(f"{name}: class {c.item() if isinstance(c, np.generic) else c!r} has {Xc.shape[0]} points; expected more than the dimension "
                               f"{X.shape[1]} to fit its moments")
         models[c.item() if isinstance(c, np.generic) else c] = fit_moments(Xc, index=index, name=f"{name} class {c}")
     return models
@@ -61,7 +62,7 @@ def fit_class_models(X, y, *, index: str = "auto", name: str = "data") -> dict:
 
 def class_seed(seed, i: int):
     """The seed of class i of a run with ``seed`` (None stays None: fresh entropy)."""
-    if seed is None:
+    if check_seed(seed, "seed") is None:
         return None
     return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1, np.uint64)[0] >> 1)
 

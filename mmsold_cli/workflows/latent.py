@@ -90,6 +90,11 @@ def images_from_array(arr, *, name: str = "images") -> np.ndarray:
         raise MmsoldError(f"{name}: expected images of shape (N, H, W) or (N, H, W, C), got shape {a.shape}")
     if a.shape[0] < 2:
         raise MmsoldError(f"{name}: expected at least 2 images, got {a.shape[0]}")
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1))
+        if bad.size:
+            raise MmsoldError(f"{name}: {bad.size} of {a.shape[0]} images contain NaN or infinity (first: image "
+                              f"{bad[0]})")
     return a
 
 
