@@ -9,7 +9,8 @@ Reading keeps all of them as attributes (laspy's names) and keeps the header
 (point format, version, scale, offset, VLRs/EVLRs such as the CRS) in
 ``meta["las_header"]``; writing reuses that header so the output has the
 same point format, the same scale and offset (hence the same coordinate
-grid), the same CRS records and the same extra-bytes dimensions.  An 8-bit
+grid), the same CRS records and the same extra-bytes dimensions (less those
+the cloud no longer carries, e.g. dropped by ``--drop-attributes``).  An 8-bit
 colour (a PLY's, an E57's, a text file's ``uint8`` channels) is written
 multiplied by 257, as the specification asks LAS colours to span 16 bits.
 
@@ -24,13 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["read_las", "write_las", "LasWriter", "require_laspy"]
+__all__ = ["read_las", "write_las", "LasWriter", "require_laspy", "check_las_grid"]
 
 _COORDS = ("X", "Y", "Z")
 
@@ -65,7 +67,7 @@ def read_las(spec: str | os.PathLike):
         raise MmsoldError(f"{path}: no such file")
     try:
         las = laspy.read(path)
-    except (laspy.errors.LaspyException, OSError, ValueError) as exc:
+    except _read_errors(laspy) as exc:
         raise _unreadable(path, exc) from exc
     pos = np.stack([np.asarray(las.x, dtype=np.float64), np.asarray(las.y, dtype=np.float64),
                     np.asarray(las.z, dtype=np.float64)], axis=1)
@@ -75,6 +77,19 @@ def read_las(spec: str | os.PathLike):
             continue
         attrs[name] = np.array(las[name])  # bit fields come back as views: copy them to plain arrays
     return PointCloud(pos, attrs, path.suffix.lower(), {"las_header": las.header})
+
+
+def _read_errors(laspy) -> tuple:
+    """What a damaged file raises while it is read: laspy's errors, and lazrs's for a LAZ file's compressed
+    chunks (a truncated download)."""
+    kinds = [laspy.errors.LaspyException, OSError, ValueError]
+    try:
+        import lazrs
+
+        kinds.append(lazrs.LazrsError)
+    except (ImportError, AttributeError):
+        pass
+    return tuple(kinds)
 
 
 def _unreadable(path, exc) -> MmsoldError:
@@ -102,7 +117,7 @@ def read_las_positions(spec: str | os.PathLike) -> np.ndarray:
                 k = len(block)
                 pos[done:done + k, 0], pos[done:done + k, 1], pos[done:done + k, 2] = block.x, block.y, block.z
                 done += k
-    except (laspy.errors.LaspyException, OSError, ValueError) as exc:
+    except _read_errors(laspy) as exc:
         raise _unreadable(path, exc) from exc
     if done != len(pos):
         raise MmsoldError(f"{path}: the header promises {len(pos)} points, the file holds {done}")
@@ -122,11 +137,76 @@ def write_las(path: str | os.PathLike, cloud, *, header=None) -> None:
         (CRS, extra-bytes definitions) are reused.  Without one, point format
         3 (RGB + GPS time) at LAS 1.2 with a scale of 1e-7 of the extent is
         used and attributes it has no dimension for are added as extra bytes.
-        Attributes the format has and the cloud lacks are written as zeros;
-        attributes the format lacks are added as extra-bytes dimensions.
+        Attributes the point format has and the cloud lacks are written as
+        zeros, extra-bytes dimensions of the header the cloud lacks are left
+        out; attributes the format lacks are added as extra-bytes dimensions.
     """
     with LasWriter(path, header=header, bounds=_bounds(cloud.positions)) as w:
         w.write(cloud)
+
+
+#: A temporary of :func:`mmsold_cli.io.arrays.atomic_paths`: ``.NAME.XXXXXXXX.part.EXT`` (mkstemp's 8 characters)
+#: next to its target NAME, which ends in .EXT.
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.part(?P<ext>\.[^.]*)$")
+
+
+def _shown(path) -> Path:
+    """The name to put in a message about ``path``: its target when it is a temporary of ``atomic_paths``.
+
+    The writers only see the temporary, whose hidden name means nothing to the user."""
+    path = Path(path)
+    m = _PARTIAL.match(path.name)
+    if m and m["name"].endswith(m["ext"]):
+        return path.with_name(m["name"])
+    return path
+
+
+def _num(v) -> str:
+    """A plain number for a message (``0.001``, ``2147483.647``), never a numpy repr."""
+    return format(float(v), ".12g")
+
+
+def check_las_grid(header, lo, hi, path, *, what: str = "the points") -> None:
+    """Refuse coordinates from ``lo`` to ``hi`` (per axis) that ``header``'s integer grid cannot hold.
+
+    LAS stores ``X = round((x - offset) / scale)`` as a 32-bit integer, so a reused header (the input's, for the
+    output) holds only ``offset + scale * [-2**31, 2**31 - 1]`` on each axis.  Call it before any
+    work with the box the output can reach (the input's bounding box grown by a margin): the error then comes
+    at once, not after the densification.  :class:`LasWriter` calls it on every block it writes.
+
+    Parameters
+    ----------
+    header : laspy.LasHeader or None
+        The header the output will reuse (``meta["las_header"]``); None (a header chosen from the points'
+        own bounds) holds anything and is not checked.
+    lo, hi : array of 3
+        Lowest and highest coordinates per axis.
+    path : str or path
+        The output, named in the message (a temporary of ``atomic_paths`` is named by its target).
+    what : str
+        What ``lo`` … ``hi`` bound, for the message (it opens with it: "the points span x …").
+
+    Raises
+    ------
+    MmsoldError
+        Naming the axes that do not fit, their range, the grid's scale, offset and limits.
+    """
+    if header is None:
+        return
+    lo, hi = np.asarray(lo, dtype=np.float64).reshape(3), np.asarray(hi, dtype=np.float64).reshape(3)
+    scale, offset = np.asarray(header.scales, dtype=np.float64), np.asarray(header.offsets, dtype=np.float64)
+    i32 = np.iinfo(np.int32)
+    # laspy rounds to the nearest integer; the box fits when both its ends do (scale > 0: monotonic)
+    bad = [k for k in range(3) if not (np.rint((lo[k] - offset[k]) / scale[k]) >= i32.min
+                                       and np.rint((hi[k] - offset[k]) / scale[k]) <= i32.max)]
+    if not bad:
+        return
+    reach = ", ".join(f"{'xyz'[k]} {_num(lo[k])} to {_num(hi[k])}" for k in bad)
+    grid = ", ".join(f"{'xyz'[k]} {_num(offset[k] + scale[k] * i32.min)} to {_num(offset[k] + scale[k] * i32.max)} "
+                     f"(scale {_num(scale[k])}, offset {_num(offset[k])})" for k in bad)
+    raise MmsoldError(f"{_shown(path)}: {what} span {reach}, beyond what the LAS header's 32-bit integer grid "
+                      f"holds: {grid}; write .ply or .e57 instead, or re-grid the input with a larger scale "
+                      f"or a nearer offset (e.g. PDAL, las2las)")
 
 
 def _bounds(pos):
@@ -166,6 +246,11 @@ class LasWriter:
         laspy = self._laspy
         if self._given is not None:
             header = self._given.copy()
+            # an extra-bytes dimension the cloud does not carry (dropped by --drop-attributes) is left out, not
+            # written as zeros; the point format's own dimensions cannot be removed and stay
+            gone = [name for name in header.point_format.extra_dimension_names if name not in cloud.attributes]
+            if gone:
+                header.remove_extra_dims(gone)
         else:
             header = laspy.LasHeader(point_format=3, version="1.2")
             lo, ext = self._bounds
@@ -184,7 +269,8 @@ class LasWriter:
             self._writer = laspy.LasWriter(open(self.path, "wb+"), header,
                                            do_compress=self.path.suffix.lower() == ".laz", closefd=True)
         except (laspy.errors.LaspyException, ValueError) as exc:
-            raise MmsoldError(f"{self.path}: cannot write LAS/LAZ ({str(exc).strip().splitlines()[0]})") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MmsoldError(f"{_shown(self.path)}: cannot write LAS/LAZ ({first})") from exc
 
     def write(self, cloud) -> None:
         """Append the points of ``cloud`` (a PointCloud)."""
@@ -194,11 +280,8 @@ class LasWriter:
         elif list(cloud.attributes) != self._names:
             raise ValueError(f"{self.path}: a block has attributes {list(cloud.attributes)}, the file {self._names}")
         header, pos = self.header, cloud.positions
-        # the real coordinates must fit the integer grid: X = (x - offset) / scale in int32
-        q = np.rint((pos - np.asarray(header.offsets)) / np.asarray(header.scales)) if len(pos) else np.zeros((0, 3))
-        if len(pos) and (q.min() < np.iinfo(np.int32).min or q.max() > np.iinfo(np.int32).max):
-            raise MmsoldError(f"{self.path}: points fall outside the LAS header's integer grid (scale "
-                              f"{list(header.scales)}, offset {list(header.offsets)})")
+        if len(pos):  # the real coordinates must fit the integer grid: X = (x - offset) / scale in int32
+            check_las_grid(header, pos.min(axis=0), pos.max(axis=0), self.path)
         las = laspy.LasData(header=header.copy(), points=laspy.ScaleAwarePointRecord.zeros(len(pos), header=header))
         las.x, las.y, las.z = pos[:, 0], pos[:, 1], pos[:, 2]
         dims = set(header.point_format.dimension_names)
@@ -215,7 +298,8 @@ class LasWriter:
         try:
             self._writer.write_points(las.points)
         except (laspy.errors.LaspyException, ValueError) as exc:
-            raise MmsoldError(f"{self.path}: cannot write LAS/LAZ ({str(exc).strip().splitlines()[0]})") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MmsoldError(f"{_shown(self.path)}: cannot write LAS/LAZ ({first})") from exc
         self.rows += len(pos)
 
     def close(self) -> None:
