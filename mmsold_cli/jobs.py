@@ -715,6 +715,7 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     ``project_input`` (the tiles' surfaces stay on the workers).  A ``.zarr`` output, with or without
     ``dask``, is a Zarr v3 store of the positions only.
     """
+    seed = check_seed(seed, "seed")
     if output is not None and Path(output).suffix.lower() == ".zarr":
         if normals or drop_attributes or keep_input or project_input or noise != "auto" or halo is not None:
             raise MmsoldError(".zarr outputs hold positions only: --normals, --drop-attributes, --keep-input, "
@@ -754,17 +755,27 @@ def densify_job(sparse, output=None, *, n=None, factor: float = 20.0, denoise: s
     diag_path = check_outputs(output, plot, overwrite, [sparse], extensions=WRITE_EXTENSIONS + SCAN_EXTENSIONS)
     _check_scan_output(output)
     cloud = read_cloud(sparse)
-    if normals and ext in (".pts", ".e57"):  # asked for, then lost: refused before any work
+    if normals and (ext in (".pts", ".e57") or ext not in CLOUD_FORMATS):  # asked for, then lost: refused now
         raise MmsoldError(f"a {ext} file has no place for normals: write .txt, .ply or .las with --normals")
     carried = [] if drop is True else [a for a in cloud.attributes if a not in drop]
-    left_out = [a for a in carried if a not in held_attributes(ext, carried)] if ext in CLOUD_FORMATS else []
+    left_out = [a for a in carried if a not in held_attributes(ext, carried)]
     if left_out:  # a conversion to a format that holds less: said once, before the work
         warnings.warn(f"a {ext} file has no place for {', '.join(left_out)}: left out of {output.name}", stacklevel=2)
+    if n is not None:
+        n = check_int(n, "number of output points n", low=1)
+    else:
+        factor = check_positive(factor, "factor")
     n_out = int(n if n is not None else round(factor * len(cloud))) + (len(cloud) if keep_input else 0)
     # the output goes to disk part by part (a tile at a time); HDF5 and E57 are written whole at the end
     check_room(output, n_out, 3 + len(cloud.attributes) + 3 * bool(normals),
                in_memory=ext in (".h5", ".hdf5", ".e57"))
     lo, hi = cloud.positions.min(axis=0), cloud.positions.max(axis=0)
+    if ext in (".las", ".laz"):  # the input's grid, reused, must hold the new points: refused now, not at the end
+        from .io.las import check_las_grid
+
+        pad = LAS_GRID_MARGIN * float((hi - lo).max())
+        check_las_grid(cloud.meta.get("las_header"), lo - pad, hi + pad, output,
+                       what=f"the input's points, grown by {LAS_GRID_MARGIN:.0%} of their extent,")
     shown: list = []  # every stride-th output point, for the plot
     count = {"points": 0, "attributes": []}
 
@@ -860,7 +871,6 @@ def _densify_zarr_job(sparse, output, *, n, factor, denoise, seed, plot, overwri
     from .io.arrays import atomic_paths, check_output_path
     from .io.cloud import PointCloud, read_cloud
     from .io.room import check_not_inputs, check_room
-    from .validation import check_int, check_positive
 
     output = Path(output)
     if dask is not None:

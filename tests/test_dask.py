@@ -373,7 +373,7 @@ def test_tiled_densify_on_the_cluster_has_no_seams_and_the_local_bytes(client, t
     small = PointCloud(X[:2400], {}, ".ply")
     kw = dict(factor=1.5, tile_points=600, steps=10)
     ref, _ = densify_cloud(small, random_state=2, **kw)
-    offsets = tile_rows(small.positions, plan_tiles(small.positions, 600), 1.5)
+    offsets = tile_rows(plan_tiles(small.positions, 600), 1.5)
     assert len(offsets) == 5 and offsets[-1] == len(ref.positions)
     for chunk in (250, 1000):
         with ZarrOutput(tmp_path / f"d{chunk}.zarr", int(offsets[-1]), 3, chunk_rows=chunk) as store:

@@ -48,6 +48,18 @@ def test_continuous_attributes_follow_a_smooth_field_and_classes_the_nearest_poi
     assert "red" not in transfer_attributes(attrs, X, Z[:5], spacing=delta, drop=("red",))
 
 
+def test_missing_values_are_left_out_of_the_averages(rng):
+    X = _sphere(2000, rng)
+    q = X[:, 0] + 2.0
+    q[::50] = np.nan  # a scanner's missing quality
+    Z = _sphere(3000, rng)
+    out = transfer_attributes({"quality": q}, X, Z, spacing=mean_spacing(X))["quality"]
+    assert not np.isnan(out).any()  # 8 neighbours: never all of them missing here
+    assert np.abs(out - (Z[:, 0] + 2.0)).max() < 0.1
+    gone = np.full(2000, np.nan)
+    assert np.isnan(transfer_attributes({"q": gone}, X, Z[:5], spacing=mean_spacing(X))["q"]).all()
+
+
 def test_uint8_colours_are_rounded_and_clipped(rng):
     X = rng.uniform(0, 1, (200, 3))
     out = transfer_attributes({"red": np.full(200, 255, np.uint8)}, X, rng.uniform(0, 1, (50, 3)), spacing=0.05)

@@ -274,6 +274,36 @@ def test_bad_scan_options_one_line_exit_2_nothing_left(tmp_path, rng, args, msg)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.las"]
 
 
+def test_an_empty_or_unknown_cloud_and_normals_nowhere_to_go(tmp_path, rng):
+    laspy = pytest.importorskip("laspy")
+    laspy.LasData(laspy.LasHeader(point_format=3, version="1.2")).write(str(tmp_path / "empty.las"))
+    (tmp_path / "empty.ply").write_text("ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\n"
+                                        "property float y\nproperty float z\nend_header\n")
+    (tmp_path / "scan.docx").write_bytes(b"PK")
+    _las(tmp_path / "in.las", _sphere(300, rng))
+    cases = [(tmp_path / "empty.las", "o.ply", [], "empty.las: is empty (0 points)"),
+             (tmp_path / "empty.ply", "o.ply", [], "empty.ply: is empty (0 points)"),
+             (tmp_path / "scan.docx", "o.ply", [], "expected one of .las, .laz, .ply, .e57"),
+             (tmp_path / "in.las", "o.npy", ["--normals"], "a .npy file has no place for normals")]
+    for src, out, extra, msg in cases:
+        res = run(src, "-o", tmp_path / out, *extra)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1 and msg in lines[0], (msg, res.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.las", "empty.ply", "in.las", "scan.docx"]
+    # an array output keeps positions only, and says what it leaves out
+    res = run(tmp_path / "in.las", "-o", tmp_path / "o.npy", "--factor", 2, "--seed", 0, "--json")
+    assert "no place for intensity" in res.stderr and "classification" in ok(res)["left_out"]
+
+
+def test_a_byte_order_mark_before_the_header(tmp_path, rng):
+    X = _sphere(300, rng)
+    rows = "\n".join(",".join(f"{v:.6f}" for v in p) for p in X)
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfx,y,z\n" + rows.encode() + b"\n")
+    np.testing.assert_array_equal(read_cloud(tmp_path / "bom.csv").positions, np.round(X, 6))
+    ok(run(tmp_path / "bom.csv", "-o", tmp_path / "o.csv", "--factor", 2, "--seed", 0, "--json"))
+    assert (tmp_path / "o.csv").read_text().splitlines()[0] == "x,y,z"
+
+
 def test_e57_without_its_reader_is_refused(tmp_path, rng, monkeypatch):
     monkeypatch.setitem(sys.modules, "pye57", None)  # an installation without the e57 extra: import fails
     np.save(tmp_path / "in.npy", _sphere(300, rng))

@@ -68,7 +68,8 @@ def test_las_new_points_get_the_input_header(tmp_path, rng):
     back = laspy.read(str(tmp_path / "new.las"))
     assert np.allclose(back.nx, np.linspace(-1, 1, 10))  # not in the input's format: added as extra bytes
     assert "nx" not in cloud.meta["las_header"].point_format.dimension_names  # the input's header untouched
-    assert back.header.point_format.id == 7 and "reflect" in back.point_format.dimension_names
+    # an extra dimension the new points do not carry is not declared (not written as zeros)
+    assert back.header.point_format.id == 7 and "reflect" not in back.point_format.dimension_names
     assert np.abs(back.x - new.positions[:, 0]).max() <= 0.0005 + 1e-9  # quantised to the 1 mm grid
     assert np.all(back.classification == 6) and np.all(back.intensity == 0)
 
@@ -258,12 +259,20 @@ def test_text_clouds_name_their_columns_and_round_trip(tmp_path, rng):
     # a table whose other columns are not a scan's attributes is data of that many dimensions
     _text(tmp_path / "four.csv", np.c_[X, inten], g + ["%d"], "x,y,z,w", ",")
     assert read_array(tmp_path / "four.csv").shape == (n, 4)
-    # another format written as text: x, y, z, then the attributes under a header of their names
+    # an attribute the text input did not have (normals, a label): after its columns, its header extended
     c = read_cloud(tmp_path / "cc.txt")
     c.attributes["label"] = np.arange(n) % 4
     write_cloud(tmp_path / "out.csv", c)
     lines = (tmp_path / "out.csv").read_text().splitlines()
-    assert lines[0] == "x,y,z,red,green,blue,nx,ny,nz,label" and len(lines) == n + 1
+    assert lines[0] == "//X,Y,Z,R,G,B,Nx,Ny,Nz,label" and len(lines) == n + 1
+    # one left out: the header names the columns that are left, in the input's spelling
+    del c.attributes["green"]
+    write_cloud(tmp_path / "less.txt", c)
+    assert (tmp_path / "less.txt").read_text().splitlines()[0] == "//X,Y,Z,R,B,Nx,Ny,Nz,label"
+    # another format's cloud written as text: x, y, z, then the attributes under a header of their names
+    other = PointCloud(c.positions, {"red": c.attributes["red"], "label": c.attributes["label"]}, ".ply")
+    write_cloud(tmp_path / "other.csv", other)
+    assert (tmp_path / "other.csv").read_text().splitlines()[0] == "x,y,z,red,label"
     assert lines[1].split(",")[3:6] == [str(v) for v in rgb[0]]
     back = read_cloud(tmp_path / "out.csv")
     assert list(back.attributes) == ["red", "green", "blue", "nx", "ny", "nz", "label"]
@@ -331,7 +340,7 @@ def test_text_columns_keep_their_decimals(tmp_path, rng):
     three = read_cloud(tmp_path / "three.txt")
     write_cloud(tmp_path / "three_back.csv", three)
     lines = (tmp_path / "three_back.csv").read_text().splitlines()
-    assert lines[0] == "x y z quality"
+    assert lines[0] == "x,y,z,quality"  # the input's header, in the CSV's own delimiter like its rows
     x, y, z, q = lines[1].split(",")
     assert len(x.split(".")[1]) == 6 and len(q.split("e")[0].split(".")[1]) == 6  # 3 decimals: 6; exponents too
     back = read_cloud(tmp_path / "three_back.csv")

@@ -34,6 +34,19 @@ def tiled(wavy):
     return densify_cloud(wavy, factor=4, random_state=1, tile_points=3000)
 
 
+def test_a_tiled_run_makes_exactly_the_points_asked_for(wavy):
+    from mmsold_cli.workflows.tiles import tile_counts
+
+    tiles = plan_tiles(wavy.positions, 1000)
+    for n in (10001, 33333, 12007):
+        counts = tile_counts(tiles, n / len(wavy))
+        assert sum(counts) == n and len(counts) == len(tiles)
+        exact = n / len(wavy) * np.array([t.points for t in tiles])
+        assert np.all(np.abs(np.array(counts) - exact) < 1)  # each tile its share, rounded up or down
+    out, _ = densify_cloud(wavy, n=10001, random_state=0, tile_points=3000, steps=5, even=False)
+    assert len(out) == 10001
+
+
 def test_partition_is_balanced_and_covers_every_point(wavy):
     tiles = plan_tiles(wavy.positions, 3000)
     assert len(tiles) == 4

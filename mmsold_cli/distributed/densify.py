@@ -35,12 +35,12 @@ __all__ = ["densify_distributed", "layout", "tile_rows", "ZARR_CHUNK_ROWS", "Lay
 ZARR_CHUNK_ROWS = 65_536
 
 
-def tile_rows(positions, tiles, factor: float) -> np.ndarray:
-    """Row offsets (tiles + 1,) of each tile's new points in the output: ``round(factor × core points)`` each."""
-    from ..workflows.tiles import _inside
+def tile_rows(tiles, factor: float, plan=None) -> np.ndarray:
+    """Row offsets (tiles + 1,) of each tile's new points in the output
+    (:func:`~mmsold_cli.workflows.tiles.tile_counts`)."""
+    from ..workflows.tiles import tile_counts
 
-    counts = [int(round(factor * int(_inside(positions, t.lo, t.hi).sum()))) for t in tiles]
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(tile_counts(tiles, factor, plan))]).astype(np.int64)
 
 
 class Layout(NamedTuple):
@@ -68,8 +68,7 @@ def layout(positions, factor: float, *, tile_points: int, halo: float, even="aut
                       np.array([0, max(int(round(factor * X.shape[0])), 1)]))
     tiles = tl.plan_tiles(X, tile_points)
     plan, info = tl.decide_even(X, tiles, factor, even, halo=halo)
-    offsets = (tile_rows(X, tiles, factor) if plan is None
-               else np.concatenate([[0], np.cumsum(plan.counts)]).astype(np.int64))
+    offsets = tile_rows(tiles, factor, plan)
     return Layout(False, tiles, plan, info, offsets)
 
 
@@ -178,6 +177,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     even = options.pop("even", "auto")
     work = layout(X, factor, tile_points=tile_points, halo=halo, even=even) if work is None else work
     whole, tiles, offsets = work.whole, work.tiles, work.offsets  # whole: densify_cloud's untiled run
+    counts = np.diff(offsets)
     if store is not None and store.shape != (int(offsets[-1]), 3):
         raise MmsoldError(f"store must have shape {(int(offsets[-1]), 3)}, got {store.shape}")
     if normals and not whole and input_normals is None:
@@ -198,7 +198,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
                                          target, pure=False, key=f"mmsold-tile-{seed}-0-{uuid.uuid4().hex[:8]}")]
             else:
                 futures = [client.submit(_run_tile, scattered, tile, int(offsets[k]), factor, seed, halo, normals,
-                                         drop, dict(options, **tl.even_options(work.plan, k)), target, chunk,
+                                         drop, dict(options, **tl.tile_options(work.plan, counts, k)), target, chunk,
                                          normals_at, pure=False, key=f"mmsold-tile-{seed}-{k}-{uuid.uuid4().hex[:8]}")
                            for k, tile in enumerate(tiles)]
             index = {f.key: k for k, f in enumerate(futures)}

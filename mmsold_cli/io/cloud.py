@@ -80,28 +80,30 @@ def _ext(path: Path) -> str:
 
 
 def read_cloud(spec: str | os.PathLike) -> PointCloud:
-    """Read a point cloud with its attributes (see the module docstring for formats)."""
+    """Read a point cloud with its attributes (see the module docstring for formats); an empty one is refused."""
     path = Path(spec)
     ext = _ext(path)
     if ext in (".las", ".laz"):
-        from .las import read_las
+        from .las import read_las as reader
+    elif ext == ".ply":
+        from .ply import read_ply as reader
+    elif ext == ".e57":
+        from .e57 import read_e57 as reader
+    elif ext in TEXT_EXTENSIONS:
+        from .text import read_text_cloud as reader
+    else:
+        from .arrays import split_path_key
+        from .mesh import CLOUD_EXTENSIONS, read_point_cloud
 
-        return read_las(path)
-    if ext == ".ply":
-        from .ply import read_ply
-
-        return read_ply(path)
-    if ext == ".e57":
-        from .e57 import read_e57
-
-        return read_e57(path)
-    if ext in TEXT_EXTENSIONS:
-        from .text import read_text_cloud
-
-        return read_text_cloud(path)
-    from .mesh import read_point_cloud
-
-    return PointCloud(read_point_cloud(spec), {}, ext)
+        if split_path_key(spec)[0].suffix.lower() not in CLOUD_EXTENSIONS:  # name every format a cloud is read from
+            known = dict.fromkeys(CLOUD_FORMATS + CLOUD_EXTENSIONS)
+            raise MmsoldError(f"{path}: unknown point-cloud extension {ext or '(none)'!r}; expected one of "
+                              f"{', '.join(known)}")
+        return PointCloud(read_point_cloud(spec), {}, ext)
+    cloud = reader(path)
+    if len(cloud) == 0:  # a header with no points: nothing to fit
+        raise MmsoldError(f"{path}: is empty (0 points)")
+    return cloud
 
 
 def held_attributes(ext: str, names) -> list:

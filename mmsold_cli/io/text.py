@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MmsoldError
-from .arrays import RowFileWriter, _is_number
+from .arrays import RowFileWriter, _is_number, not_numeric
 
 __all__ = ["TEXT_EXTENSIONS", "header_names", "cloud_header", "read_text_cloud", "text_positions", "pts_columns",
            "TextCloudWriter", "save_text_cloud"]
@@ -66,7 +66,7 @@ _PTS_COLUMNS = ("x", "y", "z", "intensity", "red", "green", "blue")
 
 def header_names(path: str | os.PathLike) -> list[str] | None:
     """The column names of a text file's header line (lower case), or None when its first row is numbers."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for raw in fh:
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -189,7 +189,7 @@ def _data_lines(path: Path):
     """(line number, stripped line) of a text file's rows (with a PTS file's count lines): no blank or ``#``
     lines, no header line."""
     header = header_names(path) is not None
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -211,7 +211,7 @@ def _read_pts(path: Path) -> np.ndarray:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "input contained no data"
-                a = np.loadtxt(path, skiprows=first[0], comments="#", ndmin=2, dtype=np.float64, encoding="utf-8")
+                a = np.loadtxt(path, skiprows=first[0], comments="#", ndmin=2, dtype=np.float64, encoding="utf-8-sig")
             if len(a) == int(first[1]):
                 return a
         except (ValueError, UnicodeDecodeError):
@@ -234,7 +234,7 @@ def _read_pts(path: Path) -> np.ndarray:
             raise MmsoldError(f"{path}: ragged rows: line {lineno} has {len(rows[-1])} values, "
                               f"expected {len(rows[0])}")
     if bad is not None:
-        raise MmsoldError(f"{path}: line {bad[0]} is not numeric: {bad[1][:60]!r}")
+        raise not_numeric(path, bad[0], bad[1])
     if not counts:
         raise MmsoldError(f"{path}: a PTS file starts with its number of points; its first row has "
                           f"{len(rows[0]) if rows else 0} values")
@@ -280,7 +280,7 @@ def text_positions(path: str | os.PathLike, values: np.ndarray) -> np.ndarray:
 
 
 def _header_line(path: Path) -> str:
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for raw in fh:
             line = raw.strip()
             if line and not line.startswith("#"):
@@ -297,18 +297,33 @@ def _delimiter(path: Path) -> str:
 def _columns(attributes: dict, meta: dict, fmt: str, ext: str):
     """(column names, header line or None, delimiter) of a text file of a cloud's positions and ``attributes``;
     ``meta``, ``fmt``: the format details of the cloud whose layout it keeps (a text input's)."""
-    cols = meta.get("text_columns")
-    if cols is not None and set(cols) - set("xyz") == set(attributes):
-        delim = meta.get("text_delimiter", " ")
-        if fmt != ext:  # another extension: its own delimiter
-            delim = "," if ext == ".csv" else " "
-        return cols, meta.get("text_header"), delim
-    delim = "," if ext == ".csv" else " "
-    names = ["x", "y", "z"]
+    names = []
     for name, v in attributes.items():
         v = np.asarray(v)
         names += [name] if v.ndim == 1 else [f"{name}_{c}" for c in range(v.shape[1])]
-    return names, (delim.join(names) if attributes else None), delim
+    cols = meta.get("text_columns")
+    if cols is not None:
+        # a text input's layout, for the columns the output shares with it; attributes it did not have (normals)
+        # follow them, and the header line names them the same way
+        delim = meta.get("text_delimiter", " ") if fmt == ext else ("," if ext == ".csv" else " ")
+        keep = [c for c in cols if c in ("x", "y", "z") or c in names]
+        added = [c for c in names if c not in cols]
+        header = meta.get("text_header")
+        if header is not None and (keep + added != cols or delim != meta.get("text_delimiter", " ")):
+            header = _header_for(header, cols, keep + added, meta.get("text_delimiter", " "), delim)
+        return keep + added, header, delim
+    delim = "," if ext == ".csv" else " "
+    return ["x", "y", "z"] + names, (delim.join(["x", "y", "z"] + names) if attributes else None), delim
+
+
+def _header_for(line: str, cols: list, out: list, src_delim: str, delim: str) -> str:
+    """A text input's header ``line`` (naming its columns ``cols``) for the columns ``out``: the input's own
+    spelling of each column it had (and its ``//``), the canonical name of each new one, joined by ``delim``."""
+    prefix = "//" if line.startswith("//") else ""
+    body = line[len(prefix):]
+    tokens = [t.strip() for t in (body.split(src_delim) if src_delim.strip() else body.split())]
+    spelled = dict(zip(cols, tokens)) if len(tokens) == len(cols) else {}
+    return prefix + delim.join(spelled.get(c, c) for c in out)
 
 
 def _source_formats(meta: dict) -> dict:
@@ -337,7 +352,8 @@ def _table(cloud, names, formats):
     for n in names:
         col = cloud.positions[:, "xyz".index(n)] if n in ("x", "y", "z") else by_name[n]
         cols.append(col)
-        fmts.append("%d" if col.dtype.kind in "iub" else formats.get(n, "%.9g" if col.dtype == np.float32 else "%.17g"))
+        default = "%.7g" if n in ("nx", "ny", "nz") else "%.9g" if col.dtype == np.float32 else "%.17g"  # unit vectors
+        fmts.append("%d" if col.dtype.kind in "iub" else formats.get(n, default))
     return np.column_stack(cols), fmts
 
 

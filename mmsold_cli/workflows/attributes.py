@@ -14,7 +14,8 @@ type for the rest (floats continuous, integers and booleans categorical).
       w_j = \frac{1}{\|z - x_j\|^2 + \epsilon^2},
 
   with :math:`\epsilon = 10^{-3}\,\delta` (δ the input's spacing) so a point
-  on an input point takes its value; integer-typed continuous values
+  on an input point takes its value; a neighbour whose value is missing
+  (NaN) is left out of the sum; integer-typed continuous values
   (8/16-bit colours, intensity) are rounded and clipped to their type;
 * categorical: the value of the nearest input point (a class is not
   averaged: the mean of "ground" and "building" is no class at all);
@@ -129,7 +130,16 @@ def transfer_attributes(attributes: dict, X, Z, *, spacing: float, tree=None, ne
             if cat[name]:
                 out[name][s : s + _BLOCK] = a[idx[:, 0]]
                 continue
-            v = np.einsum("mk,mk...->m...", w, a[idx].astype(np.float64))
+            vals = a[idx].astype(np.float64)
+            missing = np.isnan(vals) if a.dtype.kind == "f" else None
+            if missing is not None and missing.any():
+                # a missing value (NaN) is left out of its neighbours' averages, not spread into them; a point
+                # whose neighbours all miss it misses it too
+                wm = np.where(missing, 0.0, w.reshape(w.shape + (1,) * (vals.ndim - 2)))
+                with np.errstate(invalid="ignore"):
+                    v = (wm * np.where(missing, 0.0, vals)).sum(axis=1) / wm.sum(axis=1)
+            else:
+                v = np.einsum("mk,mk...->m...", w, vals)
             if a.dtype.kind in "iu":
                 info = np.iinfo(a.dtype)
                 v = np.clip(np.rint(v), info.min, info.max)

@@ -1110,7 +1110,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
                               drop_attributes=drop, progress=progress, tile_progress=tile_progress,
                               projected=projected, plan=plan, input_normals=NX, **options)
         diag["tiles"] = infos = []
-        n_new = tl.tiled_count(tiles, factor) if plan is None else sum(plan.counts)
+        n_new = sum(tl.tile_counts(tiles, factor, plan))
         if projected is not None:  # the moved input points come first and are known after the last tile
             parts = list(parts)
         put, kept = _output_parts(sink, n_new + (X.shape[0] if keep_input else 0))

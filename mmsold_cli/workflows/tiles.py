@@ -45,7 +45,7 @@ import numpy as np
 from ..errors import MmsoldError
 
 __all__ = ["HALO", "TILE_POINTS", "SURPLUS", "BYTES_PER_POINT", "MEMORY_SHARE", "Tile", "EvenPlan",
-           "auto_tile_points", "plan_tiles", "tiled_count", "even_plan", "decide_even", "even_options", "iter_tiles",
+           "auto_tile_points", "plan_tiles", "tile_counts", "even_plan", "decide_even", "tile_options", "iter_tiles",
            "densify_tile", "tile_seed", "oriented_normals"]
 
 #: Halo width in spacings of the tile's core.
@@ -211,14 +211,10 @@ def even_plan(positions, tiles, factor: float, *, halo: float = HALO) -> EvenPla
         core_area.append(float(np.sum(s[in_core] ** 2)))  # a point's share of the surface: s²
         grown_area.append(float(np.sum(s**2)))
     core_area = np.array(core_area)
-    want = factor * len(P) * core_area / max(core_area.sum(), np.finfo(float).tiny)
-    counts = np.floor(want).astype(np.int64)
-    rest = int(round(factor * len(P))) - int(counts.sum())
-    if rest > 0:
-        counts[np.argsort(counts - want, kind="stable")[:rest]] += 1
+    counts = _largest_remainders(factor * len(P) * core_area / max(core_area.sum(), np.finfo(float).tiny))
     s = np.concatenate(core_s)
     reference = spacing_reference(s)
-    return EvenPlan(reference, tuple(int(c) for c in counts),
+    return EvenPlan(reference, counts,
                     tuple(g / a if a > 0 else 1.0 for g, a in zip(grown_area, core_area)), uneven_share(s, reference))
 
 
@@ -256,7 +252,7 @@ def densify_tile(cloud, tile: Tile, *, factor: float, seed: int, halo: float = H
         over the grown tile is sized by it (default: by points, the grown tile's over the core's).
     **densify_options
         Passed to :func:`mmsold_cli.workflows.densify.densify`; ``even`` is True or False (default), decided
-        for the whole cloud (:func:`decide_even`, :func:`even_options`), never "auto" tile by tile.
+        for the whole cloud (:func:`decide_even`, :func:`tile_options`), never "auto" tile by tile.
     """
     from scipy.spatial import cKDTree
 
@@ -339,16 +335,30 @@ def decide_even(positions, tiles, factor: float, even="auto", *, halo: float = H
     return (plan if on else None), info
 
 
-def even_options(plan: EvenPlan | None, k: int) -> dict:
-    """:func:`densify_tile`'s options for tile k of a run with ``plan`` (None: the even stage off)."""
+def _largest_remainders(want) -> tuple:
+    """Integer counts, each the floor or the ceiling of its ``want``, adding up to ``round(Σ want)``."""
+    want = np.asarray(want, dtype=np.float64)
+    counts = np.floor(want).astype(np.int64)
+    rest = int(round(want.sum())) - int(counts.sum())
+    if rest > 0:
+        counts[np.argsort(counts - want, kind="stable")[:rest]] += 1
+    return tuple(int(c) for c in counts)
+
+
+def tile_counts(tiles, factor: float, plan: EvenPlan | None = None) -> tuple:
+    """New points of each tile of :func:`plan_tiles`: the even ``plan``'s counts, or without one ``factor`` ×
+    each core's points, rounded so that a run makes ``round(factor × n)`` in all, as an untiled one does."""
+    if plan is not None:
+        return plan.counts
+    return _largest_remainders(factor * np.array([t.points for t in tiles], dtype=np.float64))
+
+
+def tile_options(plan: EvenPlan | None, counts, k: int) -> dict:
+    """:func:`densify_tile`'s options for tile k of a run with ``plan`` (None: the even stage off) and
+    :func:`tile_counts` ``counts``."""
     if plan is None:
-        return dict(even=False)
-    return dict(even=True, even_spacing=plan.reference, n_out=plan.counts[k], grown_share=plan.grown[k])
-
-
-def tiled_count(tiles, factor: float) -> int:
-    """New points a tiled run makes: ``Σ round(factor × core points)`` over the tiles of :func:`plan_tiles`."""
-    return int(sum(int(round(factor * t.points)) for t in tiles))
+        return dict(even=False, n_out=counts[k])
+    return dict(even=True, even_spacing=plan.reference, n_out=counts[k], grown_share=plan.grown[k])
 
 
 def iter_tiles(cloud, tiles, *, factor: float, seed: int, halo: float = HALO, normals: bool = False,
@@ -363,11 +373,12 @@ def iter_tiles(cloud, tiles, *, factor: float, seed: int, halo: float = HALO, no
     ``plan``: an even-density run's shares (:func:`even_plan`), None for a run without the even stage;
     ``input_normals``: the cloud's oriented normals (:func:`oriented_normals`), for ``normals``.
     """
+    counts = tile_counts(tiles, factor, plan)
     for k, tile in enumerate(tiles):
         inner = None if progress is None else (lambda d, t, step, steps, k=k: progress(k, len(tiles), step, steps))
         yield densify_tile(cloud, tile, factor=factor, seed=seed, halo=halo, normals=normals,
                            drop_attributes=drop_attributes, progress=inner, projected=projected,
-                           input_normals=input_normals, **even_options(plan, k), **densify_options)
+                           input_normals=input_normals, **tile_options(plan, counts, k), **densify_options)
         if tile_progress is not None:
             tile_progress(k + 1, len(tiles))
 
