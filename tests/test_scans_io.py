@@ -118,6 +118,21 @@ def test_ply_with_faces_before_vertices_and_float_coordinates(tmp_path):
     assert np.array_equal(c.positions, [[1.5, 2, 3], [4, 5, 6]]) and list(c.attributes["red"]) == [7, 200]
 
 
+def test_ply_comments_are_kept(tmp_path):
+    """A scan's PLY header often holds its CRS or scanner in comments: the output keeps them, ours after them."""
+    head = "ply\nformat ascii 1.0\ncomment crs EPSG:25832\nobj_info scanner X7\nelement vertex 2\n" \
+           "property float x\nproperty float y\nproperty float z\nend_header\n1 2 3\n4 5 6\n"
+    (tmp_path / "c.ply").write_text(head)
+    c = read_cloud(tmp_path / "c.ply")
+    assert c.meta["ply_comments"] == ["comment crs EPSG:25832", "obj_info scanner X7"]
+    for _ in range(2):  # written, read and written again: each comment once, ours once
+        write_cloud(tmp_path / "d.ply", c, overwrite=True)
+        lines = (tmp_path / "d.ply").read_text().splitlines()
+        assert lines[2:5] == ["comment crs EPSG:25832", "obj_info scanner X7", "comment written by mmsold"]
+        assert lines[5] == "element vertex 2"
+        c = read_cloud(tmp_path / "d.ply")
+
+
 def test_bad_scan_files_give_one_line_errors(tmp_path):
     (tmp_path / "a.e57").write_bytes(b"ASTM-E57")
     try:

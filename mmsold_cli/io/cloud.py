@@ -52,7 +52,7 @@ class PointCloud:
     meta : dict
         Format details a writer needs to reproduce the file: ``las_header``
         (a ``laspy.LasHeader``) for LAS/LAZ; ``ply_format`` and
-        ``ply_types`` for PLY.
+        ``ply_types`` (and its header's ``ply_comments``) for PLY.
     """
 
     positions: np.ndarray
@@ -145,7 +145,7 @@ def save_cloud(path: str | os.PathLike, cloud: PointCloud, *, like: PointCloud |
         from .ply import write_ply_cloud
 
         write_ply_cloud(path, cloud, fmt=ply_format or meta.get("ply_format", "binary_little_endian"),
-                        types=meta.get("ply_types"))
+                        types=meta.get("ply_types"), comments=meta.get("ply_comments", ()))
     elif ext == ".e57":
         from .e57 import write_e57
 
@@ -202,7 +202,7 @@ class CloudWriter:
             from .ply import PlyWriter
 
             self._w = PlyWriter(self.path, self.n, fmt=ply_format or meta.get("ply_format", "binary_little_endian"),
-                                types=meta.get("ply_types"))
+                                types=meta.get("ply_types"), comments=meta.get("ply_comments", ()))
         elif ext in TEXT_EXTENSIONS:
             from .text import TextCloudWriter
 

@@ -44,12 +44,17 @@ def _header(fh, path):
     if first.strip() != b"ply":
         raise MmsoldError(f"{path}: not a PLY file (first line {first[:20]!r}, expected 'ply')")
     fmt, elements = None, []  # elements: [name, count, [(prop, type) or (prop, None) for lists]]
+    comments = []  # the file's own comment and obj_info lines (a scan's CRS, its scanner), kept for its output
     while True:
         raw = fh.readline()
         if not raw:
             raise MmsoldError(f"{path}: PLY header has no 'end_header' line")
-        words = raw.decode("ascii", errors="replace").split()
-        if not words or words[0] in ("comment", "obj_info"):
+        text = raw.decode("ascii", errors="replace")
+        words = text.split()
+        if words and words[0] in ("comment", "obj_info"):
+            comments.append(text.strip())
+            continue
+        if not words:
             continue
         if words[0] == "end_header":
             break
@@ -68,7 +73,7 @@ def _header(fh, path):
                 raise MmsoldError(f"{path}: unknown PLY property line {' '.join(words)!r}")
     if fmt is None:
         raise MmsoldError(f"{path}: PLY header has no 'format' line")
-    return fmt, elements
+    return fmt, elements, comments
 
 
 def read_ply(spec: str | os.PathLike):
@@ -86,7 +91,7 @@ def read_ply(spec: str | os.PathLike):
     if not path.is_file():
         raise MmsoldError(f"{path}: no such file")
     with open(path, "rb") as fh:
-        fmt, elements = _header(fh, path)
+        fmt, elements, comments = _header(fh, path)
         names = [e[0] for e in elements]
         if "vertex" not in names:
             raise MmsoldError(f"{path}: PLY file has no vertex element (elements: {', '.join(names) or 'none'})")
@@ -127,7 +132,7 @@ def read_ply(spec: str | os.PathLike):
     pos = np.stack([data[c].astype(np.float64) for c in "xyz"], axis=1)
     attrs = {p: data[p].astype(data[p].dtype.newbyteorder("=")) for p in fields if p not in "xyz"}
     types = {p: t for p, t in props}
-    return PointCloud(pos, attrs, ".ply", {"ply_format": fmt, "ply_types": types})
+    return PointCloud(pos, attrs, ".ply", {"ply_format": fmt, "ply_types": types, "ply_comments": comments})
 
 
 def _columns(cloud, types: dict) -> list:
@@ -155,8 +160,8 @@ def _columns(cloud, types: dict) -> list:
     return cols
 
 
-def _header_bytes(fmt: str, n: int, cols) -> bytes:
-    header = ["ply", f"format {fmt} 1.0", "comment written by mmsold", f"element vertex {n}"]
+def _header_bytes(fmt: str, n: int, cols, comments=()) -> bytes:
+    header = ["ply", f"format {fmt} 1.0", *comments, "comment written by mmsold", f"element vertex {n}"]
     header += [f"property {_NAME_OF[code]} {name}" for name, code, _ in cols]
     header.append("end_header")
     return ("\n".join(header) + "\n").encode("ascii")
@@ -179,15 +184,16 @@ def _write_rows(fh, fmt: str, cols) -> None:
         fh.write(data.tobytes())
 
 
-def write_ply_cloud(path: str | os.PathLike, cloud, *, fmt: str = "binary_little_endian", types: dict | None = None):
+def write_ply_cloud(path: str | os.PathLike, cloud, *, fmt: str = "binary_little_endian", types: dict | None = None,
+                    comments=()):
     """Write a PointCloud as a PLY vertex list (in place; :func:`mmsold_cli.io.cloud.write_cloud` is atomic).
 
     Positions are written as ``double`` unless ``types`` says ``float``
     (the input's type); each attribute keeps its array type, or the type in
     ``types`` when it names one.  Attributes of shape (n, c) become properties
-    ``name_0 … name_{c-1}``.
+    ``name_0 … name_{c-1}``.  ``comments``: header lines (``comment …``, ``obj_info …``) written before ours.
     """
-    with PlyWriter(path, len(cloud), fmt=fmt, types=types) as w:
+    with PlyWriter(path, len(cloud), fmt=fmt, types=types, comments=comments) as w:
         w.write(cloud)
 
 
@@ -200,10 +206,11 @@ class PlyWriter(RowFileWriter):
     """
 
     def __init__(self, path: str | os.PathLike, n: int, *, fmt: str = "binary_little_endian",
-                 types: dict | None = None):
+                 types: dict | None = None, comments=()):
         if fmt not in _FORMATS:
             raise MmsoldError(f"PLY format must be one of {', '.join(_FORMATS)}, got {fmt!r}")
         self.path, self.n, self.fmt, self.types = Path(path), int(n), fmt, dict(types or {})
+        self.comments = [c for c in comments if c != "comment written by mmsold"]  # ours once, not once a pass
         self.rows, self._props = 0, None
         self._fh = open(self.path, "wb")
 
@@ -213,7 +220,7 @@ class PlyWriter(RowFileWriter):
         props = [(name, code) for name, code, _ in cols]
         if self._props is None:
             self._props = props
-            self._fh.write(_header_bytes(self.fmt, self.n, cols))
+            self._fh.write(_header_bytes(self.fmt, self.n, cols, self.comments))
         elif props != self._props:
             raise ValueError(f"{self.path}: a block has properties {props}, the file {self._props}")
         if self.rows + len(cloud) > self.n:
