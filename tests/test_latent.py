@@ -106,11 +106,22 @@ def test_kid_against_slow_reference(rng):
     A = rng.standard_normal((30, 4))
     B = rng.standard_normal((30, 4)) + 0.5
     mean, std = kid(A, B, n_subsets=3, subset_size=30)
-    assert mean == pytest.approx(_kid_slow(A, B), rel=1e-10) and std == pytest.approx(0.0, abs=1e-9)
+    assert mean == pytest.approx(_kid_slow(A, B), rel=1e-10)
+    # every subset is both whole sets: the std is the jackknife's, each pair (a_i, b_i) left out in turn
+    loo = [_kid_slow(np.delete(A, i, 0), np.delete(B, i, 0)) for i in range(30)]
+    assert std == pytest.approx(np.sqrt(29 / 30 * np.sum((np.array(loo) - np.mean(loo)) ** 2)), rel=1e-9) and std > 0
     same = kid(rng.standard_normal((3000, 8)), rng.standard_normal((3000, 8)), n_subsets=20, subset_size=500)
     shifted = kid(rng.standard_normal((3000, 8)), rng.standard_normal((3000, 8)) + 0.3, n_subsets=20, subset_size=500)
     assert abs(same[0]) < 3 * same[1] / np.sqrt(20) + 1e-3
     assert shifted[0] > 10 * abs(same[0]) and shifted[0] > 0.1
+
+
+def test_kid_std_of_whole_sets_estimates_the_sampling_deviation():
+    """Between different distributions the jackknife's std is the deviation of KID over fresh draws of the sets."""
+    rng = np.random.default_rng(3)
+    draws = [kid(rng.standard_normal((200, 8)), rng.standard_normal((200, 8)) + 0.3) for _ in range(150)]
+    spread, estimate = np.std([v for v, _ in draws]), np.median([s for _, s in draws])
+    assert 0.8 * spread < estimate < 1.25 * spread
 
 
 def test_cli_pca_fit_sample_evaluate(images, tmp_path):
