@@ -92,13 +92,15 @@ def serial_blas(d: int):
     spinning ones and 1.31 s with one.  At low d the BLAS work per step is small, so one thread loses
     little.  At 256-D two briefly spinning BLAS threads were fastest (4.47 s, against 5.47 s with one and
     6.37 s with two spinning long) and at 784-D too (20 steps: 5.69 s, 7.75 s, 7.01 s).  So BLAS is serial
-    up to BLAS_SERIAL_MAX_DIM, or up to BLAS_SERIAL_MAX_DIM_SPIN when the short spin is not in effect.
+    up to BLAS_SERIAL_MAX_DIM, or up to BLAS_SERIAL_MAX_DIM_SPIN when the short spin is not in effect, whatever
+    the number of numba threads: OpenBLAS's rounding depends on its thread count, and a run's numbers must not
+    depend on ``NUMBA_NUM_THREADS``.
     """
     from contextlib import nullcontext
 
     from . import _SHORT_SPIN
 
-    if d > (BLAS_SERIAL_MAX_DIM if _SHORT_SPIN else BLAS_SERIAL_MAX_DIM_SPIN) or n_threads() <= 1:
+    if d > (BLAS_SERIAL_MAX_DIM if _SHORT_SPIN else BLAS_SERIAL_MAX_DIM_SPIN):
         return nullcontext()
     try:
         from threadpoolctl import ThreadpoolController

@@ -62,6 +62,11 @@ def _fit_density(X, t, sigma, draws, plug_in_points, seed, normalise=True):
                          normalise=normalise).fit(X)
 
 
+def _plain(label):
+    """A class label as the user wrote it (NumPy scalars print as np.float64(0.0))."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
 class MMSOLD(DensityMixin, BaseEstimator):
     """MM-SOLD as a scikit-learn density estimator.
 
@@ -69,7 +74,8 @@ class MMSOLD(DensityMixin, BaseEstimator):
     ----------
     sampler : {"mmsold", "sold", "cfdm"}
     t, sigma : float or None
-        Noise level and smoothing (None: the data-scaled defaults of :mod:`mmsold_cli.defaults`).
+        Noise level and smoothing of the density and of MM-SOLD's and SOLD's sampling (None: the data-scaled
+        defaults of :mod:`mmsold_cli.defaults`); σ-CFDM samples at its own defaults unless ``sigma`` is given.
     steps : int or None
     density_draws : int
         Fixed smoothing draws of the density's potential.
@@ -83,6 +89,7 @@ class MMSOLD(DensityMixin, BaseEstimator):
     ----------
     model_ : mmsold_cli.model.Model
     t_, sigma_ : float
+    sampler_, steps_ : the sampler and step count :meth:`sample` uses (the parameters' values at the fit)
     density_ : mmsold_cli.density.TiltedDensity
     n_features_in_ : int
     """
@@ -108,6 +115,7 @@ class MMSOLD(DensityMixin, BaseEstimator):
         self.model_ = fit_moments(X)
         self.t_ = float(self.t) if self.t is not None else defaults.noise_level(self.model_)
         self.sigma_ = float(self.sigma) if self.sigma is not None else defaults.smoothing(self.model_, self.t_)
+        self.sampler_, self.steps_ = self.sampler, self.steps
         self.density_ = _fit_density(X, self.t_, self.sigma_, self.density_draws, self.plug_in_points,
                                      _seed(self.random_state))
         return self
@@ -124,10 +132,12 @@ class MMSOLD(DensityMixin, BaseEstimator):
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         d = self.n_features_in_
-        n = max(int(n_samples), 2 * d + 2) if self.sampler == "mmsold" else int(n_samples)
-        opts = {"sampler": self.sampler, "steps": self.steps, "sigma": self.sigma_}
-        if self.sampler != "cfdm":
-            opts["t"] = self.t_
+        n = max(int(n_samples), 2 * d + 2) if self.sampler_ == "mmsold" else int(n_samples)
+        opts = {"sampler": self.sampler_, "steps": self.steps_}
+        if self.sampler_ != "cfdm":
+            opts.update(t=self.t_, sigma=self.sigma_)
+        elif self.sigma is not None:  # σ-CFDM's own default σ is not MM-SOLD's
+            opts["sigma"] = self.sigma_
         res = sample(self.model_, n, random_state=_seed(self.random_state if random_state is None else random_state),
                      **opts)
         return res.samples[:n_samples]
@@ -196,7 +206,8 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, yi = np.unique(y, return_inverse=True)
         k = len(self.classes_)
         if k < 2:
-            raise ValueError(f"MMSOLDClassifier needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r})")
+            raise ValueError(f"MMSOLDClassifier needs samples of at least 2 classes; got 1 class "
+                             f"({_plain(self.classes_[0])!r})")
         rng = check_random_state(self.random_state)
         seed = _seed(rng)
         fit_idx, val_idx = [], []
@@ -204,7 +215,7 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
             idx = rng.permutation(np.flatnonzero(yi == c))
             n_val = int(round(self.validation_fraction * len(idx)))
             if len(idx) - n_val < 2 or n_val < 1:
-                raise ValueError(f"class {self.classes_[c]!r} has {len(idx)} samples; at least 3 are needed to fit "
+                raise ValueError(f"class {_plain(self.classes_[c])!r} has {len(idx)} samples; at least 3 are needed to fit "
                                  f"its density and calibrate its bias")
             val_idx.append(idx[:n_val])
             fit_idx.append(idx[n_val:])

@@ -18,13 +18,10 @@ from .validation import check_int, check_positive, check_seed
 __all__ = ["fit_moments_job", "sample_job", "augment_job", "classify_job", "evaluate_job", "densify_job", "is_model_file"]
 
 
-#: A model file is HDF5.
-MODEL_EXTENSIONS = (".h5", ".hdf5")
-
-
 def is_model_file(spec: str) -> bool:
     """Whether ``spec`` names an mmsold model file (HDF5 with a ``format`` attribute)."""
     from .io.arrays import split_path_key
+    from .io.model_file import MODEL_EXTENSIONS
 
     path, key = split_path_key(spec)
     if key is not None or path.suffix.lower() not in MODEL_EXTENSIONS or not path.exists():
@@ -90,7 +87,7 @@ def fit_moments_job(data, output, *, index: str = "auto", pca: int | None = None
     import numpy as np
 
     from .io.arrays import check_output_path, read_array, read_points
-    from .io.model_file import save_class_models
+    from .io.model_file import MODEL_EXTENSIONS, save_class_models
     from .io.room import check_not_inputs
     from .model import fit_moments
     from .workflows import labelled
@@ -161,6 +158,7 @@ def _fit_moments_blocks_job(data, output, *, index, pca, labels, whiten, overwri
 
     from .distributed.moments import distributed_moments, read_all
     from .io.arrays import check_output_path
+    from .io.model_file import MODEL_EXTENSIONS
     from .io.room import check_not_inputs
     from .model import Model
 

@@ -204,6 +204,8 @@ class Model:
         self.index_ = build_index(X, self.index_kind_)
         sq, idx = knn_graph(X, GRAPH_K, self.index_)
         self.knn_sqdist_, self.knn_idx_ = sq, idx.astype(np.int32)
+        if self.index_kind_ == "nndescent":  # the index a saved model is loaded with (it starts from the graph), so
+            self.index_ = build_index(X, "nndescent", graph=self.knn_idx_)  # a reload answers as the fit did
         self.kth_dist_ = float(np.sqrt(sq[:, -1]).mean())
         self.nn_dist_, n_dup = _distinct_nn(X, sq, idx)
         if n_dup:

@@ -165,7 +165,12 @@ def _schedule(cfg, target, schedule):
     from .samplers import schedules
 
     if cfg.sampler == "cfdm":
+        if schedule is not None:
+            raise MmsoldError("schedule applies to the Langevin samplers (mmsold, sold); σ-CFDM has its own time grid "
+                              "(start_time, steps)")
         return schedules.cfdm(cfg.steps, cfg.start_time), None
+    if schedule is not None and not callable(schedule):
+        raise MmsoldError(f"schedule must be callable (steps, t, sigma, eta, lam_max) -> Schedule, got {schedule!r}")
     lam_max = float(np.linalg.eigvalsh(target.cov)[-1])
     sched = (schedule or schedules.constant)(steps=cfg.steps, t=cfg.t, sigma=cfg.sigma, eta=cfg.eta, lam_max=lam_max)
     capped = schedules.euler_stable(sched, lam_max)  # the drift's stiffness is λmax/t² whatever σ is
@@ -280,6 +285,11 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
     -------
     SampleResult
     """
+    if out is not None and getattr(out, "dtype", np.dtype(np.float64)).kind != "f":
+        raise MmsoldError(f"out must hold floats (the samples would be truncated), got dtype {out.dtype}")
+    for name, f in (("callback", callback), ("progress", progress)):
+        if f is not None and not callable(f):
+            raise MmsoldError(f"{name} must be callable, got {f!r}")
     if client is not None:
         if shard is not None or callback is not None or schedule is not None:
             raise MmsoldError("sample on a cluster (client=) takes no shard, callback or schedule")
@@ -352,10 +362,12 @@ def sample(model, n, *, random_state=None, shard=None, callback=None, progress=N
             if progress is not None:
                 progress(_a - first, n_ens, i + 1, steps)
 
-        state = kernel.init(_starts(space.X_, cfg, law, stream, a, b, P, mixture, order), target)
-        with serial_blas(d):  # OpenBLAS's spinning workers would slow the score kernels' threads
+        # BLAS on one thread: its spinning workers would slow the score kernels' threads, and its rounding depends
+        # on its thread count (the start's retraction included)
+        with serial_blas(d):
+            state = kernel.init(_starts(space.X_, cfg, law, stream, a, b, P, mixture, order), target)
             state = run_kernel(kernel, score, state, sched, stream, on_step)
-        z = kernel.positions(state).reshape(-1, space.d_)
+            z = kernel.positions(state).reshape(-1, space.d_)
         if view is not None:
             z = view.to_data(z)
         del state

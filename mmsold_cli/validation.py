@@ -122,11 +122,10 @@ def check_spread(X: np.ndarray, lam_max: float, *, name: str = "data") -> None:
 
 
 def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
-    """A finite positive float (or non-negative with ``allow_zero``)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise MmsoldError(f"{name} must be a number, got {value!r}") from None
+    """A finite positive float (or non-negative with ``allow_zero``); a bool or a string is not a number here."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise MmsoldError(f"{name} must be a number, got {value!r}")
+    v = float(value)
     if not np.isfinite(v):
         raise MmsoldError(f"{name} must be a finite number {'≥ 0' if allow_zero else '> 0'}, got {value!r}")
     if v < 0 or (v == 0 and not allow_zero):

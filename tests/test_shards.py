@@ -76,3 +76,26 @@ def test_without_a_seed_runs_differ_and_shard_is_checked(moons):
     for bad in [(0, 0), (-1, 1), (0, 2), (1.5, 2), "ab", (0, 1, 2)]:
         with pytest.raises(MmsoldError, match="shard must be"):
             sample(moons, 500, steps=3, shard=bad)
+
+
+@pytest.mark.parametrize("opts", [{}, {"search": "all"}, {"search": "index"}, {"sampler": "sold"}])
+def test_same_bytes_in_64_dimensions_with_small_ensembles(opts):
+    """Seven ensembles of 150 particles in 64-D: the change to Y coordinates at the start and the exact score's BLAS
+    products once rounded a particle by how many ensembles shared its batch (differences of 6e-14)."""
+    rng = np.random.default_rng(4)
+    model = fit_moments(rng.standard_normal((2000, 64)) * np.linspace(0.5, 2.0, 64))
+    kw = {"steps": 2, "P": 150, **opts}
+    whole = sample(model, 1050, random_state=11, **kw)
+    assert len(whole.diagnostics["ensemble_sizes"]) == 1 and whole.settings["shard"] == [0, 7]
+    alone = sample(model, 1050, random_state=11, batch_size=1, **kw)
+    part = sample(model, 1050, random_state=11, shard=(2, 5), **kw)
+    assert alone.samples.tobytes() == whole.samples.tobytes()
+    assert part.samples.tobytes() == whole.samples[300:750].tobytes()
+
+
+def test_exact_score_same_bytes_in_small_ensembles(moons):
+    """The exact (all-points) score in 2-D with ensembles of 150: its products run on blocks of one shape placed by
+    the rows' index in the run, so a batch of one ensemble gives the whole run's numbers."""
+    whole = sample(moons, 1050, random_state=11, steps=3, P=150, search="all")
+    alone = sample(moons, 1050, random_state=11, steps=3, P=150, search="all", batch_size=1)
+    assert alone.samples.tobytes() == whole.samples.tobytes()

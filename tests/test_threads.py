@@ -45,3 +45,22 @@ def test_openblas_spin_is_shortened_unless_chosen():
     assert run() == ["4", "True"]
     assert run(OPENBLAS_THREAD_TIMEOUT="1") == ["1", "True"]
     assert run(first="import numpy; ") == ["4", "False"]  # too late for an OpenBLAS already loaded
+
+
+@pytest.mark.parametrize("env", [{"NUMBA_NUM_THREADS": "1"}, {"OPENBLAS_NUM_THREADS": "1"}])
+def test_same_bytes_whatever_the_thread_counts(tmp_path, env):
+    """64-D: one numba thread, or one OpenBLAS thread, gives the bytes of the default run (the start's retraction and
+    the steps' products run on one BLAS thread up to BLAS_SERIAL_MAX_DIM in every case)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from mmsold_cli import fit_moments, sample; "
+            "X = np.random.default_rng(0).standard_normal((6000, 64)); "
+            "np.save(sys.argv[1], sample(fit_moments(X), 1500, random_state=11, steps=2).samples)")
+    base = {k: v for k, v in os.environ.items() if k not in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    for name, extra in (("default", {}), ("limited", env)):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"{name}.npy")], env={**base, **extra}, check=True)
+    import numpy as np
+
+    assert (tmp_path / "default.npy").read_bytes() == (tmp_path / "limited.npy").read_bytes()
+    assert np.load(tmp_path / "default.npy").shape == (1500, 64)

@@ -24,12 +24,13 @@ from ..errors import MmsoldError
 from ..model import Model, _checksum
 from ..neighbors.indexes import INDEX_KINDS, build_index
 
-__all__ = ["save_model", "load_model", "save_class_models", "load_class_models", "class_labels", "FORMAT",
-           "FORMAT_VERSION", "MAX_MODEL_DIM"]
+__all__ = ["MODEL_EXTENSIONS", "save_model", "load_model", "save_class_models", "load_class_models", "class_labels",
+           "FORMAT", "FORMAT_VERSION", "MAX_MODEL_DIM"]
 
+#: A model file is HDF5.
+MODEL_EXTENSIONS = (".h5", ".hdf5")
 FORMAT = "mmsold-model"
 FORMAT_VERSION = 1
-
 
 
 def _version() -> str:
@@ -75,13 +76,17 @@ def _write_group(g, model, settings):
 def _write(path, overwrite, fill):
     from .arrays import atomic_path, write_hdf5
 
+    path = Path(path)
+    if path.suffix.lower() not in MODEL_EXTENSIONS:  # HDF5 under another name is read as that format, and fails
+        raise MmsoldError(f"{path}: a model file is HDF5; expected the extension {' or '.join(MODEL_EXTENSIONS)}, "
+                          f"got {path.suffix or '(none)'!r}")
+
     def root(f):
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["mmsold_version"] = _version()
         fill(f)
 
-    path = Path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
         write_hdf5(tmp, root)
     return path
@@ -387,7 +392,7 @@ def _scan_graph(f, n: int, path: Path, *, want_first: bool = False):
         raise MmsoldError(f"{path}: damaged model file: {what}")
 
     _graph_shape(f, n, bad)
-    kth = 0.0
+    kth = np.empty(n)  # the k-th distances, averaged as the fit does: the defaults read the same float
     first = np.empty(n) if want_first else None
     for _, block in _blocks(f["knn_idx"]):
         if block.min() < 0 or block.max() >= n:
@@ -395,10 +400,10 @@ def _scan_graph(f, n: int, path: Path, *, want_first: bool = False):
     for s, block in _blocks(f["knn_sqdist"]):
         if not np.isfinite(block).all():
             bad("/knn_sqdist holds NaN or infinity")
-        kth += float(np.sqrt(np.maximum(block[:, -1], 0.0)).sum())
+        kth[s : s + len(block)] = block[:, -1]
         if want_first:
             first[s : s + len(block)] = np.maximum(block[:, 0], 0.0)
-    return kth / n, first
+    return float(np.sqrt(kth).mean()), first
 
 
 def _blocks(ds):

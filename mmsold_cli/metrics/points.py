@@ -339,6 +339,11 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0, seed
     B = check_points(reference, name="reference", min_points=2, dim=A.shape[1])
     if not np.ptp(B, axis=0).any():  # zero covariance: the relative and Mahalanobis errors would divide by 0
         raise MmsoldError(f"reference: all {B.shape[0]} points are identical; nothing to compare the samples against")
+    if model is not None and model.d_ != A.shape[1]:  # checked before any work
+        raise MmsoldError(f"model has dimension {model.d_}, samples have {A.shape[1]}")
+    T = None
+    if model is None and train is not None and not seeded_only:
+        T = check_points(train, name="train", min_points=2, dim=A.shape[1])
     out = {}
     if not seeded_only:
         out.update(n_samples=A.shape[0], n_reference=B.shape[0], dim=A.shape[1], mean_error=mean_error(A, B),
@@ -363,14 +368,11 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0, seed
     if seeded_only:
         return out
     if model is not None:
-        if model.d_ != A.shape[1]:
-            raise MmsoldError(f"model has dimension {model.d_}, samples have {A.shape[1]}")
         out["memorisation"] = memorisation_fraction(A, model.X_, model.nn_dist_, model.index_)
         out["dup_rate"] = duplicate_rate(A, model.X_, index=model.index_, train_sqdist=model.knn_sqdist_[:, 0])
     elif train is not None:
         from ..neighbors.indexes import build_index, knn_graph
 
-        T = check_points(train, name="train", min_points=2, dim=A.shape[1])
         index = build_index(T)  # one index and one pass over the training points serve both figures
         sq = knn_graph(T, 1, index)[0][:, 0]
         out["memorisation"] = memorisation_fraction(A, T, np.sqrt(sq), index)

@@ -216,6 +216,11 @@ def to_y(Z: np.ndarray, mean: np.ndarray, chol: np.ndarray) -> np.ndarray:
     """
     if chol.ndim == 1:
         return (Z - mean) / chol
+    if Z.ndim > 2:  # one ensemble at a time: BLAS rounds a column differently by where it falls among the others,
+        out = np.empty(Z.shape[:-1] + (chol.shape[1],))  # and an ensemble's numbers must not depend on its batch
+        for e in np.ndindex(Z.shape[:-2]):
+            out[e] = to_y(Z[e], mean, chol)
+        return out
     if chol.shape[0] != chol.shape[1]:
         B = (Z - mean) @ chol
         return np.linalg.solve(chol.T @ chol, B.reshape(-1, chol.shape[1]).T).T.reshape(B.shape)

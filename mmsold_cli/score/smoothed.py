@@ -65,7 +65,7 @@ __all__ = [
 _BLOCK_FLOATS = 1_000_000
 
 
-def barycentre_exact(X: np.ndarray, Q: np.ndarray, t: float) -> np.ndarray:
+def barycentre_exact(X: np.ndarray, Q: np.ndarray, t: float, row0: int | None = None) -> np.ndarray:
     r"""Exact barycentre :math:`b_t(q)` over all n training points.
 
     Parameters
@@ -73,6 +73,11 @@ def barycentre_exact(X: np.ndarray, Q: np.ndarray, t: float) -> np.ndarray:
     X : array of shape (n, d)
     Q : array of shape (m, d)
     t : float
+    row0 : int, optional
+        Index of Q's first row in a larger set of queries (a sampling run's rows): the products then run on
+        blocks of one fixed shape, placed at multiples of the block size in that numbering (a partial block padded
+        with zero rows), so each row's barycentre is the same bit for bit whichever rows it is computed with.
+        BLAS rounds a row of a product differently by the product's shape.
 
     Returns
     -------
@@ -81,16 +86,27 @@ def barycentre_exact(X: np.ndarray, Q: np.ndarray, t: float) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     half_xn = 0.5 * np.einsum("ij,ij->i", X, X)
     inv_t2 = 1.0 / (t * t)
+    m = Q.shape[0]
     out = np.empty(Q.shape, dtype=np.float64)
     step = max(1, _BLOCK_FLOATS // X.shape[0])
-    for s in range(0, Q.shape[0], step):
-        G = Q[s : s + step] @ X.T  # q·x; the logit −‖q−x‖²/2t² is (q·x − ‖x‖²/2)/t² up to a per-row constant
+    first = 0 if row0 is None else -(int(row0) % step)
+    pad = None if row0 is None else np.zeros((step, Q.shape[1]))
+    for s in range(first, m, step):
+        a, b = max(s, 0), min(s + step, m)
+        if pad is None:
+            Qb = Q[a:b]
+        else:
+            pad[:] = 0.0
+            pad[a - s : b - s] = Q[a:b]
+            Qb = pad
+        G = Qb @ X.T  # q·x; the logit −‖q−x‖²/2t² is (q·x − ‖x‖²/2)/t² up to a per-row constant
         G -= half_xn
         G *= inv_t2
         G -= G.max(axis=1, keepdims=True)
         np.maximum(G, -700.0, out=G)  # weights below e^-700 are 0 to double precision; spares exp's slow tail
         np.exp(G, out=G)
-        out[s : s + step] = (G @ X) / G.sum(axis=1)[:, None]
+        Bb = (G @ X) / G.sum(axis=1)[:, None]
+        out[a:b] = Bb if pad is None else Bb[a - s : b - s]
     return out
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import MmsoldError
 from ..validation import check_seed
 
-__all__ = ["read_labels", "split_label_column", "fit_class_models", "class_seed", "sample_classes", "augment"]
+__all__ = ["read_labels", "check_labels", "split_label_column", "fit_class_models", "class_seed", "sample_classes", "augment"]
 
 
 def split_label_column(X: np.ndarray, spec: str):
@@ -46,10 +46,27 @@ def read_labels(spec, n: int) -> np.ndarray:
     return y
 
 
+def check_labels(y, n: int, name: str = "labels") -> np.ndarray:
+    """n class labels, one per point: a 1-D array of integers or strings (integral floats become integers)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise MmsoldError(f"{name}: expected {n} labels, one per point (a 1-D array), got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise MmsoldError(f"{name} must be integers or names, got non-integer numbers")
+        y = y.astype(np.int64)
+    elif y.dtype.kind not in "iuUSb" and not all(isinstance(v, str) for v in y):
+        raise MmsoldError(f"{name} must be integers or names, got {y.dtype} values such as {y[0]!r}")
+    return y
+
+
 def fit_class_models(X, y, *, index: str = "auto", name: str = "data") -> dict:
     """One fitted model per class, by label (sorted): each class needs more points than dimensions."""
     from ..model import fit_moments
+    from ..validation import check_points
 
+    X = check_points(X, name=name)
+    y = check_labels(y, X.shape[0])
     models = {}
     for c in np.unique(y):
         Xc = X[y == c]
@@ -76,9 +93,12 @@ def sample_classes(models: dict, counts: dict, *, seed=None, **options):
         k = int(counts[c])
         if k == 0:
             continue
-        res = sample(model, k, random_state=class_seed(seed, i), **options)
+        draw = k
+        if k <= model.d_ and options.get("sampler") in (None, "mmsold"):
+            draw = 2 * model.d_ + 2  # an MM-SOLD ensemble holds more particles than dimensions: the first k of one
+        res = sample(model, draw, random_state=class_seed(seed, i), **options)
         results[c] = res
-        points.append(res.samples)
+        points.append(res.samples[:k])
         labels.append(np.full(k, c))
     if not points:
         raise MmsoldError("no samples asked for: every class count is 0")
@@ -87,8 +107,11 @@ def sample_classes(models: dict, counts: dict, *, seed=None, **options):
 
 def augment(X, y, factor: float, *, seed=None, index: str = "auto", **options):
     """The original points followed by round(factor × n_c) generated ones per class: (points, labels, generated)."""
-    if not np.isfinite(factor) or factor <= 0:
-        raise MmsoldError(f"factor must be > 0, got {factor!r}")
+    from ..validation import check_points, check_positive
+
+    factor = check_positive(factor, "factor")
+    X = check_points(X)
+    y = check_labels(y, X.shape[0])
     models = fit_class_models(X, y, index=index)
     counts = {c: int(round(factor * np.sum(y == c))) for c in models}
     G, yg, _ = sample_classes(models, counts, seed=seed, **options)

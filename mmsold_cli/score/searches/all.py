@@ -16,9 +16,15 @@ class AllPoints(Search):
         self.X = X
 
     def barycentre_mean(self, Z, t, sigma, M, rng, *, out=None, score=False):
+        import numpy as np
+
+        from ...rng.streams import as_step_stream
         from ..smoothed import barycentre_exact
 
-        m, d = Z.shape
+        rng = as_step_stream(rng)
         U = antithetic_draws(rng, M, Z.shape, sigma)
-        B = barycentre_exact(self.X, (Z[None] + U).reshape(-1, d), t).reshape(U.shape[0], m, d).mean(axis=0)
+        B = np.zeros(Z.shape)
+        for u in U:  # blocks placed by the rows' index in the run: the same numbers in any batch
+            B += barycentre_exact(self.X, Z + u, t, row0=rng.start(1))
+        B /= U.shape[0]
         return self.finish(B, Z, t, out, score)
