@@ -47,6 +47,7 @@ def local_run(moons):
 def test_address_forms_and_thread_rule(tmp_path):
     assert parse_address("local:3") == ("local", 3)
     assert parse_address("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
+    assert parse_address("10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")  # as Dask reads it
     f = tmp_path / "scheduler.json"
     f.write_text("{}")
     assert parse_address(str(f)) == ("file", f)
@@ -301,6 +302,8 @@ def test_ctrl_c_cancels_and_leaves_nothing(model_file, tmp_path):
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
+    # one line: neither asyncio's "Task exception was never retrieved" nor the resource tracker's leaked semaphores
+    assert err.strip().splitlines() == ["mmsold: interrupted; no partial output left"], err
     assert os.listdir(tmp_path) == []
 
 
@@ -466,3 +469,58 @@ def test_normals_toward_each_scanner_on_the_cluster(tmp_path, client):
         N = np.c_[here.attributes["nx"], here.attributes["ny"], here.attributes["nz"]][:3000]
         S = cloud.meta["scan_origins"][cloud.attributes["scan_index"]]
         assert np.all(np.einsum("ij,ij->i", N, S - cloud.positions) > 0)
+
+
+def test_bad_scheduler_file_bad_timeout_and_a_scheduler_without_workers(model_file, tmp_path):
+    """Each one line and exit 2 (a scheduler file that is not one was an internal AssertionError, an infinite
+    timeout a KeyError, and a scheduler no worker joined kept the run waiting without a word)."""
+    from distributed import LocalCluster
+
+    out = tmp_path / "s.npy"
+    for text in ("not json", "{}"):
+        (tmp_path / "sched.json").write_text(text)
+        r = mmsold("sample", model_file, "-n", 100, "-o", out, "--dask", tmp_path / "sched.json")
+        assert r.returncode == 2 and "not a Dask scheduler file" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    r = mmsold("sample", model_file, "-n", 100, "-o", out, "--dask", "tcp://127.0.0.1:9",
+               env=dict(os.environ, MMSOLD_DASK_TIMEOUT="inf"))
+    assert r.returncode == 2 and "positive, finite number of seconds" in r.stderr, r.stderr
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None, scheduler_port=0) as empty:
+        t0 = time.time()
+        with pytest.raises(MmsoldError, match="has no workers .none joined within 2 s.; start some with: dask worker"):
+            with connect(empty.scheduler_address, timeout=2):
+                pass
+        assert time.time() - t0 < 15
+    assert not out.exists()
+
+
+def test_relative_paths_reach_workers_in_another_folder(client, tmp_path, monkeypatch):
+    """A worker's working folder is not the client's on a real cluster: a relative glob of inputs and a relative
+    .zarr output are made absolute before they are sent (they failed as 'lost the Dask scheduler')."""
+    from mmsold_cli.distributed.moments import distributed_moments
+
+    before = client.run(os.getcwd)
+    client.run(os.chdir, "/")
+    monkeypatch.chdir(tmp_path)
+    try:
+        X = np.random.default_rng(2).standard_normal((3000, 3))
+        os.mkdir("parts")
+        for i in range(3):
+            np.save(f"parts/p{i}.npy", X[1000 * i: 1000 * (i + 1)])
+        m = distributed_moments("parts/p*.npy", client=client, block_rows=1000)
+        assert m["n"] == 3000 and np.allclose(m["mean"], X.mean(0), rtol=0, atol=1e-12)
+        model = fit_moments(X)
+        with ZarrOutput("rel.zarr", 2000, 3, chunk_rows=1000) as store:
+            sample_distributed(model, 2000, client=client, random_state=3, steps=2, store=store)
+            store.commit()
+        assert np.array_equal(read_zarr("rel.zarr"), sample(model, 2000, random_state=3, steps=2).samples)
+        missing = tmp_path / "gone.zarr"
+        with ZarrOutput(missing, 2000, 3, chunk_rows=1000) as store:
+            import shutil
+
+            shutil.rmtree(store.tmp)  # the workers cannot write there: a task's OSError, named as such
+            with pytest.raises(MmsoldError, match="a task on the Dask cluster .* failed: "):
+                sample_distributed(model, 2000, client=client, random_state=3, steps=2, store=store)
+    finally:
+        for addr, cwd in before.items():
+            client.run(os.chdir, cwd, workers=[addr])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import MmsoldError
 
-__all__ = ["DASK_ENV", "INSTALL_HINT", "parse_address", "connect", "require_dask", "set_worker_threads",
+__all__ = ["DASK_ENV", "INSTALL_HINT", "parse_address", "scheduler_file_address", "connect", "require_dask", "set_worker_threads",
            "measure_overhead", "cluster_errors", "worker_threads"]
 
 #: The environment variable that gives ``--dask``'s address.
@@ -41,9 +41,11 @@ def _connect_timeout() -> float:
         value = float(os.environ.get("MMSOLD_DASK_TIMEOUT", CONNECT_TIMEOUT))
     except ValueError:
         raise MmsoldError(f"MMSOLD_DASK_TIMEOUT={os.environ['MMSOLD_DASK_TIMEOUT']!r}: expected seconds") from None
-    if not value > 0:
-        raise MmsoldError(f"MMSOLD_DASK_TIMEOUT={value:g}: expected a positive number of seconds")
+    if not 0 < value < float("inf"):
+        raise MmsoldError(f"MMSOLD_DASK_TIMEOUT={value:g}: expected a positive, finite number of seconds")
     return value
+
+
 _SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
 
 
@@ -83,9 +85,26 @@ def parse_address(text) -> tuple[str, object]:
         return "address", s
     path = Path(s)
     if not path.is_file():
+        if re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d+)", s) and 0 < int(s.rsplit(":", 1)[1]) < 65536:
+            return "address", f"tcp://{s}"  # host:port, as Dask itself reads it
         raise MmsoldError(f"--dask {s}: neither a scheduler address (tcp://host:port), an existing scheduler file, "
                           f"nor local:N")
     return "file", path
+
+
+def scheduler_file_address(path) -> str:
+    """The address in a scheduler file (JSON with an ``address``, as ``dask scheduler --scheduler-file`` writes)."""
+    import json
+
+    try:
+        address = json.loads(Path(path).read_text()).get("address")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise MmsoldError(f"--dask {path}: not a Dask scheduler file ({type(exc).__name__}); expected the JSON "
+                          f"that dask scheduler --scheduler-file writes") from None
+    if not isinstance(address, str) or "://" not in address:
+        raise MmsoldError(f"--dask {path}: not a Dask scheduler file (no scheduler address in it); expected the "
+                          f"JSON that dask scheduler --scheduler-file writes")
+    return address
 
 
 def _cores() -> int:
@@ -167,14 +186,21 @@ def measure_overhead(client, tasks: int = 200) -> float:
     return wall / int(tasks)
 
 
-def _lost(where, exc) -> MmsoldError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return MmsoldError(f"lost the Dask scheduler {where} during the run ({text}); no output was written")
+def _first_line(exc) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _lost(where, exc, client=None) -> MmsoldError:
+    if client is not None and getattr(client, "status", None) == "running":  # the scheduler is there: not it
+        return MmsoldError(f"the Dask cluster {where} dropped the run's tasks ({_first_line(exc)}): were its workers "
+                           f"stopped? no output was written")
+    return MmsoldError(f"lost the Dask scheduler {where} during the run ({_first_line(exc)}); no output was written")
 
 
 @contextlib.contextmanager
-def cluster_errors(where: str):
-    """Turn a lost scheduler or a task that killed its workers into one MmsoldError (bad input passes)."""
+def cluster_errors(where: str, client=None):
+    """Turn a lost scheduler, lost workers, a task that killed its workers or a file a worker could not use into
+    one MmsoldError (bad input passes)."""
     import asyncio
 
     from distributed import KilledWorker
@@ -186,11 +212,14 @@ def cluster_errors(where: str):
         raise
     except KilledWorker as exc:
         raise MmsoldError(f"a task killed every worker it ran on ({exc}); no output was written") from None
-    except (CommClosedError, OSError, asyncio.TimeoutError, TimeoutError, asyncio.CancelledError) as exc:
-        raise _lost(where, exc) from None
+    except (CommClosedError, ConnectionError, asyncio.TimeoutError, TimeoutError, asyncio.CancelledError) as exc:
+        raise _lost(where, exc, client) from None
+    except OSError as exc:  # raised in a task: a file a worker cannot see or write
+        raise MmsoldError(f"a task on the Dask cluster {where} failed: {_first_line(exc)}; every worker must see "
+                          f"the inputs and the output's folder at the same path; no output was written") from None
     except Exception as exc:
         if type(exc).__name__ in ("FutureCancelledError", "CancelledError"):
-            raise _lost(where, exc) from None
+            raise _lost(where, exc, client) from None
         raise
 
 
@@ -201,7 +230,8 @@ class _Quiet:
         import logging
 
         names = [n for n in list(logging.root.manager.loggerDict) if n == "distributed" or n.startswith("distributed.")]
-        self.levels = {n: logging.getLogger(n).level for n in names + ["distributed"]}
+        # asyncio's too: a run stopped by Ctrl-C leaves the client's tasks to report "exception never retrieved"
+        self.levels = {n: logging.getLogger(n).level for n in names + ["distributed", "asyncio"]}
         for n in self.levels:
             logging.getLogger(n).setLevel(logging.CRITICAL + 1)
 
@@ -210,6 +240,23 @@ class _Quiet:
 
         for n, level in self.levels.items():
             logging.getLogger(n).setLevel(level)
+
+
+@contextlib.contextmanager
+def _tracker_quiet():
+    """Processes started here (multiprocessing's resource tracker among them) ignore the tracker's warning of
+    leaked semaphores: a run stopped by Ctrl-C ends within a second or two, before a local cluster's workers
+    have released theirs, and the tracker cleans them up anyway."""
+    rule = "ignore::UserWarning:multiprocessing.resource_tracker"
+    old = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = rule if not old else f"{old},{rule}"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = old
 
 
 @contextlib.contextmanager
@@ -237,16 +284,24 @@ def connect(address, *, timeout: float | None = None, threads: bool = True):
                     # no dashboard, but the scheduler's HTTP routes still try port 8787 and warn when another
                     # cluster holds it before taking a free port: nothing the user asked for
                     warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
-                    cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, scheduler_port=0, silence_logs=logging.ERROR,
-                                           env={"NUMBA_NUM_THREADS": str(k)})
+                    with _tracker_quiet():
+                        cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, scheduler_port=0, silence_logs=logging.ERROR,
+                                               env={"NUMBA_NUM_THREADS": str(k)})
                 client = Client(cluster, timeout=f"{timeout}s")
                 where = f"local:{value} ({cluster.scheduler_address})"
-            elif kind == "file":
-                client = Client(scheduler_file=str(value), timeout=f"{timeout}s")
             else:
-                client = Client(value, timeout=f"{timeout}s")
+                target = scheduler_file_address(value) if kind == "file" else value
+                client = Client(target, timeout=f"{timeout}s")
+                try:  # a scheduler without workers would take the tasks and never run them
+                    client.wait_for_workers(1, timeout=timeout)
+                except TimeoutError:
+                    with contextlib.suppress(Exception):
+                        client.close(timeout=5)
+                    raise MmsoldError(f"--dask {address}: the Dask scheduler has no workers (none joined within "
+                                      f"{timeout:g} s); start some with: dask worker {target}") from None
     except MmsoldError:
+        quiet.restore()
         raise
     except (OSError, TimeoutError, ValueError) as exc:
         if cluster is not None:
@@ -257,7 +312,7 @@ def connect(address, *, timeout: float | None = None, threads: bool = True):
         raise MmsoldError(f"--dask {address}: cannot reach the Dask scheduler within {timeout:g} s ({text})") from None
     try:
         if threads:
-            with cluster_errors(where):
+            with cluster_errors(where, client):
                 set_worker_threads(client)
         client.mmsold_where = where
         yield client

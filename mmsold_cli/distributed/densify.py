@@ -187,7 +187,7 @@ def densify_distributed(cloud, *, client, factor: float, seed=None, tile_points:
     where = getattr(client, "mmsold_where", "")
     t0 = time.perf_counter()
     futures = []
-    with cluster_errors(where):
+    with cluster_errors(where, client):
         scattered = client.scatter(cloud, broadcast=True, hash=False)
         normals_at = None if whole or not normals else client.scatter(input_normals, broadcast=True, hash=False)
         target = None if store is None else str(store.tmp)

@@ -83,9 +83,10 @@ def _split(spec):
 def input_blocks(spec, block_rows: int = BLOCK_ROWS) -> list[tuple]:
     """The blocks of an input: ``(kind, path, key, r0, r1)`` (rows) or ``("file", path, None, 0, -1)``."""
     path, key = _split(spec)
+    path = os.path.abspath(path)  # the blocks go to workers, whose working folder may not be ours
     low = path.lower().rstrip("/")
     if any(c in str(spec) for c in "*?[") or (os.path.isdir(path) and not low.endswith(".zarr")):
-        files = sorted(glob.glob(str(spec))) if any(c in str(spec) for c in "*?[") else sorted(
+        files = sorted(os.path.abspath(f) for f in glob.glob(str(spec))) if any(c in str(spec) for c in "*?[") else sorted(
             str(p) for p in Path(path).iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise MmsoldError(f"{spec}: no input files match")
@@ -164,7 +165,7 @@ def distributed_moments(spec, *, client=None, block_rows: int = BLOCK_ROWS) -> d
     else:
         from .client import cluster_errors
 
-        with cluster_errors(getattr(client, "mmsold_where", "")):
+        with cluster_errors(getattr(client, "mmsold_where", ""), client):
             futures = client.map(_block_moments, blocks, pure=False)
             try:
                 parts = client.gather(futures)

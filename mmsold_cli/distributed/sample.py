@@ -251,7 +251,7 @@ def sample_distributed(model, n, *, client, random_state=None, out=None, store=N
     if out is not None and tuple(getattr(out, "shape", ())) != (n, d):
         raise MmsoldError(f"out must have shape {(n, d)}, got {getattr(out, 'shape', type(out).__name__)}")
     futures = []
-    with cluster_errors(where):
+    with cluster_errors(where, client):
         workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
         if store is not None:
             rows = store.chunk_rows

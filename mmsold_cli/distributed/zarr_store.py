@@ -93,7 +93,9 @@ class ZarrOutput:
         self.shape = (int(n), int(d))
         self.chunk_rows = max(1, min(int(chunk_rows), max(1, int(n))))
         self.overwrite = overwrite
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part.zarr", dir=self.path.parent))
+        # an absolute path: tasks write into it from workers whose working folder may not be ours
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part.zarr",
+                                         dir=os.path.abspath(self.path.parent)))
         track_partial(self.tmp, folder=True)
         try:
             os.chmod(self.tmp, 0o777 & ~_umask())
