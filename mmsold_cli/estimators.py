@@ -215,8 +215,8 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
             idx = rng.permutation(np.flatnonzero(yi == c))
             n_val = int(round(self.validation_fraction * len(idx)))
             if len(idx) - n_val < 2 or n_val < 1:
-                raise ValueError(f"class {_plain(self.classes_[c])!r} has {len(idx)} samples; at least 3 are needed to fit "
-                                 f"its density and calibrate its bias")
+                raise ValueError(f"class {_plain(self.classes_[c])!r} has {len(idx)} samples; at least 3 are needed "
+                                 f"to fit its density and calibrate its bias")
             val_idx.append(idx[:n_val])
             fit_idx.append(idx[n_val:])
         self.densities_ = []

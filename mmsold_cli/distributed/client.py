@@ -26,8 +26,8 @@ from pathlib import Path
 
 from ..errors import MmsoldError
 
-__all__ = ["DASK_ENV", "INSTALL_HINT", "parse_address", "scheduler_file_address", "connect", "require_dask", "set_worker_threads",
-           "measure_overhead", "cluster_errors", "worker_threads"]
+__all__ = ["DASK_ENV", "INSTALL_HINT", "parse_address", "scheduler_file_address", "connect", "require_dask",
+           "set_worker_threads", "measure_overhead", "cluster_errors", "worker_threads"]
 
 #: The environment variable that gives ``--dask``'s address.
 DASK_ENV = "MMSOLD_DASK"

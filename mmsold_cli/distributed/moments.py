@@ -86,8 +86,10 @@ def input_blocks(spec, block_rows: int = BLOCK_ROWS) -> list[tuple]:
     path = os.path.abspath(path)  # the blocks go to workers, whose working folder may not be ours
     low = path.lower().rstrip("/")
     if any(c in str(spec) for c in "*?[") or (os.path.isdir(path) and not low.endswith(".zarr")):
-        files = sorted(os.path.abspath(f) for f in glob.glob(str(spec))) if any(c in str(spec) for c in "*?[") else sorted(
-            str(p) for p in Path(path).iterdir() if p.is_file() and not p.name.startswith("."))
+        if any(c in str(spec) for c in "*?["):
+            files = sorted(os.path.abspath(f) for f in glob.glob(str(spec)))
+        else:
+            files = sorted(str(p) for p in Path(path).iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise MmsoldError(f"{spec}: no input files match")
         return [("file", f, None, 0, -1) for f in files]

@@ -12,7 +12,8 @@ import numpy as np
 from ..errors import MmsoldError
 from ..validation import check_seed
 
-__all__ = ["read_labels", "check_labels", "split_label_column", "fit_class_models", "class_seed", "sample_classes", "augment"]
+__all__ = ["read_labels", "check_labels", "split_label_column", "fit_class_models", "class_seed", "sample_classes",
+           "augment"]
 
 
 def split_label_column(X: np.ndarray, spec: str):
@@ -62,11 +63,16 @@ def check_labels(y, n: int, name: str = "labels") -> np.ndarray:
 
 def fit_class_models(X, y, *, index: str = "auto", name: str = "data") -> dict:
     """One fitted model per class, by label (sorted): each class needs more points than dimensions."""
-    from ..model import fit_moments
     from ..validation import check_points
 
     X = check_points(X, name=name)
-    y = check_labels(y, X.shape[0])
+    return _fit_class_models(X, check_labels(y, X.shape[0]), index=index, name=name)
+
+
+def _fit_class_models(X, y, *, index: str, name: str) -> dict:
+    """:func:`fit_class_models` of checked points and labels."""
+    from ..model import fit_moments
+
     models = {}
     for c in np.unique(y):
         Xc = X[y == c]
@@ -112,7 +118,7 @@ def augment(X, y, factor: float, *, seed=None, index: str = "auto", **options):
     factor = check_positive(factor, "factor")
     X = check_points(X)
     y = check_labels(y, X.shape[0])
-    models = fit_class_models(X, y, index=index)
+    models = _fit_class_models(X, y, index=index, name="data")
     counts = {c: int(round(factor * np.sum(y == c))) for c in models}
     G, yg, _ = sample_classes(models, counts, seed=seed, **options)
     points = np.concatenate([X, G])
