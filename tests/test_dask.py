@@ -471,6 +471,7 @@ def test_normals_toward_each_scanner_on_the_cluster(tmp_path, client):
         assert np.all(np.einsum("ij,ij->i", N, S - cloud.positions) > 0)
 
 
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")  # the scheduler's HTTP routes, not ours
 def test_bad_scheduler_file_bad_timeout_and_a_scheduler_without_workers(model_file, tmp_path):
     """Each one line and exit 2 (a scheduler file that is not one was an internal AssertionError, an infinite
     timeout a KeyError, and a scheduler no worker joined kept the run waiting without a word)."""
