@@ -66,6 +66,7 @@ def numba_cache_dir() -> str:
     built from a mix of old and new files.
     """
     path = os.environ.get("NUMBA_CACHE_DIR")
+    chosen = bool(path)
     if not path:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         digest = source_digest()
@@ -75,10 +76,17 @@ def numba_cache_dir() -> str:
         os.environ["NUMBA_CACHE_DIR"] = path
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
-    except OSError:  # read-only home: fall back to a temp dir, still cached per boot
+    except OSError as exc:  # read-only home: fall back to a temp dir, still cached per boot
         import tempfile
+        import warnings
 
-        path = str(Path(tempfile.gettempdir()) / "mmsold-numba-cache")
+        fallback = str(Path(tempfile.gettempdir()) / "mmsold-numba-cache")
+        if chosen:  # the user's own folder: say so (a container build would otherwise cache elsewhere unseen)
+            from .errors import MmsoldWarning
+
+            warnings.warn(f"NUMBA_CACHE_DIR={path} cannot be made ({exc.strerror}); compiled kernels are cached in "
+                          f"{fallback} instead", MmsoldWarning, stacklevel=2)
+        path = fallback
         Path(path).mkdir(parents=True, exist_ok=True)
         os.environ["NUMBA_CACHE_DIR"] = path
     return path

@@ -203,8 +203,10 @@ def _run(fn):
             _flush_stdout()
             return result
     except MmsoldError as exc:
-        if _STATE["debug"]:
-            raise
+        if _STATE["debug"]:  # the traceback, and still bad input's exit code
+            import traceback
+
+            traceback.print_exc()
         _fail(str(exc))
     except KeyboardInterrupt:
         sys.stderr.write("mmsold: interrupted; no partial output left\n")
@@ -213,7 +215,7 @@ def _run(fn):
         sys.stderr.write("mmsold: terminated; no partial output left\n")
         raise typer.Exit(143) from None
     except MemoryError:
-        _fail("out of memory; lower --batch-size or the number of samples", 1)
+        _fail("out of memory; lower the number of points (or --batch-size, where the command has it)", 1)
     except BrokenPipeError:  # stdout's reader has gone (`mmsold ... --json | head`)
         _silence_stdout()
         raise typer.Exit(141) from None

@@ -260,6 +260,10 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
     labelled_out = per_class is not None or label is not None
     basis = latent.from_extras(model.extras_) if latent.has_basis(model) else None
     white = wh.from_extras(model.extras_) if wh.has_whitening(model) else None
+    if plot is not None and basis is None:
+        from .plots import check_plot_path
+
+        check_plot_path(plot, dim=model.d_)
     extra_paths = []
     if basis is not None:
         extra_paths += [output.with_name(output.stem + ".images.npy"), output.with_name(output.stem + ".png")]
@@ -621,7 +625,7 @@ def evaluate_job(samples, reference, *, train=None, mesh=None, plot=None, seed: 
     if plot is not None:
         from .plots import check_plot_path
 
-        check_plot_path(plot)
+        check_plot_path(plot, dim=A.shape[1] if basis is None else None)
     if mesh is not None and A.shape[1] != 3:
         raise MmsoldError(f"--mesh needs 3-D points; the samples are {A.shape[1]}-D")
     surf = None

@@ -134,11 +134,14 @@ def save_image_grid(path, images, *, ncol: int = 10, max_images: int = 100, inve
     return write_png(path, tile_images(a, ncol=min(ncol, len(a)), fill=1.0))
 
 
-def check_plot_path(path) -> None:
-    """A plot's file name must say its format, and matplotlib must be there: checked before any work."""
+def check_plot_path(path, dim: int | None = None) -> None:
+    """A plot's file name must say its format, matplotlib must be there, and points of ``dim`` dimensions (when
+    given: points drawn as points, not decoded to images) must be drawable: checked before any work."""
     ext = Path(path).suffix.lower()
     if ext not in (".png", ".pdf", ".svg"):
         raise MmsoldError(f"{path}: plot file must end in .png, .pdf or .svg, got {ext or '(none)'!r}")
+    if dim is not None and dim < 2:
+        raise MmsoldError(f"{path}: cannot draw {dim}-D points (a plot needs 2 or more dimensions); leave out the plot")
     require_matplotlib()
 
 
@@ -280,6 +283,7 @@ def plot_result(path, samples, reference=None, *, basis=None, distances=None, va
             panels[reference_label] = decode(np.asarray(reference, dtype=float)[:100], basis)
         return image_panels(path, panels)
     d = A.shape[1]
+    check_plot_path(path, dim=d)
     if d == 2:
         return scatter_2d(path, A, reference, title=title, labels=("samples", reference_label))
     if d == 3:

@@ -91,3 +91,56 @@ def test_augment_by_a_small_factor_draws_from_a_whole_ensemble():
     assert sorted(labels[generated].tolist()) == [0, 1, 2]
     again = augment(X, y, 0.01, seed=0, steps=3)[0]
     assert np.array_equal(points, again)
+
+
+def test_precision_recall_density_coverage_undefined_for_k_points_or_fewer():
+    """Two far-away samples against 400 reference points: recall read 1.0 (the 3rd nearest other sample does not
+    exist, so its ball was infinite); the figures a set of ≤ k points would give balls for are NaN (null in JSON)."""
+    from mmsold_cli import evaluate
+
+    rng = np.random.default_rng(0)
+    far, ref = 100 + rng.standard_normal((2, 2)), rng.standard_normal((400, 2))
+    r = evaluate(far, ref)
+    assert r["precision"] == 0.0 and np.isnan(r["recall"]) and r["coverage"] == 0.0
+    r = evaluate(ref + 100, ref[:3])
+    assert r["recall"] == 0.0 and np.isnan(r["precision"]) and np.isnan(r["density"]) and np.isnan(r["coverage"])
+    r = evaluate(ref[:4] + 100, ref[:4])  # four points: every figure defined
+    assert r["precision"] == 0.0 and r["recall"] == 0.0
+
+
+def test_truncated_ascii_ply_cloud_is_refused(tmp_path):
+    from mmsold_cli.io.mesh import read_point_cloud
+
+    head = ("ply\nformat ascii 1.0\nelement vertex 10\nproperty float x\nproperty float y\nproperty float z\n"
+            "end_header\n")
+    (tmp_path / "t.ply").write_text(head + "0 0 0\n1 1 1\n")
+    with pytest.raises(MmsoldError, match="PLY file is truncated: 10 vertices announced, 2 vertex lines present"):
+        read_point_cloud(tmp_path / "t.ply")
+    (tmp_path / "t.ply").write_text(head + "".join(f"{i} {i} {i}\n" for i in range(10)))
+    assert read_point_cloud(tmp_path / "t.ply").shape == (10, 3)
+
+
+def test_a_plot_of_one_dimensional_points_is_refused_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmsold_cli.cli import app
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "a.npy", rng.standard_normal((300, 1)))
+    np.save(tmp_path / "b.npy", rng.standard_normal((200, 1)))
+    fit_moments(np.load(tmp_path / "a.npy")).save(tmp_path / "m.h5")
+    for args in (["sample", tmp_path / "m.h5", "-n", 50, "-o", tmp_path / "s.npy", "--plot", tmp_path / "s.png"],
+                 ["evaluate", tmp_path / "a.npy", tmp_path / "b.npy", "--plot", tmp_path / "p.png"]):
+        res = CliRunner().invoke(app, [str(a) for a in args])
+        assert res.exit_code == 2 and "cannot draw 1-D points" in res.stderr, (res.exit_code, res.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.npy", "m.h5"]
+
+
+def test_evaluate_takes_one_training_set_and_a_fitted_model(moons):
+    from mmsold_cli import evaluate
+
+    A = sample(moons, 200, random_state=0, steps=3).samples
+    with pytest.raises(MmsoldError, match="model must be a fitted Model .a file: Model.load.path.., got 'm.h5'"):
+        evaluate(A, moons.X_[:300], model="m.h5")
+    with pytest.raises(MmsoldError, match="not both"):
+        evaluate(A, moons.X_[:300], model=moons, train=moons.X_)

@@ -486,6 +486,16 @@ def test_bad_scheduler_file_bad_timeout_and_a_scheduler_without_workers(model_fi
     r = mmsold("sample", model_file, "-n", 100, "-o", out, "--dask", "tcp://127.0.0.1:9",
                env=dict(os.environ, MMSOLD_DASK_TIMEOUT="inf"))
     assert r.returncode == 2 and "positive, finite number of seconds" in r.stderr, r.stderr
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the backlog does) and never answers, as a web server
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        t0 = time.time()
+        with pytest.raises(MmsoldError, match="no Dask scheduler answered at tcp://127.0.0.1:.* within 1 s"):
+            with connect(f"tcp://127.0.0.1:{silent.getsockname()[1]}", timeout=1):
+                pass
+        assert time.time() - t0 < 10
     with LocalCluster(n_workers=0, processes=True, dashboard_address=None, scheduler_port=0) as empty:
         t0 = time.time()
         with pytest.raises(MmsoldError, match="has no workers .none joined within 2 s.; start some with: dask worker"):

@@ -40,3 +40,18 @@ def test_warm_up_then_the_readme_job_compiles_nothing(tmp_path):
     # a second warm-up loads everything and compiles nothing
     again = json.loads(_mmsold(["warm-up", "--json"], env, tmp_path).stdout)
     assert again["compiled"] == 0 and again["kernels"] > 0
+
+
+def test_a_cache_folder_the_user_chose_and_cannot_have_is_named(tmp_path, monkeypatch):
+    """NUMBA_CACHE_DIR under a regular file: the fallback folder is used, with a warning naming both (it was silent:
+    a container build would have cached its kernels where the image does not keep them)."""
+    import pytest
+
+    from mmsold_cli._numba import numba_cache_dir
+    from mmsold_cli.errors import MmsoldWarning
+
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "afile" / "sub"))
+    with pytest.warns(MmsoldWarning, match=r"NUMBA_CACHE_DIR=.*afile/sub cannot be made .*in .*mmsold-numba-cache"):
+        path = numba_cache_dir()
+    assert path.endswith("mmsold-numba-cache")

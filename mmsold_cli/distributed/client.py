@@ -259,6 +259,31 @@ def _tracker_quiet():
             os.environ["PYTHONWARNINGS"] = old
 
 
+def _client_within(Client, target: str, timeout: float, address):
+    """``Client(target)``, or a MmsoldError once ``timeout`` (plus 2 s) has passed.  Client's own timeout covers
+    connecting, not a server that accepts the connection and never answers (a web server, a scheduler's
+    dashboard port): it would wait forever, so the client is made on a daemon thread that is left behind."""
+    import threading
+
+    box = {}
+
+    def make():
+        try:
+            box["client"] = Client(target, timeout=f"{timeout}s")
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    maker = threading.Thread(target=make, daemon=True, name="mmsold-dask-connect")
+    maker.start()
+    maker.join(timeout + 2.0)
+    if "error" in box:
+        raise box["error"]
+    if "client" not in box:
+        raise MmsoldError(f"--dask {address}: no Dask scheduler answered at {target} within {timeout:g} s (is it "
+                          f"the scheduler's port, 8786 by default, and not its dashboard's?)")
+    return box["client"]
+
+
 @contextlib.contextmanager
 def connect(address, *, timeout: float | None = None, threads: bool = True):
     """A connected :class:`distributed.Client` for ``address`` (see the module); closed (and a ``local:N``
@@ -292,7 +317,7 @@ def connect(address, *, timeout: float | None = None, threads: bool = True):
                 where = f"local:{value} ({cluster.scheduler_address})"
             else:
                 target = scheduler_file_address(value) if kind == "file" else value
-                client = Client(target, timeout=f"{timeout}s")
+                client = _client_within(Client, target, timeout, address)
                 try:  # a scheduler without workers would take the tasks and never run them
                     client.wait_for_workers(1, timeout=timeout)
                 except TimeoutError:

@@ -197,7 +197,13 @@ def read_point_cloud(spec: str | os.PathLike) -> np.ndarray:
     if ext not in CLOUD_EXTENSIONS:
         raise MmsoldError(f"{path}: unknown point-cloud extension {ext or '(none)'!r}; "
                           f"expected one of {', '.join(CLOUD_EXTENSIONS)}")
-    if ext in (".ply", ".obj"):
+    if ext == ".ply":  # our reader: it checks the vertex count (trimesh reads a truncated ASCII file silently)
+        from .ply import read_ply
+
+        X = read_ply(path).positions
+        if X.shape[0] == 0:
+            raise MmsoldError(f"{path}: has no vertex positions (x, y, z)")
+    elif ext == ".obj":
         X = read_vertices(path)
     else:
         X = np.asarray(read_array(spec))

@@ -111,6 +111,10 @@ def read_ply(spec: str | os.PathLike):
                 fh.seek(n_el * np.dtype([(p, order + t) for p, t in el_props]).itemsize, 1)
         if fmt == "ascii":
             lines = [fh.readline() for _ in range(count)]
+            present = sum(1 for ln in lines if ln.strip())
+            if present < count:
+                raise MmsoldError(f"{path}: PLY file is truncated: {count} vertices announced, {present} vertex "
+                                  f"lines present")
             try:
                 table = np.array([ln.split()[: len(props)] for ln in lines], dtype=np.float64).reshape(count, len(props))
             except ValueError as exc:

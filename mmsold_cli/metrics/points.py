@@ -243,12 +243,14 @@ def _inside_balls(Q, centres, radii):
 
 
 def precision_recall(samples, reference, k: int = 3, max_points: int = NN_MAX, random_state=0) -> tuple[float, float]:
-    """Improved precision and recall of Kynkäänniemi et al. (2019) with k-NN balls."""
+    """Improved precision and recall of Kynkäänniemi et al. (2019) with k-NN balls.
+
+    A set of k points or fewer has no k-th nearest other point, so the figure whose balls it would give is NaN."""
     rng = check_random_state(random_state)
     A = _subsample(samples, max_points, rng)
     B = _subsample(reference, max_points, rng)
-    precision = float(_inside_balls(A, B, _kth_radius(B, k)).mean())
-    recall = float(_inside_balls(B, A, _kth_radius(A, k)).mean())
+    precision = float(_inside_balls(A, B, _kth_radius(B, k)).mean()) if B.shape[0] > k else float("nan")
+    recall = float(_inside_balls(B, A, _kth_radius(A, k)).mean()) if A.shape[0] > k else float("nan")
     return precision, recall
 
 
@@ -262,13 +264,15 @@ def density_coverage(samples, reference, k: int = 5, max_points: int = NN_MAX, r
 
     where :math:`x_i` are the N reference points, :math:`y_j` the M samples and :math:`r_k(x)` the
     distance from x to its k-th nearest other reference point.  (What the MM-SOLD authors report as
-    "recall" is this coverage.)
+    "recall" is this coverage.)  Both are NaN for a reference of k points or fewer (no k-th nearest other point).
     """
     from ..neighbors.indexes import build_index
 
     rng = check_random_state(random_state)
     A = _subsample(samples, max_points, rng)
     B = _subsample(reference, max_points, rng)
+    if B.shape[0] <= k:
+        return float("nan"), float("nan")
     radii = _kth_radius(B, k)
     kk = min(64, B.shape[0])
     d2, idx = build_index(B).query(A, kk)
@@ -339,6 +343,10 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0, seed
     B = check_points(reference, name="reference", min_points=2, dim=A.shape[1])
     if not np.ptp(B, axis=0).any():  # zero covariance: the relative and Mahalanobis errors would divide by 0
         raise MmsoldError(f"reference: all {B.shape[0]} points are identical; nothing to compare the samples against")
+    if model is not None and train is not None:
+        raise MmsoldError("give the training set as train= (points) or model= (a fitted Model), not both")
+    if model is not None and not hasattr(model, "d_"):
+        raise MmsoldError(f"model must be a fitted Model (a file: Model.load(path)), got {model!r}")
     if model is not None and model.d_ != A.shape[1]:  # checked before any work
         raise MmsoldError(f"model has dimension {model.d_}, samples have {A.shape[1]}")
     T = None
