@@ -85,6 +85,7 @@ __all__ = [
     "WIDE_WALK_ABOVE",
     "WIDE_WALK_WIDTH",
     "walk_width",
+    "smallest_draw",
     "CFDM_SIGMA_FACTOR",
     "CFDM_START_FACTOR",
     "CFDM_LAST_BLUR",
@@ -217,6 +218,12 @@ WALK_RENEW = 10
 #: more at speeds within the runs' spread, and 40 leaves the least score error (docs/performance.md §9).
 WIDE_WALK_ABOVE = 100_000
 WIDE_WALK_WIDTH = 40
+
+
+def smallest_draw(d: int) -> int:
+    """Samples MM-SOLD draws when fewer are asked for, keeping the first: one ensemble of 2d + 2 particles (an
+    ensemble needs more particles than dimensions to hold the moments)."""
+    return 2 * int(d) + 2
 
 
 def walk_width(n: int) -> int:

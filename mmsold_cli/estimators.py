@@ -126,13 +126,14 @@ class MMSOLD(DensityMixin, BaseEstimator):
         MM-SOLD holds ensembles of more than d particles at the moments; fewer samples are the first
         rows of such an ensemble.  ``random_state`` None: the estimator's own.
         """
+        from . import defaults
         from .sampling import sample
 
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         d = self.n_features_in_
-        n = max(int(n_samples), 2 * d + 2) if self.sampler_ == "mmsold" else int(n_samples)
+        n = max(int(n_samples), defaults.smallest_draw(d)) if self.sampler_ == "mmsold" else int(n_samples)
         opts = {"sampler": self.sampler_, "steps": self.steps_}
         if self.sampler_ != "cfdm":
             opts.update(t=self.t_, sigma=self.sigma_)

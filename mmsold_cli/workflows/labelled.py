@@ -38,13 +38,7 @@ def read_labels(spec, n: int) -> np.ndarray:
 
     y = np.asarray(read_array(spec)).reshape(-1) if not str(spec).endswith((".txt", ".csv")) else \
         np.loadtxt(spec, dtype=str, delimiter=",", ndmin=1)
-    if y.shape[0] != n:
-        raise MmsoldError(f"{spec}: expected {n} labels, one per point, got {y.shape[0]}")
-    if y.dtype.kind in "fc":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise MmsoldError(f"{spec}: labels must be integers or names, got non-integer numbers")
-        y = y.astype(np.int64)
-    return y
+    return check_labels(y, n, name=f"{spec}: labels")
 
 
 def check_labels(y, n: int, name: str = "labels") -> np.ndarray:
@@ -52,7 +46,7 @@ def check_labels(y, n: int, name: str = "labels") -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise MmsoldError(f"{name}: expected {n} labels, one per point (a 1-D array), got shape {y.shape}")
-    if y.dtype.kind == "f":
+    if y.dtype.kind in "fc":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise MmsoldError(f"{name} must be integers or names, got non-integer numbers")
         y = y.astype(np.int64)
@@ -92,6 +86,7 @@ def class_seed(seed, i: int):
 
 def sample_classes(models: dict, counts: dict, *, seed=None, **options):
     """``counts[c]`` samples of each class's model: (points, labels, per-class SampleResult)."""
+    from ..defaults import smallest_draw
     from ..sampling import sample
 
     points, labels, results = [], [], {}
@@ -101,7 +96,7 @@ def sample_classes(models: dict, counts: dict, *, seed=None, **options):
             continue
         draw = k
         if k <= model.d_ and options.get("sampler") in (None, "mmsold"):
-            draw = 2 * model.d_ + 2  # an MM-SOLD ensemble holds more particles than dimensions: the first k of one
+            draw = smallest_draw(model.d_)  # too few for an ensemble: the first k of one
         res = sample(model, draw, random_state=class_seed(seed, i), **options)
         results[c] = res
         points.append(res.samples[:k])
