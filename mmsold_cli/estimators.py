@@ -132,8 +132,7 @@ class MMSOLD(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        d = self.n_features_in_
-        n = max(int(n_samples), defaults.smallest_draw(d)) if self.sampler_ == "mmsold" else int(n_samples)
+        n = defaults.draw_count(n_samples, self.n_features_in_, self.sampler_)
         opts = {"sampler": self.sampler_, "steps": self.steps_}
         if self.sampler_ != "cfdm":
             opts.update(t=self.t_, sigma=self.sigma_)
@@ -164,7 +163,7 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
     density_draws, plug_in_points : int
         As for :class:`MMSOLD`.
     validation_fraction : float in (0, 1)
-        Share of each class held out to fit the biases b_c by cross-entropy.
+        Share of each class held out to fit the scale s and the biases b_c by cross-entropy.
     cost : array of shape (n_classes, n_classes) or None
         C[k, c]: the cost of predicting k when the class is c (None: 1 − I).
     random_state : int, RandomState or None
@@ -173,6 +172,7 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : array of the class labels
     densities_ : list of TiltedDensity, one per class
+    scale_ : float, the calibrated s (a temperature 1 / s)
     bias_ : array (n_classes,), the calibrated b_c
     """
 
@@ -209,15 +209,20 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
         if k < 2:
             raise ValueError(f"MMSOLDClassifier needs samples of at least 2 classes; got 1 class "
                              f"({_plain(self.classes_[0])!r})")
+        cost = self._cost_matrix(k)  # before the densities' fits
         rng = check_random_state(self.random_state)
         seed = _seed(rng)
         fit_idx, val_idx = [], []
         for c in range(k):
             idx = rng.permutation(np.flatnonzero(yi == c))
             n_val = int(round(self.validation_fraction * len(idx)))
-            if len(idx) - n_val < 2 or n_val < 1:
+            if len(idx) < 3:
                 raise ValueError(f"class {_plain(self.classes_[c])!r} has {len(idx)} samples; at least 3 are needed "
                                  f"to fit its density and calibrate its bias")
+            if len(idx) - n_val < 2 or n_val < 1:
+                raise ValueError(f"validation_fraction={self.validation_fraction!r} holds out {n_val} of class "
+                                 f"{_plain(self.classes_[c])!r}'s {len(idx)} samples; expected at least 1 held out "
+                                 f"and 2 left to fit its density")
             val_idx.append(idx[:n_val])
             fit_idx.append(idx[n_val:])
         self.densities_ = []
@@ -230,8 +235,8 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
             self.densities_.append(_fit_density(Xc, t, sigma, self.density_draws, self.plug_in_points, seed,
                                                 normalise=False))
         vi = np.concatenate(val_idx)
-        self.bias_ = self._calibrate(-self._energies(X[vi]), yi[vi])
-        self.cost_ = self._cost_matrix(k)
+        self.scale_, self.bias_ = self._calibrate(-self._energies(X[vi]), yi[vi])
+        self.cost_ = cost
         return self
 
     def _energies(self, X):
@@ -240,40 +245,51 @@ class MMSOLDClassifier(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _calibrate(logits, y):
-        """The biases b minimising the cross-entropy of softmax(logits + b) on (logits, y): convex, by L-BFGS."""
+        """The scale s > 0 and biases b minimising the cross-entropy of softmax(s · logits + b) on (logits, y).
+
+        Linear in (s, b), so convex: by L-BFGS.  The scale is temperature scaling (Guo et al. 2017): the smoothed
+        densities' log-ratios between classes run too wide in 32–64 dimensions, and with b alone the
+        probabilities of wrong predictions were near 1 (log-loss 1.99 against QDA's 0.60 on MNIST PCA-32).
+        """
         from scipy.optimize import minimize
         from scipy.special import logsumexp, softmax
 
         k = logits.shape[1]
         onehot = np.eye(k)[y]
-        shift = logits.max(axis=1, keepdims=True)
-        L = logits - shift
+        L = logits - logits.max(axis=1, keepdims=True)
 
-        def f(b):
-            z = L + b
-            lse = logsumexp(z, axis=1)
+        def f(theta):
+            s, b = theta[0], theta[1:]
+            z = s * L + b
             p = softmax(z, axis=1)
-            return float(np.mean(lse - z[np.arange(len(y)), y])), (p - onehot).mean(axis=0)
+            g = p - onehot
+            return (float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(y)), y])),
+                    np.concatenate([[np.mean(np.sum(g * L, axis=1))], g.mean(axis=0)]))
 
         b0 = -np.log(np.maximum(softmax(L, axis=1).mean(axis=0), 1e-300))
-        res = minimize(f, b0 - b0.mean(), jac=True, method="L-BFGS-B")
-        return res.x - res.x.mean()  # softmax is invariant to a common shift
+        res = minimize(f, np.concatenate([[1.0], b0 - b0.mean()]), jac=True, method="L-BFGS-B",
+                       bounds=[(1e-6, None)] + [(None, None)] * k)
+        s, b = float(res.x[0]), res.x[1:]
+        return s, b - b.mean()  # softmax is invariant to a common shift
 
     def _cost_matrix(self, k):
         if self.cost is None:
             return 1.0 - np.eye(k)
         C = np.asarray(self.cost, dtype=np.float64)
-        if C.shape != (k, k) or not np.all(np.isfinite(C)):
-            raise ValueError(f"cost must be a finite ({k}, {k}) matrix, got shape {C.shape}")
+        if C.shape != (k, k):
+            raise ValueError(f"cost must be a ({k}, {k}) matrix, one row and column per class, got shape {C.shape}")
+        if not np.all(np.isfinite(C)):
+            raise ValueError(f"cost must hold finite numbers, got {int(np.sum(~np.isfinite(C)))} NaN or infinite "
+                             f"of {C.size}")
         return C
 
     def predict_proba(self, X):
-        """p(c | x) = softmax_c(−E*_c(x) + b_c): array (n, n_classes)."""
+        """p(c | x) = softmax_c(−s E*_c(x) + b_c): array (n, n_classes)."""
         from scipy.special import softmax
 
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return softmax(-self._energies(X) + self.bias_, axis=1)
+        return softmax(-self.scale_ * self._energies(X) + self.bias_, axis=1)
 
     def predict(self, X):
         """The class of minimum expected cost, argmin_k Σ_c C[k, c] p(c | x)."""
