@@ -100,6 +100,39 @@ def test_moment_errors(rng):
     assert metrics.cov_error(B * np.sqrt(2), B) == pytest.approx(1.0, rel=1e-6)
 
 
+@pytest.mark.parametrize("m, n, d", [(30, 40, 100), (12, 10, 300), (3, 5, 9), (50, 50, 2000)])
+def test_moment_errors_of_wide_sets_from_the_points_products(rng, m, n, d):
+    """More dimensions than points: the errors come from the points' products, never a d × d matrix, and equal
+    the d × d formulas (the oracles here): the covariances' Frobenius error, and the mean's Mahalanobis
+    distance under Ledoit and Wolf's shrunk covariance (scikit-learn's), where the pseudo-inverse of the
+    singular sample covariance read two N(0, I) sets of 50 points in 5,000-D 0.136 apart instead of about 14."""
+    sklearn_covariance = pytest.importorskip("sklearn.covariance")
+    from mmsold_cli.metrics.points import _wide
+
+    A = rng.standard_normal((m, d)) * np.linspace(1, 3, d) + 0.3
+    B = rng.standard_normal((n, d)) * np.linspace(1, 2, d)
+    assert _wide(A, B)
+    ca, cb = np.cov(A.T, bias=True), np.cov(B.T, bias=True)
+    diff = A.mean(axis=0) - B.mean(axis=0)
+    assert metrics.cov_error(A, B) == pytest.approx(np.linalg.norm(ca - cb) / np.linalg.norm(cb), rel=1e-10)
+    shrunk = sklearn_covariance.ledoit_wolf(B)[0]
+    assert metrics.mean_error(A, B) == pytest.approx(np.sqrt(diff @ np.linalg.solve(shrunk, diff)), rel=1e-8)
+    assert metrics.cov_error(B, B) == pytest.approx(0.0, abs=1e-7)
+    if d == 2000:  # two samples of N(0, I): their means differ by about √(2d/n) = 8.9 deviations
+        assert 7 < metrics.mean_error(rng.standard_normal((m, d)), rng.standard_normal((n, d))) < 11
+
+
+def test_mean_error_off_a_degenerate_reference_is_infinite(rng):
+    """A planar reference (n > d, no spread along z): a sample set 10 units above it was 0 deviations away by
+    the pseudo-inverse; it is infinitely many.  On the plane, and far from the origin, the figure is finite."""
+    P = np.c_[rng.random((500, 2)), np.zeros(500)]
+    assert metrics.mean_error(P + [0, 0, 10], P) == np.inf
+    Q = np.c_[rng.random((400, 2)), np.zeros(400)] + [0.05, 0, 0]
+    assert 0 < metrics.mean_error(Q, P) < 0.5
+    far = [4e6, 3e5, 120.0]  # projected coordinates: the means' rounding is not a shift off the plane
+    assert 0 < metrics.mean_error(Q * 100 + far, P * 100 + far) < 0.5
+
+
 def test_density_coverage_and_duplicate_rate():
     from mmsold_cli.metrics.points import density_coverage, duplicate_rate
 
@@ -166,7 +199,7 @@ def test_evaluate_reads_a_las_scan_and_its_figures_do_not_move_with_the_origin(t
 
 def test_repeats_average_the_seeded_figures_and_compute_the_others_once(tmp_path, rng):
     """`evaluate --repeats R`: the figures that depend on the seed are the mean (and sd) of full runs with seeds
-    seed … seed + R − 1; the others appear once, without an sd (they were recomputed R times, each sd 0)."""
+    seed … seed + R − 1; the others appear once, without an sd (an sd of 0 would read as a measured spread)."""
     from pathlib import Path
 
     from mmsold_cli.io.mesh import read_mesh
@@ -179,6 +212,8 @@ def test_repeats_average_the_seeded_figures_and_compute_the_others_once(tmp_path
          {"sliced_w2", "mmd2", "kid", "kid_std"}),
         (np.load(data / "torus_dense.npy")[:3000].astype(np.float64), np.load(data / "torus_dense.npy")[3000:6000],
          None, data / "torus.obj", {"sliced_w2", "mmd2", "kid", "kid_std", "surface_coverage"}),
+        # 300 and 300: MMD²'s bandwidth pool and KID's subsets are the whole sets, so neither moves with the seed
+        (rng.standard_normal((300, 2)), rng.standard_normal((300, 2)) + 0.2, None, None, {"sliced_w2"}),
     ):
         files = []
         for name, X in (("s", samples), ("r", reference), ("t", train)):

@@ -54,23 +54,86 @@ __all__ = [
 EXACT_W2_MAX = 3000
 #: Kernel metrics subsample to this many points per set (quadratic cost).
 KERNEL_MAX = 5000
+#: KID's subsets: this many points of each set (both whole sets, and no draw, when they hold as many or fewer).
+KID_SUBSET = 1000
+#: MMD²'s median-heuristic bandwidth is taken over at most this many points of the two sets together.
+MMD_POOL = 1000
 #: Precision, recall, density and coverage subsample to this many points per set (k-NN balls).
 NN_MAX = 10_000
 
 
+def _wide(A, B) -> bool:
+    """More dimensions than points in the two sets together: the moments' errors are then taken from the
+    points' products (sizes (m + n)²) instead of the d × d covariances, which would be larger than the data
+    (a 20,000-D set of 200 points: 3.2 GB each, and a d³ solve of hours)."""
+    return B.shape[1] > A.shape[0] + B.shape[0]
+
+
 def mean_error(A, B) -> float:
-    """Distance between the means of A and B in Mahalanobis units of B's covariance."""
+    r"""Distance between the means of A and B in Mahalanobis units of B's covariance C.
+
+    :math:`\sqrt{\Delta^\top C^{-1} \Delta}`, with two cases where C is singular:
+
+    * B has more points than dimensions but no spread along some directions (a planar scan, a blank border
+      pixel): the inverse is taken over the eigenvalues above :math:`\epsilon d\,\lambda_\max` (numpy's
+      ``lstsq`` cut-off), and a Δ that leaves them is infinitely many deviations away (inf; a
+      pseudo-inverse alone read it as 0).
+    * n ≤ d points: C is singular by sampling alone, and Ledoit and Wolf's shrinkage [1] of it is used,
+      :math:`C^* = (1-\rho) C + \rho \mu I`, :math:`\mu = \operatorname{tr} C / d`, from the n × n Gram matrix
+      :math:`G = B_c B_c^\top / n = U M U^\top` of the centred points (C's eigenvectors
+      :math:`v_i = B_c^\top u_i / \sqrt{n \mu_i}`), never the d × d matrix.
+
+    [1] O. Ledoit, M. Wolf, "A well-conditioned estimator for large-dimensional covariance matrices",
+    J. Multivariate Anal. 88 (2004).
+    """
     diff = A.mean(axis=0) - B.mean(axis=0)
-    C = np.cov(B, rowvar=False, bias=True).reshape(B.shape[1], B.shape[1])
-    return float(np.sqrt(diff @ np.linalg.lstsq(C, diff, rcond=None)[0]))
+    n, d = B.shape
+    Bc = B - B.mean(axis=0)
+    eps = np.finfo(np.float64).eps
+    if n > d:
+        lam, V = np.linalg.eigh(Bc.T @ Bc / n)
+        keep = lam > eps * d * lam.max()
+        lam, V = lam[keep], V[:, keep]
+        proj = V.T @ diff
+        off = np.linalg.norm(diff - V @ proj)  # the part of Δ where B has no spread
+        # rounding: the means' own (coordinates far from the origin) and the basis' (relative to the spread)
+        if off > 1e-8 * np.sqrt(lam.max()) + 64 * eps * (np.abs(A).max() + np.abs(B).max()):
+            return float("inf")
+        return float(np.sqrt(np.sum(proj**2 / lam)))
+    G = Bc @ Bc.T
+    lam, U = np.linalg.eigh(G / n)
+    keep = lam > eps * d * lam.max()
+    lam, U = lam[keep], U[:, keep]
+    # the shrinkage's terms from G: ‖C‖² = ‖G‖²/n², tr C = tr G / n, x_kᵀ C x_k = Σ_j G_kj² / n
+    mu = np.trace(G) / (n * d)
+    c2 = np.sum(G**2) / n**2
+    delta2 = c2 - mu**2 * d
+    beta2 = min(np.sum(np.diag(G) ** 2 - 2 * np.sum(G**2, axis=1) / n + c2) / n**2, delta2)
+    rho = beta2 / delta2 if delta2 > 0 else 1.0
+    proj = (U / np.sqrt(n * lam)).T @ (Bc @ diff)  # Vᵀ Δ
+    off2 = max(float(diff @ diff - proj @ proj), 0.0)
+    return float(np.sqrt(np.sum(proj**2 / ((1 - rho) * lam + rho * mu)) + off2 / (rho * mu)))
 
 
 def cov_error(A, B) -> float:
-    """Relative Frobenius error of A's covariance against B's."""
+    r"""Relative Frobenius error of A's covariance against B's.
+
+    When d exceeds the points, from the points' products: with centred :math:`A_c` (m rows) and
+    :math:`B_c` (n rows), :math:`\|C_A\|_F^2 = \|A_c A_c^\top\|_F^2 / m^2`,
+    :math:`\operatorname{tr}(C_A C_B) = \|A_c B_c^\top\|_F^2 / (m n)`, and
+    :math:`\|C_A - C_B\|_F^2 = \|C_A\|_F^2 + \|C_B\|_F^2 - 2 \operatorname{tr}(C_A C_B)`.
+    """
     d = B.shape[1]
-    ca = np.cov(A, rowvar=False, bias=True).reshape(d, d)
-    cb = np.cov(B, rowvar=False, bias=True).reshape(d, d)
-    return float(np.linalg.norm(ca - cb) / np.linalg.norm(cb))
+    if not _wide(A, B):
+        ca = np.cov(A, rowvar=False, bias=True).reshape(d, d)
+        cb = np.cov(B, rowvar=False, bias=True).reshape(d, d)
+        return float(np.linalg.norm(ca - cb) / np.linalg.norm(cb))
+    Ac, Bc = A - A.mean(axis=0), B - B.mean(axis=0)
+    m, n = A.shape[0], B.shape[0]
+    aa = np.sum((Ac @ Ac.T) ** 2) / m**2
+    bb = np.sum((Bc @ Bc.T) ** 2) / n**2
+    ab = np.sum((Ac @ Bc.T) ** 2) / (m * n)
+    return float(np.sqrt(max(aa + bb - 2 * ab, 0.0) / bb))
 
 
 def _sqdist(A, B):
@@ -153,7 +216,7 @@ def mmd2_rbf(A, B, bandwidth: float | None = None, random_state=0) -> float:
     A = _subsample(A, KERNEL_MAX, rng)
     B = _subsample(B, KERNEL_MAX, rng)
     if bandwidth is None:
-        pool = _subsample(np.concatenate([A, B]), 1000, rng)
+        pool = _subsample(np.concatenate([A, B]), MMD_POOL, rng)
         D = np.sqrt(_sqdist(pool, pool))
         bandwidth = float(np.median(D[np.triu_indices_from(D, k=1)]))
         bandwidth = bandwidth if bandwidth > 0 else 1.0
@@ -166,7 +229,7 @@ def mmd2_rbf(A, B, bandwidth: float | None = None, random_state=0) -> float:
                  - 2 * kab.mean())
 
 
-def kid(A, B, n_subsets: int = 100, subset_size: int = 1000, random_state=0) -> tuple[float, float]:
+def kid(A, B, n_subsets: int = 100, subset_size: int = KID_SUBSET, random_state=0) -> tuple[float, float]:
     r"""Kernel Inception Distance on given features: mean and std over random subsets.
 
     .. math:: k(x, y) = \left(\frac{x^\top y}{d} + 1\right)^3
@@ -331,18 +394,22 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0, seed
     model : Model, optional
         A fitted model; used instead of ``train`` (reuses its index and spacing).
     seeded_only : bool
-        Only the figures that depend on ``random_state``, for repeats over seeds: sliced W2, MMD², KID, and
-        precision … coverage when a set is larger than they take (10,000 points: then they subsample).
+        Only the figures that depend on ``random_state``, for repeats over seeds: sliced W2, KID (unless the
+        two sets have the same number of points, at most ``KID_SUBSET``), MMD² when
+        the sets hold more than ``MMD_POOL`` points together (its bandwidth's pool), and precision … coverage
+        when a set is larger than they take (10,000 points: then they subsample).
 
     Every figure but KID depends only on the sets' relative positions; KID of point clouds (d ≤ 3) is taken
     on the coordinates centred on the reference's mean so that it does too.
     """
-    from ..validation import check_points
+    from ..validation import check_points, check_spread
 
     A = check_points(samples, name="samples", min_points=2)
     B = check_points(reference, name="reference", min_points=2, dim=A.shape[1])
     if not np.ptp(B, axis=0).any():  # zero covariance: the relative and Mahalanobis errors would divide by 0
         raise MmsoldError(f"reference: all {B.shape[0]} points are identical; nothing to compare the samples against")
+    # too small a spread (1e-100) underflows the covariance's norm: the moment errors would read 0/0
+    check_spread(B, float(B.var(axis=0).max()), name="reference")
     if model is not None and train is not None:
         raise MmsoldError("give the training set as train= (points) or model= (a fitted Model), not both")
     if model is not None and not hasattr(model, "d_"):
@@ -359,12 +426,15 @@ def evaluate(samples, reference, *, train=None, model=None, random_state=0, seed
         if max(A.shape[0], B.shape[0]) <= EXACT_W2_MAX:
             out["w2"] = w2_exact(A, B)
     out["sliced_w2"] = sliced_w2(A, B, random_state=random_state)
-    out["mmd2"] = mmd2_rbf(A, B, random_state=random_state)
+    if not seeded_only or A.shape[0] + B.shape[0] > MMD_POOL:  # below, the bandwidth's pool is every point
+        out["mmd2"] = mmd2_rbf(A, B, random_state=random_state)
     if not seeded_only or max(A.shape[0], B.shape[0]) > NN_MAX:
         out["precision"], out["recall"] = precision_recall(A, B, random_state=random_state)
         out["density"], out["coverage"] = density_coverage(A, B, random_state=random_state)
     from ..defaults import LOW_DIM
 
+    if seeded_only and A.shape[0] == B.shape[0] <= KID_SUBSET:  # whole sets: no draw
+        return out
     if A.shape[1] <= LOW_DIM:
         # a point cloud's origin is arbitrary, and KID's polynomial kernel is not translation invariant: far
         # from the origin (a scan in projected coordinates, 4·10⁶ m out) its terms cancel in rounding and KID
