@@ -215,6 +215,10 @@ def _run(fn):
         sys.stderr.write("mmsold: terminated; no partial output left\n")
         raise typer.Exit(143) from None
     except MemoryError:
+        if _STATE["debug"]:  # where the allocation failed
+            import traceback
+
+            traceback.print_exc()
         _fail("out of memory; lower the number of points (or --batch-size, where the command has it)", 1)
     except BrokenPipeError:  # stdout's reader has gone (`mmsold ... --json | head`)
         _silence_stdout()

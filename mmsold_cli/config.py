@@ -27,6 +27,10 @@ INITS = ("data", "gaussian", "moments", "gmm")
 TARGET_COVS = ("data", "blurred")
 #: The least noise level t, relative to the data's scale √(tr Σ / d): far below it t² is lost against the data.
 T_MIN = 1e-9
+#: The largest, likewise: far above it the particles are noise, and t⁴ overflows for data near MAX_ABS.
+T_MAX = 1e9
+#: The most steps a run takes: its schedule holds one float per step (80 MB here).
+STEPS_MAX = 10_000_000
 #: Integrators of the Langevin samplers (σ-CFDM integrates by Euler).
 INTEGRATOR_NAMES = ("lm", "em", "ams", "ams-tc", "euler")
 
@@ -50,13 +54,13 @@ class _Sampler:
 
 
 class _Int:
-    """An integer ≥ low (any integer for low None)."""
+    """An integer ≥ low (any integer for low None), ≤ high if given."""
 
-    def __init__(self, low):
-        self.low = low
+    def __init__(self, low, high=None):
+        self.low, self.high = low, high
 
     def check(self, value, name):
-        return check_int(value, name, low=self.low)
+        return check_int(value, name, low=self.low, high=self.high)
 
 
 class _Real:
@@ -83,7 +87,7 @@ class _OpenUnit:
 #: bounds (K ≤ n, L ≤ n − K, P > d) are checked in :meth:`SampleConfig.resolve`.
 CONSTRAINTS = {
     "sampler": ("sampler", _Sampler()),
-    "steps": ("steps", _Int(1)),
+    "steps": ("steps", _Int(1, STEPS_MAX)),
     "eta": ("step factor eta", _Real()),
     "t": ("noise t", _Real()),
     "sigma": ("smoothing sigma", _Real(allow_zero=True)),
@@ -144,6 +148,10 @@ class SampleConfig:
         n_train, d = model.n_, model.d_
         sampler = o.get("sampler", "mmsold")
         cf = sampler == "cfdm"
+        scale = float(np.sqrt(np.trace(model.covariance_) / d))
+        if o.get("sigma", 0.0) > T_MAX * scale:  # a smoothing length, bounded as t is
+            raise MmsoldError(f"smoothing sigma must be ≤ {T_MAX * scale:.3g} ({T_MAX:g} × the data's scale "
+                              f"{scale:.3g}), got {o['sigma']!r}")
         if cf:
             if "t" in o:
                 raise MmsoldError(f"noise t does not apply to cfdm (it starts at start_time T), got t = {o['t']!r}")
@@ -167,10 +175,12 @@ class SampleConfig:
                 raise MmsoldError(f"integrator must be one of lm, em, ams, ams-tc for {sampler}, got 'euler'")
             T = None
             t = o.get("t", defaults.noise_level(model))
-            scale = float(np.sqrt(np.trace(model.covariance_) / d))
             if t < T_MIN * scale:  # t² then underflows against the data, and the score's 1/t² overflows
                 raise MmsoldError(f"noise t must be ≥ {T_MIN * scale:.3g} ({T_MIN:g} × the data's scale {scale:.3g}), "
                                   f"got {t!r}")
+            if t > T_MAX * scale:
+                raise MmsoldError(f"noise t must be ≤ {T_MAX * scale:.3g} ({T_MAX:g} × the data's scale "
+                                  f"{scale:.3g}), got {t!r}")
             steps = o.get("steps", defaults.STEPS)
             sigma = o.get("sigma", defaults.smoothing(model, t))
             M = o.get("M", defaults.DRAWS)

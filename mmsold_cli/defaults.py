@@ -86,6 +86,7 @@ __all__ = [
     "WIDE_WALK_WIDTH",
     "walk_width",
     "smallest_draw",
+    "draw_count",
     "CFDM_SIGMA_FACTOR",
     "CFDM_START_FACTOR",
     "CFDM_LAST_BLUR",
@@ -224,6 +225,26 @@ def smallest_draw(d: int) -> int:
     """Samples MM-SOLD draws when fewer are asked for, keeping the first: one ensemble of 2d + 2 particles (an
     ensemble needs more particles than dimensions to hold the moments)."""
     return 2 * int(d) + 2
+
+
+def draw_count(k: int, d: int, sampler: str | None = None, *, what: str | None = "samples") -> int:
+    """Samples to draw for k samples in d dimensions: k, or with MM-SOLD (``sampler`` None or "mmsold") and
+    k ≤ d, :func:`smallest_draw`'s one ensemble, of which the first k are kept.
+
+    More than d samples are one ensemble of their own, which holds the mean and covariance exactly; d or fewer
+    cannot hold a d-D covariance, and a warning says so (``what`` names them in it; None: no warning)."""
+    k = int(k)
+    if k > d or sampler not in (None, "mmsold"):
+        return k
+    if what is None:
+        return smallest_draw(d)
+    import warnings
+
+    from .errors import MmsoldWarning
+
+    warnings.warn(f"{what}: {k} asked for, and {d} or fewer cannot hold the mean and covariance of {d}-D data; they "
+                  f"are the first {k} of one ensemble of {smallest_draw(d)}", MmsoldWarning, stacklevel=2)
+    return smallest_draw(d)
 
 
 def walk_width(n: int) -> int:

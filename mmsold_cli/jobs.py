@@ -230,6 +230,7 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
         return _sample_sharded_job(model_path, output, n, seed=seed, label=label, per_class=per_class, plot=plot,
                                    overwrite=overwrite, progress=progress, dask=dask, options=options)
 
+    from .defaults import draw_count
     from .io.arrays import (
         STREAM_EXTENSIONS,
         PointWriter,
@@ -238,7 +239,7 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
         save_points,
     )
     from .io.model_file import load_class_models, load_model
-    from .io.room import check_not_inputs, check_room
+    from .io.room import check_distinct_outputs, check_not_inputs, check_room
     from .sampling import resolve_settings, sample
     from .workflows import labelled, latent
     from .workflows import whiten as wh
@@ -270,12 +271,24 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
     if labelled_out:
         extra_paths.append(output.with_name(output.stem + ".labels.npy"))
     check_not_inputs(extra_paths, [model_path])
+    check_distinct_outputs([output, diag_path, plot, *extra_paths],
+                           hint=" (a model with a PCA basis also writes its samples' image grid to OUTPUT.png)"
+                           if basis is not None else "")
     for p in extra_paths:
         check_output_path(p, overwrite=overwrite)
+    # d or fewer samples cannot hold the moments: the first n of one ensemble (draw_count; per class, the
+    # warning comes from sample_classes, one per class)
+    count = check_int(n if per_class is None else per_class, "number of samples n" if per_class is None
+                      else "samples per class", low=1)
+    draw = draw_count(count, model.d_, options.get("sampler"), what=None if per_class is not None else "samples")
+
+    def drawn(k):  # the settings say what was kept and what was drawn
+        return {"n": k, "drawn": draw} if draw != k else {}
     for m in models.values():
-        resolve_settings(m, per_class if per_class is not None else n, **options)  # bad options: before any work
+        resolve_settings(m, draw, **options)  # bad options: before any work
     # streamed to the file batch by batch unless something below needs them all in memory
-    stream = basis is None and plot is None and not labelled_out and output.suffix.lower() in STREAM_EXTENSIONS
+    stream = (basis is None and plot is None and not labelled_out and output.suffix.lower() in STREAM_EXTENSIONS
+              and draw == n)
     check_room(output, n, model.d_, in_memory=not stream)
     if basis is not None:  # the decoded images, float32 per pixel
         check_room(extra_paths[0], n, max(1, basis.components.shape[1] // 2), in_memory=True)
@@ -289,7 +302,8 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
             # each class's model sets its own t, σ, search …: the settings per class, the run's options above them
             given = {k: v for k, v in options.items() if v is not None}
             diag = {"settings": {"model": str(model_path), "per_class": per_class, "random_state": seed, **given},
-                    "classes": {str(c): {"settings": r.settings, **r.diagnostics} for c, r in results.items()}}
+                    "classes": {str(c): {"settings": dict(r.settings, **drawn(per_class)), **r.diagnostics}
+                                for c, r in results.items()}}
             Z = back(Z)
         else:
             if stream:
@@ -297,10 +311,10 @@ def sample_job(model_path, output, n: int | None = None, *, seed=None, label=Non
                     res = sample(model, n, random_state=seed, progress=progress,
                                  out=_Mapped(writer, back, (n, model.d_)), **options)
             else:
-                res = sample(model, n, random_state=seed, progress=progress, **options)
-            Z = None if stream else back(res.samples)
+                res = sample(model, draw, random_state=seed, progress=progress, **options)
+            Z = None if stream else back(res.samples[:n])
             y = None if label is None else np.full(n, label)
-            diag = {"settings": dict(res.settings, model=str(model_path), label=label), **res.diagnostics}
+            diag = {"settings": dict(res.settings, model=str(model_path), label=label, **drawn(n)), **res.diagnostics}
         if Z is not None:
             save_points(tmp_out, Z, fmt=output.suffix)
         tmp_diag.write_text(json.dumps(diag, indent=1, default=str))
@@ -543,6 +557,9 @@ def classify_job(model_path, data, output, *, labels=None, seed: int = 0, overwr
     from .estimators import MMSOLDClassifier
 
     models = load_class_models(model_path)
+    if len(models) < 2:
+        raise MmsoldError(f"{model_path}: holds one class ({', '.join(map(str, models))}); classifying needs two "
+                          "or more")
     first = next(iter(models.values()))
     X = latent.read_model_points(data, latent.from_extras(first.extras_) if latent.has_basis(first) else None)
     if wh.has_whitening(first):  # the class models hold whitened points: the points to classify join them there

@@ -31,7 +31,7 @@ import numpy as np
 
 from .defaults import FLAT, GRAPH_K, SUPPORT_ABOVE
 from .errors import MmsoldError, MmsoldWarning
-from .neighbors.indexes import INDEX_KINDS, build_index, choose_index, knn_graph
+from .neighbors.indexes import build_index, check_index, choose_index, knn_graph
 from .validation import check_points, check_spread
 
 __all__ = ["Model", "fit_moments"]
@@ -180,12 +180,11 @@ class Model:
         -------
         self : Model
         """
-        if self.index not in INDEX_KINDS:
-            raise MmsoldError(f"index must be one of {', '.join(INDEX_KINDS)}, got {self.index!r}")
         X = check_points(X, name=name, min_points=2)
         n, d = X.shape
         if n < d + 1:
             raise MmsoldError(f"{name}: expected at least d + 1 = {d + 1} points for {d}-D data, got {n}")
+        check_index(self.index, d)  # before the moments' warnings: one line for one bad option
         self.X_ = X
         if moments is not None:
             mean, cov = (np.asarray(v, dtype=np.float64) for v in moments)

@@ -349,11 +349,13 @@ def test_reference_dimension_differs_from_samples(tmp_path):
         (["-n", "10", "-P", "3"], ["ensemble size P (more particles than the dimension 3) must be ≥ 4, got 3"]),
         (["-n", "10", "-K", "301"], ["neighbours K must be ≤ the 300 training points, got 301"]),
         (["-n", "10", "-M", "0"], ["draws M must be ≥ 1"]),
-        (["-n", "3"], ["more samples than dimensions", "n = 3"]),
         (["-n", "10", "--sampler", "magic"], ["sampler must be one of", "'magic'"]),
         (["-n", "10", "-P", "0"], ["ensemble size P (more particles than the dimension 3) must be ≥ 4, got 0"]),
         (["-n", "10", "--seed", "-1"], ["seed must be a non-negative integer, got -1"]),
         (["-n", "10", "--t", "1e-160"], ["noise t must be ≥", "× the data's scale", "got 1e-160"]),
+        (["-n", "10", "--t", "1e160"], ["noise t must be ≤", "(1e+09 × the data's scale", "got 1e+160"]),
+        (["-n", "10", "--sigma", "1e160"], ["smoothing sigma must be ≤", "got 1e+160"]),
+        (["-n", "10", "--steps", "100000000000"], ["steps must be ≤ 10000000, got 100000000000"]),
         (["-n", "10", "--sampler", "cfdm", "--target-cov", "blurred"], ["target_cov must be data for cfdm",
                                                                         "'blurred'"]),
         (["-n", "10", "--class", "foo"], ["holds one model, not one per class", "'foo'"]),
@@ -439,11 +441,38 @@ def test_images_with_nan_name_the_image(tmp_path):
                    "1 of 20 images contain NaN or infinity (first: image 7)", outputs=[tmp_path / "m.h5"])
 
 
+def test_plot_at_the_image_grids_path_is_refused(tmp_path):
+    """`sample -o codes.npy --plot codes.png` of a PCA model: the plot replaced the decoded images' grid
+    (codes.png), silently."""
+    np.save(tmp_path / "im.npy", RNG.random((60, 6, 6)))
+    assert invoke("fit-moments", tmp_path / "im.npy", "--pca", 4, "-o", tmp_path / "m.h5").exit_code == 0
+    out = tmp_path / "codes.npy"
+    assert_refused(invoke("sample", tmp_path / "m.h5", "-n", 20, "-o", out, "--plot", tmp_path / "codes.png"),
+                   "codes.png: two outputs of this run would be written to this one file",
+                   outputs=[out, tmp_path / "codes.png", tmp_path / "codes.images.npy"])
+
+
+def test_a_grid_index_of_12_dimensional_data_is_one_line(tmp_path):
+    """The option's refusal came after the data's singular-covariance warning: two lines for one bad option."""
+    X = RNG.standard_normal((300, 12))
+    X[:, 3] = 1.0
+    np.save(tmp_path / "x.npy", X)
+    assert_refused(invoke("fit-moments", tmp_path / "x.npy", "--index", "grid", "-o", tmp_path / "m.h5"),
+                   "index grid needs dimension ≤ 3, got 12", outputs=[tmp_path / "m.h5"])
+
+
 def test_a_reference_of_one_repeated_point_is_refused(tmp_path):
     np.save(tmp_path / "s.npy", X3[:50])
     np.save(tmp_path / "r.npy", np.ones((5, 3)))
     assert_refused(invoke("evaluate", tmp_path / "s.npy", tmp_path / "r.npy", "--json"),
                    "reference: all 5 points are identical")
+
+
+def test_a_reference_spread_too_small_for_its_moments_is_refused(tmp_path):
+    np.save(tmp_path / "s.npy", 1e-100 * X3[:50])
+    np.save(tmp_path / "r.npy", 1e-100 * X3[50:120])  # its covariance's norm would underflow: 0/0 errors
+    assert_refused(invoke("evaluate", tmp_path / "s.npy", tmp_path / "r.npy", "--json"),
+                   "reference: the points spread by")
 
 
 def test_json_has_no_infinity():

@@ -109,6 +109,24 @@ def test_classify_refuses_unknown_labels_before_writing(labelled):
     assert not out.exists()
 
 
+def test_classify_refuses_a_one_class_model_and_reads_text_labels(labelled):
+    """A one-class model file was an internal error (exit 1); integer labels in a text file were read as the
+    names '0', '1', '2' and reported as "not classes of the model (0, 1, 2)"."""
+    pytest.importorskip("sklearn")
+    folder, X, y = labelled
+    np.save(folder / "X0.npy", X[y == 0])
+    np.save(folder / "y0.npy", y[y == 0])
+    invoke("fit-moments", folder / "X0.npy", "--labels", folder / "y0.npy", "-o", folder / "one.h5")
+    out = folder / "never.npy"
+    res = CliRunner().invoke(app, ["classify", str(folder / "one.h5"), str(folder / "X.npy"), "-o", str(out)])
+    assert res.exit_code == 2 and "one.h5: holds one class (0); classifying needs two or more" in res.stderr
+    assert not out.exists()
+    (folder / "y.txt").write_text("".join(f"{v}\n" for v in y))
+    res = invoke("classify", folder / "cls.h5", folder / "X.npy", "--labels", folder / "y.txt", "-o",
+                 folder / "pred_txt.npy", "--json")
+    assert json.loads(res.stdout)["accuracy"] > 0.9
+
+
 def test_evaluate_takes_a_per_class_model_as_its_training_set(labelled):
     folder, X, y = labelled
     res = invoke("evaluate", folder / "X.npy", folder / "X.npy", "--train", folder / "cls.h5", "--json")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..errors import MmsoldError
 
-__all__ = ["same_file", "check_not_inputs", "available_memory", "free_disk", "human_bytes", "output_bytes",
-           "check_room", "TEXT_BYTES_PER_VALUE"]
+__all__ = ["same_file", "check_not_inputs", "check_distinct_outputs", "available_memory", "free_disk", "human_bytes",
+           "output_bytes", "check_room", "TEXT_BYTES_PER_VALUE"]
 
 #: Bytes a text output takes per coordinate at most: ``%.18e`` is 24 characters for a finite float64
 #: (sign, 19 digits, point, ``e±dd``; three-digit exponents make 25), plus one separator.
@@ -56,6 +56,20 @@ def check_not_inputs(outputs, inputs) -> None:
             if same_file(out, inp):
                 raise MmsoldError(f"{out}: this output is the input {inp} (the same file); expected an output "
                                   f"path that is none of the command's inputs")
+
+
+def check_distinct_outputs(outputs, hint: str = "") -> None:
+    """Refuse two outputs of one run at the same path (None entries ignored): one would replace the other.
+    ``hint``: which outputs the run writes, for the message."""
+    seen = set()
+    for out in outputs:
+        if out is None:
+            continue
+        key = os.path.abspath(out)
+        if key in seen:
+            raise MmsoldError(f"{out}: two outputs of this run would be written to this one file{hint}; expected a "
+                              "different name")
+        seen.add(key)
 
 
 def available_memory() -> int:

@@ -33,8 +33,8 @@ import numpy as np
 
 from ..errors import MmsoldError
 
-__all__ = ["INDEX_KINDS", "choose_index", "build_index", "knn_graph", "KDTreeIndex", "BruteIndex", "NNDescentIndex",
-           "IVFIndex", "GridIndex", "GRID_MAX_DIM", "have_faiss"]
+__all__ = ["INDEX_KINDS", "check_index", "choose_index", "build_index", "knn_graph", "KDTreeIndex", "BruteIndex",
+           "NNDescentIndex", "IVFIndex", "GridIndex", "GRID_MAX_DIM", "have_faiss"]
 
 INDEX_KINDS = ("auto", "kdtree", "brute", "nndescent", "grid", "ivf")
 
@@ -468,11 +468,18 @@ class IVFIndex:
         return np.take_along_axis(d2, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
+def check_index(kind: str, d: int) -> None:
+    """Refuse an index kind that is unknown or cannot serve d-D points."""
+    if kind not in INDEX_KINDS:
+        raise MmsoldError(f"index must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+    if kind == "grid" and d > GRID_MAX_DIM:
+        raise MmsoldError(f"index grid needs dimension ≤ {GRID_MAX_DIM}, got {d}")
+
+
 def build_index(X: np.ndarray, kind: str = "auto", graph: np.ndarray | None = None, lists: tuple | None = None):
     """Build the search structure ``kind`` over training points X of shape (n, d) (``graph``: the training points'
     k-NN graph, which an ``nndescent`` index starts from; ``lists``: an ``ivf`` index's, see :class:`IVFIndex`)."""
-    if kind not in INDEX_KINDS:
-        raise MmsoldError(f"index must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+    check_index(kind, X.shape[1])
     if kind == "auto":
         kind = choose_index(*X.shape)
     if kind == "kdtree":
@@ -480,8 +487,6 @@ def build_index(X: np.ndarray, kind: str = "auto", graph: np.ndarray | None = No
     if kind == "brute":
         return BruteIndex(X)
     if kind == "grid":
-        if X.shape[1] > GRID_MAX_DIM:
-            raise MmsoldError(f"index grid needs dimension ≤ {GRID_MAX_DIM}, got {X.shape[1]}")
         return GridIndex(X)
     if kind == "ivf":
         return IVFIndex(X, lists=lists)

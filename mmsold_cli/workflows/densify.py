@@ -810,6 +810,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     """
     import functools
 
+    from ..defaults import draw_count
     from ..metrics.surface import distinct_rows
     from ..model import fit_moments
     from ..samplers import schedules
@@ -891,6 +892,8 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
     if reject >= 1:
         raise MmsoldError(f"reject must be in [0, 1), got {reject!r}")
     n_draw = int(np.ceil(n / (1.0 - reject))) if denoise == "mls" else n
+    # too few for an ensemble: the first n of one (projected on the surface, they need not hold the moments)
+    n_draw = draw_count(n_draw, X.shape[1], sampler, what=None)
     radius = MLS_RADIUS * spacing if mls_radius is None else check_positive(mls_radius, "mls_radius")
     mls_neighbours = check_int(mls_neighbours, "MLS neighbours", low=6)
     mls_iters = check_int(mls_iters, "MLS iterations", low=1)
@@ -910,7 +913,7 @@ def densify(X, n: int | None = None, *, factor: float = FACTOR, denoise: str = "
                  t=t, sigma=sigma, steps=steps, **sample_options)
     t1 = time.perf_counter()
     settings.update(t=res.settings.get("t"), sigma=res.settings.get("sigma"))
-    Z = res.samples
+    Z = res.samples if denoise == "mls" else res.samples[:n]  # MLS keeps the n most trusted
     support = model.X_ if surface is None else surface
     if denoise == "mls":
         grid = mls_grid(support, radius, mls_neighbours) if len(Z) >= MLS_NUMBA_POINTS else None
@@ -1000,8 +1003,9 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
 
     Parameters
     ----------
-    cloud : PointCloud
-        Positions and per-point attributes (LAS dimensions, PLY properties).
+    cloud : PointCloud or array of shape (n_in, 3)
+        Positions and per-point attributes (LAS dimensions, PLY properties);
+        an array is a cloud of positions only.
     n : int, optional
         New points; default ``round(factor × len(cloud))``.  With tiles the
         count is ``Σ round(factor × core points)`` (``n`` sets the factor), or with
@@ -1021,7 +1025,7 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     keep_input : bool
         Output the input points first, then the new ones.
     project_input : bool
-        With ``keep_input``, move the input points onto the MLS surface the
+        Output the input points first (implies ``keep_input``), moved onto the MLS surface the
         new points were projected on (:func:`project_on_support`: after the
         noise stage, the denoised one; with tiles, each tile's); otherwise
         they are kept exactly as read.
@@ -1062,12 +1066,15 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     """
     from scipy.spatial import cKDTree
 
-    from ..io.cloud import concat_clouds
+    from ..io.cloud import PointCloud, concat_clouds
     from . import tiles as tl
     from .attributes import transfer_attributes
     from .normals import estimate_normals, normals_for, orient_normals, orientation, scan_viewpoints
 
+    if not isinstance(cloud, PointCloud):
+        cloud = PointCloud(check_points(cloud, name="input points", dim=3, min_points=7))
     X = check_points(cloud.positions, name="input points", dim=3, min_points=7)
+    keep_input = bool(keep_input or project_input)
     if normals is not None and normals is not False:
         normals = orientation(normals)  # one form from here on: "mst", "up", "scanner" or a tuple
     scanners = None

@@ -33,11 +33,24 @@ def split_label_column(X: np.ndarray, spec: str):
 
 
 def read_labels(spec, n: int) -> np.ndarray:
-    """Labels of n points from a file (.npy, .txt, .csv: one label a row; integers or strings)."""
+    """Labels of n points from a file (.npy, .txt, .csv: one label a row; integers or strings).
+
+    A text file's labels are numbers when every one reads as a number (so ``3`` there is the class 3 of a
+    ``.npy`` file), names otherwise; a text file of n + 1 rows starts with a header, which is skipped.
+    """
     from ..io.arrays import read_array
 
-    y = np.asarray(read_array(spec)).reshape(-1) if not str(spec).endswith((".txt", ".csv")) else \
-        np.loadtxt(spec, dtype=str, delimiter=",", ndmin=1)
+    if not str(spec).lower().endswith((".txt", ".csv")):
+        return check_labels(np.asarray(read_array(spec)).reshape(-1), n, name=f"{spec}: labels")
+    y = np.char.strip(np.loadtxt(spec, dtype=str, delimiter=",", ndmin=1))
+    if y.shape[0] == n + 1:
+        y = y[1:]
+    for kind in (np.int64, np.float64):
+        try:
+            y = y.astype(kind)
+            break
+        except ValueError:
+            pass
     return check_labels(y, n, name=f"{spec}: labels")
 
 
@@ -46,6 +59,11 @@ def check_labels(y, n: int, name: str = "labels") -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise MmsoldError(f"{name}: expected {n} labels, one per point (a 1-D array), got shape {y.shape}")
+    if y.dtype.kind == "S":  # names as bytes: the same names as text (model files store them as text)
+        try:
+            y = np.char.decode(y, "utf-8")
+        except UnicodeDecodeError as e:
+            raise MmsoldError(f"{name}: byte-string labels that are not UTF-8 ({e.reason} at byte {e.start})") from None
     if y.dtype.kind in "fc":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
             raise MmsoldError(f"{name} must be integers or names, got non-integer numbers")
@@ -86,7 +104,7 @@ def class_seed(seed, i: int):
 
 def sample_classes(models: dict, counts: dict, *, seed=None, **options):
     """``counts[c]`` samples of each class's model: (points, labels, per-class SampleResult)."""
-    from ..defaults import smallest_draw
+    from ..defaults import draw_count
     from ..sampling import sample
 
     points, labels, results = [], [], {}
@@ -94,9 +112,7 @@ def sample_classes(models: dict, counts: dict, *, seed=None, **options):
         k = int(counts[c])
         if k == 0:
             continue
-        draw = k
-        if k <= model.d_ and options.get("sampler") in (None, "mmsold"):
-            draw = smallest_draw(model.d_)  # too few for an ensemble: the first k of one
+        draw = draw_count(k, model.d_, options.get("sampler"), what=f"samples of class {c!r}")
         res = sample(model, draw, random_state=class_seed(seed, i), **options)
         results[c] = res
         points.append(res.samples[:k])
