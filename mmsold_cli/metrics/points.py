@@ -63,9 +63,9 @@ NN_MAX = 10_000
 
 
 def _wide(A, B) -> bool:
-    """More dimensions than points in the two sets together: the moments' errors are then taken from the
-    points' products (sizes (m + n)²) instead of the d × d covariances, which would be larger than the data
-    (a 20,000-D set of 200 points: 3.2 GB each, and a d³ solve of hours)."""
+    """More dimensions than points in the two sets together: :func:`cov_error` then works on the points'
+    products (sizes (m + n)²) instead of the d × d covariances, which would be larger than the data (a
+    20,000-D set of 200 points: 3.2 GB each).  :func:`mean_error` switches where B alone has n ≤ d."""
     return B.shape[1] > A.shape[0] + B.shape[0]
 
 
