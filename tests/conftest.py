@@ -16,6 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MMSOLD_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SAMPLE_DATA = ROOT / "sample_data"
 
+# Child processes import this checkout's mmsold_cli, as the test process does: one started in another folder (a
+# script in tmp_path, `-m mmsold_cli.cli` with cwd=tmp_path) imported the installed copy, whose kernels numba caches
+# under that copy's own path, so a fresh run compiled every kernel a second time (the README's test command installs
+# the package, then runs the suite in the checkout).
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The warm-up test first: it compiles every kernel into the numba cache the rest of the suite then loads
+    from (tests/test_warmup.py), instead of compiling them again in a cache of its own."""
+    items.sort(key=lambda item: item.path.name != "test_warmup.py")  # a stable sort: the rest keep their order
+
 
 @pytest.fixture
 def rng():
