@@ -96,13 +96,17 @@ def test_reload_samples_the_same_bytes_above_three_dimensions(tmp_path):
 
 
 def test_nndescent_index_answers_the_same_after_reload(tmp_path):
-    """pynndescent's index is rebuilt on load from the stored graph; the fit builds it the same way, so a reloaded
+    """pynndescent's index is rebuilt from the stored graph; the fit builds it the same way, so a reloaded
     model's index queries (search="index", σ-CFDM) give the fit's answers."""
+    from mmsold_cli import sample
+
     pytest.importorskip("pynndescent")
     rng = np.random.default_rng(1)
     X = rng.standard_normal((3000, 12)) @ rng.standard_normal((12, 12))
     m = fit_moments(X, index="nndescent")
     m2 = Model.load(m.save(tmp_path / "m.h5"))
+    # built by its first query: loading and a run of the walk search build none (each took most of a minute)
+    assert sample(m2, 300, random_state=0, steps=3).settings["search"] == "walk" and m2.index_._nnd is None
     Q = X[:200] + 0.3 * rng.standard_normal((200, 12))
     (d1, i1), (d2, i2) = m.index_.query(Q, 16), m2.index_.query(Q, 16)
     assert np.array_equal(i1, i2) and np.array_equal(d1, d2)

@@ -24,7 +24,8 @@ Three exact-or-approximate backends behind one interface,
 
 The model file stores no index object (no pickle): a k-d tree is rebuilt on
 load in milliseconds, brute force needs nothing, and pynndescent is rebuilt
-from the stored training k-NN graph (``init_graph``), skipping the descent.
+from the stored training k-NN graph (``init_graph``), skipping the descent,
+by the first query (as faiss's lists are): a run of the walk search needs none.
 """
 
 from __future__ import annotations
@@ -339,20 +340,33 @@ class GridIndex:
 
 
 class NNDescentIndex:
-    """Approximate search with pynndescent (imported lazily: it is slow to import)."""
+    """Approximate search with pynndescent, built by the first query.
+
+    pynndescent is slow to import and compiles its search for each index it builds: a model loaded with this
+    index spent most of a minute on it before sampling, where the walk search (the latent sets' default) never
+    queries the index.  ``graph``: the k-NN graph the index starts from (the fit's and a reload's, so both answer
+    alike).
+    """
 
     kind = "nndescent"
 
     def __init__(self, X: np.ndarray, graph: np.ndarray | None = None, random_state: int = 0):
-        from pynndescent import NNDescent
-
         self.X = X
-        kw = {}
-        if graph is not None:
-            kw["init_graph"] = graph
-        self.nnd = NNDescent(X, n_neighbors=min(30, X.shape[0] - 1), random_state=random_state,
-                             low_memory=True, **kw)
-        self.nnd.prepare()
+        self._graph = graph
+        self._random_state = random_state
+        self._nnd = None
+
+    @property
+    def nnd(self):
+        if self._nnd is None:
+            from pynndescent import NNDescent
+
+            kw = {} if self._graph is None else {"init_graph": self._graph}
+            nnd = NNDescent(self.X, n_neighbors=min(30, self.X.shape[0] - 1), random_state=self._random_state,
+                            low_memory=True, **kw)
+            nnd.prepare()
+            self._nnd = nnd
+        return self._nnd
 
     def query(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from .brute_numba import candidate_sqdist
