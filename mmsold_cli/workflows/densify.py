@@ -1071,9 +1071,10 @@ def densify_cloud(cloud, n: int | None = None, *, factor: float = FACTOR, random
     from .attributes import transfer_attributes
     from .normals import estimate_normals, normals_for, orient_normals, orientation, scan_viewpoints
 
-    if not isinstance(cloud, PointCloud):
-        cloud = PointCloud(check_points(cloud, name="input points", dim=3, min_points=7))
-    X = check_points(cloud.positions, name="input points", dim=3, min_points=7)
+    given = isinstance(cloud, PointCloud)
+    X = check_points(cloud.positions if given else cloud, name="input points", dim=3, min_points=7)
+    if not given:  # an array: a cloud of positions only
+        cloud = PointCloud(X)
     keep_input = bool(keep_input or project_input)
     if normals is not None and normals is not False:
         normals = orientation(normals)  # one form from here on: "mst", "up", "scanner" or a tuple
